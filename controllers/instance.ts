@@ -1,0 +1,224 @@
+import type { Ec2Port, Instance, InstanceState } from '../src/cloud/ports.js';
+import { bootstrapSecretName } from '../src/provisioning/names.js';
+import { ownerTags, TAG, tagDrift } from '../src/provisioning/tags.js';
+import { TENANT_VOLUME_GB, workspaceResources } from '../src/provisioning/tiers.js';
+import { renderUserData } from '../src/provisioning/userdata.js';
+import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
+
+export const name = 'instance';
+
+/** The runtime name under which a tenant AMI / image can be pinned. */
+export const TENANT_RUNTIME = 'tenant';
+
+export interface DesiredInstance {
+  ownerId: string;
+  role: 'tenant' | 'workspace';
+  imageId: string;
+  instanceType: string;
+  volumeGb: number;
+  subnetId: string;
+  securityGroupId: string | undefined;
+  profile: string;
+  keyName: string | undefined;
+  tags: Record<string, string>;
+  userData: string;
+  powerState: 'running' | 'stopped';
+}
+
+export interface ObservedInstance {
+  instance: Instance;
+  /** Every non-terminated instance of the owner (more than one is a duplicate for the orphan scan). */
+  live: Instance[];
+}
+
+const GONE: InstanceState[] = ['terminated', 'shutting-down'];
+
+/**
+ * One EC2 instance per owner. Launches are idempotent through `ClientToken = <ownerId>-<launch
+ * generation>`, recorded before the call; an instance terminated out of band is replaced under
+ * the next launch generation.
+ */
+export function createInstanceController(deps: { ec2: Ec2Port }): Controller<DesiredInstance, ObservedInstance> {
+  return {
+    name,
+    kind: 'ec2_instance',
+    owners: ['org', 'workspace'],
+    dependsOn: [
+      { controller: 'securitygroup', scope: 'self', label: 'SecurityGroup' },
+      { controller: 'secrets', scope: 'org', label: 'Secret' },
+    ],
+    deleteAfter: [{ controller: 'instance', scope: 'workspaces', label: 'WorkspaceInstances' }],
+
+    desired: toDesired,
+
+    async observe(d, ctx): Promise<Observation<ObservedInstance>> {
+      const owner = { kind: d.role === 'tenant' ? ('org' as const) : ('workspace' as const), id: d.ownerId };
+      const all = await ctx.view.instances(owner, d.tags[TAG.orgId]!);
+      const consumed = all.filter((i) => GONE.includes(i.state)).map((i) => i.clientToken);
+      if (ctx.deleting) {
+        const remaining = all.filter((i) => i.state !== 'terminated');
+        if (remaining.length === 0) return absent();
+        return {
+          exists: true,
+          upToDate: false,
+          diff: ['deleting'],
+          externalIds: { instanceId: remaining[0]!.id },
+          resource: { instance: remaining[0]!, live: remaining },
+        };
+      }
+      const live = all.filter((i) => !GONE.includes(i.state));
+      const token = (ctx.status?.state as { token?: string } | undefined)?.token;
+      const instance = live.find((i) => i.clientToken === token) ?? live.sort(byLaunch)[0];
+      if (!instance) return { ...absent(), state: { consumedTokens: consumed.filter(Boolean) } };
+      const diff: string[] = [];
+      let progressing: string | undefined;
+      if (instance.instanceType !== d.instanceType) diff.push(`instanceType: ${instance.instanceType} → ${d.instanceType}`);
+      if (instance.state === 'pending' || instance.state === 'stopping') progressing = `instance is ${instance.state}`;
+      else if (d.powerState === 'running' && instance.state === 'stopped') diff.push('power: stopped → running');
+      else if (d.powerState === 'stopped' && instance.state === 'running') diff.push('power: running → stopped');
+      for (const k of tagDrift(d.tags, instance.tags)) diff.push(`tag ${k}`);
+      return {
+        exists: true,
+        // While it is changing state on its own, wait before acting on the power/type diff.
+        upToDate: diff.length === 0 || (progressing !== undefined && diff.every((x) => !x.startsWith('tag '))),
+        diff,
+        ...(progressing ? { progressing } : {}),
+        externalIds: { instanceId: instance.id },
+        readyCondition: {
+          reason: instance.state === 'stopped' ? 'Stopped' : 'Running',
+          message: `instance ${instance.state}`,
+        },
+        resource: { instance, live },
+      };
+    },
+
+    createToken(d, obs, previous) {
+      const consumed = (obs.state?.consumedTokens as string[] | undefined) ?? [];
+      if (!previous) return `${d.ownerId}-1`;
+      if (!consumed.includes(previous)) return previous; // same launch: replaying it is safe
+      const gen = Number(previous.slice(d.ownerId.length + 1)) || 1;
+      return `${d.ownerId}-${gen + 1}`;
+    },
+
+    async create(d, token) {
+      const instance = await deps.ec2.runInstance({
+        clientToken: token,
+        imageId: d.imageId,
+        instanceType: d.instanceType,
+        subnetId: d.subnetId,
+        securityGroupIds: d.securityGroupId ? [d.securityGroupId] : [],
+        iamInstanceProfileName: d.profile,
+        ...(d.keyName ? { keyName: d.keyName } : {}),
+        volumeSizeGb: d.volumeGb,
+        userData: d.userData,
+        tags: d.tags,
+      });
+      if (GONE.includes(instance.state)) {
+        // The token was consumed by an instance that is gone (no longer visible to describe):
+        // move to the next launch generation.
+        const gen = Number(token.slice(d.ownerId.length + 1)) || 1;
+        return { state: { token: `${d.ownerId}-${gen + 1}` }, details: { consumedToken: token } };
+      }
+      return {
+        externalIds: { instanceId: instance.id },
+        details: { instanceType: d.instanceType, imageId: d.imageId, volumeGb: d.volumeGb, clientToken: token },
+      };
+    },
+
+    async update(d, obs) {
+      const { instance } = obs.resource!;
+      const done: string[] = [];
+      if (tagDrift(d.tags, instance.tags).length > 0) {
+        await deps.ec2.tagResources([instance.id], d.tags);
+        done.push('tags');
+      }
+      const typeWrong = instance.instanceType !== d.instanceType;
+      if (instance.state === 'running' && (typeWrong || d.powerState === 'stopped')) {
+        // A type change needs a stop first; the next pass modifies and starts.
+        await deps.ec2.stopInstance(instance.id);
+        done.push('stop');
+      } else if (instance.state === 'stopped') {
+        if (typeWrong) {
+          await deps.ec2.modifyInstanceType(instance.id, d.instanceType);
+          done.push('modify type');
+        }
+        if (d.powerState === 'running') {
+          await deps.ec2.startInstance(instance.id);
+          done.push('start');
+        }
+      }
+      return { details: { done, instanceId: instance.id } };
+    },
+
+    async delete(_d, obs) {
+      const { live } = obs.resource!;
+      for (const i of live) if (!GONE.includes(i.state)) await deps.ec2.terminateInstance(i.id);
+      return { gone: live.every((i) => i.state === 'terminated'), details: { terminated: live.map((i) => i.id) } };
+    },
+  };
+}
+
+function toDesired(input: DesiredInput): DesiredInstance {
+  const { config, org, workspace, pins } = input;
+  const env = config.MOLECULE_ENV;
+  const secretName = bootstrapSecretName(env, org.id);
+  const securityGroupId = input.self.securitygroup?.externalIds.groupId ?? config.EC2_SECURITY_GROUP;
+  const orgImage = org.isCanary ? (config.CANARY_TENANT_IMAGE ?? config.TENANT_IMAGE) : config.TENANT_IMAGE;
+  if (!workspace) {
+    const tunnelId = input.self.tunnel?.externalIds.tunnelId;
+    const instanceName = `molecule-${env}-tenant-${org.slug}`;
+    const tags = {
+      ...ownerTags({ env, orgId: org.id, orgSlug: org.slug, name: instanceName }),
+      ...(securityGroupId ? { [TAG.sgId]: securityGroupId } : {}),
+      ...(tunnelId ? { [TAG.tunnelId]: tunnelId } : {}),
+    };
+    const image = pins.image(TENANT_RUNTIME) ?? orgImage;
+    return {
+      ownerId: org.id,
+      role: 'tenant',
+      imageId: pins.ami(TENANT_RUNTIME, config.AWS_REGION) ?? config.EC2_AMI,
+      instanceType: config.EC2_INSTANCE_TYPE,
+      volumeGb: TENANT_VOLUME_GB,
+      subnetId: config.EC2_SUBNET_ID ?? '',
+      securityGroupId,
+      profile: config.EC2_TENANT_IAM_PROFILE ?? '',
+      keyName: config.EC2_KEY_NAME,
+      tags,
+      userData: renderUserData({ role: 'tenant', env, region: config.AWS_REGION, orgId: org.id, image, secretName, cpBaseUrl: config.CP_BASE_URL }),
+      powerState: org.powerState,
+    };
+  }
+  const size = workspaceResources(workspace.tier, workspace.runtime);
+  const instanceName = `molecule-${env}-ws-${workspace.id.slice(0, 12)}`;
+  const image = pins.image(workspace.runtime) ?? orgImage;
+  return {
+    ownerId: workspace.id,
+    role: 'workspace',
+    imageId: pins.ami(workspace.runtime, config.AWS_REGION) ?? config.EC2_AMI,
+    instanceType: size.instanceType,
+    volumeGb: size.volumeGb,
+    subnetId: config.EC2_SUBNET_ID ?? '',
+    securityGroupId,
+    profile: config.EC2_TENANT_IAM_PROFILE ?? '',
+    keyName: config.EC2_KEY_NAME,
+    tags: {
+      ...ownerTags({ env, orgId: org.id, orgSlug: org.slug, name: instanceName, workspace: { id: workspace.id, runtime: workspace.runtime } }),
+      ...(securityGroupId ? { [TAG.sgId]: securityGroupId } : {}),
+    },
+    userData: renderUserData({
+      role: 'workspace',
+      env,
+      region: config.AWS_REGION,
+      orgId: org.id,
+      workspaceId: workspace.id,
+      runtime: workspace.runtime,
+      image,
+      secretName,
+      cpBaseUrl: config.CP_BASE_URL,
+    }),
+    // A stopped tenant stops its workspaces too.
+    powerState: org.powerState === 'stopped' ? 'stopped' : workspace.powerState,
+  };
+}
+
+const byLaunch = (a: Instance, b: Instance) => (a.launchTime?.getTime() ?? 0) - (b.launchTime?.getTime() ?? 0);

@@ -1,0 +1,258 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { SecretSummary, SecretsPort, TunnelPort } from '../src/cloud/ports.js';
+import { bootstrapSecretName } from '../src/provisioning/names.js';
+import { ownerTags, tagDrift } from '../src/provisioning/tags.js';
+import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
+import { errorCodeOf, isConflict } from '../src/runtime/errors.js';
+
+export const name = 'secrets';
+
+/** Keys of the bootstrap bundle the tenant fetches at boot with its instance profile. */
+export const BUNDLE_KEYS = [
+  'orgId',
+  'orgSlug',
+  'dbPassword',
+  'adminToken',
+  'tunnelToken',
+  'provisionSharedSecret',
+  'ghcrPullToken',
+  'cpBaseUrl',
+] as const;
+export type Bundle = Record<(typeof BUNDLE_KEYS)[number], string>;
+
+/** Generated once per tenant and never silently rotated. */
+const GENERATED = ['dbPassword', 'adminToken'] as const;
+
+export interface DesiredSecret {
+  name: string;
+  orgId: string;
+  orgSlug: string;
+  tunnelId: string | undefined;
+  tags: Record<string, string>;
+  provisionSharedSecret: string;
+  ghcrPullToken: string;
+  cpBaseUrl: string;
+  recoveryDays: number;
+  /** Fingerprint of the inputs that are not generated: a change means the bundle must be rewritten. */
+  fingerprint: string;
+}
+
+export interface ObservedSecret {
+  summary: SecretSummary;
+  /** Read only when the version changed since it was last verified; held in memory, never stored. */
+  bundle: Partial<Bundle> | undefined;
+  tunnelToken: string | undefined;
+}
+
+interface SecretState {
+  verifiedVersionId?: string;
+  fingerprint?: string;
+  regenerated?: string[];
+}
+
+/**
+ * The tenant's Secrets Manager bootstrap bundle. The generated credentials live only in the
+ * secret itself: never in a log line, a database row or user-data.
+ */
+export function createSecretsController(deps: { secrets: SecretsPort; tunnels?: TunnelPort }): Controller<DesiredSecret, ObservedSecret> {
+  const tunnelToken = async (d: DesiredSecret) =>
+    d.tunnelId && deps.tunnels ? deps.tunnels.getTunnelToken(d.tunnelId) : '';
+
+  return {
+    name,
+    kind: 'secret',
+    owners: ['org'],
+    dependsOn: [{ controller: 'tunnel', scope: 'self', label: 'Tunnel' }],
+    deleteAfter: [
+      { controller: 'instance', scope: 'self', label: 'Instance' },
+      { controller: 'instance', scope: 'workspaces', label: 'WorkspaceInstances' },
+      { controller: 'securitygroup', scope: 'self', label: 'SecurityGroup' },
+      { controller: 'securitygroup', scope: 'workspaces', label: 'WorkspaceSecurityGroups' },
+    ],
+
+    desired: toDesired,
+
+    async observe(d, ctx): Promise<Observation<ObservedSecret>> {
+      const summary = (await ctx.view.secrets(d.name))[0];
+      if (!summary) return absent();
+      const scheduled = !!summary.deletedDate;
+      // For the cascade, a secret scheduled for deletion is gone.
+      if (ctx.deleting) {
+        return scheduled
+          ? absent()
+          : { exists: true, upToDate: false, diff: ['deleting'], externalIds: ids(summary), resource: { summary, bundle: undefined, tunnelToken: undefined } };
+      }
+      const state = (ctx.status?.state ?? {}) as SecretState;
+      const diff: string[] = [];
+      if (scheduled) diff.push('secret is scheduled for deletion');
+      for (const k of tagDrift(d.tags, summary.tags)) diff.push(`tag ${k}`);
+      let bundle: Partial<Bundle> | undefined;
+      let token: string | undefined;
+      const verified = summary.currentVersionId !== undefined && state.verifiedVersionId === summary.currentVersionId && state.fingerprint === d.fingerprint;
+      if (!scheduled && !verified) {
+        bundle = parseBundle((await deps.secrets.getSecretValue(d.name)).value);
+        token = await tunnelToken(d);
+        diff.push(...bundleDiff(d, bundle, token));
+      }
+      const regenerated = state.regenerated ?? [];
+      return {
+        exists: true,
+        upToDate: diff.length === 0,
+        diff,
+        externalIds: ids(summary),
+        state: diff.length === 0 && !verified ? { verifiedVersionId: summary.currentVersionId, fingerprint: d.fingerprint } : {},
+        ...(regenerated.length > 0
+          ? {
+              readyCondition: {
+                reason: 'CredentialsRegenerated',
+                message: `the earlier bundle could not be read; new ${regenerated.join(', ')} were generated`,
+              },
+            }
+          : {}),
+        resource: { summary, bundle, tunnelToken: token },
+      };
+    },
+
+    // The token becomes the first VersionId: a lost CreateSecret is replayed as a no-op.
+    createToken: (d, _obs, previous) => previous ?? `${d.orgId}-bootstrap-1`,
+
+    async create(d, token, ctx) {
+      const prior = (ctx.status?.state ?? {}) as SecretState;
+      const value: Bundle = {
+        orgId: d.orgId,
+        orgSlug: d.orgSlug,
+        dbPassword: generate(),
+        adminToken: generate(),
+        tunnelToken: await tunnelToken(d),
+        provisionSharedSecret: d.provisionSharedSecret,
+        ghcrPullToken: d.ghcrPullToken,
+        cpBaseUrl: d.cpBaseUrl,
+      };
+      try {
+        const res = await deps.secrets.createSecret({
+          name: d.name,
+          value: JSON.stringify(value),
+          tags: d.tags,
+          token,
+          description: `molecule tenant ${d.orgSlug} bootstrap bundle`,
+        });
+        // Recreated after it was verified before: the old credentials are gone for good.
+        const regenerated = prior.verifiedVersionId ? [...GENERATED] : [];
+        return {
+          externalIds: { secretArn: res.arn },
+          state: { verifiedVersionId: res.versionId, fingerprint: d.fingerprint, regenerated },
+          details: { name: d.name, regenerated },
+        };
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+        if (errorCodeOf(e) === 'ScheduledForDeletion') {
+          // Deleted out of band with a recovery window: bring it back, credentials and all.
+          await deps.secrets.restoreSecret(d.name);
+          return { adopted: true, details: { name: d.name, restored: true } };
+        }
+        return { adopted: true, details: { name: d.name } };
+      }
+    },
+
+    async update(d, obs) {
+      const { summary } = obs.resource!;
+      if (summary.deletedDate) {
+        await deps.secrets.restoreSecret(d.name);
+        return { details: { restored: true } };
+      }
+      const details: Record<string, unknown> = {};
+      if (tagDrift(d.tags, summary.tags).length > 0) {
+        await deps.secrets.tagSecret(d.name, d.tags);
+        details.retagged = true;
+      }
+      const bundle = obs.resource!.bundle;
+      if (bundle && bundleDiff(d, bundle, obs.resource!.tunnelToken).length > 0) {
+        const regenerated = GENERATED.filter((k) => !bundle[k]);
+        const value: Bundle = {
+          orgId: d.orgId,
+          orgSlug: d.orgSlug,
+          dbPassword: bundle.dbPassword || generate(),
+          adminToken: bundle.adminToken || generate(),
+          tunnelToken: obs.resource!.tunnelToken ?? (await tunnelToken(d)),
+          provisionSharedSecret: d.provisionSharedSecret,
+          ghcrPullToken: d.ghcrPullToken,
+          cpBaseUrl: d.cpBaseUrl,
+        };
+        const res = await deps.secrets.putSecretValue(d.name, JSON.stringify(value), randomUUID());
+        details.rewritten = true;
+        details.regenerated = regenerated;
+        return {
+          state: {
+            verifiedVersionId: res.versionId,
+            fingerprint: d.fingerprint,
+            ...(regenerated.length > 0 ? { regenerated } : {}),
+          },
+          details,
+        };
+      }
+      return { details };
+    },
+
+    async delete(d) {
+      await deps.secrets.deleteSecret(d.name, d.recoveryDays);
+      return { gone: true, details: { name: d.name, recoveryDays: d.recoveryDays } };
+    },
+  };
+}
+
+function toDesired(input: DesiredInput): DesiredSecret {
+  const { config, org } = input;
+  const name = bootstrapSecretName(config.MOLECULE_ENV, org.id);
+  const tunnelId = input.self.tunnel?.externalIds.tunnelId;
+  const fixed = {
+    provisionSharedSecret: config.PROVISION_SHARED_SECRET ?? '',
+    ghcrPullToken: config.GHCR_PULL_TOKEN ?? '',
+    cpBaseUrl: config.CP_BASE_URL,
+  };
+  return {
+    name,
+    orgId: org.id,
+    orgSlug: org.slug,
+    tunnelId,
+    tags: ownerTags({ env: config.MOLECULE_ENV, orgId: org.id, orgSlug: org.slug, name }),
+    ...fixed,
+    recoveryDays: config.SECRET_RECOVERY_DAYS,
+    // A truncated hash of high-entropy inputs: enough to notice a change, useless to recover them.
+    fingerprint: createHash('sha256')
+      .update(JSON.stringify({ ...fixed, tunnelId: tunnelId ?? '' }))
+      .digest('hex')
+      .slice(0, 16),
+  };
+}
+
+/** What is wrong with a bundle; names keys only, never values. */
+export function bundleDiff(d: DesiredSecret, bundle: Partial<Bundle>, tunnelToken: string | undefined): string[] {
+  const diff: string[] = [];
+  for (const k of GENERATED) if (!bundle[k]) diff.push(`bundle: ${k} missing`);
+  const want: Partial<Bundle> = {
+    orgId: d.orgId,
+    orgSlug: d.orgSlug,
+    provisionSharedSecret: d.provisionSharedSecret,
+    ghcrPullToken: d.ghcrPullToken,
+    cpBaseUrl: d.cpBaseUrl,
+    ...(tunnelToken !== undefined ? { tunnelToken } : {}),
+  };
+  for (const [k, v] of Object.entries(want)) {
+    if (!(k in bundle)) diff.push(`bundle: ${k} missing`);
+    else if (bundle[k as keyof Bundle] !== v) diff.push(`bundle: ${k} outdated`);
+  }
+  return diff;
+}
+
+function parseBundle(value: string): Partial<Bundle> {
+  try {
+    const parsed = JSON.parse(value) as unknown;
+    if (parsed && typeof parsed === 'object') return parsed as Partial<Bundle>;
+  } catch {
+    // An unreadable bundle is repaired like an empty one, keeping nothing.
+  }
+  return {};
+}
+
+const generate = () => randomBytes(24).toString('base64url');
+const ids = (s: SecretSummary) => ({ secretArn: s.arn });

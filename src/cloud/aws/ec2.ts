@@ -1,0 +1,282 @@
+import {
+  AuthorizeSecurityGroupIngressCommand,
+  CreateSecurityGroupCommand,
+  CreateTagsCommand,
+  DeleteSecurityGroupCommand,
+  DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeVpcsCommand,
+  type EC2Client,
+  type Filter,
+  type Instance as SdkInstance,
+  type IpPermission,
+  ModifyInstanceAttributeCommand,
+  RevokeSecurityGroupIngressCommand,
+  RunInstancesCommand,
+  type SecurityGroup as SdkSecurityGroup,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  type Tag,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import { isConflict, isNotFound } from '../../runtime/errors.js';
+import { type CallContext, call } from '../instrument.js';
+import type {
+  Ec2Port,
+  IngressRule,
+  Instance,
+  InstanceFilter,
+  InstanceState,
+  LaunchInput,
+  SecurityGroup,
+  SecurityGroupFilter,
+  Tags,
+} from '../ports.js';
+import type { BucketName } from '../ratelimit.js';
+import { translateAwsError } from './errors.js';
+
+const PAGE = 1000;
+
+export class Ec2Adapter implements Ec2Port {
+  constructor(
+    private readonly client: EC2Client,
+    private readonly ctx: CallContext,
+  ) {}
+
+  private send<T>(operation: string, bucket: BucketName, fn: () => Promise<T>): Promise<T> {
+    return call(this.ctx, 'ec2', operation, bucket, fn, translateAwsError);
+  }
+
+  async describeInstances(filter: InstanceFilter): Promise<Instance[]> {
+    const filters: Filter[] = tagFilters(filter.tags);
+    if (filter.states) filters.push({ Name: 'instance-state-name', Values: filter.states });
+    if (filter.clientToken) filters.push({ Name: 'client-token', Values: [filter.clientToken] });
+    const out: Instance[] = [];
+    let token: string | undefined;
+    do {
+      const res = await this.send('DescribeInstances', 'ec2-non-mutating', () =>
+        this.client.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: PAGE, NextToken: token })),
+      );
+      for (const r of res.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toInstance(i));
+      token = res.NextToken || undefined;
+    } while (token);
+    return out;
+  }
+
+  async runInstance(input: LaunchInput): Promise<Instance> {
+    const tagSpec = (ResourceType: 'instance' | 'volume') => ({ ResourceType, Tags: toTags(input.tags) });
+    const res = await this.send('RunInstances', 'ec2-run-instances', () =>
+      this.client.send(
+        new RunInstancesCommand({
+          ClientToken: input.clientToken,
+          ImageId: input.imageId,
+          InstanceType: input.instanceType as never,
+          MinCount: 1,
+          MaxCount: 1,
+          SubnetId: input.subnetId,
+          SecurityGroupIds: input.securityGroupIds,
+          IamInstanceProfile: { Name: input.iamInstanceProfileName },
+          ...(input.keyName ? { KeyName: input.keyName } : {}),
+          UserData: Buffer.from(input.userData, 'utf8').toString('base64'),
+          BlockDeviceMappings: [
+            {
+              DeviceName: '/dev/sda1',
+              Ebs: { VolumeSize: input.volumeSizeGb, VolumeType: 'gp3', DeleteOnTermination: true, Encrypted: true },
+            },
+          ],
+          MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
+          TagSpecifications: [tagSpec('instance'), tagSpec('volume')],
+        }),
+      ),
+    );
+    const instance = res.Instances?.[0];
+    if (!instance) throw new Error('RunInstances returned no instance');
+    return toInstance(instance);
+  }
+
+  async terminateInstance(id: string): Promise<void> {
+    try {
+      await this.send('TerminateInstances', 'ec2-terminate-instances', () =>
+        this.client.send(new TerminateInstancesCommand({ InstanceIds: [id] })),
+      );
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  async stopInstance(id: string): Promise<void> {
+    await this.send('StopInstances', 'ec2-mutating', () =>
+      this.client.send(new StopInstancesCommand({ InstanceIds: [id] })),
+    );
+  }
+
+  async startInstance(id: string): Promise<void> {
+    await this.send('StartInstances', 'ec2-start-instances', () =>
+      this.client.send(new StartInstancesCommand({ InstanceIds: [id] })),
+    );
+  }
+
+  async modifyInstanceType(id: string, instanceType: string): Promise<void> {
+    await this.send('ModifyInstanceAttribute', 'ec2-mutating', () =>
+      this.client.send(new ModifyInstanceAttributeCommand({ InstanceId: id, InstanceType: { Value: instanceType } })),
+    );
+  }
+
+  async tagResources(ids: string[], tags: Tags): Promise<void> {
+    await this.send('CreateTags', 'ec2-tags', () =>
+      this.client.send(new CreateTagsCommand({ Resources: ids, Tags: toTags(tags) })),
+    );
+  }
+
+  async describeSecurityGroups(filter: SecurityGroupFilter): Promise<SecurityGroup[]> {
+    const filters: Filter[] = tagFilters(filter.tags ?? {});
+    if (filter.names) filters.push({ Name: 'group-name', Values: filter.names });
+    if (filter.vpcId) filters.push({ Name: 'vpc-id', Values: [filter.vpcId] });
+    const out: SecurityGroup[] = [];
+    let token: string | undefined;
+    do {
+      const res = await this.send('DescribeSecurityGroups', 'ec2-non-mutating', () =>
+        this.client.send(new DescribeSecurityGroupsCommand({ Filters: filters, MaxResults: PAGE, NextToken: token })),
+      );
+      for (const g of res.SecurityGroups ?? []) out.push(toSecurityGroup(g));
+      token = res.NextToken || undefined;
+    } while (token);
+    return out;
+  }
+
+  async createSecurityGroup(input: { name: string; description: string; vpcId: string; tags: Tags }): Promise<string> {
+    const res = await this.send('CreateSecurityGroup', 'ec2-mutating', () =>
+      this.client.send(
+        new CreateSecurityGroupCommand({
+          GroupName: input.name,
+          Description: input.description,
+          VpcId: input.vpcId,
+          TagSpecifications: [{ ResourceType: 'security-group', Tags: toTags(input.tags) }],
+        }),
+      ),
+    );
+    if (!res.GroupId) throw new Error('CreateSecurityGroup returned no id');
+    return res.GroupId;
+  }
+
+  async authorizeIngress(groupId: string, rules: IngressRule[]): Promise<void> {
+    if (rules.length === 0) return;
+    try {
+      await this.send('AuthorizeSecurityGroupIngress', 'ec2-resource-intensive', () =>
+        this.client.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(rules) })),
+      );
+    } catch (e) {
+      // One rule already there fails the whole call; add them one by one, skipping duplicates.
+      if (!isConflict(e) || rules.length === 1) {
+        if (isConflict(e)) return;
+        throw e;
+      }
+      for (const rule of rules) await this.authorizeIngress(groupId, [rule]);
+    }
+  }
+
+  async revokeIngress(groupId: string, rules: IngressRule[]): Promise<void> {
+    if (rules.length === 0) return;
+    try {
+      await this.send('RevokeSecurityGroupIngress', 'ec2-resource-intensive', () =>
+        this.client.send(new RevokeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(rules) })),
+      );
+    } catch (e) {
+      // InvalidPermission.NotFound: one rule already gone fails the whole call.
+      if (!isPermissionNotFound(e)) throw e;
+      if (rules.length === 1) return;
+      for (const rule of rules) await this.revokeIngress(groupId, [rule]);
+    }
+  }
+
+  async deleteSecurityGroup(id: string): Promise<void> {
+    try {
+      await this.send('DeleteSecurityGroup', 'ec2-mutating', () =>
+        this.client.send(new DeleteSecurityGroupCommand({ GroupId: id })),
+      );
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
+  async describeVpcCidr(vpcId: string): Promise<string> {
+    const res = await this.send('DescribeVpcs', 'ec2-non-mutating', () =>
+      this.client.send(new DescribeVpcsCommand({ VpcIds: [vpcId] })),
+    );
+    const cidr = res.Vpcs?.[0]?.CidrBlock;
+    if (!cidr) throw new Error(`VPC ${vpcId} has no CIDR block`);
+    return cidr;
+  }
+}
+
+const isPermissionNotFound = (e: unknown) =>
+  (e as { code?: string }).code === 'InvalidPermission.NotFound' ||
+  ((e as { cause?: { name?: string } }).cause?.name ?? '') === 'InvalidPermission.NotFound';
+
+function tagFilters(tags: Tags): Filter[] {
+  return Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
+}
+
+export function toTags(tags: Tags): Tag[] {
+  return Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+}
+
+export function fromTags(tags: Tag[] | undefined): Tags {
+  const out: Tags = {};
+  for (const t of tags ?? []) if (t.Key !== undefined) out[t.Key] = t.Value ?? '';
+  return out;
+}
+
+function toInstance(i: SdkInstance): Instance {
+  return {
+    id: i.InstanceId ?? '',
+    state: (i.State?.Name ?? 'pending') as InstanceState,
+    instanceType: i.InstanceType ?? '',
+    imageId: i.ImageId ?? '',
+    subnetId: i.SubnetId,
+    vpcId: i.VpcId,
+    securityGroupIds: (i.SecurityGroups ?? []).map((g) => g.GroupId ?? '').filter(Boolean),
+    iamInstanceProfileArn: i.IamInstanceProfile?.Arn,
+    clientToken: i.ClientToken || undefined,
+    launchTime: i.LaunchTime,
+    tags: fromTags(i.Tags),
+  };
+}
+
+function toSecurityGroup(g: SdkSecurityGroup): SecurityGroup {
+  const ingress: IngressRule[] = [];
+  for (const p of g.IpPermissions ?? []) {
+    const base = { protocol: p.IpProtocol ?? '-1', fromPort: p.FromPort ?? -1, toPort: p.ToPort ?? -1 };
+    for (const r of p.IpRanges ?? []) ingress.push({ ...base, cidr: r.CidrIp ?? '', ...desc(r.Description) });
+    for (const pair of p.UserIdGroupPairs ?? []) {
+      ingress.push({ ...base, sourceGroupId: pair.GroupId ?? '', ...desc(pair.Description) });
+    }
+    for (const r of p.Ipv6Ranges ?? []) ingress.push({ ...base, cidr: r.CidrIpv6 ?? '', ...desc(r.Description) });
+  }
+  return {
+    id: g.GroupId ?? '',
+    name: g.GroupName ?? '',
+    vpcId: g.VpcId,
+    description: g.Description ?? '',
+    ingress,
+    tags: fromTags(g.Tags),
+  };
+}
+
+const desc = (d: string | undefined) => (d ? { description: d } : {});
+
+function toPermissions(rules: IngressRule[]): IpPermission[] {
+  return rules.map((r) => ({
+    IpProtocol: r.protocol,
+    FromPort: r.fromPort,
+    ToPort: r.toPort,
+    ...(r.cidr
+      ? r.cidr.includes(':')
+        ? { Ipv6Ranges: [{ CidrIpv6: r.cidr, ...(r.description ? { Description: r.description } : {}) }] }
+        : { IpRanges: [{ CidrIp: r.cidr, ...(r.description ? { Description: r.description } : {}) }] }
+      : {}),
+    ...(r.sourceGroupId
+      ? { UserIdGroupPairs: [{ GroupId: r.sourceGroupId, ...(r.description ? { Description: r.description } : {}) }] }
+      : {}),
+  }));
+}

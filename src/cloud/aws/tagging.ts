@@ -1,0 +1,50 @@
+import { GetResourcesCommand, type ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
+import { type CallContext, call } from '../instrument.js';
+import type { TaggedResource, TaggingPort, Tags } from '../ports.js';
+import { fromTags } from './ec2.js';
+import { translateAwsError } from './errors.js';
+
+export class TaggingAdapter implements TaggingPort {
+  constructor(
+    private readonly client: ResourceGroupsTaggingAPIClient,
+    private readonly ctx: CallContext,
+  ) {}
+
+  async getResources(tags: Tags): Promise<TaggedResource[]> {
+    const out: TaggedResource[] = [];
+    let token: string | undefined;
+    do {
+      const res = await call(
+        this.ctx,
+        'tagging',
+        'GetResources',
+        'tagging',
+        () =>
+          this.client.send(
+            new GetResourcesCommand({
+              TagFilters: Object.entries(tags).map(([Key, v]) => ({ Key, Values: [v] })),
+              ResourcesPerPage: 100,
+              PaginationToken: token,
+            }),
+          ),
+        translateAwsError,
+      );
+      for (const m of res.ResourceTagMappingList ?? []) {
+        if (m.ResourceARN) out.push({ arn: m.ResourceARN, ...parseArn(m.ResourceARN), tags: fromTags(m.Tags) });
+      }
+      token = res.PaginationToken || undefined;
+    } while (token);
+    return out;
+  }
+}
+
+/** `arn:aws:ec2:us-east-1:123:instance/i-0ab` → ec2:instance, i-0ab; secrets: `…:secret:name-AbCdEf`. */
+export function parseArn(arn: string): { resourceType: string; resourceId: string } {
+  const parts = arn.split(':');
+  const service = parts[2] ?? '';
+  const rest = parts.slice(5).join(':');
+  if (service === 'secretsmanager') return { resourceType: 'secretsmanager:secret', resourceId: rest.replace(/^secret:/, '') };
+  const slash = rest.indexOf('/');
+  if (slash >= 0) return { resourceType: `${service}:${rest.slice(0, slash)}`, resourceId: rest.slice(slash + 1) };
+  return { resourceType: service, resourceId: rest };
+}

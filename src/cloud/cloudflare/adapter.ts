@@ -1,0 +1,216 @@
+import type Cloudflare from 'cloudflare';
+import {
+  type CloudError,
+  ConflictError,
+  NotFoundError,
+  TerminalError,
+  ThrottledError,
+  TransientError,
+} from '../../runtime/errors.js';
+import { type CallContext, call } from '../instrument.js';
+import type { DnsPort, DnsRecord, IngressConfigRule, Tunnel, TunnelConfig, TunnelPort } from '../ports.js';
+
+const PER_PAGE = 1000;
+
+/** Cloudflare error codes that mean "wait and try again". */
+const TRANSIENT_CODES = new Set(['1022']);
+/** Codes that mean "it already exists". */
+const CONFLICT_CODES = new Set(['1013', '81053', '81054', '81057']);
+const NOT_FOUND_CODES = new Set(['81044', '1002']);
+
+/** Translates a `cloudflare` SDK error (APIError and its subclasses) into one of our classes. */
+export function translateCloudflareError(err: unknown, service: string, operation: string): CloudError {
+  const e = (err ?? {}) as { status?: number; errors?: { code?: number | string }[]; name?: string };
+  const status = e.status;
+  const code = e.errors?.[0]?.code !== undefined ? String(e.errors[0].code) : undefined;
+  const details = { service, operation, ...(code ? { code } : {}), cause: err };
+  const message = `${service} ${operation}: ${status ?? 'connection error'}${code ? ` (code ${code})` : ''}`;
+  if (code && TRANSIENT_CODES.has(code)) return new TransientError(message, details);
+  if (status === 404 || (code && NOT_FOUND_CODES.has(code))) return new NotFoundError(message, details);
+  if (status === 409 || (code && CONFLICT_CODES.has(code))) return new ConflictError(message, details);
+  if (status === 429) return new ThrottledError(message, details);
+  if (status === undefined || status >= 500 || status === 408) return new TransientError(message, details);
+  if (status === 401 || status === 403) return new TerminalError(message, { ...details, reason: 'PermissionDenied' });
+  return new TerminalError(message, { ...details, reason: 'CloudRejected' });
+}
+
+export interface CloudflareTarget {
+  accountId: string;
+  zoneId: string;
+}
+
+export class CloudflareAdapter implements TunnelPort, DnsPort {
+  constructor(
+    private readonly client: Cloudflare,
+    private readonly target: CloudflareTarget,
+    private readonly ctx: CallContext,
+  ) {}
+
+  private send<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    return call(this.ctx, 'cloudflare', operation, 'cloudflare', fn, translateCloudflareError);
+  }
+
+  /** Walks a V4 page-paginated list, one rate-limited call per page (the SDK stops at an empty page). */
+  private async all<T>(operation: string, first: () => Promise<CfPage<T>>): Promise<T[]> {
+    const out: T[] = [];
+    let page = await this.send(operation, first);
+    for (;;) {
+      out.push(...page.getPaginatedItems());
+      if (!page.hasNextPage()) return out;
+      const current = page;
+      page = await this.send(operation, () => current.getNextPage());
+    }
+  }
+
+  async listTunnels(filter: { name?: string; namePrefix?: string }): Promise<Tunnel[]> {
+    const tunnels = await this.all('ListTunnels', () =>
+      this.client.zeroTrust.tunnels.cloudflared.list({
+        account_id: this.target.accountId,
+        is_deleted: false,
+        per_page: PER_PAGE,
+        ...(filter.name ? { name: filter.name } : {}),
+        ...(filter.namePrefix ? { include_prefix: filter.namePrefix } : {}),
+      }) as unknown as Promise<CfPage<RawTunnel>>,
+    );
+    return tunnels
+      .filter((t) => !t.deleted_at)
+      .filter((t) => (filter.name ? t.name === filter.name : true))
+      .filter((t) => (filter.namePrefix ? (t.name ?? '').startsWith(filter.namePrefix) : true))
+      .map(toTunnel);
+  }
+
+  async createTunnel(name: string): Promise<Tunnel> {
+    const t = await this.send('CreateTunnel', () =>
+      this.client.zeroTrust.tunnels.cloudflared.create(
+        { account_id: this.target.accountId, name, config_src: 'cloudflare' },
+        // A name conflict answers 409, which the SDK would retry twice: it is final, surface it now.
+        { maxRetries: 0 },
+      ),
+    );
+    return toTunnel(t as RawTunnel);
+  }
+
+  async deleteTunnel(id: string): Promise<void> {
+    try {
+      await this.send('DeleteTunnel', () =>
+        this.client.zeroTrust.tunnels.cloudflared.delete(id, { account_id: this.target.accountId }),
+      );
+    } catch (e) {
+      if ((e as CloudError).errorClass !== 'NotFound') throw e;
+    }
+  }
+
+  async getTunnelToken(id: string): Promise<string> {
+    return this.send('GetTunnelToken', () =>
+      this.client.zeroTrust.tunnels.cloudflared.token.get(id, { account_id: this.target.accountId }),
+    );
+  }
+
+  async getConfiguration(id: string): Promise<TunnelConfig | undefined> {
+    const res = await this.send('GetTunnelConfiguration', () =>
+      this.client.zeroTrust.tunnels.cloudflared.configurations.get(id, { account_id: this.target.accountId }),
+    );
+    if (!res?.config) return undefined;
+    return {
+      version: res.version ?? 0,
+      ingress: (res.config.ingress ?? []).map((r) => ({
+        service: r.service,
+        ...(r.hostname ? { hostname: r.hostname } : {}),
+        ...(r.path ? { path: r.path } : {}),
+      })),
+    };
+  }
+
+  async putConfiguration(id: string, ingress: IngressConfigRule[]): Promise<void> {
+    await this.send('PutTunnelConfiguration', () =>
+      this.client.zeroTrust.tunnels.cloudflared.configurations.update(id, {
+        account_id: this.target.accountId,
+        // NOTE: the SDK types every rule with a hostname, but the catch-all rule must have none.
+        config: { ingress: ingress.map((r) => ({ ...r })) as { hostname: string; service: string }[] },
+      }),
+    );
+  }
+
+  async listRecords(filter: { name?: string; commentContains?: string }): Promise<DnsRecord[]> {
+    const records = await this.all('ListDnsRecords', () =>
+      this.client.dns.records.list({
+        zone_id: this.target.zoneId,
+        per_page: PER_PAGE,
+        ...(filter.name ? { name: { exact: filter.name } } : {}),
+        ...(filter.commentContains ? { comment: { contains: filter.commentContains } } : {}),
+      }) as unknown as Promise<CfPage<RawRecord>>,
+    );
+    return records
+      .filter((r) => (filter.name ? r.name === filter.name : true))
+      .filter((r) => (filter.commentContains ? (r.comment ?? '').includes(filter.commentContains) : true))
+      .map(toRecord);
+  }
+
+  async createRecord(input: { name: string; content: string; proxied: boolean; comment: string }): Promise<DnsRecord> {
+    const r = await this.send('CreateDnsRecord', () =>
+      this.client.dns.records.create(
+        { zone_id: this.target.zoneId, type: 'CNAME', ttl: 1, ...input },
+        { maxRetries: 0 },
+      ),
+    );
+    return toRecord(r as unknown as RawRecord);
+  }
+
+  async updateRecord(id: string, input: { name: string; content: string; proxied: boolean; comment: string }) {
+    await this.send('UpdateDnsRecord', () =>
+      this.client.dns.records.update(id, { zone_id: this.target.zoneId, type: 'CNAME', ttl: 1, ...input }),
+    );
+  }
+
+  async deleteRecord(id: string): Promise<void> {
+    try {
+      await this.send('DeleteDnsRecord', () => this.client.dns.records.delete(id, { zone_id: this.target.zoneId }));
+    } catch (e) {
+      if ((e as CloudError).errorClass !== 'NotFound') throw e;
+    }
+  }
+}
+
+interface CfPage<T> {
+  getPaginatedItems(): T[];
+  hasNextPage(): boolean;
+  getNextPage(): Promise<CfPage<T>>;
+}
+
+interface RawTunnel {
+  id?: string;
+  name?: string;
+  created_at?: string;
+  deleted_at?: string | null;
+  status?: string;
+}
+
+interface RawRecord {
+  id?: string;
+  name?: string;
+  type?: string;
+  content?: string;
+  proxied?: boolean;
+  comment?: string | null;
+}
+
+function toTunnel(t: RawTunnel): Tunnel {
+  return {
+    id: t.id ?? '',
+    name: t.name ?? '',
+    createdAt: t.created_at ? new Date(t.created_at) : undefined,
+    deletedAt: t.deleted_at ? new Date(t.deleted_at) : undefined,
+    status: t.status,
+  };
+}
+
+function toRecord(r: RawRecord): DnsRecord {
+  return {
+    id: r.id ?? '',
+    name: r.name ?? '',
+    type: r.type ?? '',
+    content: r.content ?? '',
+    proxied: r.proxied ?? false,
+    comment: r.comment ?? undefined,
+  };
+}

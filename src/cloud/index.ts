@@ -1,0 +1,58 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import Cloudflare from 'cloudflare';
+import type { Config } from '../config.js';
+import type { Metrics } from '../observability/metrics.js';
+import { Ec2Adapter } from './aws/ec2.js';
+import { SecretsAdapter } from './aws/secrets.js';
+import { TaggingAdapter } from './aws/tagging.js';
+import { CloudflareAdapter } from './cloudflare/adapter.js';
+import type { CallContext } from './instrument.js';
+import type { CloudPorts } from './ports.js';
+import { RateLimiter } from './ratelimit.js';
+
+export interface CloudOptions {
+  metrics?: Metrics;
+  limiter?: CallContext['limiter'];
+  /** Static AWS credentials (simulator, tests); otherwise the SDK's default provider chain. */
+  awsCredentials?: { accessKeyId: string; secretAccessKey: string };
+  /** SDK attempts per call, retries included. */
+  maxAttempts?: number;
+}
+
+/**
+ * Builds every port over the real SDKs. Endpoints come only from AWS_ENDPOINT_URL and
+ * CLOUDFLARE_BASE_URL (or the SDK defaults), so the same code talks to AWS or the simulator.
+ */
+export function createCloudPorts(config: Config, options: CloudOptions = {}): CloudPorts {
+  const limiter = options.limiter ?? new RateLimiter(config.RATE_LIMITS, options.metrics);
+  const ctx: CallContext = { limiter, ...(options.metrics ? { metrics: options.metrics } : {}) };
+  const aws = {
+    region: config.AWS_REGION,
+    maxAttempts: options.maxAttempts ?? 3,
+    ...(config.AWS_ENDPOINT_URL ? { endpoint: config.AWS_ENDPOINT_URL } : {}),
+    ...(options.awsCredentials ? { credentials: options.awsCredentials } : {}),
+  };
+  const ports: CloudPorts = {
+    ec2: new Ec2Adapter(new EC2Client(aws), ctx),
+    secrets: new SecretsAdapter(new SecretsManagerClient(aws), ctx),
+    tagging: new TaggingAdapter(new ResourceGroupsTaggingAPIClient(aws), ctx),
+  };
+  if (config.CLOUDFLARE_API_TOKEN && config.CLOUDFLARE_ACCOUNT_ID && config.CLOUDFLARE_ZONE_ID) {
+    const client = new Cloudflare({
+      apiToken: config.CLOUDFLARE_API_TOKEN,
+      ...(config.CLOUDFLARE_BASE_URL ? { baseURL: config.CLOUDFLARE_BASE_URL } : {}),
+      maxRetries: Math.max(0, (options.maxAttempts ?? 3) - 1),
+      timeout: 30_000,
+    });
+    const cf = new CloudflareAdapter(
+      client,
+      { accountId: config.CLOUDFLARE_ACCOUNT_ID, zoneId: config.CLOUDFLARE_ZONE_ID },
+      ctx,
+    );
+    ports.tunnels = cf;
+    ports.dns = cf;
+  }
+  return ports;
+}

@@ -1,0 +1,206 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable the operator reads, validated once. Nothing else in the
+ * project reads `process.env`: commands call {@link loadConfig} and pass the result down.
+ */
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `500ms`, `30s`, `5m`, `1h`, `2d` or a bare number of seconds into milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION.exec(text.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!);
+}
+
+const optionalString = z.string().trim().min(1).optional();
+const url = z.url({ protocol: /^https?$/ });
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'expected a duration such as 30s, 5m or 1h' });
+        return z.NEVER;
+      }
+      return ms;
+    });
+const int = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+const cron = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((v) => {
+      const n = v.trim().split(/\s+/).length;
+      return n === 5 || n === 6;
+    }, 'expected a cron expression with 5 or 6 fields');
+
+const bucketOverride = z.object({ capacity: z.number().positive(), refillPerSecond: z.number().positive() });
+
+export const ConfigSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
+    .optional(),
+  PGLITE_DIR: z.string().default('.data/pglite'),
+  MOLECULE_ENV: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'expected a short lowercase name such as dev, staging or prod')
+    .default('dev'),
+
+  AWS_REGION: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as us-east-1')
+    .default('us-east-1'),
+  AWS_ENDPOINT_URL: url.optional(),
+  EC2_AMI: z
+    .string()
+    .regex(/^ami-[0-9a-f]{8,17}$/, 'expected an AMI id')
+    .default('ami-0ea3c35c5c3284d82'),
+  EC2_VPC_ID: z
+    .string()
+    .regex(/^vpc-[0-9a-f]{8,17}$/, 'expected a VPC id')
+    .optional(),
+  EC2_SUBNET_ID: z
+    .string()
+    .regex(/^subnet-[0-9a-f]{8,17}$/, 'expected a subnet id')
+    .optional(),
+  EC2_SECURITY_GROUP: z
+    .string()
+    .regex(/^sg-[0-9a-f]{8,17}$/, 'expected a security group id')
+    .optional(),
+  EC2_INSTANCE_TYPE: z
+    .string()
+    .regex(/^[a-z0-9]+\.[a-z0-9]+$/, 'expected an instance type such as t3.small')
+    .default('t3.small'),
+  EC2_KEY_NAME: optionalString,
+  EC2_TENANT_IAM_PROFILE: optionalString,
+  EIC_ENDPOINT_SG_ID: z
+    .string()
+    .regex(/^sg-[0-9a-f]{8,17}$/, 'expected a security group id')
+    .optional(),
+  TENANT_IMAGE: z.string().default('ghcr.io/molecule-ai/platform-tenant:latest'),
+  CANARY_TENANT_IMAGE: optionalString,
+
+  CLOUDFLARE_API_TOKEN: optionalString,
+  CLOUDFLARE_ACCOUNT_ID: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/, 'expected a 32-hex-digit account id')
+    .optional(),
+  CLOUDFLARE_ZONE_ID: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/, 'expected a 32-hex-digit zone id')
+    .optional(),
+  CLOUDFLARE_BASE_URL: url.optional(),
+  APP_DOMAIN: z
+    .string()
+    .regex(/^([a-z0-9-]+\.)+[a-z]{2,}$/, 'expected a domain such as moleculesai.app')
+    .default('moleculesai.app'),
+  TENANT_ORIGIN_SERVICE: z.string().default('http://localhost:8080'),
+
+  CP_ADMIN_API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  CP_BASE_URL: url.default('https://api.moleculesai.app'),
+  PROVISION_SHARED_SECRET: optionalString,
+  GHCR_PULL_TOKEN: optionalString,
+  SECRET_RECOVERY_DAYS: z.coerce
+    .number()
+    .int()
+    .refine((d) => d === 0 || (d >= 7 && d <= 30), 'must be 0 (force delete) or between 7 and 30')
+    .default(7),
+
+  RESYNC_CRON: cron('*/5 * * * *'),
+  ORPHAN_SCAN_CRON: cron('*/5 * * * *'),
+  ORPHAN_POLICY: z.enum(['report', 'delete']).default('report'),
+  ORPHAN_GRACE: duration('1h'),
+  ORPHAN_MAX_DELETIONS: int(10, 0, 1000),
+  ORPHAN_MAX_FRACTION: z.coerce.number().min(0).max(1).default(0.2),
+
+  RECONCILE_CONCURRENCY: int(8, 1, 256),
+  CREATE_GRACE: duration('30s'),
+  RATE_LIMITS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return {};
+      try {
+        return z.record(z.string(), bucketOverride).parse(JSON.parse(v));
+      } catch {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'expected JSON such as {"ec2-run-instances":{"capacity":5,"refillPerSecond":2}}',
+        });
+        return z.NEVER;
+      }
+    }),
+
+  PORT: int(8080, 0, 65535),
+  METRICS_PORT: int(9090, 0, 65535),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigKey = keyof z.input<typeof ConfigSchema>;
+export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as ConfigKey[];
+
+/** Variables whose values are credentials: never logged, never echoed back. */
+export const SECRET_KEYS: readonly ConfigKey[] = [
+  'CLOUDFLARE_API_TOKEN',
+  'CP_ADMIN_API_TOKEN',
+  'PROVISION_SHARED_SECRET',
+  'GHCR_PULL_TOKEN',
+  'DATABASE_URL',
+];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(
+      `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n'),
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadOptions {
+  /** Variables this command cannot run without, reported together with every other problem. */
+  required?: readonly ConfigKey[];
+}
+
+/**
+ * Validates the environment. Empty strings count as unset. Every problem is collected and
+ * thrown together in one {@link ConfigError} naming each variable.
+ */
+export function loadConfig(env: Record<string, string | undefined>, options: LoadOptions = {}): Config {
+  const input: Record<string, string> = {};
+  for (const key of CONFIG_KEYS) {
+    const value = env[key];
+    if (value !== undefined && value.trim() !== '') input[key] = value;
+  }
+  const problems: { variable: string; message: string }[] = [];
+  for (const key of options.required ?? []) {
+    if (input[key] === undefined) problems.push({ variable: key, message: 'is required for this command' });
+  }
+  const parsed = ConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push({ variable: String(issue.path[0] ?? '?'), message: issue.message });
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  return parsed.data;
+}
+
+/** Which optional integrations are configured; controllers that lack theirs stay off and say why. */
+export function capabilities(config: Config) {
+  const missing = (keys: ConfigKey[]) => keys.filter((k) => config[k as keyof Config] === undefined);
+  return {
+    cloudflare: missing(['CLOUDFLARE_API_TOKEN', 'CLOUDFLARE_ACCOUNT_ID', 'CLOUDFLARE_ZONE_ID']),
+    instance: missing(['EC2_TENANT_IAM_PROFILE', 'EC2_SUBNET_ID']),
+    securityGroup: config.EC2_VPC_ID || config.EC2_SECURITY_GROUP ? [] : (['EC2_VPC_ID'] as ConfigKey[]),
+  };
+}

@@ -1,0 +1,146 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Resource kinds as they appear in metric labels. */
+export const RESOURCE_KINDS = ['ec2_instance', 'security_group', 'secret', 'cf_tunnel', 'cf_dns_record', 'other'] as const;
+export type ResourceKind = (typeof RESOURCE_KINDS)[number];
+
+export const CONTROLLER_NAMES = ['tunnel', 'secrets', 'securitygroup', 'instance', 'orphan'] as const;
+
+/**
+ * Every metric the operator exports, in one place. Names are a contract with dashboards and
+ * alerts (deploy/); a test checks that every name used there is registered here.
+ */
+export function createMetrics(options: { defaults?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'molecule_process_' });
+  const r = [registry];
+
+  const m = {
+    registry,
+    orphanResources: new Gauge({
+      name: 'molecule_orphan_resources',
+      help: 'Resources tagged or named as ours for this env whose owner is gone, or duplicates the owner does not use',
+      labelNames: ['kind', 'env'] as const,
+      registers: r,
+    }),
+    orphanOldestAge: new Gauge({
+      name: 'molecule_orphan_oldest_age_seconds',
+      help: 'Age of the oldest open orphan of each kind, from when it was first seen',
+      labelNames: ['kind'] as const,
+      registers: r,
+    }),
+    orphanScanSuccess: new Gauge({
+      name: 'molecule_orphan_scan_success',
+      help: '1 when the last orphan scan completed, 0 when it failed (gauges then keep the last good values)',
+      registers: r,
+    }),
+    orphanScanTimestamp: new Gauge({
+      name: 'molecule_orphan_scan_timestamp_seconds',
+      help: 'Unix time of the last successful orphan scan',
+      registers: r,
+    }),
+    orphanDeleted: new Counter({
+      name: 'molecule_orphan_deleted_total',
+      help: 'Orphans deleted under ORPHAN_POLICY=delete',
+      labelNames: ['kind'] as const,
+      registers: r,
+    }),
+    orphanDeletionBlocked: new Gauge({
+      name: 'molecule_orphan_deletion_blocked',
+      help: '1 when the last scan refused to delete because orphans exceeded ORPHAN_MAX_FRACTION of managed resources',
+      registers: r,
+    }),
+    managedResources: new Gauge({
+      name: 'molecule_managed_resources',
+      help: 'Live resources tagged or named as ours for this env, by kind',
+      labelNames: ['kind'] as const,
+      registers: r,
+    }),
+    desiredObjects: new Gauge({
+      name: 'molecule_desired_objects',
+      help: 'Desired orgs and workspaces by state (ready, pending, deleting)',
+      labelNames: ['kind', 'state'] as const,
+      registers: r,
+    }),
+    reconcileTotal: new Counter({
+      name: 'molecule_reconcile_total',
+      help: 'Reconciles by controller and result (success, requeue, error, terminal)',
+      labelNames: ['controller', 'result'] as const,
+      registers: r,
+    }),
+    reconcileDuration: new Histogram({
+      name: 'molecule_reconcile_duration_seconds',
+      help: 'Time spent in one reconcile',
+      labelNames: ['controller'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: r,
+    }),
+    workqueueDepth: new Gauge({
+      name: 'molecule_workqueue_depth',
+      help: 'Keys waiting in the controller work queue (ready or delayed)',
+      labelNames: ['controller'] as const,
+      registers: r,
+    }),
+    workqueueRetries: new Counter({
+      name: 'molecule_workqueue_retries_total',
+      help: 'Keys requeued with backoff after an error',
+      labelNames: ['controller'] as const,
+      registers: r,
+    }),
+    cloudRequests: new Counter({
+      name: 'molecule_cloud_requests_total',
+      help: 'Calls to AWS and Cloudflare by outcome (ok, not_found, conflict, throttled, transient, terminal)',
+      labelNames: ['service', 'operation', 'outcome'] as const,
+      registers: r,
+    }),
+    cloudRequestDuration: new Histogram({
+      name: 'molecule_cloud_request_duration_seconds',
+      help: 'Latency of calls to AWS and Cloudflare, including SDK retries',
+      labelNames: ['service'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    ratelimitWait: new Counter({
+      name: 'molecule_ratelimit_wait_seconds_total',
+      help: 'Time spent waiting on client-side rate-limit buckets',
+      labelNames: ['bucket'] as const,
+      registers: r,
+    }),
+    driftCorrections: new Counter({
+      name: 'molecule_drift_corrections_total',
+      help: 'Out-of-band changes the controllers corrected',
+      labelNames: ['controller'] as const,
+      registers: r,
+    }),
+    isLeader: new Gauge({
+      name: 'molecule_is_leader',
+      help: '1 while this replica holds the leader lease and reconciles',
+      registers: r,
+    }),
+    controllerEnabled: new Gauge({
+      name: 'molecule_controller_enabled',
+      help: '1 when the controller runs, 0 when required configuration is missing',
+      labelNames: ['controller'] as const,
+      registers: r,
+    }),
+    deletionStuck: new Gauge({
+      name: 'molecule_deletion_stuck',
+      help: 'Owners whose deletion has been retrying for more than 10 minutes',
+      labelNames: ['controller'] as const,
+      registers: r,
+    }),
+  };
+  m.isLeader.set(0);
+  m.orphanScanSuccess.set(0);
+  for (const controller of CONTROLLER_NAMES) {
+    for (const result of ['success', 'requeue', 'error', 'terminal']) m.reconcileTotal.labels(controller, result).inc(0);
+    m.workqueueDepth.labels(controller).set(0);
+    m.workqueueRetries.labels(controller).inc(0);
+    m.driftCorrections.labels(controller).inc(0);
+    m.deletionStuck.labels(controller).set(0);
+  }
+  for (const kind of RESOURCE_KINDS) m.orphanDeleted.labels(kind).inc(0);
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

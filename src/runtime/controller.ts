@@ -1,0 +1,122 @@
+import type { Config } from '../config.js';
+import type { OwnerKind, OwnerRef } from '../db/desired.js';
+import type { ResourceKind } from '../observability/metrics.js';
+import type { Org, StatusRow, Workspace } from '../../schema/index.js';
+import type { CloudView } from '../cloud/inventory.js';
+
+export type ControllerName = 'tunnel' | 'secrets' | 'securitygroup' | 'instance';
+
+/** Another controller's resource this one depends on, for the same owner (`self`) or the owner's org (`org`). */
+export interface Dependency {
+  controller: ControllerName;
+  scope: 'self' | 'org';
+  /** Used in the waiting reason: `WaitingFor<Label>`. */
+  label: string;
+}
+
+/**
+ * A controller whose resources must be gone before this one deletes its own: for the same
+ * owner (`self`), or — when this owner is an org — for each of the org's workspaces (`workspaces`).
+ */
+export interface DeletionDependency {
+  controller: ControllerName;
+  scope: 'self' | 'workspaces';
+  label: string;
+}
+
+/** Everything a controller may read to compute what it wants. Pure data. */
+export interface DesiredInput {
+  config: Config;
+  owner: OwnerRef;
+  org: Org;
+  workspace: Workspace | undefined;
+  /** Status rows of this owner's and its org's resources, by controller (`self` and `org` scopes). */
+  self: Partial<Record<ControllerName, StatusRow>>;
+  org_: Partial<Record<ControllerName, StatusRow>>;
+  pins: Pins;
+  /** Which controllers run; a dependency on a disabled one is skipped and noted. */
+  enabled: ReadonlySet<ControllerName>;
+}
+
+export interface Pins {
+  ami(runtime: string, region: string): string | undefined;
+  image(runtime: string): string | undefined;
+}
+
+/** What a controller saw of its resource. Observing never changes anything in the cloud. */
+export interface Observation<R = unknown> {
+  /** False only when the resource is confirmed absent; a failed read throws instead. */
+  exists: boolean;
+  /** When it exists: does it match the desired state? */
+  upToDate: boolean;
+  /** Human-readable differences, e.g. `ingress: extra tcp/22 from 0.0.0.0/0`. */
+  diff: string[];
+  /** Set while the resource is changing state by itself (instance pending): not ready, look again soon. */
+  progressing?: string;
+  /** Ids to record in status (instanceId, groupId, tunnelId…). */
+  externalIds: Record<string, string>;
+  /** Bookkeeping to persist in the status row (never a secret). */
+  state?: Record<string, unknown>;
+  /** Reason/message for the Ready condition when not the default. */
+  readyCondition?: { reason: string; message: string };
+  resource?: R;
+}
+
+export interface MutationResult {
+  externalIds?: Record<string, string>;
+  state?: Record<string, unknown>;
+  /** What was done, for the audit trail (never a secret). */
+  details?: Record<string, unknown>;
+  /** The create found the resource already there (lost response, existing name) and took it over. */
+  adopted?: boolean;
+}
+
+export interface DeleteResult {
+  /** True once the resource is gone; false while it is still going away (poll again). */
+  gone: boolean;
+  details?: Record<string, unknown>;
+}
+
+/** Options each call receives. `assertLeader` must hold right before a mutating cloud call. */
+export interface ActContext {
+  assertLeader(): void;
+  /** The status row as it was when this reconcile started. */
+  status: StatusRow | undefined;
+}
+
+export interface ObserveContext extends ActContext {
+  view: CloudView;
+  deleting: boolean;
+  /** True during a periodic resync: expensive per-object reads may be budgeted. */
+  resync: boolean;
+  /** May this reconcile spend an extra per-object read (tunnel configuration, secret value)? */
+  allowDeepCheck(): boolean;
+}
+
+/**
+ * One kind of resource, in the shape of crossplane's ExternalClient: how to observe, create,
+ * update and delete it. Ordering, status, audit, retries and metrics live in the reconciler.
+ */
+export interface Controller<D = unknown, R = unknown> {
+  readonly name: ControllerName;
+  readonly kind: ResourceKind;
+  readonly owners: readonly OwnerKind[];
+  readonly dependsOn: readonly Dependency[];
+  readonly deleteAfter: readonly DeletionDependency[];
+  /** Computes the desired resource; throws TerminalError for a spec that cannot be honoured. */
+  desired(input: DesiredInput): D;
+  observe(desired: D, ctx: ObserveContext): Promise<Observation<R>>;
+  /**
+   * The idempotency token / deterministic name for the next create, recorded in the status row
+   * before the call. `previous` is the token of the last create attempt.
+   */
+  createToken(desired: D, observation: Observation<R>, previous: string | undefined): string;
+  create(desired: D, token: string, ctx: ActContext): Promise<MutationResult>;
+  update(desired: D, observation: Observation<R>, ctx: ActContext): Promise<MutationResult>;
+  delete(desired: D, observation: Observation<R>, ctx: ActContext): Promise<DeleteResult>;
+}
+
+export type AnyController = Controller<any, any>;
+
+/** The observation of a resource confirmed absent. */
+export const absent = (): Observation<never> => ({ exists: false, upToDate: false, diff: [], externalIds: {} });

@@ -1,0 +1,142 @@
+import type { Database } from '../db/client.js';
+import { type Clock, systemClock } from './clock.js';
+import { NotLeaderError } from './errors.js';
+
+export interface LeaseOptions {
+  name?: string;
+  holder: string;
+  /** How long a lease is valid after each renewal, in the database's time. */
+  leaseDurationMs?: number;
+  /** A leader that has not renewed for this long stops acting; must be below the lease duration. */
+  renewDeadlineMs?: number;
+  /** Interval between acquire attempts and between renewals. */
+  retryPeriodMs?: number;
+  clock?: Clock;
+  onStartedLeading?: (epoch: number) => void;
+  onStoppedLeading?: () => void;
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * Leader election on a `leases` row, after client-go's Lease lock. The lease's expiry is set
+ * in database time; the leader's own belief expires earlier, by the local monotonic clock, at
+ * `renewDeadline` after the start of its last successful renewal. So a leader that cannot
+ * renew (paused, partitioned, database down) stops acting before anyone else may take over.
+ */
+export class LeaderElector {
+  readonly name: string;
+  readonly holder: string;
+  private readonly leaseMs: number;
+  private readonly renewDeadlineMs: number;
+  private readonly retryMs: number;
+  private readonly clock: Clock;
+  private leaderUntil = 0;
+  private currentEpoch = 0;
+  private leading = false;
+  private stopped = true;
+  private loop: Promise<void> | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly database: Database,
+    private readonly options: LeaseOptions,
+  ) {
+    this.name = options.name ?? 'molecule-operator';
+    this.holder = options.holder;
+    this.leaseMs = options.leaseDurationMs ?? 15_000;
+    this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
+    this.retryMs = options.retryPeriodMs ?? 2_000;
+    this.clock = options.clock ?? systemClock;
+    if (this.renewDeadlineMs >= this.leaseMs) throw new Error('renew deadline must be shorter than the lease');
+  }
+
+  /** True while this replica may act: it holds the lease and renewed it recently enough. */
+  isLeader(): boolean {
+    if (this.leading && performance.now() >= this.leaderUntil) this.lose();
+    return this.leading;
+  }
+
+  get epoch(): number {
+    return this.currentEpoch;
+  }
+
+  /** Throws {@link NotLeaderError} unless this replica may act right now. Called before every cloud mutation. */
+  assertLeader(): void {
+    if (!this.isLeader()) throw new NotLeaderError();
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.run();
+  }
+
+  /** Stops campaigning; a leader gives its lease up so a standby can take over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    await this.loop;
+    if (this.leading) {
+      this.lose();
+      await this.database
+        .query(`UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2`, [this.name, this.holder])
+        .catch((e) => this.options.onError?.(e));
+    }
+  }
+
+  /** One acquire-or-renew attempt; returns whether this replica now leads. */
+  async tryAcquireOrRenew(): Promise<boolean> {
+    const started = performance.now();
+    const rows = await this.database.query<{ epoch: string | number }>(
+      `INSERT INTO leases (name, holder, epoch, acquired_at, renewed_at, expires_at)
+       VALUES ($1, $2, 1, now(), now(), now() + make_interval(secs => $3::double precision / 1000))
+       ON CONFLICT (name) DO UPDATE SET
+         holder = EXCLUDED.holder,
+         epoch = CASE WHEN leases.holder = EXCLUDED.holder AND leases.expires_at > now() THEN leases.epoch ELSE leases.epoch + 1 END,
+         acquired_at = CASE WHEN leases.holder = EXCLUDED.holder AND leases.expires_at > now() THEN leases.acquired_at ELSE now() END,
+         renewed_at = now(),
+         expires_at = EXCLUDED.expires_at
+       WHERE leases.holder = EXCLUDED.holder OR leases.expires_at <= now()
+       RETURNING epoch`,
+      [this.name, this.holder, this.leaseMs],
+    );
+    const row = rows[0];
+    if (!row) {
+      if (this.leading) this.lose();
+      return false;
+    }
+    const epoch = Number(row.epoch);
+    if (this.leading && epoch !== this.currentEpoch) this.lose(); // lost it in between: a new term starts clean
+    this.leaderUntil = started + this.renewDeadlineMs;
+    // Step down on time even if the next renewal hangs (database unreachable).
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => this.isLeader(), Math.max(0, this.leaderUntil - performance.now()) + 1);
+    this.deadlineTimer.unref();
+    if (!this.leading) {
+      this.leading = true;
+      this.currentEpoch = epoch;
+      this.options.onStartedLeading?.(epoch);
+    }
+    return true;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.tryAcquireOrRenew();
+      } catch (e) {
+        this.options.onError?.(e);
+      }
+      this.isLeader(); // drops leadership once the renew deadline passed without a renewal
+      await this.clock.sleep(this.retryMs, this.abort.signal);
+    }
+  }
+
+  private lose(): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    if (!this.leading) return;
+    this.leading = false;
+    this.options.onStoppedLeading?.();
+  }
+}

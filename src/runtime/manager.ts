@@ -1,0 +1,291 @@
+import { hostname } from 'node:os';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Config } from '../config.js';
+import { Inventory, LiveView } from '../cloud/inventory.js';
+import type { CloudPorts } from '../cloud/ports.js';
+import type { Database, Subscription } from '../db/client.js';
+import { DesiredStateRepository, liveOwners, type OwnerRef } from '../db/desired.js';
+import { PinsCache } from '../db/pins.js';
+import { StatusRepository } from '../db/status.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { type Clock, systemClock } from './clock.js';
+import type { AnyController, ControllerName } from './controller.js';
+import { describeError } from './errors.js';
+import { Finalizers } from './finalizers.js';
+import { LeaderElector, type LeaseOptions } from './lease.js';
+import { WorkQueue } from './queue.js';
+import { Reconciler } from './reconciler.js';
+
+export const DESIRED_CHANNEL = 'molecule_desired';
+
+/** A periodic job that runs only on the leader (the orphan scan). */
+export interface LeaderJob {
+  name: string;
+  cron: string;
+  run(): Promise<void>;
+}
+
+export interface ManagerOptions {
+  config: Config;
+  database: Database;
+  ports: CloudPorts;
+  metrics: Metrics;
+  logger: Logger;
+  controllers: AnyController[];
+  /** Controllers that are configured to run; the others are registered for ordering only. */
+  enabled?: ReadonlySet<ControllerName>;
+  jobs?: LeaderJob[];
+  clock?: Clock;
+  holder?: string;
+  lease?: Partial<Omit<LeaseOptions, 'holder' | 'onStartedLeading' | 'onStoppedLeading'>>;
+  pollIntervalMs?: number;
+  concurrency?: number;
+  backoff?: { baseDelayMs?: number; maxDelayMs?: number };
+  /** Maximum random delay added to each scheduled resync. */
+  resyncJitterMs?: number;
+}
+
+interface Controlled {
+  reconciler: Reconciler;
+  queue: WorkQueue;
+  /** Keys queued by a resync, with the inventory they should be observed through. */
+  snapshots: Map<string, Inventory>;
+}
+
+const keyOf = (o: OwnerRef) => `${o.kind}:${o.id}`;
+const ownerOf = (key: string): OwnerRef => {
+  const i = key.indexOf(':');
+  return { kind: key.slice(0, i) as OwnerRef['kind'], id: key.slice(i + 1) };
+};
+
+/**
+ * Runs the controllers: leader election, one work queue per controller, LISTEN/NOTIFY for
+ * millisecond reaction to desired-state changes, and cron-triggered resyncs through a shared
+ * inventory. Standbys keep serving health and metrics but never reconcile.
+ */
+export class Manager {
+  readonly elector: LeaderElector;
+  private readonly controlled = new Map<ControllerName, Controlled>();
+  private readonly controllers: Map<ControllerName, AnyController>;
+  readonly enabled: ReadonlySet<ControllerName>;
+  private readonly desired: DesiredStateRepository;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly live: LiveView;
+  private subscription: Subscription | undefined;
+  private readonly tasks: ScheduledTask[] = [];
+  private resyncing: Promise<void> | undefined;
+  private listening = false;
+  private stopping = false;
+  private lastResyncAt: number | undefined;
+
+  constructor(private readonly options: ManagerOptions) {
+    const { config, database, metrics } = options;
+    this.clock = options.clock ?? systemClock;
+    this.log = options.logger.child({ component: 'manager' });
+    this.controllers = new Map(options.controllers.map((c) => [c.name, c]));
+    this.enabled = options.enabled ?? new Set(this.controllers.keys());
+    this.desired = new DesiredStateRepository(database.db);
+    this.live = new LiveView(options.ports, config.MOLECULE_ENV, config.EC2_VPC_ID);
+    const status = new StatusRepository(database.db);
+    const finalizers = new Finalizers(database.db);
+    const pins = new PinsCache(database.db);
+    this.elector = new LeaderElector(database, {
+      holder: options.holder ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      ...options.lease,
+      onStartedLeading: (epoch) => this.startedLeading(epoch),
+      onStoppedLeading: () => this.stoppedLeading(),
+      onError: (e) => this.log.warn({ err: describeError(e) }, 'lease renewal failed'),
+    });
+    for (const controller of options.controllers) {
+      if (!this.enabled.has(controller.name)) continue;
+      const queue = new WorkQueue({
+        concurrency: options.concurrency ?? config.RECONCILE_CONCURRENCY,
+        clock: this.clock,
+        ...options.backoff,
+        onDepth: (d) => metrics.workqueueDepth.labels(controller.name).set(d),
+        onRetry: () => metrics.workqueueRetries.labels(controller.name).inc(),
+      });
+      const reconciler = new Reconciler(controller, {
+        config,
+        controllers: this.controllers,
+        enabled: this.enabled,
+        desired: this.desired,
+        status,
+        finalizers,
+        liveView: this.live,
+        pins: () => pins.get(),
+        metrics,
+        logger: options.logger,
+        clock: this.clock,
+        assertLeader: () => this.elector.assertLeader(),
+        wake: (name, owner) => this.enqueue(name, owner, 'event'),
+        pollIntervalMs: options.pollIntervalMs ?? 2_000,
+        deepCheckBudget: this.deepChecks,
+      });
+      this.controlled.set(controller.name, { reconciler, queue, snapshots: new Map() });
+    }
+    for (const c of this.controllers.values()) metrics.controllerEnabled.labels(c.name).set(this.enabled.has(c.name) ? 1 : 0);
+  }
+
+  /** Shared per-resync allowance of expensive per-object checks (see ObserveContext.allowDeepCheck). */
+  private readonly deepChecks = {
+    remaining: 0,
+    take(): boolean {
+      if (this.remaining <= 0) return false;
+      this.remaining--;
+      return true;
+    },
+  };
+
+  isLeader(): boolean {
+    return this.elector.isLeader();
+  }
+
+  /** Health as `/readyz` reports it. */
+  readiness(): { listening: boolean; leader: boolean; lastResyncAt: number | undefined } {
+    return { listening: this.listening, leader: this.isLeader(), lastResyncAt: this.lastResyncAt };
+  }
+
+  async start(): Promise<void> {
+    const { database, config } = this.options;
+    this.subscription = await database.listen(DESIRED_CHANNEL, {
+      onMessage: (payload) => this.onNotify(payload),
+      onDisconnect: (e) => {
+        this.listening = false;
+        this.log.warn({ err: describeError(e) }, 'lost the desired-state listener; reconnecting');
+      },
+      onReconnect: () => {
+        this.listening = true;
+        this.log.info('desired-state listener reconnected; resyncing');
+        void this.resync('reconnect');
+      },
+    });
+    this.listening = true;
+    this.schedule('resync', config.RESYNC_CRON, () => this.resync('cron'), this.options.resyncJitterMs ?? 10_000);
+    for (const job of this.options.jobs ?? []) this.schedule(job.name, job.cron, () => job.run(), 0);
+    this.elector.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.tasks) await t.stop();
+    await this.subscription?.close();
+    await Promise.all([...this.controlled.values()].map((c) => c.queue.stop()));
+    await this.resyncing?.catch(() => {});
+    await this.elector.stop();
+    this.options.metrics.isLeader.set(0);
+  }
+
+  /** Queues one owner for one controller. */
+  enqueue(name: ControllerName, owner: OwnerRef, reason: 'event' | 'resync', snapshot?: Inventory): void {
+    const c = this.controlled.get(name);
+    const controller = this.controllers.get(name);
+    if (!c || !controller || !controller.owners.includes(owner.kind)) return;
+    const key = keyOf(owner);
+    if (snapshot) c.snapshots.set(key, snapshot);
+    else c.snapshots.delete(key);
+    c.queue.add(key, reason);
+  }
+
+  /** Queues an owner for every controller that manages its kind. */
+  enqueueOwner(owner: OwnerRef, reason: 'event' | 'resync' = 'event', snapshot?: Inventory): void {
+    for (const name of this.controlled.keys()) this.enqueue(name, owner, reason, snapshot);
+  }
+
+  /**
+   * Lists everything ours once into an inventory and queues every live owner against it.
+   * Concurrent requests share one run.
+   */
+  resync(trigger: string): Promise<void> {
+    if (!this.isLeader() || this.stopping) return Promise.resolve();
+    if (this.resyncing) return this.resyncing;
+    this.resyncing = this.runResync(trigger).finally(() => {
+      this.resyncing = undefined;
+    });
+    return this.resyncing;
+  }
+
+  private async runResync(trigger: string): Promise<void> {
+    const { ports, config, database } = this.options;
+    try {
+      const [owners, inventory] = await Promise.all([
+        liveOwners(database.db),
+        Inventory.build(ports, config.MOLECULE_ENV, this.clock.now()),
+      ]);
+      const managed = Object.values(inventory.counts).reduce((a, b) => a + b, 0);
+      this.deepChecks.remaining = Math.max(10, Math.floor(managed / 300));
+      for (const id of owners.orgs) this.enqueueOwner({ kind: 'org', id }, 'resync', inventory);
+      for (const w of owners.workspaces) this.enqueueOwner({ kind: 'workspace', id: w.id }, 'resync', inventory);
+      this.lastResyncAt = this.clock.now();
+      this.log.info({ trigger, owners: owners.orgs.length + owners.workspaces.length, ...inventory.counts }, 'resync queued');
+    } catch (e) {
+      // A failed listing is never read as "absent": nothing is queued against a partial inventory.
+      this.log.warn({ trigger, err: describeError(e) }, 'resync failed');
+    }
+  }
+
+  /** Waits until every queue is empty and idle (tests, benchmarks, orderly shutdown). */
+  async idle(): Promise<void> {
+    for (;;) {
+      await Promise.all([...this.controlled.values()].map((c) => c.queue.drained()));
+      if ([...this.controlled.values()].every((c) => c.queue.depth === 0)) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  queueDepths(): Record<string, number> {
+    return Object.fromEntries([...this.controlled].map(([n, c]) => [n, c.queue.depth]));
+  }
+
+  private onNotify(payload: string): void {
+    if (!this.isLeader()) return;
+    try {
+      const msg = JSON.parse(payload) as { kind: 'org' | 'workspace'; id: string };
+      this.enqueueOwner({ kind: msg.kind, id: msg.id }, 'event');
+    } catch {
+      this.log.warn('ignored a malformed desired-state notification');
+    }
+  }
+
+  private startedLeading(epoch: number): void {
+    this.options.metrics.isLeader.set(1);
+    this.log.info({ epoch, holder: this.elector.holder }, 'became leader');
+    for (const [name, c] of this.controlled) {
+      c.queue.start(async (key, info) => {
+        const snapshot = info.reason === 'resync' ? c.snapshots.get(key) : undefined;
+        c.snapshots.delete(key);
+        if (!this.elector.isLeader()) return { result: 'success' };
+        const outcome = await c.reconciler.reconcile(ownerOf(key), snapshot);
+        this.log.debug({ controller: name, key, result: outcome.result }, 'reconciled');
+        return outcome;
+      });
+    }
+    void this.resync('leader-elected');
+  }
+
+  private stoppedLeading(): void {
+    this.options.metrics.isLeader.set(0);
+    this.log.warn({ holder: this.elector.holder }, 'stopped leading; reconciling paused');
+    for (const c of this.controlled.values()) {
+      void c.queue.stop();
+      c.queue.clear();
+      c.snapshots.clear();
+    }
+  }
+
+  private schedule(name: string, expression: string, fn: () => Promise<void>, jitterMs: number): void {
+    const task = cron.schedule(expression, async () => {
+      // A tick never throws, and only the leader acts on it.
+      try {
+        if (!this.isLeader() || this.stopping) return;
+        if (jitterMs > 0) await this.clock.sleep(Math.random() * jitterMs);
+        await fn();
+      } catch (e) {
+        this.log.error({ job: name, err: describeError(e) }, 'scheduled job failed');
+      }
+    });
+    this.tasks.push(task);
+  }
+}

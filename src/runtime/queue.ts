@@ -1,0 +1,206 @@
+import { type Clock, systemClock, type Timer } from './clock.js';
+
+/** Why a key was queued. An event outranks a resync: it may skip backoff and wants fresh observation. */
+export type EnqueueReason = 'event' | 'resync' | 'retry' | 'requeue';
+
+export type Outcome =
+  | { result: 'success' }
+  | { result: 'requeue'; afterMs: number }
+  | { result: 'error' }
+  | { result: 'terminal' };
+
+export type Handler = (key: string, info: { reason: EnqueueReason; attempt: number }) => Promise<Outcome>;
+
+export interface QueueOptions {
+  concurrency?: number;
+  clock?: Clock;
+  /** First retry delay after an error; doubles per consecutive failure. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** ±fraction of random spread on every backoff delay. */
+  jitter?: number;
+  random?: () => number;
+  onDepth?: (depth: number) => void;
+  onRetry?: () => void;
+}
+
+const rank: Record<EnqueueReason, number> = { resync: 0, requeue: 1, retry: 2, event: 3 };
+
+/**
+ * A per-controller work queue keyed by owner. A key is never handled by two workers at once;
+ * keys added while queued coalesce; a key added while it is being handled runs once more
+ * afterwards. Errors back off exponentially with jitter; success resets the backoff.
+ */
+export class WorkQueue {
+  private readonly clock: Clock;
+  private readonly concurrency: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+  private readonly jitter: number;
+  private readonly random: () => number;
+  private readonly ready: string[] = [];
+  private readonly queued = new Map<string, EnqueueReason>();
+  private readonly delayed = new Map<string, { due: number; timer: Timer; reason: EnqueueReason }>();
+  private readonly processing = new Set<string>();
+  private readonly dirty = new Map<string, EnqueueReason>();
+  private readonly failures = new Map<string, number>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private handler: Handler | undefined;
+  private running = false;
+
+  constructor(private readonly options: QueueOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.concurrency = options.concurrency ?? 4;
+    this.baseDelayMs = options.baseDelayMs ?? 500;
+    this.maxDelayMs = options.maxDelayMs ?? 300_000;
+    this.jitter = options.jitter ?? 0.2;
+    this.random = options.random ?? Math.random;
+  }
+
+  /** Keys waiting (ready or delayed), not counting those being handled. */
+  get depth(): number {
+    return this.queued.size + this.delayed.size;
+  }
+
+  /** Consecutive failures of a key (0 after a success). */
+  attempts(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  isBusy(key: string): boolean {
+    return this.processing.has(key);
+  }
+
+  /**
+   * Queues a key now. An event cancels a pending backoff delay (something changed, so try
+   * again at once); a resync does not, so a failing key is not hammered by every resync.
+   */
+  add(key: string, reason: EnqueueReason = 'event'): void {
+    if (this.processing.has(key)) {
+      const prev = this.dirty.get(key);
+      if (!prev || rank[reason] > rank[prev]) this.dirty.set(key, reason);
+      return;
+    }
+    const waiting = this.delayed.get(key);
+    if (waiting) {
+      if (reason !== 'event') return;
+      this.clock.clearTimeout(waiting.timer);
+      this.delayed.delete(key);
+    }
+    const prev = this.queued.get(key);
+    if (prev) {
+      if (rank[reason] > rank[prev]) this.queued.set(key, reason);
+      return;
+    }
+    this.queued.set(key, reason);
+    this.ready.push(key);
+    this.changed();
+    this.pump();
+  }
+
+  /** Queues a key after a delay; an earlier existing schedule wins. */
+  addAfter(key: string, ms: number, reason: EnqueueReason = 'requeue'): void {
+    if (ms <= 0) return this.add(key, reason);
+    if (this.queued.has(key)) return;
+    const due = this.clock.now() + ms;
+    const waiting = this.delayed.get(key);
+    if (waiting && waiting.due <= due) return;
+    if (waiting) this.clock.clearTimeout(waiting.timer);
+    const timer = this.clock.setTimeout(() => {
+      const entry = this.delayed.get(key);
+      if (!entry || entry.timer !== timer) return;
+      this.delayed.delete(key);
+      this.add(key, entry.reason);
+    }, ms);
+    this.delayed.set(key, { due, timer, reason });
+    this.changed();
+  }
+
+  /** The delay before the next try of a key that just failed for the n-th time in a row. */
+  backoffDelay(failures: number): number {
+    const exp = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.max(0, failures - 1));
+    const spread = 1 - this.jitter + this.random() * 2 * this.jitter;
+    return Math.min(this.maxDelayMs, Math.round(exp * spread));
+  }
+
+  start(handler: Handler): void {
+    this.handler = handler;
+    this.running = true;
+    this.pump();
+  }
+
+  /** Stops handing out keys and waits for the ones being handled. Queued keys stay queued. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all([...this.inFlight]);
+  }
+
+  /** Forgets everything queued or delayed (e.g. leadership lost); handled keys finish. */
+  clear(): void {
+    for (const { timer } of this.delayed.values()) this.clock.clearTimeout(timer);
+    this.delayed.clear();
+    this.queued.clear();
+    this.ready.length = 0;
+    this.dirty.clear();
+    this.changed();
+  }
+
+  /** Resolves when nothing is queued, delayed or being handled. For tests and orderly shutdown. */
+  async drained(): Promise<void> {
+    while (this.inFlight.size > 0 || this.queued.size > 0) {
+      await Promise.race([...this.inFlight, new Promise((r) => setImmediate(r))]);
+    }
+  }
+
+  private pump(): void {
+    if (!this.running || !this.handler) return;
+    while (this.processing.size < this.concurrency && this.ready.length > 0) {
+      const key = this.ready.shift()!;
+      const reason = this.queued.get(key);
+      if (!reason) continue;
+      this.queued.delete(key);
+      this.processing.add(key);
+      this.changed();
+      const p = this.run(key, reason).finally(() => this.inFlight.delete(p));
+      this.inFlight.add(p);
+    }
+  }
+
+  private async run(key: string, reason: EnqueueReason): Promise<void> {
+    let outcome: Outcome;
+    try {
+      outcome = await this.handler!(key, { reason, attempt: this.attempts(key) + 1 });
+    } catch {
+      outcome = { result: 'error' };
+    }
+    this.processing.delete(key);
+    switch (outcome.result) {
+      case 'success':
+      case 'terminal':
+        this.failures.delete(key);
+        break;
+      case 'requeue':
+        this.failures.delete(key);
+        this.addAfter(key, outcome.afterMs);
+        break;
+      case 'error': {
+        const n = (this.failures.get(key) ?? 0) + 1;
+        this.failures.set(key, n);
+        this.options.onRetry?.();
+        this.addAfter(key, this.backoffDelay(n), 'retry');
+        break;
+      }
+    }
+    const again = this.dirty.get(key);
+    if (again) {
+      this.dirty.delete(key);
+      this.add(key, again);
+    }
+    this.changed();
+    this.pump();
+  }
+
+  private changed(): void {
+    this.options.onDepth?.(this.depth);
+  }
+}

@@ -1,0 +1,2 @@
+// Global test hooks: keep tests honest about the resources they open.
+export {};

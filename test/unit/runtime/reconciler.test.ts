@@ -1,0 +1,255 @@
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { orgs, reconcileStatus, tenantResources } from '../../../schema/index.js';
+import type { CloudView } from '../../../src/cloud/inventory.js';
+import { DesiredStateRepository, type OwnerRef } from '../../../src/db/desired.js';
+import { StatusRepository } from '../../../src/db/status.js';
+import { createLogger } from '../../../src/observability/logger.js';
+import { createMetrics } from '../../../src/observability/metrics.js';
+import { ManualClock } from '../../../src/runtime/clock.js';
+import { absent, type Controller, type ControllerName } from '../../../src/runtime/controller.js';
+import { TerminalError, TransientError } from '../../../src/runtime/errors.js';
+import { Finalizers } from '../../../src/runtime/finalizers.js';
+import { finalizerName, Reconciler } from '../../../src/runtime/reconciler.js';
+import { testConfig } from '../../fixtures/config.js';
+import { insertOrg } from '../../fixtures/owners.js';
+import { createTestDatabase, type TestDatabase } from '../../helpers/db.js';
+import { metricValue } from '../../helpers/metrics.js';
+
+/** A fake cloud holding at most one resource per owner: the "port" of this test. */
+interface FakeCloud {
+  resources: Map<string, { id: string; version: number }>;
+  creates: { owner: string; token: string; pendingAtCall: string | undefined }[];
+  updates: number;
+  deletes: number;
+  /** Makes the next create succeed in the cloud but lose its response. */
+  loseNextCreate: boolean;
+  observeError: Error | undefined;
+}
+
+let tdb: TestDatabase;
+let clock: ManualClock;
+let cloud: FakeCloud;
+let metrics: ReturnType<typeof createMetrics>;
+let woken: string[];
+
+const config = testConfig({ CREATE_GRACE: '30s' });
+const view = { source: 'live' } as CloudView;
+
+function fakeController(overrides: Partial<Controller<{ owner: string; version: number }>> = {}) {
+  const name: ControllerName = 'securitygroup';
+  const status = () => new StatusRepository(tdb.database.db);
+  const c: Controller<{ owner: string; version: number }, { id: string; version: number }> = {
+    name,
+    kind: 'security_group',
+    owners: ['org', 'workspace'],
+    dependsOn: [],
+    deleteAfter: [],
+    desired: (input) => ({ owner: input.owner.id, version: input.org.name === 'v2' ? 2 : 1 }),
+    async observe(d) {
+      if (cloud.observeError) throw cloud.observeError;
+      const r = cloud.resources.get(d.owner);
+      if (!r) return absent();
+      const diff = r.version === d.version ? [] : [`version ${r.version} → ${d.version}`];
+      return { exists: true, upToDate: diff.length === 0, diff, externalIds: { groupId: r.id }, resource: r };
+    },
+    createToken: (d) => `token-${d.owner}`,
+    async create(d, token) {
+      const row = await status().get(name, d.owner);
+      cloud.creates.push({ owner: d.owner, token, pendingAtCall: row?.pending?.token });
+      const id = `sg-${cloud.creates.length}`;
+      cloud.resources.set(d.owner, { id, version: d.version });
+      if (cloud.loseNextCreate) {
+        cloud.loseNextCreate = false;
+        throw new TransientError('socket hang up');
+      }
+      return { externalIds: { groupId: id } };
+    },
+    async update(d) {
+      cloud.updates++;
+      cloud.resources.set(d.owner, { ...cloud.resources.get(d.owner)!, version: d.version });
+      return {};
+    },
+    async delete(d) {
+      cloud.deletes++;
+      cloud.resources.delete(d.owner);
+      return { gone: true };
+    },
+    ...overrides,
+  };
+  return c;
+}
+
+function reconcilerFor(controller: Controller<any, any>, others: Controller<any, any>[] = []) {
+  const db = tdb.database.db;
+  const all = new Map<ControllerName, Controller<any, any>>([[controller.name, controller], ...others.map((o) => [o.name, o] as const)]);
+  return new Reconciler(controller, {
+    config,
+    controllers: all,
+    enabled: new Set(all.keys()),
+    desired: new DesiredStateRepository(db),
+    status: new StatusRepository(db),
+    finalizers: new Finalizers(db),
+    liveView: view,
+    pins: async () => ({ ami: () => undefined, image: () => undefined }),
+    metrics,
+    logger: createLogger({ level: 'silent' }),
+    clock,
+    assertLeader: () => {},
+    wake: (n, o) => woken.push(`${n}:${o.id}`),
+    pollIntervalMs: 1000,
+  });
+}
+
+const statusRow = async (owner: string) =>
+  (await tdb.database.db.select().from(reconcileStatus).where(eq(reconcileStatus.ownerId, owner)))[0];
+const auditActions = async (owner: string) =>
+  (await tdb.database.db.select().from(tenantResources).where(eq(tenantResources.ownerId, owner))).map((r) => r.action);
+
+beforeAll(async () => {
+  tdb = await createTestDatabase();
+});
+afterAll(async () => {
+  await tdb.drop();
+});
+beforeEach(() => {
+  clock = new ManualClock(Date.now());
+  cloud = { resources: new Map(), creates: [], updates: 0, deletes: 0, loseNextCreate: false, observeError: undefined };
+  metrics = createMetrics({ defaults: false });
+  woken = [];
+});
+
+describe('generic reconciler', () => {
+  it('create: records the create-pending token before calling create, then becomes Ready', async () => {
+    const org = await insertOrg(tdb.database.db);
+    const r = reconcilerFor(fakeController());
+    const owner: OwnerRef = { kind: 'org', id: org.id };
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'requeue', afterMs: 0 });
+    expect(cloud.creates).toEqual([{ owner: org.id, token: `token-${org.id}`, pendingAtCall: `token-${org.id}` }]);
+    expect((await statusRow(org.id))?.reason).toBe('Creating');
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'success' });
+    const row = await statusRow(org.id);
+    expect(row).toMatchObject({ ready: true, reason: 'Available', pending: null, observedGeneration: 1, externalIds: { groupId: 'sg-1' } });
+    expect(await auditActions(org.id)).toEqual(['created']);
+    const [o] = await tdb.database.db.select().from(orgs).where(eq(orgs.id, org.id));
+    expect(o?.finalizers).toContain(finalizerName('securitygroup'));
+  });
+
+  it('adopt: a create whose response was lost is adopted, not repeated', async () => {
+    const org = await insertOrg(tdb.database.db);
+    const r = reconcilerFor(fakeController());
+    const owner: OwnerRef = { kind: 'org', id: org.id };
+    cloud.loseNextCreate = true;
+    expect((await r.reconcile(owner, view)).result).toBe('error');
+    expect(cloud.creates).toHaveLength(1);
+    expect((await statusRow(org.id))?.pending?.token).toBe(`token-${org.id}`);
+    expect((await r.reconcile(owner, view)).result).toBe('success');
+    expect(cloud.creates).toHaveLength(1);
+    expect(await statusRow(org.id)).toMatchObject({ ready: true, pending: null, externalIds: { groupId: 'sg-1' } });
+    expect(await auditActions(org.id)).toEqual(['adopted']);
+  });
+
+  it('grace window: a fresh pending create that is not visible yet is waited for, not repeated', async () => {
+    const org = await insertOrg(tdb.database.db);
+    const r = reconcilerFor(fakeController());
+    const owner: OwnerRef = { kind: 'org', id: org.id };
+    await r.reconcile(owner, view);
+    cloud.resources.clear(); // eventually consistent: not visible yet
+    const out = await r.reconcile(owner, view);
+    expect(out).toEqual({ result: 'requeue', afterMs: 1000 });
+    expect(cloud.creates).toHaveLength(1);
+    expect((await statusRow(org.id))?.reason).toBe('Creating');
+    clock.advance(31_000); // past the grace: create again with the same token (idempotent)
+    await r.reconcile(owner, view);
+    expect(cloud.creates.map((c) => c.token)).toEqual([`token-${org.id}`, `token-${org.id}`]);
+  });
+
+  it('update: drift on a Ready resource is corrected and counted; a spec change is an update', async () => {
+    const org = await insertOrg(tdb.database.db);
+    const r = reconcilerFor(fakeController());
+    const owner: OwnerRef = { kind: 'org', id: org.id };
+    await r.reconcile(owner, view);
+    await r.reconcile(owner, view);
+    cloud.resources.set(org.id, { id: 'sg-1', version: 7 }); // out-of-band change
+    expect((await r.reconcile(owner, view)).result).toBe('requeue');
+    expect(cloud.updates).toBe(1);
+    expect(await metricValue(metrics.registry, 'molecule_drift_corrections_total', { controller: 'securitygroup' })).toBe(1);
+    await r.reconcile(owner, view);
+    await tdb.database.db.update(orgs).set({ name: 'v2' }).where(eq(orgs.id, org.id));
+    await r.reconcile(owner, view);
+    expect(cloud.updates).toBe(2);
+    expect(await metricValue(metrics.registry, 'molecule_drift_corrections_total', { controller: 'securitygroup' })).toBe(1);
+    await r.reconcile(owner, view);
+    expect(await statusRow(org.id)).toMatchObject({ ready: true, observedGeneration: 2 });
+    expect(await auditActions(org.id)).toEqual(['created', 'drift_corrected', 'updated']);
+  });
+
+  it('delete: deletes, confirms it gone, releases the finalizer and purges the owner', async () => {
+    const org = await insertOrg(tdb.database.db);
+    const r = reconcilerFor(fakeController());
+    const owner: OwnerRef = { kind: 'org', id: org.id };
+    await r.reconcile(owner, view);
+    await r.reconcile(owner, view);
+    await new DesiredStateRepository(tdb.database.db).requestOrgDeletion(org.id);
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'requeue', afterMs: 0 });
+    expect(cloud.deletes).toBe(1);
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'success' });
+    const [o] = await tdb.database.db.select().from(orgs).where(eq(orgs.id, org.id));
+    expect(o?.finalizers).toEqual([]);
+    expect(o?.purgedAt).not.toBeNull();
+    expect(await auditActions(org.id)).toEqual(['created', 'deleted']);
+  });
+
+  it('dependency: waits with a Waiting reason and no cloud call until the dependency is ready', async () => {
+    const org = await insertOrg(tdb.database.db);
+    const dep = fakeController({ name: 'tunnel' as ControllerName });
+    const c = fakeController({ dependsOn: [{ controller: 'tunnel', scope: 'self', label: 'Tunnel' }] });
+    const r = reconcilerFor(c, [dep]);
+    const owner: OwnerRef = { kind: 'org', id: org.id };
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'success' });
+    expect(cloud.creates).toHaveLength(0);
+    expect(await statusRow(org.id)).toMatchObject({ ready: false, reason: 'WaitingForTunnel' });
+    await new StatusRepository(tdb.database.db).upsert(
+      { controller: 'tunnel', ownerId: org.id, ownerKind: 'org', orgId: org.id },
+      { ready: true, reason: 'Available' },
+    );
+    await r.reconcile(owner, view);
+    expect(cloud.creates).toHaveLength(1);
+  });
+
+  it('errors: a terminal error is not retried and shows its reason; a transient one backs off', async () => {
+    const org = await insertOrg(tdb.database.db);
+    const r = reconcilerFor(fakeController());
+    const owner: OwnerRef = { kind: 'org', id: org.id };
+    cloud.observeError = new TerminalError('not allowed', { reason: 'PermissionDenied' });
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'terminal' });
+    expect(await statusRow(org.id)).toMatchObject({ ready: false, reason: 'PermissionDenied', attempts: 1 });
+    cloud.observeError = new TransientError('503');
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'error' });
+    expect(await statusRow(org.id)).toMatchObject({ reason: 'ReconcileError', attempts: 2 });
+    expect(cloud.creates).toHaveLength(0);
+  });
+
+  it('unchanged status is not written again', async () => {
+    const org = await insertOrg(tdb.database.db);
+    const r = reconcilerFor(fakeController());
+    const owner: OwnerRef = { kind: 'org', id: org.id };
+    await r.reconcile(owner, view);
+    await r.reconcile(owner, view);
+    const before = await statusRow(org.id);
+    await new Promise((res) => setTimeout(res, 5));
+    await r.reconcile(owner, view);
+    expect((await statusRow(org.id))?.updatedAt).toEqual(before?.updatedAt);
+  });
+
+  it('wakes dependents when the resource becomes ready', async () => {
+    const org = await insertOrg(tdb.database.db);
+    const dependent = fakeController({ name: 'instance' as ControllerName, dependsOn: [{ controller: 'securitygroup', scope: 'self', label: 'SecurityGroup' }] });
+    const r = reconcilerFor(fakeController(), [dependent]);
+    const owner: OwnerRef = { kind: 'org', id: org.id };
+    await r.reconcile(owner, view);
+    expect(woken).toEqual([]);
+    await r.reconcile(owner, view);
+    expect(woken).toEqual([`instance:${org.id}`]);
+  });
+});
