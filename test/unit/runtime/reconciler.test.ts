@@ -36,10 +36,12 @@ let woken: string[];
 const config = testConfig({ CREATE_GRACE: '30s' });
 const view = { source: 'live' } as CloudView;
 
-function fakeController(overrides: Partial<Controller<{ owner: string; version: number }>> = {}) {
+type Fake = Controller<{ owner: string; version: number }, { id: string; version: number }>;
+
+function fakeController(overrides: Partial<Fake> = {}): Fake {
   const name: ControllerName = 'securitygroup';
   const status = () => new StatusRepository(tdb.database.db);
-  const c: Controller<{ owner: string; version: number }, { id: string; version: number }> = {
+  const c: Fake = {
     name,
     kind: 'security_group',
     owners: ['org', 'workspace'],
