@@ -44,6 +44,8 @@ export interface ManagerOptions {
   backoff?: { baseDelayMs?: number; maxDelayMs?: number };
   /** Maximum random delay added to each scheduled resync. */
   resyncJitterMs?: number;
+  /** How long AMI/image pins are cached (default 30 s). */
+  pinsTtlMs?: number;
 }
 
 interface Controlled {
@@ -90,7 +92,7 @@ export class Manager {
     this.live = new LiveView(options.ports, config.MOLECULE_ENV, config.EC2_VPC_ID);
     const status = new StatusRepository(database.db);
     const finalizers = new Finalizers(database.db);
-    const pins = new PinsCache(database.db);
+    const pins = new PinsCache(database.db, options.pinsTtlMs);
     this.elector = new LeaderElector(database, {
       holder: options.holder ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       ...options.lease,
@@ -241,11 +243,22 @@ export class Manager {
 
   private onNotify(payload: string): void {
     if (!this.isLeader()) return;
+    let msg: { kind: 'org' | 'workspace'; id: string; op?: string };
     try {
-      const msg = JSON.parse(payload) as { kind: 'org' | 'workspace'; id: string };
-      this.enqueueOwner({ kind: msg.kind, id: msg.id }, 'event');
+      msg = JSON.parse(payload);
     } catch {
       this.log.warn('ignored a malformed desired-state notification');
+      return;
+    }
+    this.enqueueOwner({ kind: msg.kind, id: msg.id }, 'event');
+    // An org's spec (power state, canary, deletion) shapes its workspaces' resources too.
+    if (msg.kind === 'org' && msg.op === 'UPDATE') {
+      this.desired
+        .listWorkspaces([msg.id])
+        .then((ws) => {
+          for (const w of ws) this.enqueueOwner({ kind: 'workspace', id: w.id }, 'event');
+        })
+        .catch((e) => this.log.warn({ err: describeError(e) }, 'cannot list workspaces of a changed org'));
     }
   }
 

@@ -4,7 +4,9 @@ import type { Database } from '../../src/db/client.js';
  * Row count and content hash of every table in the public schema, new tables included:
  * equal snapshots mean nothing was inserted, updated or deleted.
  */
-export async function snapshotTables(database: Database): Promise<Record<string, { rows: number; hash: string }>> {
+export async function snapshotTables(
+  database: Database,
+): Promise<Record<string, { rows: number; hash: string }>> {
   const tables = await database.query<{ name: string }>(
     `SELECT table_name AS name FROM information_schema.tables
      WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name`,

@@ -1,0 +1,160 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { buildApiServer } from '../../src/api/server.js';
+import type { Config } from '../../src/config.js';
+import { createCloudPorts } from '../../src/cloud/index.js';
+import type { CloudPorts } from '../../src/cloud/ports.js';
+import { RateLimiter } from '../../src/cloud/ratelimit.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
+import { type Operator, startOperator } from '../../src/operator.js';
+import { type SimOptions, type Simulator, startSimulator } from '../../src/sim/index.js';
+import { testConfig } from '../fixtures/config.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const IAM_PROFILE = 'molecule-tenant';
+
+export interface Stack {
+  sim: Simulator;
+  tdb: TestDatabase;
+  config: Config;
+  metrics: Metrics;
+  ports: CloudPorts;
+  app: FastifyInstance;
+  apiUrl: string;
+  operator: Operator | undefined;
+  /** Calls the API as an operator would, with the admin token. */
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  startOperator(): Promise<Operator>;
+  stopOperator(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StackOptions {
+  env?: Record<string, string | undefined>;
+  sim?: SimOptions;
+  /** Start the controllers right away (default true). */
+  operator?: boolean;
+}
+
+/** The simulator's settings as environment variables, as a user would export them. */
+export function simEnv(sim: Simulator): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL: sim.awsEndpoint,
+    CLOUDFLARE_BASE_URL: sim.cloudflareBaseUrl,
+    CLOUDFLARE_API_TOKEN: sim.seed.apiToken,
+    CLOUDFLARE_ACCOUNT_ID: sim.seed.cloudflareAccountId,
+    CLOUDFLARE_ZONE_ID: sim.seed.cloudflareZoneId,
+    EC2_VPC_ID: sim.seed.vpcId,
+    EC2_SUBNET_ID: sim.seed.subnetId,
+    EIC_ENDPOINT_SG_ID: sim.seed.eicSecurityGroupId,
+    EC2_TENANT_IAM_PROFILE: IAM_PROFILE,
+    AWS_REGION: sim.seed.region,
+  };
+}
+
+export const SIM_CREDENTIALS = { accessKeyId: 'AKIDSIMULATOR', secretAccessKey: 'simulator-secret' };
+
+/**
+ * The whole product in one process for tests: simulator, a database of the test file's own,
+ * the HTTP API on an ephemeral port, and the controllers with test-sized timings.
+ */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const sim = await startSimulator({ port: 0, profile: 'fast', ...options.sim });
+  const tdb = await createTestDatabase();
+  const config = testConfig({
+    ...simEnv(sim),
+    PROVISION_SHARED_SECRET: 'provision-shared-secret-value-0001',
+    GHCR_PULL_TOKEN: 'ghcr-pull-token-value-0002',
+    CREATE_GRACE: '3s',
+    RESYNC_CRON: '0 0 1 1 *',
+    ORPHAN_SCAN_CRON: '0 0 1 1 *',
+    ...options.env,
+  });
+  const metrics = createMetrics({ defaults: false });
+  const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const ports = createCloudPorts(config, {
+    metrics,
+    awsCredentials: SIM_CREDENTIALS,
+    maxAttempts: 3,
+    // Buckets stay on, scaled up: tests exercise the limiter without waiting on it.
+    limiter: new RateLimiter(
+      Object.fromEntries(
+        ['ec2-run-instances', 'ec2-start-instances', 'ec2-terminate-instances', 'ec2-tags', 'ec2-mutating', 'ec2-resource-intensive', 'ec2-non-mutating', 'secretsmanager', 'tagging', 'cloudflare'].map(
+          (b) => [b, { capacity: 1000, refillPerSecond: 1000 }],
+        ),
+      ),
+      metrics,
+    ),
+  });
+  const app = await buildApiServer({ config, database: tdb.database, metrics, logger });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+
+  const stack: Stack = {
+    sim,
+    tdb,
+    config,
+    metrics,
+    ports,
+    app,
+    apiUrl,
+    operator: undefined,
+    async api(method, path, body) {
+      const res = await fetch(`${apiUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    },
+    async startOperator() {
+      stack.operator = await startOperator({
+        config,
+        database: tdb.database,
+        metrics,
+        logger,
+        ports,
+        manager: {
+          pollIntervalMs: 50,
+          lease: { name: `lease-${Math.random()}`, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 100 },
+          backoff: { baseDelayMs: 50, maxDelayMs: 1000 },
+          resyncJitterMs: 0,
+          pinsTtlMs: 0,
+        },
+      });
+      return stack.operator;
+    },
+    async stopOperator() {
+      await stack.operator?.stop();
+      stack.operator = undefined;
+    },
+    async close() {
+      await stack.stopOperator();
+      await app.close();
+      await tdb.drop();
+      await sim.close();
+    },
+  };
+  if (options.operator !== false) await stack.startOperator();
+  return stack;
+}
+
+/** Polls until `check` returns a truthy value (or stops throwing), with a deadline. */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 15_000, intervalMs = 25): Promise<NonNullable<T>> {
+  const start = Date.now();
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as NonNullable<T>;
+      last = new Error('condition was falsy');
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() - start > timeoutMs) throw last;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
