@@ -1,5 +1,12 @@
 import { and, asc, eq, getTableColumns, gt, inArray, isNull, or, sql } from 'drizzle-orm';
-import { type Org, orgs, reconcileStatus, type StatusRow, type Workspace, workspaces } from '../../schema/index.js';
+import {
+  type Org,
+  orgs,
+  reconcileStatus,
+  type StatusRow,
+  type Workspace,
+  workspaces,
+} from '../../schema/index.js';
 import type { Db } from './client.js';
 
 /** An owner of cloud resources: the tenant (org) or one of its workspaces. */
@@ -68,20 +75,7 @@ export class DesiredStateRepository {
     return row;
   }
 
-  /** Live orgs in creation order, `limit` at a time after the cursor (created_at, id). */
-  async listOrgs(limit: number, after?: { createdAt: Date; id: string }): Promise<Org[]> {
-    const cursor = after
-      ? or(gt(orgs.createdAt, after.createdAt), and(eq(orgs.createdAt, after.createdAt), gt(orgs.id, after.id)))
-      : undefined;
-    return this.db
-      .select()
-      .from(orgs)
-      .where(and(isNull(orgs.purgedAt), cursor))
-      .orderBy(asc(orgs.createdAt), asc(orgs.id))
-      .limit(limit);
-  }
-
-  /** Like {@link listOrgs}, with an exact cursor for each row (see {@link OrgPageCursor}). */
+  /** Live orgs in creation order, with an exact cursor for each row (see {@link OrgPageCursor}). */
   async listOrgsPage(limit: number, after?: OrgPageCursor): Promise<{ org: Org; cursor: OrgPageCursor }[]> {
     const micros = sql<string>`(extract(epoch from ${orgs.createdAt}) * 1000000)::bigint::text`;
     const cursor = after
@@ -110,7 +104,12 @@ export class DesiredStateRepository {
       .orderBy(asc(workspaces.createdAt), asc(workspaces.id));
   }
 
-  async createWorkspace(input: { orgId: string; name: string; runtime: string; tier: number }): Promise<Workspace> {
+  async createWorkspace(input: {
+    orgId: string;
+    name: string;
+    runtime: string;
+    tier: number;
+  }): Promise<Workspace> {
     const [row] = await this.db.insert(workspaces).values(input).returning();
     return row!;
   }
@@ -165,7 +164,11 @@ export class DesiredStateRepository {
         .update(workspaces)
         .set({ deletionRequestedAt: sql`now()` })
         .where(
-          and(eq(workspaces.orgId, orgId), isNull(workspaces.deletionRequestedAt), isNull(workspaces.purgedAt)),
+          and(
+            eq(workspaces.orgId, orgId),
+            isNull(workspaces.deletionRequestedAt),
+            isNull(workspaces.purgedAt),
+          ),
         );
     });
   }
@@ -255,10 +258,15 @@ export class DesiredStateRepository {
 }
 
 /** Every owner that is not purged (deleting ones included): what a full resync walks. */
-export async function liveOwners(db: Db): Promise<{ orgs: string[]; workspaces: { id: string; orgId: string }[] }> {
+export async function liveOwners(
+  db: Db,
+): Promise<{ orgs: string[]; workspaces: { id: string; orgId: string }[] }> {
   const [o, w] = await Promise.all([
     db.select({ id: orgs.id }).from(orgs).where(isNull(orgs.purgedAt)),
-    db.select({ id: workspaces.id, orgId: workspaces.orgId }).from(workspaces).where(isNull(workspaces.purgedAt)),
+    db
+      .select({ id: workspaces.id, orgId: workspaces.orgId })
+      .from(workspaces)
+      .where(isNull(workspaces.purgedAt)),
   ]);
   return { orgs: o.map((r) => r.id), workspaces: w };
 }

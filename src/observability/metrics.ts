@@ -58,7 +58,7 @@ export function createMetrics(options: { defaults?: boolean } = {}) {
     }),
     desiredObjects: new Gauge({
       name: 'molecule_desired_objects',
-      help: 'Desired orgs and workspaces by state (ready, pending, deleting)',
+      help: 'Desired orgs and workspaces by state (total, ready, deleting)',
       labelNames: ['kind', 'state'] as const,
       registers: r,
     }),

@@ -36,7 +36,12 @@ async function until(cond: () => boolean, timeoutMs: number): Promise<number> {
 describe('leader election', () => {
   it('exactly one of two replicas leads; a partitioned leader steps down before the other takes over', async () => {
     const timeline: { who: string; event: 'start' | 'stop'; at: number }[] = [];
-    const timing = { leaseDurationMs: 1500, renewDeadlineMs: 1000, retryPeriodMs: 200, name: `lease-${Math.random()}` };
+    const timing = {
+      leaseDurationMs: 1500,
+      renewDeadlineMs: 1000,
+      retryPeriodMs: 200,
+      name: `lease-${Math.random()}`,
+    };
     const a = partitionable(await tdb.open());
     const b = partitionable(await tdb.open());
     const mk = (who: string, db: Database) =>

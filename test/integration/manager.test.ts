@@ -60,7 +60,12 @@ function manager(seen: Map<string, number>) {
     metrics: createMetrics({ defaults: false }),
     logger: createLogger({ level: 'silent' }),
     controllers: [observingController(seen)],
-    lease: { name: `lease-${Math.random()}`, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 200 },
+    lease: {
+      name: `lease-${Math.random()}`,
+      leaseDurationMs: 3000,
+      renewDeadlineMs: 2000,
+      retryPeriodMs: 200,
+    },
     resyncJitterMs: 0,
   });
 }
@@ -85,23 +90,28 @@ describe('manager', () => {
     expect(latencies[Math.floor(latencies.length / 2)]!).toBeLessThan(1000);
   });
 
-  it.skipIf(!usingServer())('keeps working through a dropped listener connection and resyncs after reconnecting', async () => {
-    const seen = new Map<string, number>();
-    const m = manager(seen);
-    await m.start();
-    await until(() => m.isLeader(), 5000);
-    const admin = new pg.Client({ connectionString: tdb.url });
-    await admin.connect();
-    // Kill every other backend of this database, the LISTEN connection included.
-    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
-    await until(() => !m.readiness().listening, 5000);
-    // A row written while the listener was away is picked up by the resync after reconnecting.
-    const missed = await insertOrg(tdb.database.db);
-    await until(() => seen.has(missed.id), 10_000);
-    const later = await insertOrg(tdb.database.db);
-    await until(() => seen.has(later.id), 10_000);
-    expect(m.readiness().listening).toBe(true);
-    await admin.end();
-    await m.stop();
-  });
+  it.skipIf(!usingServer())(
+    'keeps working through a dropped listener connection and resyncs after reconnecting',
+    async () => {
+      const seen = new Map<string, number>();
+      const m = manager(seen);
+      await m.start();
+      await until(() => m.isLeader(), 5000);
+      const admin = new pg.Client({ connectionString: tdb.url });
+      await admin.connect();
+      // Kill every other backend of this database, the LISTEN connection included.
+      await admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+      );
+      await until(() => !m.readiness().listening, 5000);
+      // A row written while the listener was away is picked up by the resync after reconnecting.
+      const missed = await insertOrg(tdb.database.db);
+      await until(() => seen.has(missed.id), 10_000);
+      const later = await insertOrg(tdb.database.db);
+      await until(() => seen.has(later.id), 10_000);
+      expect(m.readiness().listening).toBe(true);
+      await admin.end();
+      await m.stop();
+    },
+  );
 });

@@ -50,7 +50,15 @@ describe('tags', () => {
       Role: 'tenant',
       Name: 'n',
     });
-    expect(ownerTags({ env: 'prod', orgId: ORG, orgSlug: 'acme', name: 'n', workspace: { id: 'w', runtime: 'hermes' } })).toMatchObject({
+    expect(
+      ownerTags({
+        env: 'prod',
+        orgId: ORG,
+        orgSlug: 'acme',
+        name: 'n',
+        workspace: { id: 'w', runtime: 'hermes' },
+      }),
+    ).toMatchObject({
       Role: 'workspace',
       WorkspaceID: 'w',
       Runtime: 'hermes',

@@ -60,7 +60,14 @@ describe('work queue', () => {
 
   it('backs off exponentially with jitter on errors and resets after a success', async () => {
     const clock = new ManualClock();
-    const q = new WorkQueue({ concurrency: 1, clock, baseDelayMs: 100, maxDelayMs: 10_000, jitter: 0, random: () => 0.5 });
+    const q = new WorkQueue({
+      concurrency: 1,
+      clock,
+      baseDelayMs: 100,
+      maxDelayMs: 10_000,
+      jitter: 0,
+      random: () => 0.5,
+    });
     const outcomes: Outcome['result'][] = ['error', 'error', 'error', 'success', 'error'];
     const at: number[] = [];
     q.start(async () => {

@@ -84,7 +84,10 @@ function fakeController(overrides: Partial<Fake> = {}): Fake {
 
 function reconcilerFor(controller: Controller<any, any>, others: Controller<any, any>[] = []) {
   const db = tdb.database.db;
-  const all = new Map<ControllerName, Controller<any, any>>([[controller.name, controller], ...others.map((o) => [o.name, o] as const)]);
+  const all = new Map<ControllerName, Controller<any, any>>([
+    [controller.name, controller],
+    ...others.map((o) => [o.name, o] as const),
+  ]);
   return new Reconciler(controller, {
     config,
     controllers: all,
@@ -106,7 +109,9 @@ function reconcilerFor(controller: Controller<any, any>, others: Controller<any,
 const statusRow = async (owner: string) =>
   (await tdb.database.db.select().from(reconcileStatus).where(eq(reconcileStatus.ownerId, owner)))[0];
 const auditActions = async (owner: string) =>
-  (await tdb.database.db.select().from(tenantResources).where(eq(tenantResources.ownerId, owner))).map((r) => r.action);
+  (await tdb.database.db.select().from(tenantResources).where(eq(tenantResources.ownerId, owner))).map(
+    (r) => r.action,
+  );
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
@@ -116,7 +121,14 @@ afterAll(async () => {
 });
 beforeEach(() => {
   clock = new ManualClock(Date.now());
-  cloud = { resources: new Map(), creates: [], updates: 0, deletes: 0, loseNextCreate: false, observeError: undefined };
+  cloud = {
+    resources: new Map(),
+    creates: [],
+    updates: 0,
+    deletes: 0,
+    loseNextCreate: false,
+    observeError: undefined,
+  };
   metrics = createMetrics({ defaults: false });
   woken = [];
 });
@@ -127,11 +139,19 @@ describe('generic reconciler', () => {
     const r = reconcilerFor(fakeController());
     const owner: OwnerRef = { kind: 'org', id: org.id };
     expect(await r.reconcile(owner, view)).toEqual({ result: 'requeue', afterMs: 0 });
-    expect(cloud.creates).toEqual([{ owner: org.id, token: `token-${org.id}`, pendingAtCall: `token-${org.id}` }]);
+    expect(cloud.creates).toEqual([
+      { owner: org.id, token: `token-${org.id}`, pendingAtCall: `token-${org.id}` },
+    ]);
     expect((await statusRow(org.id))?.reason).toBe('Creating');
     expect(await r.reconcile(owner, view)).toEqual({ result: 'success' });
     const row = await statusRow(org.id);
-    expect(row).toMatchObject({ ready: true, reason: 'Available', pending: null, observedGeneration: 1, externalIds: { groupId: 'sg-1' } });
+    expect(row).toMatchObject({
+      ready: true,
+      reason: 'Available',
+      pending: null,
+      observedGeneration: 1,
+      externalIds: { groupId: 'sg-1' },
+    });
     expect(await auditActions(org.id)).toEqual(['created']);
     const [o] = await tdb.database.db.select().from(orgs).where(eq(orgs.id, org.id));
     expect(o?.finalizers).toContain(finalizerName('securitygroup'));
@@ -147,7 +167,11 @@ describe('generic reconciler', () => {
     expect((await statusRow(org.id))?.pending?.token).toBe(`token-${org.id}`);
     expect((await r.reconcile(owner, view)).result).toBe('success');
     expect(cloud.creates).toHaveLength(1);
-    expect(await statusRow(org.id)).toMatchObject({ ready: true, pending: null, externalIds: { groupId: 'sg-1' } });
+    expect(await statusRow(org.id)).toMatchObject({
+      ready: true,
+      pending: null,
+      externalIds: { groupId: 'sg-1' },
+    });
     expect(await auditActions(org.id)).toEqual(['adopted']);
   });
 
@@ -175,12 +199,20 @@ describe('generic reconciler', () => {
     cloud.resources.set(org.id, { id: 'sg-1', version: 7 }); // out-of-band change
     expect((await r.reconcile(owner, view)).result).toBe('requeue');
     expect(cloud.updates).toBe(1);
-    expect(await metricValue(metrics.registry, 'molecule_drift_corrections_total', { controller: 'securitygroup' })).toBe(1);
+    expect(
+      await metricValue(metrics.registry, 'molecule_drift_corrections_total', {
+        controller: 'securitygroup',
+      }),
+    ).toBe(1);
     await r.reconcile(owner, view);
     await tdb.database.db.update(orgs).set({ name: 'v2' }).where(eq(orgs.id, org.id));
     await r.reconcile(owner, view);
     expect(cloud.updates).toBe(2);
-    expect(await metricValue(metrics.registry, 'molecule_drift_corrections_total', { controller: 'securitygroup' })).toBe(1);
+    expect(
+      await metricValue(metrics.registry, 'molecule_drift_corrections_total', {
+        controller: 'securitygroup',
+      }),
+    ).toBe(1);
     await r.reconcile(owner, view);
     expect(await statusRow(org.id)).toMatchObject({ ready: true, observedGeneration: 2 });
     expect(await auditActions(org.id)).toEqual(['created', 'drift_corrected', 'updated']);
@@ -246,7 +278,10 @@ describe('generic reconciler', () => {
 
   it('wakes dependents when the resource becomes ready', async () => {
     const org = await insertOrg(tdb.database.db);
-    const dependent = fakeController({ name: 'instance' as ControllerName, dependsOn: [{ controller: 'securitygroup', scope: 'self', label: 'SecurityGroup' }] });
+    const dependent = fakeController({
+      name: 'instance' as ControllerName,
+      dependsOn: [{ controller: 'securitygroup', scope: 'self', label: 'SecurityGroup' }],
+    });
     const r = reconcilerFor(fakeController(), [dependent]);
     const owner: OwnerRef = { kind: 'org', id: org.id };
     await r.reconcile(owner, view);

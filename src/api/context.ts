@@ -1,0 +1,15 @@
+import type { FastifyInstance } from 'fastify';
+import type { Database } from '../db/client.js';
+import type { DesiredStateRepository } from '../db/desired.js';
+import type { OrphanLedger } from '../db/orphans.js';
+import type { Metrics } from '../observability/metrics.js';
+
+/** What route modules get: repositories over the one database handle, and the metrics registry. */
+export interface RouteContext {
+  database: Database;
+  desired: DesiredStateRepository;
+  ledger: OrphanLedger;
+  metrics: Metrics;
+}
+
+export type App = FastifyInstance;

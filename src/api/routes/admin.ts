@@ -1,0 +1,82 @@
+import type { OrphanRow } from '../../../schema/index.js';
+import { RESOURCE_KINDS, type ResourceKind } from '../../observability/metrics.js';
+import type { App, RouteContext } from '../context.js';
+import { decodeCursor, encodeCursor, OrphanCursor } from '../cursor.js';
+import { ApiError, notFound } from '../errors.js';
+import { loadOrgViews } from '../present.js';
+import { OrphanQuery, parseInput, SlugParams } from '../schemas.js';
+
+export function registerAdminRoutes(app: App, { desired, ledger }: RouteContext): void {
+  for (const [action, powerState] of [
+    ['stop', 'stopped'],
+    ['start', 'running'],
+  ] as const) {
+    app.post(`/cp/admin/tenants/:slug/${action}`, async (request, reply) => {
+      const { slug } = parseInput(SlugParams, request.params, 'params');
+      const org = await desired.getOrgBySlug(slug);
+      if (!org) throw notFound(`org ${JSON.stringify(slug)}`);
+      if (org.deletionRequestedAt) throw new ApiError(409, 'OrgDeleting', 'the org is being deleted');
+      // Desired state only: the instance controller stops or starts the tenant instance.
+      await desired.setOrgPowerState(org.id, powerState);
+      const [view] = await loadOrgViews(desired, [(await desired.getOrg(org.id))!]);
+      return reply.code(202).send(view);
+    });
+  }
+
+  app.get('/cp/admin/stats', async () => {
+    const [counts, ready, open] = await Promise.all([
+      desired.counts(),
+      desired.readyCounts(),
+      ledger.openCountsByKind(),
+    ]);
+    return {
+      orgs: counts.orgs.total,
+      workspaces: counts.workspaces.total,
+      ready,
+      deleting: { orgs: counts.orgs.deleting, workspaces: counts.workspaces.deleting },
+      orphans: orphanCountsByKind(open),
+    };
+  });
+
+  app.get('/cp/admin/orphans', async (request) => {
+    const query = parseInput(OrphanQuery, request.query, 'query');
+    const afterId = query.cursor === undefined ? undefined : decodeCursor(OrphanCursor, query.cursor);
+    const rows = await ledger.list(query.limit + 1, {
+      all: query.all,
+      ...(afterId === undefined ? {} : { afterId }),
+    });
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(presentOrphan),
+      nextCursor: rows.length > query.limit && last ? encodeCursor([last.id]) : null,
+    };
+  });
+}
+
+/** Every metric kind present (zero when none); kinds the ledger knows but metrics do not fold into `other`. */
+function orphanCountsByKind(open: Record<string, number>): Record<ResourceKind, number> {
+  const counts = Object.fromEntries(RESOURCE_KINDS.map((k) => [k, 0])) as Record<ResourceKind, number>;
+  for (const [kind, n] of Object.entries(open)) {
+    const key = (RESOURCE_KINDS as readonly string[]).includes(kind) ? (kind as ResourceKind) : 'other';
+    counts[key] += n;
+  }
+  return counts;
+}
+
+function presentOrphan(row: OrphanRow) {
+  return {
+    id: row.id,
+    kind: row.kind,
+    externalId: row.externalId,
+    env: row.env,
+    ownerKind: row.ownerKind,
+    ownerId: row.ownerId,
+    reason: row.reason,
+    details: row.details,
+    firstSeen: row.firstSeen.toISOString(),
+    lastSeen: row.lastSeen.toISOString(),
+    resolvedAt: row.resolvedAt?.toISOString() ?? null,
+    deletedAt: row.deletedAt?.toISOString() ?? null,
+  };
+}

@@ -1,0 +1,34 @@
+import { apiCommand } from './api.js';
+import { migrateCommand } from './migrate.js';
+import { statusCommand } from './status.js';
+import type { Command } from './types.js';
+
+export type { CliContext, Command } from './types.js';
+
+/** A command whose issue has not landed yet: says so and fails, so scripts notice. */
+const notAvailable = (name: string, summary: string): Command => ({
+  summary,
+  placeholder: true,
+  async run(_argv, ctx) {
+    ctx.stderr(`${name}: not available yet\n`);
+    return 1;
+  },
+});
+
+/**
+ * Every `molecule-operator` subcommand (DESIGN §8). To add one, implement a {@link Command}
+ * in its own file and replace its entry here.
+ */
+export const commands: Record<string, Command> = {
+  demo: notAvailable(
+    'demo',
+    'everything in one process: PGlite, cloud simulator, API, controllers, sample orgs',
+  ),
+  run: notAvailable('run', 'run the controllers, with /metrics /healthz /readyz'),
+  api: apiCommand,
+  migrate: migrateCommand,
+  plan: notAvailable('plan', "print every controller's intended actions without executing them"),
+  status: statusCommand,
+  orphans: notAvailable('orphans', 'list resources that are ours but have no live owner'),
+  sim: notAvailable('sim', 'serve the AWS and Cloudflare simulator (default port 4566)'),
+};

@@ -1,0 +1,56 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../config.js';
+import { type Database, migrationsFolder } from '../db/client.js';
+import { parseFlags } from './args.js';
+import { describeDatabase, isMissingTable, openConfiguredDatabase } from './database.js';
+import type { Command } from './types.js';
+
+export const migrateCommand: Command = {
+  summary: 'apply database migrations (PostgreSQL at DATABASE_URL, else PGlite at PGLITE_DIR)',
+  usage:
+    'molecule-operator migrate\n\nApplies pending migrations from drizzle/ and says which ones ran. Safe to repeat.',
+  async run(argv, ctx) {
+    parseFlags(argv, {});
+    const config = loadConfig(ctx.env);
+    const database = await openConfiguredDatabase(config);
+    try {
+      const before = await appliedCount(database);
+      await database.migrate();
+      const after = await appliedCount(database);
+      const tags = journalTags();
+      ctx.stdout(`database: ${describeDatabase(config)}\n`);
+      if (after === before) {
+        ctx.stdout(`up to date: ${after} migration${after === 1 ? '' : 's'} applied, nothing to do\n`);
+      } else {
+        const applied = tags.slice(before, after);
+        ctx.stdout(
+          `applied ${applied.length} migration${applied.length === 1 ? '' : 's'}: ${applied.join(', ')}\n`,
+        );
+      }
+      return 0;
+    } finally {
+      await database.close();
+    }
+  },
+};
+
+/** Migrations recorded by drizzle's migrator; 0 before the first run (its table does not exist yet). */
+async function appliedCount(database: Database): Promise<number> {
+  try {
+    const [row] = await database.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations',
+    );
+    return row?.n ?? 0;
+  } catch (e) {
+    if (isMissingTable(e)) return 0;
+    throw e;
+  }
+}
+
+function journalTags(): string[] {
+  const journal = JSON.parse(readFileSync(join(migrationsFolder(), 'meta', '_journal.json'), 'utf8')) as {
+    entries: { tag: string }[];
+  };
+  return journal.entries.map((e) => e.tag);
+}

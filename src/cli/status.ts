@@ -1,0 +1,110 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadOrgViews, type OrgView } from '../api/present.js';
+import { loadConfig } from '../config.js';
+import { DesiredStateRepository, type OrgPageCursor } from '../db/desired.js';
+import { parseFlags } from './args.js';
+import { isMissingTable, openConfiguredDatabase } from './database.js';
+import { waitForShutdownSignal } from './signals.js';
+import { formatTable } from './table.js';
+import type { Command } from './types.js';
+
+const WATCH_INTERVAL_MS = 2_000;
+const PAGE = 500;
+
+export const statusCommand: Command = {
+  summary: 'show orgs and workspaces with their readiness, from the database',
+  usage: [
+    'molecule-operator status [--json] [--watch]',
+    '',
+    '  --json    print the same JSON the API returns for GET /cp/orgs (all pages)',
+    '  --watch   refresh every 2 s until Ctrl-C',
+  ].join('\n'),
+  async run(argv, ctx) {
+    const flags = parseFlags(argv, { json: { type: 'boolean' }, watch: { type: 'boolean' } });
+    const config = loadConfig(ctx.env);
+    const database = await openConfiguredDatabase(config);
+    const desired = new DesiredStateRepository(database.db);
+    const render = async () => {
+      const views = await loadAllOrgs(desired);
+      return flags.json ? `${JSON.stringify(views, null, 2)}\n` : formatStatus(views);
+    };
+    try {
+      if (!flags.watch) {
+        ctx.stdout(await render());
+        return 0;
+      }
+      const shutdown = waitForShutdownSignal();
+      while (!shutdown.abort.aborted) {
+        // Clear the screen and home the cursor, then redraw.
+        ctx.stdout(`\x1b[2J\x1b[H${new Date().toISOString()}\n\n${await render()}`);
+        await sleep(WATCH_INTERVAL_MS, undefined, { signal: shutdown.abort }).catch(() => {});
+      }
+      return 0;
+    } catch (e) {
+      if (!isMissingTable(e)) throw e;
+      ctx.stderr('status: the database has no schema yet; run `molecule-operator migrate` first\n');
+      return 1;
+    } finally {
+      await database.close();
+    }
+  },
+};
+
+async function loadAllOrgs(desired: DesiredStateRepository): Promise<OrgView[]> {
+  const views: OrgView[] = [];
+  let after: OrgPageCursor | undefined;
+  for (;;) {
+    const page = await desired.listOrgsPage(PAGE, after);
+    views.push(
+      ...(await loadOrgViews(
+        desired,
+        page.map((r) => r.org),
+      )),
+    );
+    if (page.length < PAGE) return views;
+    after = page.at(-1)!.cursor;
+  }
+}
+
+/** One row per org followed by its workspaces, then a summary line. */
+export function formatStatus(orgs: readonly OrgView[]): string {
+  if (orgs.length === 0) return 'no orgs\n';
+  const rows: string[][] = [];
+  let workspaces = 0;
+  for (const org of orgs) {
+    rows.push([
+      org.slug,
+      'org',
+      org.id,
+      '',
+      '',
+      org.powerState,
+      String(org.generation),
+      yesNo(org.status.ready),
+      org.status.reason,
+    ]);
+    for (const ws of org.workspaces) {
+      workspaces++;
+      rows.push([
+        `└ ${ws.name}`,
+        'workspace',
+        ws.id,
+        ws.runtime,
+        String(ws.tier),
+        ws.powerState,
+        String(ws.generation),
+        yesNo(ws.status.ready),
+        ws.status.reason,
+      ]);
+    }
+  }
+  const readyOrgs = orgs.filter((o) => o.status.ready).length;
+  const readyWorkspaces = orgs.flatMap((o) => o.workspaces).filter((w) => w.status.ready).length;
+  return (
+    formatTable(['NAME', 'KIND', 'ID', 'RUNTIME', 'TIER', 'POWER', 'GEN', 'READY', 'REASON'], rows) +
+    `\n${orgs.length} org${orgs.length === 1 ? '' : 's'} (${readyOrgs} ready), ` +
+    `${workspaces} workspace${workspaces === 1 ? '' : 's'} (${readyWorkspaces} ready)\n`
+  );
+}
+
+const yesNo = (b: boolean) => (b ? 'yes' : 'no');

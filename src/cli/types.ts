@@ -1,0 +1,27 @@
+/** What a command gets from the entry point; tests pass their own. */
+export interface CliContext {
+  /** Environment variables, read only through loadConfig. */
+  env: Record<string, string | undefined>;
+  /** Writes text as-is (commands add their own newlines). */
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export interface Command {
+  /** One line for `molecule-operator --help`. */
+  summary: string;
+  /** Shown by `molecule-operator <command> --help`: options and what the command does. */
+  usage?: string;
+  /** True while the command is a stub that only says it is not available yet. */
+  placeholder?: boolean;
+  /** Runs to completion (or until a signal for long-running commands) and returns the exit code. */
+  run(argv: string[], ctx: CliContext): Promise<number>;
+}
+
+/** Bad flags or arguments: the dispatcher prints the message and the command's usage, exit 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}

@@ -1,0 +1,16 @@
+/** Agent runtimes a workspace can run. The API rejects anything else; AMI and image pins are keyed by these. */
+export const KNOWN_RUNTIMES = [
+  'hermes',
+  'langgraph',
+  'claude-code',
+  'crewai',
+  'autogen',
+  'deepagents',
+  'openclaw',
+  'gemini-cli',
+] as const;
+
+export type Runtime = (typeof KNOWN_RUNTIMES)[number];
+
+export const isKnownRuntime = (value: string): value is Runtime =>
+  (KNOWN_RUNTIMES as readonly string[]).includes(value);

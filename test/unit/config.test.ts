@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import { CONFIG_KEYS, ConfigError, loadConfig } from '../../src/config.js';
+
+/** Runs loadConfig expecting a ConfigError and returns it. */
+function configError(env: Record<string, string | undefined>, required?: Parameters<typeof loadConfig>[1]) {
+  try {
+    loadConfig(env, required);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the seed defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      AWS_REGION: 'us-east-1',
+      EC2_INSTANCE_TYPE: 't3.small',
+      APP_DOMAIN: 'moleculesai.app',
+      MOLECULE_ENV: 'dev',
+      ORPHAN_POLICY: 'report',
+      ORPHAN_GRACE: 3_600_000,
+      PORT: 8080,
+    });
+    expect(config.DATABASE_URL).toBeUndefined();
+    expect(config.CP_ADMIN_API_TOKEN).toBeUndefined();
+  });
+
+  it('treats empty and blank strings as unset', () => {
+    const config = loadConfig({ AWS_REGION: '', EC2_INSTANCE_TYPE: '   ', DATABASE_URL: '', PORT: '' });
+    expect(config).toMatchObject({ AWS_REGION: 'us-east-1', EC2_INSTANCE_TYPE: 't3.small', PORT: 8080 });
+    expect(config.DATABASE_URL).toBeUndefined();
+    const err = configError({ CP_ADMIN_API_TOKEN: '' }, { required: ['CP_ADMIN_API_TOKEN'] });
+    expect(err.problems).toEqual([
+      { variable: 'CP_ADMIN_API_TOKEN', message: expect.stringMatching(/required/) },
+    ]);
+  });
+
+  it('parses values it accepts', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+      AWS_REGION: 'eu-west-2',
+      ORPHAN_GRACE: '30m',
+      ORPHAN_MAX_FRACTION: '0.5',
+      SECRET_RECOVERY_DAYS: '0',
+      PORT: '0',
+      CP_ADMIN_API_TOKEN: 'a-token-of-sixteen+',
+    });
+    expect(config).toMatchObject({
+      AWS_REGION: 'eu-west-2',
+      ORPHAN_GRACE: 1_800_000,
+      ORPHAN_MAX_FRACTION: 0.5,
+      SECRET_RECOVERY_DAYS: 0,
+      PORT: 0,
+    });
+  });
+
+  it.each([
+    { variable: 'AWS_REGION', value: 'mars' },
+    { variable: 'DATABASE_URL', value: 'mysql://db' },
+    { variable: 'EC2_AMI', value: 'ubuntu' },
+    { variable: 'ORPHAN_POLICY', value: 'maybe' },
+    { variable: 'ORPHAN_GRACE', value: 'soon' },
+    { variable: 'ORPHAN_MAX_FRACTION', value: '2' },
+    { variable: 'SECRET_RECOVERY_DAYS', value: '3' },
+    { variable: 'PORT', value: '70000' },
+    { variable: 'CP_ADMIN_API_TOKEN', value: 'short' },
+    { variable: 'CLOUDFLARE_BASE_URL', value: 'ftp://x' },
+    { variable: 'RESYNC_CRON', value: 'every minute' },
+    { variable: 'LOG_LEVEL', value: 'loud' },
+  ])('rejects $variable=$value naming the variable', ({ variable, value }) => {
+    const err = configError({ [variable]: value });
+    expect(err.problems.map((p) => p.variable)).toEqual([variable]);
+    expect(err.message).toContain(variable);
+  });
+
+  it('reports every problem in one error, missing required variables included', () => {
+    const err = configError(
+      {
+        AWS_REGION: 'nowhere',
+        PORT: '-1',
+        ORPHAN_POLICY: 'maybe',
+        EC2_VPC_ID: 'vpc-nope',
+        LOG_LEVEL: 'loud',
+      },
+      { required: ['CP_ADMIN_API_TOKEN'] },
+    );
+    const names = ['CP_ADMIN_API_TOKEN', 'AWS_REGION', 'PORT', 'ORPHAN_POLICY', 'EC2_VPC_ID', 'LOG_LEVEL'];
+    expect(err.problems.map((p) => p.variable).sort()).toEqual([...names].sort());
+    for (const name of names) expect(err.message).toContain(name);
+    expect(err.message).toMatch(/6 problems/);
+  });
+
+  it('knows every variable DESIGN §8 names', () => {
+    const design =
+      'DATABASE_URL MOLECULE_ENV AWS_REGION AWS_ENDPOINT_URL EC2_AMI EC2_VPC_ID EC2_SUBNET_ID EC2_SECURITY_GROUP ' +
+      'EC2_INSTANCE_TYPE EC2_KEY_NAME EC2_TENANT_IAM_PROFILE EIC_ENDPOINT_SG_ID TENANT_IMAGE CANARY_TENANT_IMAGE ' +
+      'CLOUDFLARE_API_TOKEN CLOUDFLARE_ACCOUNT_ID CLOUDFLARE_ZONE_ID CLOUDFLARE_BASE_URL APP_DOMAIN ' +
+      'TENANT_ORIGIN_SERVICE CP_ADMIN_API_TOKEN CP_BASE_URL PROVISION_SHARED_SECRET GHCR_PULL_TOKEN ' +
+      'SECRET_RECOVERY_DAYS RESYNC_CRON ORPHAN_SCAN_CRON ORPHAN_POLICY ORPHAN_GRACE ORPHAN_MAX_DELETIONS ' +
+      'ORPHAN_MAX_FRACTION PORT METRICS_PORT LOG_LEVEL';
+    expect(CONFIG_KEYS).toEqual(expect.arrayContaining(design.split(' ')));
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(() => loadConfig({ HOME: '/root', SOMETHING_ELSE: '!!' })).not.toThrow();
+  });
+});
