@@ -38,7 +38,9 @@ const GONE: InstanceState[] = ['terminated', 'shutting-down'];
  * generation>`, recorded before the call; an instance terminated out of band is replaced under
  * the next launch generation.
  */
-export function createInstanceController(deps: { ec2: Ec2Port }): Controller<DesiredInstance, ObservedInstance> {
+export function createInstanceController(deps: {
+  ec2: Ec2Port;
+}): Controller<DesiredInstance, ObservedInstance> {
   return {
     name,
     kind: 'ec2_instance',
@@ -72,15 +74,20 @@ export function createInstanceController(deps: { ec2: Ec2Port }): Controller<Des
       if (!instance) return { ...absent(), state: { consumedTokens: consumed.filter(Boolean) } };
       const diff: string[] = [];
       let progressing: string | undefined;
-      if (instance.instanceType !== d.instanceType) diff.push(`instanceType: ${instance.instanceType} → ${d.instanceType}`);
-      if (instance.state === 'pending' || instance.state === 'stopping') progressing = `instance is ${instance.state}`;
-      else if (d.powerState === 'running' && instance.state === 'stopped') diff.push('power: stopped → running');
-      else if (d.powerState === 'stopped' && instance.state === 'running') diff.push('power: running → stopped');
+      if (instance.instanceType !== d.instanceType)
+        diff.push(`instanceType: ${instance.instanceType} → ${d.instanceType}`);
+      if (instance.state === 'pending' || instance.state === 'stopping')
+        progressing = `instance is ${instance.state}`;
+      else if (d.powerState === 'running' && instance.state === 'stopped')
+        diff.push('power: stopped → running');
+      else if (d.powerState === 'stopped' && instance.state === 'running')
+        diff.push('power: running → stopped');
       for (const k of tagDrift(d.tags, instance.tags)) diff.push(`tag ${k}`);
       return {
         exists: true,
         // While it is changing state on its own, wait before acting on the power/type diff.
-        upToDate: diff.length === 0 || (progressing !== undefined && diff.every((x) => !x.startsWith('tag '))),
+        upToDate:
+          diff.length === 0 || (progressing !== undefined && diff.every((x) => !x.startsWith('tag '))),
         diff,
         ...(progressing ? { progressing } : {}),
         externalIds: { instanceId: instance.id },
@@ -121,7 +128,12 @@ export function createInstanceController(deps: { ec2: Ec2Port }): Controller<Des
       }
       return {
         externalIds: { instanceId: instance.id },
-        details: { instanceType: d.instanceType, imageId: d.imageId, volumeGb: d.volumeGb, clientToken: token },
+        details: {
+          instanceType: d.instanceType,
+          imageId: d.imageId,
+          volumeGb: d.volumeGb,
+          clientToken: token,
+        },
       };
     },
 
@@ -153,7 +165,10 @@ export function createInstanceController(deps: { ec2: Ec2Port }): Controller<Des
     async delete(_d, obs) {
       const { live } = obs.resource!;
       for (const i of live) if (!GONE.includes(i.state)) await deps.ec2.terminateInstance(i.id);
-      return { gone: live.every((i) => i.state === 'terminated'), details: { terminated: live.map((i) => i.id) } };
+      return {
+        gone: live.every((i) => i.state === 'terminated'),
+        details: { terminated: live.map((i) => i.id) },
+      };
     },
   };
 }
@@ -184,7 +199,15 @@ function toDesired(input: DesiredInput): DesiredInstance {
       profile: config.EC2_TENANT_IAM_PROFILE ?? '',
       keyName: config.EC2_KEY_NAME,
       tags,
-      userData: renderUserData({ role: 'tenant', env, region: config.AWS_REGION, orgId: org.id, image, secretName, cpBaseUrl: config.CP_BASE_URL }),
+      userData: renderUserData({
+        role: 'tenant',
+        env,
+        region: config.AWS_REGION,
+        orgId: org.id,
+        image,
+        secretName,
+        cpBaseUrl: config.CP_BASE_URL,
+      }),
       powerState: org.powerState,
     };
   }
@@ -202,7 +225,13 @@ function toDesired(input: DesiredInput): DesiredInstance {
     profile: config.EC2_TENANT_IAM_PROFILE ?? '',
     keyName: config.EC2_KEY_NAME,
     tags: {
-      ...ownerTags({ env, orgId: org.id, orgSlug: org.slug, name: instanceName, workspace: { id: workspace.id, runtime: workspace.runtime } }),
+      ...ownerTags({
+        env,
+        orgId: org.id,
+        orgSlug: org.slug,
+        name: instanceName,
+        workspace: { id: workspace.id, runtime: workspace.runtime },
+      }),
       ...(securityGroupId ? { [TAG.sgId]: securityGroupId } : {}),
     },
     userData: renderUserData({
@@ -221,4 +250,5 @@ function toDesired(input: DesiredInput): DesiredInstance {
   };
 }
 
-const byLaunch = (a: Instance, b: Instance) => (a.launchTime?.getTime() ?? 0) - (b.launchTime?.getTime() ?? 0);
+const byLaunch = (a: Instance, b: Instance) =>
+  (a.launchTime?.getTime() ?? 0) - (b.launchTime?.getTime() ?? 0);

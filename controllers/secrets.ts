@@ -54,7 +54,10 @@ interface SecretState {
  * The tenant's Secrets Manager bootstrap bundle. The generated credentials live only in the
  * secret itself: never in a log line, a database row or user-data.
  */
-export function createSecretsController(deps: { secrets: SecretsPort; tunnels?: TunnelPort }): Controller<DesiredSecret, ObservedSecret> {
+export function createSecretsController(deps: {
+  secrets: SecretsPort;
+  tunnels?: TunnelPort;
+}): Controller<DesiredSecret, ObservedSecret> {
   const tunnelToken = async (d: DesiredSecret) =>
     d.tunnelId && deps.tunnels ? deps.tunnels.getTunnelToken(d.tunnelId) : '';
 
@@ -80,7 +83,13 @@ export function createSecretsController(deps: { secrets: SecretsPort; tunnels?: 
       if (ctx.deleting) {
         return scheduled
           ? absent()
-          : { exists: true, upToDate: false, diff: ['deleting'], externalIds: ids(summary), resource: { summary, bundle: undefined, tunnelToken: undefined } };
+          : {
+              exists: true,
+              upToDate: false,
+              diff: ['deleting'],
+              externalIds: ids(summary),
+              resource: { summary, bundle: undefined, tunnelToken: undefined },
+            };
       }
       const state = (ctx.status?.state ?? {}) as SecretState;
       const diff: string[] = [];
@@ -88,7 +97,10 @@ export function createSecretsController(deps: { secrets: SecretsPort; tunnels?: 
       for (const k of tagDrift(d.tags, summary.tags)) diff.push(`tag ${k}`);
       let bundle: Partial<Bundle> | undefined;
       let token: string | undefined;
-      const verified = summary.currentVersionId !== undefined && state.verifiedVersionId === summary.currentVersionId && state.fingerprint === d.fingerprint;
+      const verified =
+        summary.currentVersionId !== undefined &&
+        state.verifiedVersionId === summary.currentVersionId &&
+        state.fingerprint === d.fingerprint;
       if (!scheduled && !verified) {
         bundle = parseBundle((await deps.secrets.getSecretValue(d.name)).value);
         token = await tunnelToken(d);
@@ -100,7 +112,10 @@ export function createSecretsController(deps: { secrets: SecretsPort; tunnels?: 
         upToDate: diff.length === 0,
         diff,
         externalIds: ids(summary),
-        state: diff.length === 0 && !verified ? { verifiedVersionId: summary.currentVersionId, fingerprint: d.fingerprint } : {},
+        state:
+          diff.length === 0 && !verified
+            ? { verifiedVersionId: summary.currentVersionId, fingerprint: d.fingerprint }
+            : {},
         ...(regenerated.length > 0
           ? {
               readyCondition: {
@@ -226,7 +241,11 @@ function toDesired(input: DesiredInput): DesiredSecret {
 }
 
 /** What is wrong with a bundle; names keys only, never values. */
-export function bundleDiff(d: DesiredSecret, bundle: Partial<Bundle>, tunnelToken: string | undefined): string[] {
+export function bundleDiff(
+  d: DesiredSecret,
+  bundle: Partial<Bundle>,
+  tunnelToken: string | undefined,
+): string[] {
   const diff: string[] = [];
   for (const k of GENERATED) if (!bundle[k]) diff.push(`bundle: ${k} missing`);
   const want: Partial<Bundle> = {

@@ -13,7 +13,10 @@ export function ruleKey(r: IngressRule): string {
 const PROTOCOLS: Record<string, string> = { '6': 'tcp', '17': 'udp', '1': 'icmp', all: '-1' };
 
 /** Rules to add and rules to remove so that `have` becomes exactly `want`. */
-export function diffRules(want: IngressRule[], have: IngressRule[]): { add: IngressRule[]; remove: IngressRule[] } {
+export function diffRules(
+  want: IngressRule[],
+  have: IngressRule[],
+): { add: IngressRule[]; remove: IngressRule[] } {
   const wantKeys = new Set(want.map(ruleKey));
   const haveKeys = new Set(have.map(ruleKey));
   return {
@@ -30,7 +33,8 @@ export function describeRule(r: IngressRule): string {
 export function opensSshToWorld(r: IngressRule): boolean {
   const world = r.cidr === '0.0.0.0/0' || r.cidr === '::/0';
   const proto = PROTOCOLS[r.protocol.toLowerCase()] ?? r.protocol.toLowerCase();
-  const coversSsh = proto === '-1' || ((proto === 'tcp' || proto === '-1') && r.fromPort <= 22 && r.toPort >= 22);
+  const coversSsh =
+    proto === '-1' || ((proto === 'tcp' || proto === '-1') && r.fromPort <= 22 && r.toPort >= 22);
   return world && coversSsh;
 }
 

@@ -21,7 +21,9 @@ export interface DesiredSecurityGroup {
   rules: (vpcCidr: string) => IngressRule[];
 }
 
-export function createSecurityGroupController(deps: { ec2: Ec2Port }): Controller<DesiredSecurityGroup, SecurityGroup> {
+export function createSecurityGroupController(deps: {
+  ec2: Ec2Port;
+}): Controller<DesiredSecurityGroup, SecurityGroup> {
   const vpcCidrs = new Map<string, string>();
   const cidrOf = async (vpcId: string) => {
     let cidr = vpcCidrs.get(vpcId);
@@ -55,7 +57,9 @@ export function createSecurityGroupController(deps: { ec2: Ec2Port }): Controlle
         };
       }
       const groups = await ctx.view.securityGroups(d.name);
-      const group = groups.find((g) => g.name.toLowerCase() === d.name.toLowerCase() && (!g.vpcId || g.vpcId === d.vpcId));
+      const group = groups.find(
+        (g) => g.name.toLowerCase() === d.name.toLowerCase() && (!g.vpcId || g.vpcId === d.vpcId),
+      );
       if (!group) return absent();
       const want = d.rules(await cidrOf(d.vpcId));
       const { add, remove } = diffRules(want, group.ingress);
@@ -78,7 +82,12 @@ export function createSecurityGroupController(deps: { ec2: Ec2Port }): Controlle
 
     async create(d) {
       try {
-        const id = await deps.ec2.createSecurityGroup({ name: d.name, description: d.description, vpcId: d.vpcId, tags: d.tags });
+        const id = await deps.ec2.createSecurityGroup({
+          name: d.name,
+          description: d.description,
+          vpcId: d.vpcId,
+          tags: d.tags,
+        });
         return { externalIds: { groupId: id }, details: { name: d.name } };
       } catch (e) {
         if (!isConflict(e)) throw e;
@@ -112,15 +121,31 @@ export function createSecurityGroupController(deps: { ec2: Ec2Port }): Controlle
 function toDesired(input: DesiredInput): DesiredSecurityGroup {
   const { config, org, workspace } = input;
   const env = config.MOLECULE_ENV;
-  const groupName = workspace ? workspaceSecurityGroupName(env, workspace.id) : tenantSecurityGroupName(env, org.id);
+  const groupName = workspace
+    ? workspaceSecurityGroupName(env, workspace.id)
+    : tenantSecurityGroupName(env, org.id);
   const eic = config.EIC_ENDPOINT_SG_ID;
   const rules = (vpcCidr: string): IngressRule[] => {
     const list: IngressRule[] = [];
-    if (eic) list.push({ protocol: 'tcp', fromPort: 22, toPort: 22, sourceGroupId: eic, description: 'EC2 Instance Connect' });
+    if (eic)
+      list.push({
+        protocol: 'tcp',
+        fromPort: 22,
+        toPort: 22,
+        sourceGroupId: eic,
+        description: 'EC2 Instance Connect',
+      });
     if (!workspace) {
-      list.push({ protocol: 'tcp', fromPort: PLATFORM_PORT, toPort: PLATFORM_PORT, cidr: vpcCidr, description: 'platform' });
+      list.push({
+        protocol: 'tcp',
+        fromPort: PLATFORM_PORT,
+        toPort: PLATFORM_PORT,
+        cidr: vpcCidr,
+        description: 'platform',
+      });
     }
-    if (list.some(opensSshToWorld)) throw new TerminalError('refusing a rule that opens SSH to the internet', { reason: 'UnsafeRule' });
+    if (list.some(opensSshToWorld))
+      throw new TerminalError('refusing a rule that opens SSH to the internet', { reason: 'UnsafeRule' });
     return list;
   };
   return {

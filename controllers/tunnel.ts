@@ -36,7 +36,10 @@ export interface ObservedTunnel {
  * The org's Cloudflare tunnel, its remote configuration and the `<slug>.<APP_DOMAIN>` CNAME.
  * The tunnel name is deterministic, so a create whose response was lost is found by name.
  */
-export function createTunnelController(deps: { tunnels: TunnelPort; dns: DnsPort }): Controller<DesiredTunnel, ObservedTunnel> {
+export function createTunnelController(deps: {
+  tunnels: TunnelPort;
+  dns: DnsPort;
+}): Controller<DesiredTunnel, ObservedTunnel> {
   return {
     name,
     kind: 'cf_tunnel',
@@ -47,7 +50,9 @@ export function createTunnelController(deps: { tunnels: TunnelPort; dns: DnsPort
     desired: toDesired,
 
     async observe(d, ctx): Promise<Observation<ObservedTunnel>> {
-      const tunnels = (await ctx.view.tunnels(d.name)).sort((a, b) => (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0));
+      const tunnels = (await ctx.view.tunnels(d.name)).sort(
+        (a, b) => (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0),
+      );
       const tunnel = tunnels[0];
       if (!tunnel) return absent();
       const records = await ctx.view.dnsRecords(d.hostname);
@@ -75,13 +80,18 @@ export function createTunnelController(deps: { tunnels: TunnelPort; dns: DnsPort
         if (record.comment !== d.comment) diff.push('dns: comment');
       }
       if (foreign.length > 0 && !record) {
-        throw new TerminalError(`${d.hostname} already has a record that is not ours`, { reason: 'DnsNameConflict' });
+        throw new TerminalError(`${d.hostname} already has a record that is not ours`, {
+          reason: 'DnsNameConflict',
+        });
       }
       return {
         exists: true,
         upToDate: diff.length === 0,
         diff,
-        externalIds: { tunnelId: tunnel.id, ...(record && diff.length === 0 ? { dnsRecordId: record.id } : {}) },
+        externalIds: {
+          tunnelId: tunnel.id,
+          ...(record && diff.length === 0 ? { dnsRecordId: record.id } : {}),
+        },
         state: configOk === undefined ? {} : { configCheckedAt: new Date().toISOString() },
         resource: { tunnel, configOk, record, foreign },
       };
@@ -109,7 +119,12 @@ export function createTunnelController(deps: { tunnels: TunnelPort; dns: DnsPort
         await deps.tunnels.putConfiguration(tunnel.id, d.ingress);
         done.push('configuration');
       }
-      const want = { name: d.hostname, content: tunnelCnameTarget(tunnel.id), proxied: true, comment: d.comment };
+      const want = {
+        name: d.hostname,
+        content: tunnelCnameTarget(tunnel.id),
+        proxied: true,
+        comment: d.comment,
+      };
       let dnsRecordId = record?.id;
       if (!record) {
         dnsRecordId = (await deps.dns.createRecord(want)).id;
@@ -119,13 +134,17 @@ export function createTunnelController(deps: { tunnels: TunnelPort; dns: DnsPort
         await deps.dns.updateRecord(record.id, want);
         done.push('dns updated');
       }
-      return { externalIds: { tunnelId: tunnel.id, ...(dnsRecordId ? { dnsRecordId } : {}) }, details: { done } };
+      return {
+        externalIds: { tunnelId: tunnel.id, ...(dnsRecordId ? { dnsRecordId } : {}) },
+        details: { done },
+      };
     },
 
     async delete(d, obs) {
       const { tunnel, record } = obs.resource!;
       // Only our own record: after a slug reuse the CNAME may already belong to the new org.
-      if (record && orgIdFromDnsComment(d.env, record.comment) === d.orgId) await deps.dns.deleteRecord(record.id);
+      if (record && orgIdFromDnsComment(d.env, record.comment) === d.orgId)
+        await deps.dns.deleteRecord(record.id);
       await deps.tunnels.deleteTunnel(tunnel.id);
       return { gone: true, details: { tunnelId: tunnel.id, dnsRecordId: record?.id } };
     },
@@ -149,10 +168,15 @@ function toDesired(input: DesiredInput): DesiredTunnel {
  * Which record on the hostname is ours to keep: one pointing to our tunnel, else one marked as
  * ours by its comment (ours, or left by an earlier org of this env — taken over).
  */
-export function pickRecord(d: DesiredTunnel, tunnel: Tunnel, records: DnsRecord[]): { record: DnsRecord | undefined; foreign: DnsRecord[] } {
+export function pickRecord(
+  d: DesiredTunnel,
+  tunnel: Tunnel,
+  records: DnsRecord[],
+): { record: DnsRecord | undefined; foreign: DnsRecord[] } {
   const onName = records.filter((r) => r.name === d.hostname);
   const target = tunnelCnameTarget(tunnel.id);
-  const ours = (r: DnsRecord) => r.type === 'CNAME' && (r.content === target || orgIdFromDnsComment(d.env, r.comment) !== undefined);
+  const ours = (r: DnsRecord) =>
+    r.type === 'CNAME' && (r.content === target || orgIdFromDnsComment(d.env, r.comment) !== undefined);
   const record = onName.find((r) => r.type === 'CNAME' && r.content === target) ?? onName.find(ours);
   return { record, foreign: onName.filter((r) => !ours(r)) };
 }
@@ -160,6 +184,9 @@ export function pickRecord(d: DesiredTunnel, tunnel: Tunnel, records: DnsRecord[
 export function sameIngress(have: IngressConfigRule[], want: IngressConfigRule[]): boolean {
   if (have.length !== want.length) return false;
   return want.every(
-    (w, i) => (have[i]?.hostname ?? '') === (w.hostname ?? '') && have[i]?.service === w.service && (have[i]?.path ?? '') === (w.path ?? ''),
+    (w, i) =>
+      (have[i]?.hostname ?? '') === (w.hostname ?? '') &&
+      have[i]?.service === w.service &&
+      (have[i]?.path ?? '') === (w.path ?? ''),
   );
 }

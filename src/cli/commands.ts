@@ -1,5 +1,8 @@
 import { apiCommand } from './api.js';
 import { migrateCommand } from './migrate.js';
+import { orphansCommand } from './orphans.js';
+import { planCommand } from './plan.js';
+import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
 import type { Command } from './types.js';
 
@@ -24,11 +27,11 @@ export const commands: Record<string, Command> = {
     'demo',
     'everything in one process: PGlite, cloud simulator, API, controllers, sample orgs',
   ),
-  run: notAvailable('run', 'run the controllers, with /metrics /healthz /readyz'),
+  run: runCommand,
   api: apiCommand,
   migrate: migrateCommand,
-  plan: notAvailable('plan', "print every controller's intended actions without executing them"),
+  plan: planCommand,
   status: statusCommand,
-  orphans: notAvailable('orphans', 'list resources that are ours but have no live owner'),
+  orphans: orphansCommand,
   sim: notAvailable('sim', 'serve the AWS and Cloudflare simulator (default port 4566)'),
 };

@@ -35,7 +35,9 @@ export async function call<T>(
     return result;
   } catch (err) {
     const translated = err instanceof CloudError ? err : translate(err, service, operation);
-    ctx.metrics?.cloudRequests.labels(service, operation, OUTCOME[errorClassOf(translated)] ?? 'transient').inc();
+    ctx.metrics?.cloudRequests
+      .labels(service, operation, OUTCOME[errorClassOf(translated)] ?? 'transient')
+      .inc();
     throw translated;
   } finally {
     ctx.metrics?.cloudRequestDuration.labels(service).observe((performance.now() - started) / 1000);

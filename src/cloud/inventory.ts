@@ -1,11 +1,11 @@
 import type { OwnerRef } from '../db/desired.js';
 import {
+  dnsCommentMarker,
   orgIdFromDnsComment,
   orgIdFromSecretName,
   orgIdFromTunnelName,
   secretNamePrefix,
   tunnelNamePrefix,
-  dnsCommentMarker,
 } from '../provisioning/names.js';
 import { ownershipTags, TAG } from '../provisioning/tags.js';
 import type { CloudPorts, DnsRecord, Instance, SecretSummary, SecurityGroup, Tunnel } from './ports.js';
@@ -46,12 +46,17 @@ export class LiveView implements CloudView {
   ) {}
 
   instances(owner: OwnerRef, orgId: string) {
-    return this.ports.ec2.describeInstances({ tags: { ...ownershipTags(this.env), ...ownerTagFilter(owner, orgId) } });
+    return this.ports.ec2.describeInstances({
+      tags: { ...ownershipTags(this.env), ...ownerTagFilter(owner, orgId) },
+    });
   }
 
   async securityGroups(name: string) {
     // By name within the VPC: it finds the group even if its tags were stripped out of band.
-    return this.ports.ec2.describeSecurityGroups({ names: [name], ...(this.vpcId ? { vpcId: this.vpcId } : {}) });
+    return this.ports.ec2.describeSecurityGroups({
+      names: [name],
+      ...(this.vpcId ? { vpcId: this.vpcId } : {}),
+    });
   }
 
   async secrets(name: string) {
@@ -99,10 +104,7 @@ export class Inventory implements CloudView {
     dnsRecords: DnsRecord[];
   };
 
-  private constructor(
-    takenAt: number,
-    all: Inventory['all'],
-  ) {
+  private constructor(takenAt: number, all: Inventory['all']) {
     this.takenAt = takenAt;
     this.all = all;
     for (const i of all.instances) {

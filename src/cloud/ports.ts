@@ -94,7 +94,12 @@ export interface Ec2Port {
 
   describeSecurityGroups(filter: SecurityGroupFilter): Promise<SecurityGroup[]>;
   /** Creates a group with no ingress and the default egress. Conflict (code `InvalidGroup.Duplicate`) when the name exists in the VPC. */
-  createSecurityGroup(input: { name: string; description: string; vpcId: string; tags: Tags }): Promise<string>;
+  createSecurityGroup(input: {
+    name: string;
+    description: string;
+    vpcId: string;
+    tags: Tags;
+  }): Promise<string>;
   /** Adds rules; rules that already exist are not an error. */
   authorizeIngress(groupId: string, rules: IngressRule[]): Promise<void>;
   /** Removes rules; rules already gone are not an error. */
@@ -127,7 +132,13 @@ export interface SecretsPort {
    * Creates the secret. Idempotent on `token` (same token and value → no-op). Conflict when
    * the name exists (code `ResourceExistsException`) or is scheduled for deletion (code `ScheduledForDeletion`).
    */
-  createSecret(input: { name: string; value: string; tags: Tags; token: string; description: string }): Promise<{
+  createSecret(input: {
+    name: string;
+    value: string;
+    tags: Tags;
+    token: string;
+    description: string;
+  }): Promise<{
     arn: string;
     versionId: string;
   }>;
@@ -199,8 +210,16 @@ export interface DnsPort {
   /** Records by exact name, or whose comment contains a string. */
   listRecords(filter: { name?: string; commentContains?: string }): Promise<DnsRecord[]>;
   /** Conflict (code `81053`) when a record already exists for the name. */
-  createRecord(input: { name: string; content: string; proxied: boolean; comment: string }): Promise<DnsRecord>;
-  updateRecord(id: string, input: { name: string; content: string; proxied: boolean; comment: string }): Promise<void>;
+  createRecord(input: {
+    name: string;
+    content: string;
+    proxied: boolean;
+    comment: string;
+  }): Promise<DnsRecord>;
+  updateRecord(
+    id: string,
+    input: { name: string; content: string; proxied: boolean; comment: string },
+  ): Promise<void>;
   /** Idempotent on NotFound. */
   deleteRecord(id: string): Promise<void>;
 }

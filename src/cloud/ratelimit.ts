@@ -18,11 +18,11 @@ export const DEFAULT_BUCKETS = {
   'ec2-mutating': { capacity: 50, refillPerSecond: 5 },
   'ec2-resource-intensive': { capacity: 50, refillPerSecond: 5 },
   'ec2-non-mutating': { capacity: 100, refillPerSecond: 20 },
-  'secretsmanager': { capacity: 50, refillPerSecond: 50 },
-  'tagging': { capacity: 10, refillPerSecond: 5 },
+  secretsmanager: { capacity: 50, refillPerSecond: 50 },
+  tagging: { capacity: 10, refillPerSecond: 5 },
   // NOTE: Cloudflare blocks for the rest of a 5-minute window once 1200 calls were made in it.
   // A bucket of capacity C refilling at r admits C + 300·r calls in any 5 minutes, so C + 300·r ≤ 1200.
-  'cloudflare': { capacity: 60, refillPerSecond: 3.8 },
+  cloudflare: { capacity: 60, refillPerSecond: 3.8 },
 } satisfies Record<string, BucketSpec>;
 
 export type BucketName = keyof typeof DEFAULT_BUCKETS;
@@ -60,7 +60,10 @@ class TokenBucket {
 
   private refill() {
     const t = this.now();
-    this.tokens = Math.min(this.spec.capacity, this.tokens + ((t - this.updated) / 1000) * this.spec.refillPerSecond);
+    this.tokens = Math.min(
+      this.spec.capacity,
+      this.tokens + ((t - this.updated) / 1000) * this.spec.refillPerSecond,
+    );
     this.updated = t;
   }
 }

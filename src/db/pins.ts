@@ -14,7 +14,10 @@ export class PinsCache {
   async get(): Promise<Pins> {
     const now = Date.now();
     if (this.cached && now - this.cached.at < this.ttlMs) return this.cached.pins;
-    const [amis, images] = await Promise.all([this.db.select().from(amiPins), this.db.select().from(runtimeImagePins)]);
+    const [amis, images] = await Promise.all([
+      this.db.select().from(amiPins),
+      this.db.select().from(runtimeImagePins),
+    ]);
     const ami = new Map(amis.map((p) => [`${p.runtime}/${p.region}`, p.amiId]));
     const image = new Map(images.map((p) => [p.runtime, p.image]));
     const pins: Pins = {

@@ -39,7 +39,9 @@ export class StatusRepository {
     return this.db
       .select()
       .from(reconcileStatus)
-      .where(and(inArray(reconcileStatus.controller, controllers), inArray(reconcileStatus.ownerId, ownerIds)));
+      .where(
+        and(inArray(reconcileStatus.controller, controllers), inArray(reconcileStatus.ownerId, ownerIds)),
+      );
   }
 
   async listByController(controller: string): Promise<StatusRow[]> {

@@ -1,7 +1,14 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Resource kinds as they appear in metric labels. */
-export const RESOURCE_KINDS = ['ec2_instance', 'security_group', 'secret', 'cf_tunnel', 'cf_dns_record', 'other'] as const;
+export const RESOURCE_KINDS = [
+  'ec2_instance',
+  'security_group',
+  'secret',
+  'cf_tunnel',
+  'cf_dns_record',
+  'other',
+] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 export const CONTROLLER_NAMES = ['tunnel', 'secrets', 'securitygroup', 'instance', 'orphan'] as const;
@@ -133,7 +140,8 @@ export function createMetrics(options: { defaults?: boolean } = {}) {
   m.isLeader.set(0);
   m.orphanScanSuccess.set(0);
   for (const controller of CONTROLLER_NAMES) {
-    for (const result of ['success', 'requeue', 'error', 'terminal']) m.reconcileTotal.labels(controller, result).inc(0);
+    for (const result of ['success', 'requeue', 'error', 'terminal'])
+      m.reconcileTotal.labels(controller, result).inc(0);
     m.workqueueDepth.labels(controller).set(0);
     m.workqueueRetries.labels(controller).inc(0);
     m.driftCorrections.labels(controller).inc(0);

@@ -20,7 +20,11 @@ const PING_TIMEOUT_MS = 2_000;
  * `/healthz`, `/readyz` and `/metrics` for `molecule-operator run` on METRICS_PORT. Served by
  * leader and standbys alike, with no authentication (no secrets are exposed).
  */
-export async function startProbeServer(deps: ProbeDeps, port: number, host = '0.0.0.0'): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+export async function startProbeServer(
+  deps: ProbeDeps,
+  port: number,
+  host = '0.0.0.0',
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const desired = new DesiredStateRepository(deps.database.db);
   const server = createServer(async (req, res) => {
     const send = (status: number, body: unknown, type = 'application/json') => {
@@ -29,7 +33,8 @@ export async function startProbeServer(deps: ProbeDeps, port: number, host = '0.
     };
     try {
       const path = (req.url ?? '/').split('?')[0];
-      if (req.method !== 'GET') return send(405, { error: { code: 'MethodNotAllowed', message: 'only GET' } });
+      if (req.method !== 'GET')
+        return send(405, { error: { code: 'MethodNotAllowed', message: 'only GET' } });
       if (path === '/healthz') return send(200, { status: 'ok' });
       if (path === '/readyz') {
         let database = 'ok';
@@ -40,7 +45,10 @@ export async function startProbeServer(deps: ProbeDeps, port: number, host = '0.
         }
         const r = deps.readiness();
         const ok = database === 'ok' && r.ready;
-        return send(ok ? 200 : 503, { status: ok ? 'ok' : 'unavailable', checks: { database, ...r.details } });
+        return send(ok ? 200 : 503, {
+          status: ok ? 'ok' : 'unavailable',
+          checks: { database, ...r.details },
+        });
       }
       if (path === '/metrics') {
         await refreshDesiredObjects(deps.metrics, desired).catch((err) =>

@@ -7,9 +7,11 @@ export const MANAGED_BY = 'molecule-operator';
 export const tunnelName = (env: string, orgId: string) => `molecule-${env}-${orgId}`;
 export const tunnelNamePrefix = (env: string) => `molecule-${env}-`;
 export const tenantSecurityGroupName = (env: string, orgId: string) => `molecule-${env}-tenant-${orgId}`;
-export const workspaceSecurityGroupName = (env: string, workspaceId: string) => `molecule-${env}-ws-${workspaceId}`;
+export const workspaceSecurityGroupName = (env: string, workspaceId: string) =>
+  `molecule-${env}-ws-${workspaceId}`;
 export const secretNamePrefix = (env: string) => `molecule/${env}/tenant/`;
-export const bootstrapSecretName = (env: string, orgId: string) => `molecule/${env}/tenant/${orgId}/bootstrap`;
+export const bootstrapSecretName = (env: string, orgId: string) =>
+  `molecule/${env}/tenant/${orgId}/bootstrap`;
 export const tenantHostname = (slug: string, appDomain: string) => `${slug}.${appDomain}`;
 export const tunnelCnameTarget = (tunnelId: string) => `${tunnelId}.cfargotunnel.com`;
 export const dnsComment = (env: string, orgId: string) => `molecule-operator env=${env} org=${orgId}`;
@@ -19,21 +21,21 @@ const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 
 /** The org id in one of our tunnel names for this env, if it is one. */
 export function orgIdFromTunnelName(env: string, name: string): string | undefined {
-  const m = new RegExp(`^molecule-${escape(env)}-(${UUID})$`).exec(name);
+  const m = new RegExp(`^molecule-${escapeRegExp(env)}-(${UUID})$`).exec(name);
   return m?.[1];
 }
 
 /** The org id in one of our bootstrap secret names for this env (the name may carry the ARN's suffix). */
 export function orgIdFromSecretName(env: string, name: string): string | undefined {
-  const m = new RegExp(`^molecule/${escape(env)}/tenant/(${UUID})/bootstrap`).exec(name);
+  const m = new RegExp(`^molecule/${escapeRegExp(env)}/tenant/(${UUID})/bootstrap`).exec(name);
   return m?.[1];
 }
 
 /** The org id in one of our DNS record comments for this env. */
 export function orgIdFromDnsComment(env: string, comment: string | undefined): string | undefined {
   if (!comment) return undefined;
-  const m = new RegExp(`^molecule-operator env=${escape(env)} org=(${UUID})$`).exec(comment);
+  const m = new RegExp(`^molecule-operator env=${escapeRegExp(env)} org=(${UUID})$`).exec(comment);
   return m?.[1];
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

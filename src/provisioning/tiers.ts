@@ -16,8 +16,15 @@ export function effectiveTier(requested: number): 3 | 4 {
   return requested === 3 ? 3 : 4;
 }
 
-export function workspaceResources(tier: number, runtime: string): { tier: 3 | 4; instanceType: string; volumeGb: number } {
+export function workspaceResources(
+  tier: number,
+  runtime: string,
+): { tier: 3 | 4; instanceType: string; volumeGb: number } {
   const t = effectiveTier(tier);
   const base = TIERS[t]!;
-  return { tier: t, instanceType: base.instanceType, volumeGb: Math.max(base.volumeGb, RUNTIME_VOLUME_FLOOR_GB[runtime] ?? 0) };
+  return {
+    tier: t,
+    instanceType: base.instanceType,
+    volumeGb: Math.max(base.volumeGb, RUNTIME_VOLUME_FLOOR_GB[runtime] ?? 0),
+  };
 }

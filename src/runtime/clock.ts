@@ -67,7 +67,8 @@ export class ManualClock implements Clock {
     const target = this.current + ms;
     for (;;) {
       let next: [number, { due: number; fn: () => void }] | undefined;
-      for (const entry of this.timers) if (entry[1].due <= target && (!next || entry[1].due < next[1].due)) next = entry;
+      for (const entry of this.timers)
+        if (entry[1].due <= target && (!next || entry[1].due < next[1].due)) next = entry;
       if (!next) break;
       this.timers.delete(next[0]);
       this.current = Math.max(this.current, next[1].due);

@@ -1,8 +1,8 @@
+import type { Org, StatusRow, Workspace } from '../../schema/index.js';
+import type { CloudView } from '../cloud/inventory.js';
 import type { Config } from '../config.js';
 import type { OwnerKind, OwnerRef } from '../db/desired.js';
 import type { ResourceKind } from '../observability/metrics.js';
-import type { Org, StatusRow, Workspace } from '../../schema/index.js';
-import type { CloudView } from '../cloud/inventory.js';
 
 export type ControllerName = 'tunnel' | 'secrets' | 'securitygroup' | 'instance';
 
@@ -119,4 +119,9 @@ export interface Controller<D = unknown, R = unknown> {
 export type AnyController = Controller<any, any>;
 
 /** The observation of a resource confirmed absent. */
-export const absent = (): Observation<never> => ({ exists: false, upToDate: false, diff: [], externalIds: {} });
+export const absent = (): Observation<never> => ({
+  exists: false,
+  upToDate: false,
+  diff: [],
+  externalIds: {},
+});

@@ -56,10 +56,7 @@ export class TransientError extends CloudError {
 }
 /** Not retried: the owner's status carries `reason` until the spec or the environment changes. */
 export class TerminalError extends CloudError {
-  constructor(
-    message: string,
-    details: CloudErrorDetails & { reason?: string } = {},
-  ) {
+  constructor(message: string, details: CloudErrorDetails & { reason?: string } = {}) {
     super('Terminal', message, details);
     this.reason = details.reason ?? 'TerminalError';
   }

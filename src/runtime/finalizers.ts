@@ -19,6 +19,8 @@ export class Finalizers {
 
   async remove(owner: OwnerRef, name: string): Promise<void> {
     const table = owner.kind === 'org' ? sql`orgs` : sql`workspaces`;
-    await this.db.execute(sql`UPDATE ${table} SET finalizers = array_remove(finalizers, ${name}) WHERE id = ${owner.id}`);
+    await this.db.execute(
+      sql`UPDATE ${table} SET finalizers = array_remove(finalizers, ${name}) WHERE id = ${owner.id}`,
+    );
   }
 }

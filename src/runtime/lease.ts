@@ -48,7 +48,8 @@ export class LeaderElector {
     this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
     this.retryMs = options.retryPeriodMs ?? 2_000;
     this.clock = options.clock ?? systemClock;
-    if (this.renewDeadlineMs >= this.leaseMs) throw new Error('renew deadline must be shorter than the lease');
+    if (this.renewDeadlineMs >= this.leaseMs)
+      throw new Error('renew deadline must be shorter than the lease');
   }
 
   /** True while this replica may act: it holds the lease and renewed it recently enough. */
@@ -80,7 +81,10 @@ export class LeaderElector {
     if (this.leading) {
       this.lose();
       await this.database
-        .query(`UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2`, [this.name, this.holder])
+        .query(`UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2`, [
+          this.name,
+          this.holder,
+        ])
         .catch((e) => this.options.onError?.(e));
     }
   }
@@ -111,7 +115,10 @@ export class LeaderElector {
     this.leaderUntil = started + this.renewDeadlineMs;
     // Step down on time even if the next renewal hangs (database unreachable).
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = setTimeout(() => this.isLeader(), Math.max(0, this.leaderUntil - performance.now()) + 1);
+    this.deadlineTimer = setTimeout(
+      () => this.isLeader(),
+      Math.max(0, this.leaderUntil - performance.now()) + 1,
+    );
     this.deadlineTimer.unref();
     if (!this.leading) {
       this.leading = true;

@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
-import type { Config } from '../config.js';
 import { Inventory, LiveView } from '../cloud/inventory.js';
 import type { CloudPorts } from '../cloud/ports.js';
+import type { Config } from '../config.js';
 import type { Database, Subscription } from '../db/client.js';
 import { DesiredStateRepository, liveOwners, type OwnerRef } from '../db/desired.js';
 import { PinsCache } from '../db/pins.js';
@@ -128,7 +128,8 @@ export class Manager {
       });
       this.controlled.set(controller.name, { reconciler, queue, snapshots: new Map() });
     }
-    for (const c of this.controllers.values()) metrics.controllerEnabled.labels(c.name).set(this.enabled.has(c.name) ? 1 : 0);
+    for (const c of this.controllers.values())
+      metrics.controllerEnabled.labels(c.name).set(this.enabled.has(c.name) ? 1 : 0);
   }
 
   /** Shared per-resync allowance of expensive per-object checks (see ObserveContext.allowDeepCheck). */
@@ -165,7 +166,12 @@ export class Manager {
       },
     });
     this.listening = true;
-    this.schedule('resync', config.RESYNC_CRON, () => this.resync('cron'), this.options.resyncJitterMs ?? 10_000);
+    this.schedule(
+      'resync',
+      config.RESYNC_CRON,
+      () => this.resync('cron'),
+      this.options.resyncJitterMs ?? 10_000,
+    );
     for (const job of this.options.jobs ?? []) this.schedule(job.name, job.cron, () => job.run(), 0);
     this.elector.start();
   }
@@ -219,9 +225,13 @@ export class Manager {
       const managed = Object.values(inventory.counts).reduce((a, b) => a + b, 0);
       this.deepChecks.remaining = Math.max(10, Math.floor(managed / 300));
       for (const id of owners.orgs) this.enqueueOwner({ kind: 'org', id }, 'resync', inventory);
-      for (const w of owners.workspaces) this.enqueueOwner({ kind: 'workspace', id: w.id }, 'resync', inventory);
+      for (const w of owners.workspaces)
+        this.enqueueOwner({ kind: 'workspace', id: w.id }, 'resync', inventory);
       this.lastResyncAt = this.clock.now();
-      this.log.info({ trigger, owners: owners.orgs.length + owners.workspaces.length, ...inventory.counts }, 'resync queued');
+      this.log.info(
+        { trigger, owners: owners.orgs.length + owners.workspaces.length, ...inventory.counts },
+        'resync queued',
+      );
     } catch (e) {
       // A failed listing is never read as "absent": nothing is queued against a partial inventory.
       this.log.warn({ trigger, err: describeError(e) }, 'resync failed');

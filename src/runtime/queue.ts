@@ -100,7 +100,10 @@ export class WorkQueue {
 
   /** Queues a key after a delay; an earlier existing schedule wins. */
   addAfter(key: string, ms: number, reason: EnqueueReason = 'requeue'): void {
-    if (ms <= 0) return this.add(key, reason);
+    if (ms <= 0) {
+      this.add(key, reason);
+      return;
+    }
     if (this.queued.has(key)) return;
     const due = this.clock.now() + ms;
     const waiting = this.delayed.get(key);

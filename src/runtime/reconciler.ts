@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../config.js';
+import type { Org, StatusRow, Workspace } from '../../schema/index.js';
 import type { CloudView } from '../cloud/inventory.js';
+import type { Config } from '../config.js';
 import type { DesiredStateRepository, OwnerRef } from '../db/desired.js';
 import type { StatusPatch, StatusRepository } from '../db/status.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { Org, StatusRow, Workspace } from '../../schema/index.js';
 import type { Clock } from './clock.js';
+import { conditionForError } from './conditions.js';
 import type {
   ActContext,
   AnyController,
@@ -16,7 +17,6 @@ import type {
   ObserveContext,
   Pins,
 } from './controller.js';
-import { conditionForError } from './conditions.js';
 import { describeError, errorClassOf, NotLeaderError, TerminalError } from './errors.js';
 import type { Finalizers } from './finalizers.js';
 import type { Outcome } from './queue.js';
@@ -30,6 +30,13 @@ export type Action =
   | { type: 'update'; diff: string[]; drift: boolean }
   | { type: 'delete' }
   | { type: 'release' };
+
+export interface PlannedAction {
+  action: Action;
+  diff: string[];
+  externalIds?: Record<string, string>;
+  note?: string;
+}
 
 export interface OwnerState {
   owner: OwnerRef;
@@ -96,6 +103,31 @@ export class Reconciler {
     return outcome;
   }
 
+  /**
+   * What this controller would do for an owner right now, from the same loading, observing and
+   * decision steps as {@link reconcile}, without changing anything (`molecule-operator plan`).
+   */
+  async plan(owner: OwnerRef, view: CloudView): Promise<PlannedAction | undefined> {
+    const state = await this.load(owner);
+    if (!state) return undefined;
+    const fin = finalizerName(this.controller.name);
+    if (state.deleting && !state.finalizers.includes(fin) && !state.status?.pending) {
+      return { action: { type: 'none' }, diff: [], note: 'nothing to delete' };
+    }
+    const blocker = state.deleting ? this.deletionBlocker(state) : this.creationBlocker(state);
+    if (blocker) return { action: { type: 'wait', ...blocker }, diff: [] };
+    const desired = this.controller.desired(this.desiredInput(state, await this.deps.pins()));
+    const ctx = this.actContext(state);
+    const readOnly: ActContext = {
+      ...ctx,
+      assertLeader: () => {
+        throw new Error('plan never acts');
+      },
+    };
+    const obs = await this.controller.observe(desired, this.observeContext(readOnly, view, state));
+    return { action: this.decide(state, obs, desired), diff: obs.diff, externalIds: obs.externalIds };
+  }
+
   private async reconcileOnce(owner: OwnerRef, firstView: CloudView, log: Logger): Promise<Outcome> {
     const d = this.deps;
     const c = this.controller;
@@ -146,9 +178,17 @@ export class Reconciler {
         d.assertLeader();
         const res = await c.delete(desired, obs, ctx);
         await d.status.audit([this.auditEntry(state, obs, 'deleted', res.details)]);
-        log.info({ op: 'delete', externalIds: obs.externalIds, gone: res.gone }, 'deleting external resource');
+        log.info(
+          { op: 'delete', externalIds: obs.externalIds, gone: res.gone },
+          'deleting external resource',
+        );
         if (!res.gone) {
-          await this.writeStatus(state, { ...patch, ready: false, reason: 'Deleting', message: 'waiting for the resource to go away' });
+          await this.writeStatus(state, {
+            ...patch,
+            ready: false,
+            reason: 'Deleting',
+            message: 'waiting for the resource to go away',
+          });
           return { result: 'requeue', afterMs: d.pollIntervalMs };
         }
         return { result: 'requeue', afterMs: 0 }; // confirm it is gone before releasing
@@ -156,7 +196,13 @@ export class Reconciler {
       // 6b: Deleting and confirmed gone: release the finalizer, wake what waited for us, purge if last.
       case 'release': {
         await d.finalizers.remove(owner, fin);
-        await this.writeStatus(state, { ...patch, pending: null, ready: false, reason: 'Deleted', message: 'resource deleted' });
+        await this.writeStatus(state, {
+          ...patch,
+          pending: null,
+          ready: false,
+          reason: 'Deleted',
+          message: 'resource deleted',
+        });
         log.info({ op: 'release' }, 'released finalizer');
         this.wakeDeletionWaiters(state);
         await this.maybePurge({ ...state, finalizers: state.finalizers.filter((f) => f !== fin) });
@@ -164,7 +210,12 @@ export class Reconciler {
       }
       // 7: Missing, but a create is in flight and may not be visible yet: wait, do not create again.
       case 'wait':
-        await this.writeStatus(state, { ...patch, ready: false, reason: action.reason, message: action.message });
+        await this.writeStatus(state, {
+          ...patch,
+          ready: false,
+          reason: action.reason,
+          message: action.message,
+        });
         return { result: 'requeue', afterMs: action.afterMs ?? d.pollIntervalMs };
       // 8: Missing: record the token first, then create. A crash after this point is adopted.
       case 'create': {
@@ -186,7 +237,10 @@ export class Reconciler {
             externalId: firstId(res.externalIds) ?? action.token,
           },
         ]);
-        log.info({ op: 'create', externalIds: res.externalIds, adopted: !!res.adopted }, 'created external resource');
+        log.info(
+          { op: 'create', externalIds: res.externalIds, adopted: !!res.adopted },
+          'created external resource',
+        );
         const created = res.externalIds ?? {};
         await d.status.upsert(this.key(state), {
           externalIds: { ...patch.externalIds, ...created },
@@ -228,7 +282,10 @@ export class Reconciler {
       const res = await c.update(desired, obs, ctx);
       if (action.drift) d.metrics.driftCorrections.labels(c.name).inc();
       await d.status.audit([
-        this.auditEntry(state, obs, action.drift ? 'drift_corrected' : 'updated', { diff: action.diff, ...res.details }),
+        this.auditEntry(state, obs, action.drift ? 'drift_corrected' : 'updated', {
+          diff: action.diff,
+          ...res.details,
+        }),
       ]);
       log.info({ op: 'update', diff: action.diff, drift: action.drift }, 'updated external resource');
       await this.writeStatus(state, {
@@ -244,7 +301,12 @@ export class Reconciler {
 
     // 11: Changing state by itself (instance pending/stopping): not ready, look again soon.
     if (obs.progressing) {
-      await this.writeStatus(state, { ...patch, ready: false, reason: 'Progressing', message: obs.progressing });
+      await this.writeStatus(state, {
+        ...patch,
+        ready: false,
+        reason: 'Progressing',
+        message: obs.progressing,
+      });
       return { result: 'requeue', afterMs: d.pollIntervalMs };
     }
 
@@ -283,7 +345,9 @@ export class Reconciler {
     }
     if (!obs.upToDate) {
       const drift =
-        state.status?.ready === true && (state.status?.observedGeneration ?? 0) >= state.generation && !state.status.pending;
+        state.status?.ready === true &&
+        (state.status?.observedGeneration ?? 0) >= state.generation &&
+        !state.status.pending;
       return { type: 'update', diff: obs.diff, drift };
     }
     return state.status?.pending ? { type: 'adopt' } : { type: 'none' };
@@ -377,7 +441,8 @@ export class Reconciler {
     for (const other of this.deps.controllers.values()) {
       for (const dep of other.dependsOn) {
         if (dep.controller !== this.name) continue;
-        if (dep.scope === 'self' && other.owners.includes(state.owner.kind)) this.deps.wake(other.name, state.owner);
+        if (dep.scope === 'self' && other.owners.includes(state.owner.kind))
+          this.deps.wake(other.name, state.owner);
         if (dep.scope === 'org' && state.owner.kind === 'org') {
           if (other.owners.includes('org')) this.deps.wake(other.name, state.owner);
           if (other.owners.includes('workspace')) {
@@ -392,7 +457,8 @@ export class Reconciler {
     for (const other of this.deps.controllers.values()) {
       for (const dep of other.deleteAfter) {
         if (dep.controller !== this.name) continue;
-        if (dep.scope === 'self' && other.owners.includes(state.owner.kind)) this.deps.wake(other.name, state.owner);
+        if (dep.scope === 'self' && other.owners.includes(state.owner.kind))
+          this.deps.wake(other.name, state.owner);
         if (dep.scope === 'workspaces' && state.owner.kind === 'workspace' && other.owners.includes('org')) {
           this.deps.wake(other.name, { kind: 'org', id: state.org.id });
         }
@@ -435,7 +501,12 @@ export class Reconciler {
   }
 
   private key(state: OwnerState) {
-    return { controller: this.name, ownerId: state.owner.id, ownerKind: state.owner.kind, orgId: state.org.id };
+    return {
+      controller: this.name,
+      ownerId: state.owner.id,
+      ownerKind: state.owner.kind,
+      orgId: state.org.id,
+    };
   }
 
   private auditEntry(
@@ -467,7 +538,10 @@ export class Reconciler {
     if (err instanceof NotLeaderError) return { result: 'success' }; // stepping down: the new leader takes over
     const terminal = err instanceof TerminalError || errorClassOf(err) === 'Terminal';
     const cond = conditionForError(err);
-    log[terminal ? 'error' : 'warn']({ err: describeError(err), errorClass: errorClassOf(err) }, 'reconcile failed');
+    log[terminal ? 'error' : 'warn'](
+      { err: describeError(err), errorClass: errorClassOf(err) },
+      'reconcile failed',
+    );
     try {
       const state = await this.load(owner);
       if (state) {
@@ -496,12 +570,21 @@ function firstId(ids: Record<string, string> | undefined): string | undefined {
   return ids ? Object.values(ids)[0] : undefined;
 }
 
-const STATUS_FIELDS = ['ready', 'reason', 'message', 'observedGeneration', 'externalIds', 'state', 'pending'] as const;
+const STATUS_FIELDS = [
+  'ready',
+  'reason',
+  'message',
+  'observedGeneration',
+  'externalIds',
+  'state',
+  'pending',
+] as const;
 
 export function statusChanged(cur: StatusRow, patch: StatusPatch): boolean {
   for (const f of STATUS_FIELDS) {
     if (!(f in patch)) continue;
-    if (JSON.stringify(cur[f] ?? null) !== JSON.stringify((patch as Record<string, unknown>)[f] ?? null)) return true;
+    if (JSON.stringify(cur[f] ?? null) !== JSON.stringify((patch as Record<string, unknown>)[f] ?? null))
+      return true;
   }
   // Clearing a recorded error is a change too.
   if ('lastError' in patch && (cur.lastError ?? null) !== (patch.lastError ?? null)) return true;

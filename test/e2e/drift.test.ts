@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { DeleteSecretCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cloudReader, type CloudReader } from '../helpers/cloud.js';
+import { type CloudReader, cloudReader } from '../helpers/cloud.js';
 import { metricValue } from '../helpers/metrics.js';
 import { eventually, type Stack, startStack } from '../helpers/stack.js';
 
@@ -40,7 +40,8 @@ async function resync() {
   await stack.operator!.manager.idle();
 }
 
-const drift = (controller: string) => metricValue(stack.metrics.registry, 'molecule_drift_corrections_total', { controller });
+const drift = (controller: string) =>
+  metricValue(stack.metrics.registry, 'molecule_drift_corrections_total', { controller });
 
 describe('drift is corrected by the next resync and counted', () => {
   it('security group: a revoked rule comes back and an SSH-to-the-world rule goes', async () => {
@@ -49,7 +50,14 @@ describe('drift is corrected by the next resync and counted', () => {
     await cloud.ec2.send(
       new RevokeSecurityGroupIngressCommand({
         GroupId: sg!.GroupId,
-        IpPermissions: [{ IpProtocol: 'tcp', FromPort: 22, ToPort: 22, UserIdGroupPairs: [{ GroupId: stack.sim.seed.eicSecurityGroupId }] }],
+        IpPermissions: [
+          {
+            IpProtocol: 'tcp',
+            FromPort: 22,
+            ToPort: 22,
+            UserIdGroupPairs: [{ GroupId: stack.sim.seed.eicSecurityGroupId }],
+          },
+        ],
       }),
     );
     await cloud.ec2.send(
@@ -76,7 +84,9 @@ describe('drift is corrected by the next resync and counted', () => {
     await cloud.ec2.send(new TerminateInstancesCommand({ InstanceIds: [old!.InstanceId!] }));
     await resync();
     const replacement = await eventually(async () => {
-      const live = (await cloud.liveInstances({ WorkspaceID: ws.id })).filter((i) => i.State?.Name !== 'shutting-down');
+      const live = (await cloud.liveInstances({ WorkspaceID: ws.id })).filter(
+        (i) => i.State?.Name !== 'shutting-down',
+      );
       return live.length === 1 && live[0]!.InstanceId !== old!.InstanceId ? live[0] : undefined;
     });
     expect(replacement.ClientToken).toBe(`${ws.id}-2`);
@@ -86,10 +96,14 @@ describe('drift is corrected by the next resync and counted', () => {
   it('instance: stopped out of band is started again', async () => {
     const [i] = await cloud.liveInstances({ WorkspaceID: ws.id });
     await cloud.ec2.send(new StopInstancesCommand({ InstanceIds: [i!.InstanceId!] }));
-    await eventually(async () => (await cloud.liveInstances({ WorkspaceID: ws.id }))[0]?.State?.Name === 'stopped');
+    await eventually(
+      async () => (await cloud.liveInstances({ WorkspaceID: ws.id }))[0]?.State?.Name === 'stopped',
+    );
     const before = await drift('instance');
     await resync();
-    await eventually(async () => (await cloud.liveInstances({ WorkspaceID: ws.id }))[0]?.State?.Name === 'running');
+    await eventually(
+      async () => (await cloud.liveInstances({ WorkspaceID: ws.id }))[0]?.State?.Name === 'running',
+    );
     expect(await drift('instance')).toBeGreaterThan(before);
   });
 
@@ -98,11 +112,16 @@ describe('drift is corrected by the next resync and counted', () => {
     const [rec] = (await cloud.dnsRecords()).filter((r) => r.name === 'drifty.moleculesai.app');
     await cloud.cf.dns.records.delete(rec!.id!, { zone_id: zone });
     await resync();
-    const back = await eventually(async () => (await cloud.dnsRecords()).find((r) => r.name === 'drifty.moleculesai.app'));
+    const back = await eventually(async () =>
+      (await cloud.dnsRecords()).find((r) => r.name === 'drifty.moleculesai.app'),
+    );
     const target = back.content;
     await cloud.cf.dns.records.edit(back.id!, { zone_id: zone, content: 'evil.example.com' } as never);
     await resync();
-    await eventually(async () => (await cloud.dnsRecords()).find((r) => r.name === 'drifty.moleculesai.app')?.content === target);
+    await eventually(
+      async () =>
+        (await cloud.dnsRecords()).find((r) => r.name === 'drifty.moleculesai.app')?.content === target,
+    );
     expect((await cloud.dnsRecords()).filter((r) => r.name === 'drifty.moleculesai.app')).toHaveLength(1);
   });
 
@@ -122,7 +141,9 @@ describe('drift is corrected by the next resync and counted', () => {
   it('secret: a removed key is put back, keeping the generated credentials', async () => {
     const original = await cloud.secretValue(secretName());
     const { adminToken: _, ...partial } = original;
-    await cloud.sm.send(new PutSecretValueCommand({ SecretId: secretName(), SecretString: JSON.stringify(partial) }));
+    await cloud.sm.send(
+      new PutSecretValueCommand({ SecretId: secretName(), SecretString: JSON.stringify(partial) }),
+    );
     await resync();
     await eventually(async () => !!(await cloud.secretValue(secretName())).adminToken);
     const repaired = await cloud.secretValue(secretName());
@@ -142,7 +163,9 @@ describe('drift is corrected by the next resync and counted', () => {
 
   it('secret: force-deleted, it is recreated with new credentials and a condition saying so', async () => {
     const original = await cloud.secretValue(secretName());
-    await cloud.sm.send(new DeleteSecretCommand({ SecretId: secretName(), ForceDeleteWithoutRecovery: true }));
+    await cloud.sm.send(
+      new DeleteSecretCommand({ SecretId: secretName(), ForceDeleteWithoutRecovery: true }),
+    );
     await resync();
     const recreated = await eventually(async () => {
       const v = await cloud.secretValue(secretName()).catch(() => undefined);
@@ -151,7 +174,10 @@ describe('drift is corrected by the next resync and counted', () => {
     expect(recreated.dbPassword).not.toBe(original.dbPassword);
     const cond = await eventually(async () => {
       const o = (await stack.api('GET', '/cp/orgs/drifty')).body;
-      return o.status.conditions.find((c: { controller: string; reason: string }) => c.controller === 'secrets' && c.reason === 'CredentialsRegenerated');
+      return o.status.conditions.find(
+        (c: { controller: string; reason: string }) =>
+          c.controller === 'secrets' && c.reason === 'CredentialsRegenerated',
+      );
     });
     expect(cond.ready).toBe(true);
     expect(await cloud.liveSecrets(`molecule/test/tenant/${org.id}/`)).toHaveLength(1);

@@ -1,20 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { amiPins, runtimeImagePins } from '../../schema/index.js';
-import { cloudReader, type CloudReader } from '../helpers/cloud.js';
+import { type CloudReader, cloudReader } from '../helpers/cloud.js';
 import { eventually, IAM_PROFILE, type Stack, startStack } from '../helpers/stack.js';
 
 let stack: Stack;
 let cloud: CloudReader;
 
 beforeAll(async () => {
-  stack = await startStack({ env: { TENANT_IMAGE: 'ghcr.io/molecule-ai/platform-tenant:v1', CANARY_TENANT_IMAGE: 'ghcr.io/molecule-ai/platform-tenant:canary' } });
+  stack = await startStack({
+    env: {
+      TENANT_IMAGE: 'ghcr.io/molecule-ai/platform-tenant:v1',
+      CANARY_TENANT_IMAGE: 'ghcr.io/molecule-ai/platform-tenant:canary',
+    },
+  });
   cloud = cloudReader(stack.sim);
 });
 afterAll(async () => {
   await stack?.close();
 });
 
-const tag = (tags: { Key?: string; Value?: string }[] | undefined, key: string) => tags?.find((t) => t.Key === key)?.Value;
+const tag = (tags: { Key?: string; Value?: string }[] | undefined, key: string) =>
+  tags?.find((t) => t.Key === key)?.Value;
 
 async function createOrg(slug: string, extra: Record<string, unknown> = {}) {
   const res = await stack.api('POST', '/cp/orgs', { slug, ...extra });
@@ -33,7 +39,9 @@ async function waitReady(slug: string, timeoutMs = 20_000) {
   return eventually(async () => {
     const res = await stack.api('GET', `/cp/orgs/${slug}`);
     const org = res.body;
-    return org?.status?.ready && org.workspaces.every((w: { status: { ready: boolean } }) => w.status.ready) ? org : undefined;
+    return org?.status?.ready && org.workspaces.every((w: { status: { ready: boolean } }) => w.status.ready)
+      ? org
+      : undefined;
   }, timeoutMs);
 }
 
@@ -43,7 +51,12 @@ describe('provisioning lifecycle', () => {
     const hermes = await createWorkspace('acme', 'hermes', 3);
     const lang = await createWorkspace('acme', 'langgraph', 5);
     const ready = await waitReady('acme');
-    expect(ready.status.conditions.map((c: { controller: string }) => c.controller).sort()).toEqual(['instance', 'secrets', 'securitygroup', 'tunnel']);
+    expect(ready.status.conditions.map((c: { controller: string }) => c.controller).sort()).toEqual([
+      'instance',
+      'secrets',
+      'securitygroup',
+      'tunnel',
+    ]);
 
     // Cloudflare: one tunnel, configured with the catch-all last; one proxied CNAME to it.
     const tunnels = (await cloud.liveTunnels()).filter((t) => t.name === `molecule-test-${org.id}`);
@@ -56,15 +69,33 @@ describe('provisioning lifecycle', () => {
     ]);
     const records = (await cloud.dnsRecords()).filter((r) => r.name === 'acme.moleculesai.app');
     expect(records).toHaveLength(1);
-    expect(records[0]).toMatchObject({ type: 'CNAME', content: `${tunnelId}.cfargotunnel.com`, proxied: true, comment: `molecule-operator env=test org=${org.id}` });
+    expect(records[0]).toMatchObject({
+      type: 'CNAME',
+      content: `${tunnelId}.cfargotunnel.com`,
+      proxied: true,
+      comment: `molecule-operator env=test org=${org.id}`,
+    });
 
     // Secrets Manager: one bundle with every key; generated credentials present.
     const secrets = await cloud.liveSecrets(`molecule/test/tenant/${org.id}/`);
     expect(secrets).toHaveLength(1);
     const bundle = await cloud.secretValue(`molecule/test/tenant/${org.id}/bootstrap`);
-    expect(Object.keys(bundle).sort()).toEqual(['adminToken', 'cpBaseUrl', 'dbPassword', 'ghcrPullToken', 'orgId', 'orgSlug', 'provisionSharedSecret', 'tunnelToken']);
+    expect(Object.keys(bundle).sort()).toEqual([
+      'adminToken',
+      'cpBaseUrl',
+      'dbPassword',
+      'ghcrPullToken',
+      'orgId',
+      'orgSlug',
+      'provisionSharedSecret',
+      'tunnelToken',
+    ]);
     expect(bundle.dbPassword!.length).toBeGreaterThanOrEqual(24);
-    expect(bundle.tunnelToken).toBe(await cloud.cf.zeroTrust.tunnels.cloudflared.token.get(tunnelId, { account_id: stack.sim.seed.cloudflareAccountId }));
+    expect(bundle.tunnelToken).toBe(
+      await cloud.cf.zeroTrust.tunnels.cloudflared.token.get(tunnelId, {
+        account_id: stack.sim.seed.cloudflareAccountId,
+      }),
+    );
     expect(bundle.provisionSharedSecret).toBe('provision-shared-secret-value-0001');
 
     // Security groups: one per owner with exactly the intended rules, never 0.0.0.0/0.
@@ -78,7 +109,10 @@ describe('provisioning lifecycle', () => {
           ...(p.IpRanges ?? []).map((x) => `${p.IpProtocol}/${p.FromPort} ${x.CidrIp}`),
         ])
         .sort();
-    expect(rules(tenantSg)).toEqual([`tcp/22 ${stack.sim.seed.eicSecurityGroupId}`, `tcp/8080 ${stack.sim.seed.vpcCidr}`]);
+    expect(rules(tenantSg)).toEqual([
+      `tcp/22 ${stack.sim.seed.eicSecurityGroupId}`,
+      `tcp/8080 ${stack.sim.seed.vpcCidr}`,
+    ]);
     for (const ws of [hermes, lang]) {
       const g = groups.find((x) => x.GroupName === `molecule-test-ws-${ws.id}`)!;
       expect(rules(g)).toEqual([`tcp/22 ${stack.sim.seed.eicSecurityGroupId}`]);
@@ -88,7 +122,11 @@ describe('provisioning lifecycle', () => {
     const instances = await cloud.liveInstances({ OrgID: org.id });
     expect(instances).toHaveLength(3);
     const tenant = instances.find((i) => tag(i.Tags, 'Role') === 'tenant')!;
-    expect(tenant).toMatchObject({ InstanceType: 't3.small', ImageId: stack.config.EC2_AMI, SubnetId: stack.sim.seed.subnetId });
+    expect(tenant).toMatchObject({
+      InstanceType: 't3.small',
+      ImageId: stack.config.EC2_AMI,
+      SubnetId: stack.sim.seed.subnetId,
+    });
     expect(tenant.SecurityGroups?.map((g) => g.GroupId)).toEqual([tenantSg.GroupId]);
     expect(tenant.IamInstanceProfile?.Arn).toContain(IAM_PROFILE);
     expect(tag(tenant.Tags, 'TunnelID')).toBe(tunnelId);
@@ -106,15 +144,25 @@ describe('provisioning lifecycle', () => {
     for (const i of instances) {
       const userData = cloud.userData(i.InstanceId!);
       expect(userData).toContain(`molecule/test/tenant/${org.id}/bootstrap`);
-      for (const secret of [bundle.dbPassword, bundle.adminToken, bundle.tunnelToken, bundle.provisionSharedSecret, bundle.ghcrPullToken]) {
+      for (const secret of [
+        bundle.dbPassword,
+        bundle.adminToken,
+        bundle.tunnelToken,
+        bundle.provisionSharedSecret,
+        bundle.ghcrPullToken,
+      ]) {
         expect(userData).not.toContain(secret);
       }
     }
   });
 
   it('honours AMI and image pins and the canary image', async () => {
-    await stack.tdb.database.db.insert(amiPins).values({ runtime: 'crewai', region: stack.sim.seed.region, amiId: 'ami-0123456789abcdef0' });
-    await stack.tdb.database.db.insert(runtimeImagePins).values({ runtime: 'crewai', image: 'ghcr.io/molecule-ai/crewai:pinned' });
+    await stack.tdb.database.db
+      .insert(amiPins)
+      .values({ runtime: 'crewai', region: stack.sim.seed.region, amiId: 'ami-0123456789abcdef0' });
+    await stack.tdb.database.db
+      .insert(runtimeImagePins)
+      .values({ runtime: 'crewai', image: 'ghcr.io/molecule-ai/crewai:pinned' });
     const org = await createOrg('canary-co', { isCanary: true });
     const ws = await createWorkspace('canary-co', 'crewai', 4);
     await waitReady('canary-co');
@@ -171,7 +219,10 @@ describe('provisioning lifecycle', () => {
     expect((await cloud.dnsRecords()).filter((r) => r.name === 'doomed.moleculesai.app')).toHaveLength(0);
 
     // The audit trail keeps the history of everything that existed.
-    const audit = await stack.tdb.database.query<{ action: string; kind: string }>('SELECT action, kind FROM tenant_resources WHERE org_id = $1', [org.id]);
+    const audit = await stack.tdb.database.query<{ action: string; kind: string }>(
+      'SELECT action, kind FROM tenant_resources WHERE org_id = $1',
+      [org.id],
+    );
     for (const kind of ['ec2_instance', 'security_group', 'secret', 'cf_tunnel']) {
       expect(audit.filter((a) => a.kind === kind && a.action === 'created').length).toBeGreaterThan(0);
       expect(audit.filter((a) => a.kind === kind && a.action === 'deleted').length).toBeGreaterThan(0);

@@ -1,5 +1,14 @@
-import { DescribeInstancesCommand, DescribeSecurityGroupsCommand, EC2Client, type Filter } from '@aws-sdk/client-ec2';
-import { GetSecretValueCommand, ListSecretsCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import {
+  DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
+  EC2Client,
+  type Filter,
+} from '@aws-sdk/client-ec2';
+import {
+  GetSecretValueCommand,
+  ListSecretsCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import Cloudflare from 'cloudflare';
 import type { Simulator } from '../../src/sim/index.js';
 import { SIM_CREDENTIALS } from './stack.js';
@@ -9,11 +18,17 @@ import { SIM_CREDENTIALS } from './stack.js';
  * and database: what tests assert against.
  */
 export function cloudReader(sim: Simulator) {
-  const aws = { endpoint: sim.awsEndpoint, region: sim.seed.region, credentials: SIM_CREDENTIALS, maxAttempts: 1 };
+  const aws = {
+    endpoint: sim.awsEndpoint,
+    region: sim.seed.region,
+    credentials: SIM_CREDENTIALS,
+    maxAttempts: 1,
+  };
   const ec2 = new EC2Client(aws);
   const sm = new SecretsManagerClient(aws);
   const cf = new Cloudflare({ apiToken: sim.seed.apiToken, baseURL: sim.cloudflareBaseUrl, maxRetries: 0 });
-  const tagFilters = (tags: Record<string, string>): Filter[] => Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
+  const tagFilters = (tags: Record<string, string>): Filter[] =>
+    Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
 
   return {
     ec2,
@@ -23,7 +38,13 @@ export function cloudReader(sim: Simulator) {
     async liveInstances(tags: Record<string, string> = {}) {
       const res = await ec2.send(
         new DescribeInstancesCommand({
-          Filters: [...tagFilters(tags), { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }],
+          Filters: [
+            ...tagFilters(tags),
+            {
+              Name: 'instance-state-name',
+              Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'],
+            },
+          ],
         }),
       );
       return (res.Reservations ?? []).flatMap((r) => r.Instances ?? []);
@@ -34,7 +55,12 @@ export function cloudReader(sim: Simulator) {
     },
     /** Secrets not scheduled for deletion. */
     async liveSecrets(prefix = 'molecule/') {
-      const res = await sm.send(new ListSecretsCommand({ Filters: [{ Key: 'name', Values: [prefix] }], IncludePlannedDeletion: true }));
+      const res = await sm.send(
+        new ListSecretsCommand({
+          Filters: [{ Key: 'name', Values: [prefix] }],
+          IncludePlannedDeletion: true,
+        }),
+      );
       return (res.SecretList ?? []).filter((s) => !s.DeletedDate);
     },
     async secretValue(name: string): Promise<Record<string, string>> {
@@ -43,7 +69,11 @@ export function cloudReader(sim: Simulator) {
     },
     async liveTunnels() {
       const out = [];
-      for await (const t of cf.zeroTrust.tunnels.cloudflared.list({ account_id: sim.seed.cloudflareAccountId, is_deleted: false })) out.push(t);
+      for await (const t of cf.zeroTrust.tunnels.cloudflared.list({
+        account_id: sim.seed.cloudflareAccountId,
+        is_deleted: false,
+      }))
+        out.push(t);
       return out;
     },
     async dnsRecords() {
@@ -52,7 +82,9 @@ export function cloudReader(sim: Simulator) {
       return out;
     },
     async tunnelConfig(id: string) {
-      return cf.zeroTrust.tunnels.cloudflared.configurations.get(id, { account_id: sim.seed.cloudflareAccountId });
+      return cf.zeroTrust.tunnels.cloudflared.configurations.get(id, {
+        account_id: sim.seed.cloudflareAccountId,
+      });
     },
     /** Decoded user-data of an instance, from the simulator's state dump. */
     userData(instanceId: string): string {

@@ -1,10 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApiServer } from '../../src/api/server.js';
-import type { Config } from '../../src/config.js';
 import { createCloudPorts } from '../../src/cloud/index.js';
 import type { CloudPorts } from '../../src/cloud/ports.js';
 import { RateLimiter } from '../../src/cloud/ratelimit.js';
+import type { Config } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { type Operator, startOperator } from '../../src/operator.js';
@@ -81,9 +81,18 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // Buckets stay on, scaled up: tests exercise the limiter without waiting on it.
     limiter: new RateLimiter(
       Object.fromEntries(
-        ['ec2-run-instances', 'ec2-start-instances', 'ec2-terminate-instances', 'ec2-tags', 'ec2-mutating', 'ec2-resource-intensive', 'ec2-non-mutating', 'secretsmanager', 'tagging', 'cloudflare'].map(
-          (b) => [b, { capacity: 1000, refillPerSecond: 1000 }],
-        ),
+        [
+          'ec2-run-instances',
+          'ec2-start-instances',
+          'ec2-terminate-instances',
+          'ec2-tags',
+          'ec2-mutating',
+          'ec2-resource-intensive',
+          'ec2-non-mutating',
+          'secretsmanager',
+          'tagging',
+          'cloudflare',
+        ].map((b) => [b, { capacity: 1000, refillPerSecond: 1000 }]),
       ),
       metrics,
     ),
@@ -104,7 +113,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     async api(method, path, body) {
       const res = await fetch(`${apiUrl}${path}`, {
         method,
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
       const text = await res.text();
@@ -119,7 +131,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         ports,
         manager: {
           pollIntervalMs: 50,
-          lease: { name: `lease-${Math.random()}`, leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 100 },
+          lease: {
+            name: `lease-${Math.random()}`,
+            leaseDurationMs: 3000,
+            renewDeadlineMs: 2000,
+            retryPeriodMs: 100,
+          },
           backoff: { baseDelayMs: 50, maxDelayMs: 1000 },
           resyncJitterMs: 0,
           pinsTtlMs: 0,
@@ -143,7 +160,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 /** Polls until `check` returns a truthy value (or stops throwing), with a deadline. */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 15_000, intervalMs = 25): Promise<NonNullable<T>> {
+export async function eventually<T>(
+  check: () => Promise<T> | T,
+  timeoutMs = 15_000,
+  intervalMs = 25,
+): Promise<NonNullable<T>> {
   const start = Date.now();
   let last: unknown;
   for (;;) {

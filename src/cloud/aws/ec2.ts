@@ -8,11 +8,11 @@ import {
   DescribeVpcsCommand,
   type EC2Client,
   type Filter,
-  type Instance as SdkInstance,
   type IpPermission,
   ModifyInstanceAttributeCommand,
   RevokeSecurityGroupIngressCommand,
   RunInstancesCommand,
+  type Instance as SdkInstance,
   type SecurityGroup as SdkSecurityGroup,
   StartInstancesCommand,
   StopInstancesCommand,
@@ -55,7 +55,9 @@ export class Ec2Adapter implements Ec2Port {
     let token: string | undefined;
     do {
       const res = await this.send('DescribeInstances', 'ec2-non-mutating', () =>
-        this.client.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: PAGE, NextToken: token })),
+        this.client.send(
+          new DescribeInstancesCommand({ Filters: filters, MaxResults: PAGE, NextToken: token }),
+        ),
       );
       for (const r of res.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toInstance(i));
       token = res.NextToken || undefined;
@@ -81,7 +83,12 @@ export class Ec2Adapter implements Ec2Port {
           BlockDeviceMappings: [
             {
               DeviceName: '/dev/sda1',
-              Ebs: { VolumeSize: input.volumeSizeGb, VolumeType: 'gp3', DeleteOnTermination: true, Encrypted: true },
+              Ebs: {
+                VolumeSize: input.volumeSizeGb,
+                VolumeType: 'gp3',
+                DeleteOnTermination: true,
+                Encrypted: true,
+              },
             },
           ],
           MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
@@ -118,7 +125,9 @@ export class Ec2Adapter implements Ec2Port {
 
   async modifyInstanceType(id: string, instanceType: string): Promise<void> {
     await this.send('ModifyInstanceAttribute', 'ec2-mutating', () =>
-      this.client.send(new ModifyInstanceAttributeCommand({ InstanceId: id, InstanceType: { Value: instanceType } })),
+      this.client.send(
+        new ModifyInstanceAttributeCommand({ InstanceId: id, InstanceType: { Value: instanceType } }),
+      ),
     );
   }
 
@@ -136,7 +145,9 @@ export class Ec2Adapter implements Ec2Port {
     let token: string | undefined;
     do {
       const res = await this.send('DescribeSecurityGroups', 'ec2-non-mutating', () =>
-        this.client.send(new DescribeSecurityGroupsCommand({ Filters: filters, MaxResults: PAGE, NextToken: token })),
+        this.client.send(
+          new DescribeSecurityGroupsCommand({ Filters: filters, MaxResults: PAGE, NextToken: token }),
+        ),
       );
       for (const g of res.SecurityGroups ?? []) out.push(toSecurityGroup(g));
       token = res.NextToken || undefined;
@@ -144,7 +155,12 @@ export class Ec2Adapter implements Ec2Port {
     return out;
   }
 
-  async createSecurityGroup(input: { name: string; description: string; vpcId: string; tags: Tags }): Promise<string> {
+  async createSecurityGroup(input: {
+    name: string;
+    description: string;
+    vpcId: string;
+    tags: Tags;
+  }): Promise<string> {
     const res = await this.send('CreateSecurityGroup', 'ec2-mutating', () =>
       this.client.send(
         new CreateSecurityGroupCommand({
@@ -163,7 +179,9 @@ export class Ec2Adapter implements Ec2Port {
     if (rules.length === 0) return;
     try {
       await this.send('AuthorizeSecurityGroupIngress', 'ec2-resource-intensive', () =>
-        this.client.send(new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(rules) })),
+        this.client.send(
+          new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(rules) }),
+        ),
       );
     } catch (e) {
       // One rule already there fails the whole call; add them one by one, skipping duplicates.
@@ -179,7 +197,9 @@ export class Ec2Adapter implements Ec2Port {
     if (rules.length === 0) return;
     try {
       await this.send('RevokeSecurityGroupIngress', 'ec2-resource-intensive', () =>
-        this.client.send(new RevokeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(rules) })),
+        this.client.send(
+          new RevokeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(rules) }),
+        ),
       );
     } catch (e) {
       // InvalidPermission.NotFound: one rule already gone fails the whole call.
@@ -251,7 +271,8 @@ function toSecurityGroup(g: SdkSecurityGroup): SecurityGroup {
     for (const pair of p.UserIdGroupPairs ?? []) {
       ingress.push({ ...base, sourceGroupId: pair.GroupId ?? '', ...desc(pair.Description) });
     }
-    for (const r of p.Ipv6Ranges ?? []) ingress.push({ ...base, cidr: r.CidrIpv6 ?? '', ...desc(r.Description) });
+    for (const r of p.Ipv6Ranges ?? [])
+      ingress.push({ ...base, cidr: r.CidrIpv6 ?? '', ...desc(r.Description) });
   }
   return {
     id: g.GroupId ?? '',
@@ -276,7 +297,11 @@ function toPermissions(rules: IngressRule[]): IpPermission[] {
         : { IpRanges: [{ CidrIp: r.cidr, ...(r.description ? { Description: r.description } : {}) }] }
       : {}),
     ...(r.sourceGroupId
-      ? { UserIdGroupPairs: [{ GroupId: r.sourceGroupId, ...(r.description ? { Description: r.description } : {}) }] }
+      ? {
+          UserIdGroupPairs: [
+            { GroupId: r.sourceGroupId, ...(r.description ? { Description: r.description } : {}) },
+          ],
+        }
       : {}),
   }));
 }

@@ -60,11 +60,11 @@ const TERMINAL_REASON: Record<string, string> = {
   'InvalidAMIID.NotFound': 'InvalidImage',
   'InvalidAMIID.Malformed': 'InvalidImage',
   'InvalidSubnetID.NotFound': 'InvalidSubnet',
-  'InvalidParameterValue': 'InvalidParameter',
-  'InvalidParameterCombination': 'InvalidParameter',
-  'InvalidParameterException': 'InvalidParameter',
-  'MissingParameter': 'InvalidParameter',
-  'Unsupported': 'InvalidParameter',
+  InvalidParameterValue: 'InvalidParameter',
+  InvalidParameterCombination: 'InvalidParameter',
+  InvalidParameterException: 'InvalidParameter',
+  MissingParameter: 'InvalidParameter',
+  Unsupported: 'InvalidParameter',
 };
 
 interface SdkError {
@@ -84,14 +84,22 @@ export function translateAwsError(err: unknown, service: string, operation: stri
   const message = `${service} ${operation}: ${code}`;
   // InvalidRequestException is Secrets Manager's word for "scheduled for deletion" (and a few others).
   if (code === 'InvalidRequestException' && /deleted|deletion/i.test(e.message ?? '')) {
-    return new ConflictError(`${message}: secret is scheduled for deletion`, { ...details, code: 'ScheduledForDeletion' });
+    return new ConflictError(`${message}: secret is scheduled for deletion`, {
+      ...details,
+      code: 'ScheduledForDeletion',
+    });
   }
   if (NOT_FOUND.has(code)) return new NotFoundError(message, details);
   if (CONFLICT.has(code)) return new ConflictError(message, details);
   if (THROTTLED.has(code) || status === 429) return new ThrottledError(message, details);
   if (TRANSIENT.has(code)) return new TransientError(message, details);
-  if (status === undefined || status >= 500 || e.$fault === 'server') return new TransientError(message, details);
-  if (TERMINAL_REASON[code]) return new TerminalError(`${message}: ${e.message ?? ''}`.trim(), { ...details, reason: TERMINAL_REASON[code] });
+  if (status === undefined || status >= 500 || e.$fault === 'server')
+    return new TransientError(message, details);
+  if (TERMINAL_REASON[code])
+    return new TerminalError(`${message}: ${e.message ?? ''}`.trim(), {
+      ...details,
+      reason: TERMINAL_REASON[code],
+    });
   // An unknown client error: retrying as-is cannot help. The next resync still looks again.
   return new TerminalError(`${message}: ${e.message ?? ''}`.trim(), { ...details, reason: 'CloudRejected' });
 }

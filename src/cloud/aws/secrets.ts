@@ -48,7 +48,9 @@ export class SecretsAdapter implements SecretsPort {
   }
 
   async describeSecret(name: string): Promise<SecretSummary> {
-    const res = await this.send('DescribeSecret', () => this.client.send(new DescribeSecretCommand({ SecretId: name })));
+    const res = await this.send('DescribeSecret', () =>
+      this.client.send(new DescribeSecretCommand({ SecretId: name })),
+    );
     return toSummary({ ...res, SecretVersionsToStages: res.VersionIdsToStages });
   }
 
@@ -76,7 +78,9 @@ export class SecretsAdapter implements SecretsPort {
 
   async putSecretValue(name: string, value: string, token: string) {
     const res = await this.send('PutSecretValue', () =>
-      this.client.send(new PutSecretValueCommand({ SecretId: name, SecretString: value, ClientRequestToken: token })),
+      this.client.send(
+        new PutSecretValueCommand({ SecretId: name, SecretString: value, ClientRequestToken: token }),
+      ),
     );
     return { versionId: res.VersionId ?? '' };
   }
@@ -103,12 +107,16 @@ export class SecretsAdapter implements SecretsPort {
   }
 
   async tagSecret(name: string, tags: Tags): Promise<void> {
-    await this.send('TagResource', () => this.client.send(new TagResourceCommand({ SecretId: name, Tags: toTags(tags) })));
+    await this.send('TagResource', () =>
+      this.client.send(new TagResourceCommand({ SecretId: name, Tags: toTags(tags) })),
+    );
   }
 }
 
 function toSummary(s: SecretListEntry): SecretSummary {
-  const current = Object.entries(s.SecretVersionsToStages ?? {}).find(([, stages]) => stages?.includes('AWSCURRENT'));
+  const current = Object.entries(s.SecretVersionsToStages ?? {}).find(([, stages]) =>
+    stages?.includes('AWSCURRENT'),
+  );
   return {
     arn: s.ARN ?? '',
     name: s.Name ?? '',

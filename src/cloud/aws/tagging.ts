@@ -1,4 +1,7 @@
-import { GetResourcesCommand, type ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
+import {
+  GetResourcesCommand,
+  type ResourceGroupsTaggingAPIClient,
+} from '@aws-sdk/client-resource-groups-tagging-api';
 import { type CallContext, call } from '../instrument.js';
 import type { TaggedResource, TaggingPort, Tags } from '../ports.js';
 import { fromTags } from './ec2.js';
@@ -30,7 +33,8 @@ export class TaggingAdapter implements TaggingPort {
         translateAwsError,
       );
       for (const m of res.ResourceTagMappingList ?? []) {
-        if (m.ResourceARN) out.push({ arn: m.ResourceARN, ...parseArn(m.ResourceARN), tags: fromTags(m.Tags) });
+        if (m.ResourceARN)
+          out.push({ arn: m.ResourceARN, ...parseArn(m.ResourceARN), tags: fromTags(m.Tags) });
       }
       token = res.PaginationToken || undefined;
     } while (token);
@@ -43,8 +47,10 @@ export function parseArn(arn: string): { resourceType: string; resourceId: strin
   const parts = arn.split(':');
   const service = parts[2] ?? '';
   const rest = parts.slice(5).join(':');
-  if (service === 'secretsmanager') return { resourceType: 'secretsmanager:secret', resourceId: rest.replace(/^secret:/, '') };
+  if (service === 'secretsmanager')
+    return { resourceType: 'secretsmanager:secret', resourceId: rest.replace(/^secret:/, '') };
   const slash = rest.indexOf('/');
-  if (slash >= 0) return { resourceType: `${service}:${rest.slice(0, slash)}`, resourceId: rest.slice(slash + 1) };
+  if (slash >= 0)
+    return { resourceType: `${service}:${rest.slice(0, slash)}`, resourceId: rest.slice(slash + 1) };
   return { resourceType: service, resourceId: rest };
 }

@@ -30,7 +30,8 @@ export function translateCloudflareError(err: unknown, service: string, operatio
   if (status === 409 || (code && CONFLICT_CODES.has(code))) return new ConflictError(message, details);
   if (status === 429) return new ThrottledError(message, details);
   if (status === undefined || status >= 500 || status === 408) return new TransientError(message, details);
-  if (status === 401 || status === 403) return new TerminalError(message, { ...details, reason: 'PermissionDenied' });
+  if (status === 401 || status === 403)
+    return new TerminalError(message, { ...details, reason: 'PermissionDenied' });
   return new TerminalError(message, { ...details, reason: 'CloudRejected' });
 }
 
@@ -63,14 +64,16 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
   }
 
   async listTunnels(filter: { name?: string; namePrefix?: string }): Promise<Tunnel[]> {
-    const tunnels = await this.all('ListTunnels', () =>
-      this.client.zeroTrust.tunnels.cloudflared.list({
-        account_id: this.target.accountId,
-        is_deleted: false,
-        per_page: PER_PAGE,
-        ...(filter.name ? { name: filter.name } : {}),
-        ...(filter.namePrefix ? { include_prefix: filter.namePrefix } : {}),
-      }) as unknown as Promise<CfPage<RawTunnel>>,
+    const tunnels = await this.all(
+      'ListTunnels',
+      () =>
+        this.client.zeroTrust.tunnels.cloudflared.list({
+          account_id: this.target.accountId,
+          is_deleted: false,
+          per_page: PER_PAGE,
+          ...(filter.name ? { name: filter.name } : {}),
+          ...(filter.namePrefix ? { include_prefix: filter.namePrefix } : {}),
+        }) as unknown as Promise<CfPage<RawTunnel>>,
     );
     return tunnels
       .filter((t) => !t.deleted_at)
@@ -132,13 +135,15 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
   }
 
   async listRecords(filter: { name?: string; commentContains?: string }): Promise<DnsRecord[]> {
-    const records = await this.all('ListDnsRecords', () =>
-      this.client.dns.records.list({
-        zone_id: this.target.zoneId,
-        per_page: PER_PAGE,
-        ...(filter.name ? { name: { exact: filter.name } } : {}),
-        ...(filter.commentContains ? { comment: { contains: filter.commentContains } } : {}),
-      }) as unknown as Promise<CfPage<RawRecord>>,
+    const records = await this.all(
+      'ListDnsRecords',
+      () =>
+        this.client.dns.records.list({
+          zone_id: this.target.zoneId,
+          per_page: PER_PAGE,
+          ...(filter.name ? { name: { exact: filter.name } } : {}),
+          ...(filter.commentContains ? { comment: { contains: filter.commentContains } } : {}),
+        }) as unknown as Promise<CfPage<RawRecord>>,
     );
     return records
       .filter((r) => (filter.name ? r.name === filter.name : true))
@@ -146,7 +151,12 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
       .map(toRecord);
   }
 
-  async createRecord(input: { name: string; content: string; proxied: boolean; comment: string }): Promise<DnsRecord> {
+  async createRecord(input: {
+    name: string;
+    content: string;
+    proxied: boolean;
+    comment: string;
+  }): Promise<DnsRecord> {
     const r = await this.send('CreateDnsRecord', () =>
       this.client.dns.records.create(
         { zone_id: this.target.zoneId, type: 'CNAME', ttl: 1, ...input },
@@ -156,7 +166,10 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
     return toRecord(r as unknown as RawRecord);
   }
 
-  async updateRecord(id: string, input: { name: string; content: string; proxied: boolean; comment: string }) {
+  async updateRecord(
+    id: string,
+    input: { name: string; content: string; proxied: boolean; comment: string },
+  ) {
     await this.send('UpdateDnsRecord', () =>
       this.client.dns.records.update(id, { zone_id: this.target.zoneId, type: 'CNAME', ttl: 1, ...input }),
     );
@@ -164,7 +177,9 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
 
   async deleteRecord(id: string): Promise<void> {
     try {
-      await this.send('DeleteDnsRecord', () => this.client.dns.records.delete(id, { zone_id: this.target.zoneId }));
+      await this.send('DeleteDnsRecord', () =>
+        this.client.dns.records.delete(id, { zone_id: this.target.zoneId }),
+      );
     } catch (e) {
       if ((e as CloudError).errorClass !== 'NotFound') throw e;
     }

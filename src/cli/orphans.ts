@@ -1,0 +1,144 @@
+import type { DestinationStream } from 'pino';
+import { createOrphanScanner, listOrphans, type ScanResult } from '../../controllers/orphan.js';
+import type { OrphanRow } from '../../schema/index.js';
+import { createCloudPorts } from '../cloud/index.js';
+import type { CloudPorts } from '../cloud/ports.js';
+import { loadConfig } from '../config.js';
+import type { Database } from '../db/client.js';
+import { createLogger } from '../observability/logger.js';
+import { createMetrics, RESOURCE_KINDS } from '../observability/metrics.js';
+import type { Clock } from '../runtime/clock.js';
+import { parseFlags } from './args.js';
+import { isMissingTable, openConfiguredDatabase } from './database.js';
+import { formatTable } from './table.js';
+import type { CliContext, Command } from './types.js';
+
+const USAGE = [
+  'molecule-operator orphans [--json] [--scan] [--all]',
+  '',
+  '  --scan   run one orphan scan first (report only: deletions are left to the leader) and print its result',
+  '  --all    include resolved and deleted ledger rows',
+  '  --json   print {scan?, orphans} as JSON instead of a table',
+].join('\n');
+
+/** Test seams: a ready database, ports (simulator credentials) and a clock. */
+export interface OrphansCommandOverrides {
+  database?: Database;
+  ports?: CloudPorts;
+  clock?: Clock;
+}
+
+export const orphansCommand: Command = {
+  summary: 'list resources that are ours but have no live owner',
+  usage: USAGE,
+  run: (argv, ctx) => runOrphansCommand(argv, ctx),
+};
+
+/** `molecule-operator orphans`: the orphan ledger as a table or JSON, optionally after a scan. */
+export async function runOrphansCommand(
+  argv: string[],
+  ctx: CliContext,
+  overrides: OrphansCommandOverrides = {},
+): Promise<number> {
+  const flags = parseFlags(argv, {
+    json: { type: 'boolean' },
+    scan: { type: 'boolean' },
+    all: { type: 'boolean' },
+  });
+  const config = loadConfig(ctx.env);
+  const database = overrides.database ?? (await openConfiguredDatabase(config));
+  const now = () => overrides.clock?.now() ?? Date.now();
+  try {
+    let scan: ScanResult | undefined;
+    if (flags.scan) {
+      const metrics = createMetrics({ defaults: false });
+      // Scan progress is for the operator's logs; here only warnings and errors, on stderr.
+      const level = config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? config.LOG_LEVEL : 'warn';
+      const stderr: DestinationStream = { write: (line: string) => ctx.stderr(line) };
+      const scanner = createOrphanScanner({
+        config,
+        database,
+        ports: overrides.ports ?? createCloudPorts(config, { metrics }),
+        metrics,
+        logger: createLogger({ level }, stderr),
+        ...(overrides.clock ? { clock: overrides.clock } : {}),
+        // The CLI holds no lease: it counts and records, it never deletes.
+        policy: 'report',
+      });
+      scan = await scanner.scan();
+    }
+    const rows = await listOrphans(database, { open: !flags.all });
+    if (flags.json) {
+      ctx.stdout(
+        `${JSON.stringify({ ...(scan ? { scan } : {}), orphans: rows.map(presentOrphan) }, null, 2)}\n`,
+      );
+    } else {
+      if (scan) ctx.stdout(formatScan(scan));
+      ctx.stdout(formatOrphans(rows, now(), !!flags.all));
+    }
+    return scan && !scan.ok ? 1 : 0;
+  } catch (e) {
+    if (!isMissingTable(e)) throw e;
+    ctx.stderr('orphans: the database has no schema yet; run `molecule-operator migrate` first\n');
+    return 1;
+  } finally {
+    if (!overrides.database) await database.close();
+  }
+}
+
+/** The same shape as `GET /cp/admin/orphans` items. */
+export function presentOrphan(row: OrphanRow) {
+  return {
+    id: row.id,
+    kind: row.kind,
+    externalId: row.externalId,
+    env: row.env,
+    ownerKind: row.ownerKind,
+    ownerId: row.ownerId,
+    reason: row.reason,
+    details: row.details,
+    firstSeen: row.firstSeen.toISOString(),
+    lastSeen: row.lastSeen.toISOString(),
+    resolvedAt: row.resolvedAt?.toISOString() ?? null,
+    deletedAt: row.deletedAt?.toISOString() ?? null,
+  };
+}
+
+export function formatScan(scan: ScanResult): string {
+  if (!scan.ok) return `scan failed (counts unchanged): ${scan.errors.join('; ')}\n\n`;
+  const total = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+  const byKind = RESOURCE_KINDS.filter((k) => scan.counts[k] > 0)
+    .map((k) => `${k} ${scan.counts[k]}`)
+    .join(', ');
+  return (
+    `scan ok in ${scan.durationMs} ms: ${total(scan.counts)} orphan(s)${byKind ? ` (${byKind})` : ''}, ` +
+    `${total(scan.managed)} managed, ${scan.ghosts} ghost(s) ignored, ` +
+    `${scan.detected} new, ${scan.resolved} resolved\n\n`
+  );
+}
+
+export function formatOrphans(rows: readonly OrphanRow[], now: number, all: boolean): string {
+  if (rows.length === 0) return all ? 'no orphans recorded\n' : 'no open orphans\n';
+  const headers = ['KIND', 'EXTERNAL ID', 'REASON', 'OWNER', 'FIRST SEEN', 'AGE', ...(all ? ['STATE'] : [])];
+  const table = rows.map((r) => [
+    r.kind,
+    r.externalId,
+    r.reason,
+    r.ownerId ? `${r.ownerKind ?? '?'}/${r.ownerId}` : '-',
+    r.firstSeen.toISOString(),
+    formatAge(now - r.firstSeen.getTime()),
+    ...(all ? [r.deletedAt ? 'deleted' : r.resolvedAt ? 'resolved' : 'open'] : []),
+  ]);
+  return formatTable(headers, table);
+}
+
+/** `45s`, `12m`, `3h05m`, `2d04h`. */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
