@@ -1,0 +1,134 @@
+import type { BucketSpec } from './limits.js';
+
+/**
+ * Fault and realism knobs. Operation keys for {@link FaultSettings.operations} are
+ * `<service>:<operation>` exactly as they appear in the call log:
+ * `ec2:RunInstances`, `secretsmanager:CreateSecret`, `tagging:GetResources`,
+ * `cloudflare:POST cfd_tunnel`, `cloudflare:PUT cfd_tunnel/:id/configurations`,
+ * `cloudflare:GET dns_records`, ... A `<service>:*` key applies to every operation of a service.
+ */
+export interface FaultSettings {
+  /** Real milliseconds added to every request. */
+  latencyMs: number;
+  /** 0..1 probability of a 5xx (EC2 500 InternalError / 503 Unavailable, SM/Tagging 500, CF 500). */
+  errorRate: number;
+  /** 0..1 probability of a throttle (EC2 503 RequestLimitExceeded, SM/Tagging 400, CF 429 code 971). */
+  throttleRate: number;
+  /** Enforce the token buckets of limits.ts. */
+  buckets: boolean;
+  /** New instance / security group ids stay invisible to Describe* for this many simulated ms. */
+  eventualConsistencyMs: number;
+  /**
+   * Share (0..1) of injected 5xx on mutating calls that happen *after* the change was applied,
+   * so the caller cannot tell whether it succeeded. Default 0.5.
+   */
+  errorAfterCommitRatio?: number;
+  operations?: Record<string, Partial<Pick<FaultSettings, 'errorRate' | 'throttleRate' | 'latencyMs'>>>;
+}
+
+export const FAST_FAULTS: FaultSettings = {
+  latencyMs: 0,
+  errorRate: 0,
+  throttleRate: 0,
+  buckets: false,
+  eventualConsistencyMs: 0,
+  errorAfterCommitRatio: 0.5,
+  operations: {},
+};
+
+export const REALISTIC_FAULTS: FaultSettings = { ...FAST_FAULTS, latencyMs: 5, buckets: true };
+
+function checkRate(name: string, v: unknown): void {
+  if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new Error(`${name} must be a number in 0..1`);
+}
+function checkNonNegative(name: string, v: unknown): void {
+  if (typeof v !== 'number' || !(v >= 0)) throw new Error(`${name} must be a non-negative number`);
+}
+
+/** Merges a partial update into settings, validating every field; throws on bad input. */
+export function mergeFaults(base: FaultSettings, patch: Partial<FaultSettings>): FaultSettings {
+  const next: FaultSettings = { ...base, operations: { ...(base.operations ?? {}) } };
+  if (patch.latencyMs !== undefined) checkNonNegative('latencyMs', patch.latencyMs);
+  if (patch.eventualConsistencyMs !== undefined)
+    checkNonNegative('eventualConsistencyMs', patch.eventualConsistencyMs);
+  if (patch.errorRate !== undefined) checkRate('errorRate', patch.errorRate);
+  if (patch.throttleRate !== undefined) checkRate('throttleRate', patch.throttleRate);
+  if (patch.errorAfterCommitRatio !== undefined)
+    checkRate('errorAfterCommitRatio', patch.errorAfterCommitRatio);
+  if (patch.buckets !== undefined && typeof patch.buckets !== 'boolean')
+    throw new Error('buckets must be a boolean');
+  for (const key of ['latencyMs', 'errorRate', 'throttleRate', 'buckets', 'eventualConsistencyMs'] as const) {
+    if (patch[key] !== undefined) (next as unknown as Record<string, unknown>)[key] = patch[key];
+  }
+  if (patch.errorAfterCommitRatio !== undefined) next.errorAfterCommitRatio = patch.errorAfterCommitRatio;
+  if (patch.operations !== undefined) {
+    if (patch.operations === null || typeof patch.operations !== 'object')
+      throw new Error('operations must be an object');
+    for (const [op, o] of Object.entries(patch.operations)) {
+      if (o === null) {
+        delete next.operations![op];
+        continue;
+      }
+      if (o.errorRate !== undefined) checkRate(`operations.${op}.errorRate`, o.errorRate);
+      if (o.throttleRate !== undefined) checkRate(`operations.${op}.throttleRate`, o.throttleRate);
+      if (o.latencyMs !== undefined) checkNonNegative(`operations.${op}.latencyMs`, o.latencyMs);
+      next.operations![op] = { ...(next.operations![op] ?? {}), ...o };
+    }
+  }
+  return next;
+}
+
+export interface EffectiveFaults {
+  latencyMs: number;
+  errorRate: number;
+  throttleRate: number;
+}
+
+/** Settings for one operation: `<service>:<op>` overrides `<service>:*`, which overrides the globals. */
+export function effectiveFaults(f: FaultSettings, service: string, operation: string): EffectiveFaults {
+  const ops = f.operations ?? {};
+  const svc = ops[`${service}:*`];
+  const op = ops[`${service}:${operation}`];
+  return {
+    latencyMs: op?.latencyMs ?? svc?.latencyMs ?? f.latencyMs,
+    errorRate: op?.errorRate ?? svc?.errorRate ?? f.errorRate,
+    throttleRate: op?.throttleRate ?? svc?.throttleRate ?? f.throttleRate,
+  };
+}
+
+interface Bucket {
+  tokens: number;
+  last: number;
+}
+
+/** Token buckets keyed by name, refilled lazily from the simulated clock. */
+export class TokenBuckets {
+  private readonly buckets = new Map<string, Bucket>();
+
+  /** Takes one token. When empty, returns the simulated ms until a token is available. */
+  take(key: string, spec: BucketSpec, now: number): { ok: true } | { ok: false; waitMs: number } {
+    let b = this.buckets.get(key);
+    if (!b) {
+      b = { tokens: spec.capacity, last: now };
+      this.buckets.set(key, b);
+    }
+    b.tokens = Math.min(spec.capacity, b.tokens + ((now - b.last) / 1000) * spec.refillPerSecond);
+    b.last = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return { ok: true };
+    }
+    return { ok: false, waitMs: Math.ceil(((1 - b.tokens) / spec.refillPerSecond) * 1000) };
+  }
+
+  /** Tokens left (after refill) without taking one. */
+  peek(key: string, spec: BucketSpec, now: number): number {
+    const b = this.buckets.get(key);
+    if (!b) return spec.capacity;
+    return Math.min(spec.capacity, b.tokens + ((now - b.last) / 1000) * spec.refillPerSecond);
+  }
+
+  reset(): void {
+    this.buckets.clear();
+  }
+}

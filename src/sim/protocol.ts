@@ -1,0 +1,85 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { SimClock } from './clock.js';
+import type { FaultSettings } from './faults.js';
+import type { BucketSpec } from './limits.js';
+import type { Rng } from './rng.js';
+import type { SimState } from './state.js';
+
+/** Shared request/response types and error classes for the service handlers. */
+
+export type ServiceName = 'ec2' | 'secretsmanager' | 'tagging' | 'cloudflare';
+
+export interface SimRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  body: string;
+  /** From the SigV4 credential scope; `us-east-1` when absent. */
+  region: string;
+  requestId: string;
+}
+
+export interface SimResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A parsed request, ready for the fault layer to throttle, fail or run. */
+export interface Prepared {
+  service: ServiceName;
+  operation: string;
+  mutating: boolean;
+  /** What the call was about (group name, secret name, tunnel name, ...), for the call log. */
+  target?: string;
+  bucket?: { key: string; spec: BucketSpec };
+  run(): SimResponse;
+  /** A throttling response; `retryAfterRealMs` is when a token will be back, in real ms. */
+  throttled(retryAfterRealMs: number): SimResponse;
+  /** An injected 5xx. */
+  failed(): SimResponse;
+}
+
+export interface Durations {
+  pending: number;
+  stopping: number;
+  shuttingDown: number;
+}
+
+export interface SimContext {
+  state: SimState;
+  clock: SimClock;
+  rng: Rng;
+  durations: Durations;
+  faults(): FaultSettings;
+}
+
+/** An AWS error: EC2 renders it as XML, the JSON services as `{__type, Message}`. */
+export class AwsError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+export interface CfErrorItem {
+  code: number;
+  message: string;
+  error_chain?: { code: number; message: string }[];
+}
+
+/** A Cloudflare v4 error envelope with its HTTP status. */
+export class CfError extends Error {
+  readonly errors: CfErrorItem[];
+  constructor(
+    readonly status: number,
+    ...errors: CfErrorItem[]
+  ) {
+    super(errors.map((e) => `${e.code} ${e.message}`).join('; '));
+    this.errors = errors;
+  }
+}

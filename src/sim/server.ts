@@ -1,0 +1,431 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { jsonError } from './awsjson.js';
+import { SimClock } from './clock.js';
+import { cfErrorResponse, prepareCloudflare } from './cloudflare.js';
+import { prepareEc2 } from './ec2.js';
+import {
+  effectiveFaults,
+  FAST_FAULTS,
+  type FaultSettings,
+  mergeFaults,
+  REALISTIC_FAULTS,
+  TokenBuckets,
+} from './faults.js';
+import { CLOUDFLARE_BUCKET, DURATIONS } from './limits.js';
+import {
+  AwsError,
+  CfError,
+  type Prepared,
+  type SimContext,
+  type SimRequest,
+  type SimResponse,
+} from './protocol.js';
+import { Rng } from './rng.js';
+import { prepareSecrets } from './secrets.js';
+import { SEED, type SeedInfo } from './seed.js';
+import { type SerializedState, SimState, settle } from './state.js';
+import { prepareTagging } from './tagging.js';
+
+/** The HTTP server: routing, the fault layer, call accounting, admin endpoints, persistence. */
+
+export interface SimOptions {
+  /** Default 4566; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** `fast` (default): no latency, no buckets, ~20 ms transitions. `realistic`: buckets, 5 ms latency, 15–20 s transitions. */
+  profile?: 'fast' | 'realistic';
+  /** JSON persistence: loaded at start when present, saved (debounced) on change and on close. */
+  stateFile?: string;
+  /** Simulated time runs this many times faster than real time. Default 1. */
+  timeScale?: number;
+  /** Base clock in ms; default Date.now. */
+  now?: () => number;
+  faults?: Partial<FaultSettings>;
+  /** Seed for ids and fault randomness; random when omitted. */
+  seed?: number;
+}
+
+export interface CallCount {
+  service: string;
+  operation: string;
+  status: number;
+  count: number;
+}
+
+export interface CallRecord {
+  /** Simulated ms. */
+  at: number;
+  service: string;
+  operation: string;
+  status: number;
+  mutating: boolean;
+  target?: string;
+}
+
+export type InstanceDump = SerializedState['instances'][number] & { userDataDecoded?: string };
+
+export interface SimStateDump extends Omit<SerializedState, 'instances'> {
+  /** Simulated now (ms). */
+  now: number;
+  seed: SeedInfo;
+  instances: InstanceDump[];
+  calls: CallCount[];
+}
+
+export interface Simulator {
+  readonly url: string;
+  readonly awsEndpoint: string;
+  readonly cloudflareBaseUrl: string;
+  readonly seed: SeedInfo;
+  setFaults(f: Partial<FaultSettings>): void;
+  getFaults(): FaultSettings;
+  /** Empties every store except the seeded objects (and refills the buckets); calls are kept. */
+  reset(): void;
+  dump(): SimStateDump;
+  calls(): CallCount[];
+  callLog(sinceMs?: number): CallRecord[];
+  resetCalls(): void;
+  /** Moves simulated time forward. */
+  advance(ms: number): void;
+  /** Simulated now (ms). */
+  now(): number;
+  close(): Promise<void>;
+}
+
+const LOG_CAPACITY = 50_000;
+const SWEEP_EVERY_REAL_MS = 5_000;
+const SAVE_DEBOUNCE_MS = 250;
+const MAX_BODY = 16 * 1024 * 1024;
+
+class CallLog {
+  private readonly ring: (CallRecord | undefined)[] = new Array(LOG_CAPACITY);
+  private next = 0;
+  private readonly counts = new Map<string, CallCount>();
+
+  add(r: CallRecord): void {
+    this.ring[this.next] = r;
+    this.next = (this.next + 1) % LOG_CAPACITY;
+    const key = `${r.service}\0${r.operation}\0${r.status}`;
+    const c = this.counts.get(key);
+    if (c) c.count++;
+    else this.counts.set(key, { service: r.service, operation: r.operation, status: r.status, count: 1 });
+  }
+
+  records(since = Number.NEGATIVE_INFINITY): CallRecord[] {
+    const out: CallRecord[] = [];
+    for (let n = 0; n < LOG_CAPACITY; n++) {
+      const r = this.ring[(this.next + n) % LOG_CAPACITY];
+      if (r && r.at >= since) out.push({ ...r });
+    }
+    return out;
+  }
+
+  totals(): CallCount[] {
+    return [...this.counts.values()].map((c) => ({ ...c }));
+  }
+
+  clear(): void {
+    this.ring.fill(undefined);
+    this.next = 0;
+    this.counts.clear();
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new Error('request body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function regionOf(req: IncomingMessage): string {
+  const auth = req.headers.authorization ?? '';
+  const m = /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\//.exec(auth);
+  return m?.[1] ?? SEED.region;
+}
+
+function jsonAdmin(status: number, body: unknown): SimResponse {
+  return { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+}
+
+export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> {
+  const profile = opts.profile ?? 'fast';
+  const clock = new SimClock(opts.now ?? Date.now, opts.timeScale ?? 1);
+  const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 32);
+  const state = new SimState();
+  const buckets = new TokenBuckets();
+  const log = new CallLog();
+  const faultRng = new Rng(seed ^ 0x5eed);
+  // Request ids have their own generator so resource ids depend only on what was created.
+  const requestRng = new Rng(seed ^ 0x1d5);
+  let faults = mergeFaults(profile === 'realistic' ? REALISTIC_FAULTS : FAST_FAULTS, opts.faults ?? {});
+  const ctx: SimContext = {
+    state,
+    clock,
+    rng: new Rng(seed),
+    durations: profile === 'realistic' ? DURATIONS.realistic : DURATIONS.fast,
+    faults: () => faults,
+  };
+
+  if (opts.stateFile && existsSync(opts.stateFile)) {
+    const saved = JSON.parse(readFileSync(opts.stateFile, 'utf8')) as SerializedState & { now?: number };
+    if (typeof saved.now === 'number') clock.atLeast(saved.now);
+    state.load(saved, clock.now());
+  }
+
+  // --- persistence -------------------------------------------------------------
+  let saveTimer: NodeJS.Timeout | undefined;
+  let saving: Promise<void> = Promise.resolve();
+  const save = async (): Promise<void> => {
+    if (!opts.stateFile) return;
+    const file = opts.stateFile;
+    const text = JSON.stringify({ ...state.toJSON(), now: clock.now() });
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+  };
+  const markDirty = (): void => {
+    if (!opts.stateFile || saveTimer) return;
+    saveTimer = setTimeout(() => {
+      saveTimer = undefined;
+      saving = saving.then(save, save).catch(() => undefined);
+    }, SAVE_DEBOUNCE_MS);
+    saveTimer.unref();
+  };
+
+  let lastSweep = Date.now();
+  const sweep = (): void => {
+    lastSweep = Date.now();
+    state.sweep(clock.now());
+  };
+
+  // --- request pipeline -----------------------------------------------------------
+  const route = (req: SimRequest): Prepared | SimResponse => {
+    if (req.path === '/client/v4' || req.path.startsWith('/client/v4/')) return prepareCloudflare(ctx, req);
+    const target = req.headers['x-amz-target'];
+    if (typeof target === 'string') {
+      const dot = target.indexOf('.');
+      const prefix = target.slice(0, dot);
+      const op = target.slice(dot + 1);
+      if (prefix === 'secretsmanager') return prepareSecrets(ctx, req, op);
+      if (prefix === 'ResourceGroupsTaggingAPI_20170126') return prepareTagging(ctx, req, op);
+      return jsonError(new AwsError('UnknownOperationException', `Unknown target ${target}`), req.requestId);
+    }
+    const isForm = String(req.headers['content-type'] ?? '').includes('x-www-form-urlencoded');
+    if ((req.method === 'POST' && (isForm || req.body.startsWith('Action='))) || req.query.has('Action')) {
+      return prepareEc2(ctx, req);
+    }
+    return cfErrorResponse(
+      new CfError(404, { code: 7000, message: `No route for ${req.method} ${req.path}` }),
+    );
+  };
+
+  const execute = async (p: Prepared): Promise<SimResponse> => {
+    const eff = effectiveFaults(faults, p.service, p.operation);
+    if (eff.latencyMs > 0) await new Promise((r) => setTimeout(r, eff.latencyMs));
+    const now = clock.now();
+    let resp: SimResponse | undefined;
+    if (faults.buckets && p.bucket) {
+      const taken = buckets.take(p.bucket.key, p.bucket.spec, now);
+      if (!taken.ok) resp = p.throttled(clock.toRealMs(taken.waitMs));
+    }
+    if (!resp && eff.throttleRate > 0 && faultRng.next() < eff.throttleRate) resp = p.throttled(50);
+    if (!resp && eff.errorRate > 0 && faultRng.next() < eff.errorRate) {
+      // Some failures happen after the change was made: the caller cannot tell.
+      if (p.mutating && faultRng.next() < (faults.errorAfterCommitRatio ?? 0.5)) {
+        if (p.run().status < 400) markDirty();
+      }
+      resp = p.failed();
+    }
+    if (!resp) {
+      resp = p.run();
+      if (p.mutating && resp.status < 400) markDirty();
+    }
+    if (p.service === 'cloudflare' && faults.buckets) {
+      const left = Math.floor(buckets.peek('cloudflare', CLOUDFLARE_BUCKET, clock.now()));
+      resp.headers.ratelimit = `"default";r=${left};t=${Math.ceil(clock.toRealMs(((CLOUDFLARE_BUCKET.capacity - left) / CLOUDFLARE_BUCKET.refillPerSecond) * 1000) / 1000)}`;
+      resp.headers['ratelimit-policy'] = `"burst";q=${CLOUDFLARE_BUCKET.capacity};w=300`;
+    }
+    log.add({
+      at: clock.now(),
+      service: p.service,
+      operation: p.operation,
+      status: resp.status,
+      mutating: p.mutating,
+      ...(p.target !== undefined && p.target !== '' ? { target: p.target } : {}),
+    });
+    return resp;
+  };
+
+  const sim = {} as Simulator;
+  const admin = async (
+    method: string,
+    path: string,
+    query: URLSearchParams,
+    body: string,
+  ): Promise<SimResponse> => {
+    const parse = (): Record<string, unknown> =>
+      body.trim() === '' ? {} : (JSON.parse(body) as Record<string, unknown>);
+    try {
+      if (method === 'GET' && (path === '/_sim' || path === '/_sim/')) {
+        return jsonAdmin(200, {
+          url: sim.url,
+          seed: SEED,
+          profile,
+          timeScale: clock.timeScale,
+          now: clock.now(),
+        });
+      }
+      if (method === 'GET' && path === '/_sim/state') return jsonAdmin(200, sim.dump());
+      if (method === 'GET' && path === '/_sim/calls') return jsonAdmin(200, sim.calls());
+      if (method === 'DELETE' && path === '/_sim/calls') {
+        sim.resetCalls();
+        return jsonAdmin(200, { ok: true });
+      }
+      if (method === 'GET' && path === '/_sim/log') {
+        const since = query.get('since');
+        return jsonAdmin(200, sim.callLog(since === null ? undefined : Number(since)));
+      }
+      if (method === 'GET' && path === '/_sim/faults') return jsonAdmin(200, sim.getFaults());
+      if ((method === 'PUT' || method === 'PATCH' || method === 'POST') && path === '/_sim/faults') {
+        sim.setFaults(parse() as Partial<FaultSettings>);
+        return jsonAdmin(200, sim.getFaults());
+      }
+      if (method === 'POST' && path === '/_sim/reset') {
+        sim.reset();
+        return jsonAdmin(200, { ok: true });
+      }
+      if (method === 'POST' && path === '/_sim/advance') {
+        const ms = Number(parse().ms);
+        sim.advance(ms);
+        return jsonAdmin(200, { now: clock.now() });
+      }
+      return jsonAdmin(404, { error: `no admin route ${method} ${path}` });
+    } catch (e) {
+      return jsonAdmin(400, { error: e instanceof Error ? e.message : String(e) });
+    }
+  };
+
+  const send = (res: ServerResponse, r: SimResponse): void => {
+    const body = Buffer.from(r.body, 'utf8');
+    res.writeHead(r.status, { ...r.headers, 'content-length': body.length });
+    res.end(body);
+  };
+
+  const onRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    try {
+      const body = await readBody(req);
+      const url = new URL(req.url ?? '/', 'http://sim');
+      const method = (req.method ?? 'GET').toUpperCase();
+      if (url.pathname === '/_sim' || url.pathname.startsWith('/_sim/')) {
+        send(res, await admin(method, url.pathname, url.searchParams, body));
+        return;
+      }
+      if (Date.now() - lastSweep > SWEEP_EVERY_REAL_MS) sweep();
+      const requestId = requestRng.uuid();
+      const simReq: SimRequest = {
+        method,
+        path: url.pathname,
+        query: url.searchParams,
+        headers: req.headers,
+        body,
+        region: regionOf(req),
+        requestId,
+      };
+      const routed = route(simReq);
+      send(res, 'run' in routed ? await execute(routed) : routed);
+    } catch (e) {
+      if (!res.headersSent) send(res, jsonAdmin(500, { error: e instanceof Error ? e.message : String(e) }));
+      else res.destroy();
+    }
+  };
+
+  const server = http.createServer((req, res) => {
+    void onRequest(req, res);
+  });
+  // Longer than client keep-alive pools, so a reused socket is never closed under a request.
+  server.keepAliveTimeout = 65_000;
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 4566, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const url = `http://${urlHost}:${port}`;
+
+  let closed = false;
+  Object.assign(sim, {
+    url,
+    awsEndpoint: url,
+    cloudflareBaseUrl: `${url}/client/v4`,
+    seed: { ...SEED },
+    setFaults(f: Partial<FaultSettings>) {
+      faults = mergeFaults(faults, f);
+    },
+    getFaults: () => structuredClone(faults),
+    reset() {
+      state.reset();
+      buckets.reset();
+      markDirty();
+    },
+    dump(): SimStateDump {
+      const now = clock.now();
+      for (const i of state.instances.values()) settle(i, now);
+      const data = state.toJSON();
+      return {
+        ...data,
+        now,
+        seed: { ...SEED },
+        instances: data.instances.map((i) => ({
+          ...i,
+          ...(i.userData !== undefined
+            ? { userDataDecoded: Buffer.from(i.userData, 'base64').toString('utf8') }
+            : {}),
+        })),
+        calls: log.totals(),
+      };
+    },
+    calls: () => log.totals(),
+    callLog: (since?: number) => log.records(since),
+    resetCalls: () => log.clear(),
+    advance(ms: number) {
+      clock.advance(ms);
+      sweep();
+    },
+    now: () => clock.now(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      if (saveTimer) {
+        clearTimeout(saveTimer);
+        saveTimer = undefined;
+      }
+      await saving;
+      if (opts.stateFile) await save();
+    },
+  } satisfies Simulator);
+  return sim;
+}

@@ -1,0 +1,614 @@
+import { DURATIONS } from './limits.js';
+import {
+  SEED,
+  SEED_DHCP_OPTIONS_ID,
+  SEED_EIC_ENI_ID,
+  SEED_EIC_GROUP_NAME,
+  SEED_SUBNET_CIDR,
+} from './seed.js';
+import { OrderedStore } from './store.js';
+
+/**
+ * The simulated cloud: plain data, the indexes that keep lookups O(1), and the JSON form
+ * used for the admin dump and the state file. Service handlers own the behaviour.
+ */
+
+export type Tags = Map<string, string>;
+
+export interface Taggable {
+  tags: Tags;
+  /** Tagging API: a resource that ever had a tag keeps being listed (with `Tags: []`). */
+  everTagged: boolean;
+}
+
+export type InstanceStateName =
+  | 'pending'
+  | 'running'
+  | 'shutting-down'
+  | 'terminated'
+  | 'stopping'
+  | 'stopped';
+
+export const STATE_CODES: Readonly<Record<InstanceStateName, number>> = {
+  pending: 0,
+  running: 16,
+  'shutting-down': 32,
+  terminated: 48,
+  stopping: 64,
+  stopped: 80,
+};
+
+export interface Volume extends Taggable {
+  id: string;
+  deviceName: string;
+  size: number;
+  volumeType: string;
+  deleteOnTermination: boolean;
+  encrypted: boolean;
+  createdAt: number;
+  deletedAt?: number;
+}
+
+export interface Instance extends Taggable {
+  seq: number;
+  id: string;
+  reservationId: string;
+  region: string;
+  availabilityZone: string;
+  imageId: string;
+  instanceType: string;
+  keyName?: string;
+  subnetId: string;
+  vpcId: string;
+  privateIp: string;
+  securityGroupIds: string[];
+  clientToken: string;
+  /** Base64 exactly as sent. */
+  userData?: string;
+  iamInstanceProfile?: { arn: string; id: string };
+  metadataOptions: { httpTokens: string; httpEndpoint: string; httpPutResponseHopLimit: number };
+  volumes: Volume[];
+  amiLaunchIndex: number;
+  createdAt: number;
+  launchTime: number;
+  state: InstanceStateName;
+  /** The pending timed transition (pending→running, stopping→stopped, shutting-down→terminated). */
+  transition?: { to: InstanceStateName; at: number };
+  /** StateTransitionReason. */
+  reason: string;
+  stateReason?: { code: string; message: string };
+  terminatedAt?: number;
+}
+
+export interface Rule {
+  id: string;
+  egress: boolean;
+  /** Normalised: `tcp`, `udp`, `icmp`, `-1` or a protocol number. */
+  protocol: string;
+  fromPort?: number;
+  toPort?: number;
+  cidrIpv4?: string;
+  groupId?: string;
+  userId?: string;
+  description?: string;
+  tags: Tags;
+}
+
+export interface SecurityGroup extends Taggable {
+  seq: number;
+  id: string;
+  name: string;
+  description: string;
+  vpcId: string;
+  region: string;
+  ownerId: string;
+  rules: Rule[];
+  createdAt: number;
+  deletedAt?: number;
+  /** An ENI that holds the group (the seeded EIC endpoint): never deletable. */
+  eniId?: string;
+}
+
+export interface SecretVersion {
+  id: string;
+  secretString?: string;
+  /** Base64, as on the wire. */
+  secretBinary?: string;
+  createdAt: number;
+  stages: string[];
+}
+
+export interface Secret extends Taggable {
+  seq: number;
+  /** The ARN is the identity: a recreated name gets a new ARN suffix. */
+  id: string;
+  name: string;
+  region: string;
+  description?: string;
+  kmsKeyId?: string;
+  versions: SecretVersion[];
+  createdAt: number;
+  lastChangedAt: number;
+  lastAccessedAt?: number;
+  /** When DeleteSecret was called (DescribeSecret `DeletedDate`). */
+  deletedAt?: number;
+  /** When the secret is (or was) permanently removed. */
+  deletionDate?: number;
+}
+
+export interface TunnelConfig {
+  version: number;
+  config: Record<string, unknown> | null;
+  createdAt: number;
+}
+
+export interface Tunnel {
+  seq: number;
+  id: string;
+  accountId: string;
+  name: string;
+  configSrc: 'cloudflare' | 'local';
+  secret: string;
+  createdAt: number;
+  deletedAt?: number;
+  config: TunnelConfig;
+}
+
+export interface DnsRecord {
+  seq: number;
+  id: string;
+  zoneId: string;
+  name: string;
+  type: string;
+  content: string;
+  proxied: boolean;
+  ttl: number;
+  comment: string | null;
+  tags: string[];
+  createdAt: number;
+  modifiedAt: number;
+  commentModifiedAt?: number;
+  tagsModifiedAt?: number;
+}
+
+export interface ClientTokenRecord {
+  token: string;
+  fingerprint: string;
+  reservationId: string;
+  instances: Instance[];
+  at: number;
+}
+
+export interface Vpc {
+  id: string;
+  cidr: string;
+  dhcpOptionsId: string;
+  isDefault: boolean;
+  tags: Tags;
+}
+
+export interface Subnet {
+  id: string;
+  vpcId: string;
+  cidr: string;
+  tags: Tags;
+}
+
+/** Applies a due timed transition. Cheap: callers settle every instance they read. */
+export function settle(i: Instance, now: number): void {
+  const t = i.transition;
+  if (t === undefined || t.at > now) return;
+  i.state = t.to;
+  i.transition = undefined;
+  if (t.to === 'running') i.stateReason = undefined;
+  if (t.to === 'terminated') {
+    i.terminatedAt = t.at;
+    i.privateIp = '';
+    for (const v of i.volumes) if (v.deleteOnTermination) v.deletedAt = t.at;
+  }
+}
+
+export function describeVisible(i: Instance, now: number): boolean {
+  settle(i, now);
+  return i.terminatedAt === undefined || now < i.terminatedAt + DURATIONS.terminatedVisibleMs;
+}
+
+export function secretPurged(s: Secret, now: number): boolean {
+  return s.deletionDate !== undefined && now >= s.deletionDate;
+}
+
+export class SimState {
+  private seqCounter = 0;
+  private ipCounter = 4;
+  readonly instances = new OrderedStore<Instance>();
+  readonly securityGroups = new OrderedStore<SecurityGroup>();
+  readonly secrets = new OrderedStore<Secret>();
+  readonly tunnels = new OrderedStore<Tunnel>();
+  readonly dnsRecords = new OrderedStore<DnsRecord>();
+  readonly vpcs: Vpc[] = [];
+  readonly subnets: Subnet[] = [];
+
+  /** `<vpcId>\0<lower-case name>` → live group. */
+  readonly sgByName = new Map<string, SecurityGroup>();
+  /** group id → instances that list it (any state; callers check the state). */
+  readonly sgInstances = new Map<string, Set<Instance>>();
+  /** referenced group id → referencing group id → number of rules. */
+  readonly sgReferencedBy = new Map<string, Map<string, number>>();
+  /** name → the live (or scheduled-for-deletion) secret. */
+  readonly secretByName = new Map<string, Secret>();
+  readonly clientTokens = new Map<string, ClientTokenRecord>();
+  /** tunnel name → tunnels with that name, deleted ones included. */
+  readonly tunnelsByName = new Map<string, Tunnel[]>();
+  /** `TunnelID` tag value → instances carrying it ("active connections" are running ones). */
+  readonly instancesByTunnel = new Map<string, Set<Instance>>();
+  readonly volumes = new Map<string, Volume>();
+  /** `<zoneId>\0<fqdn>` → records. */
+  readonly dnsByName = new Map<string, DnsRecord[]>();
+
+  constructor() {
+    this.seedObjects();
+  }
+
+  nextSeq(): number {
+    this.seqCounter += 1;
+    return this.seqCounter;
+  }
+
+  /** 10.42.0.4 upwards through the /16, wrapping (addresses are not reclaimed). */
+  nextPrivateIp(): string {
+    const n = this.ipCounter;
+    this.ipCounter = n >= 65_534 ? 4 : n + 1;
+    return `10.42.${n >> 8}.${n & 255}`;
+  }
+
+  private seedObjects(): void {
+    this.vpcs.push({
+      id: SEED.vpcId,
+      cidr: SEED.vpcCidr,
+      dhcpOptionsId: SEED_DHCP_OPTIONS_ID,
+      isDefault: false,
+      tags: new Map([['Name', 'molecule-sim']]),
+    });
+    this.subnets.push({
+      id: SEED.subnetId,
+      vpcId: SEED.vpcId,
+      cidr: SEED_SUBNET_CIDR,
+      tags: new Map([['Name', 'molecule-sim-private']]),
+    });
+    this.addSecurityGroup({
+      seq: 0,
+      id: SEED.eicSecurityGroupId,
+      name: SEED_EIC_GROUP_NAME,
+      description: 'EC2 Instance Connect Endpoint',
+      vpcId: SEED.vpcId,
+      region: SEED.region,
+      ownerId: SEED.accountId,
+      rules: [
+        {
+          id: 'sgr-0e1c0e1c0e1c0e1c1',
+          egress: true,
+          protocol: 'tcp',
+          fromPort: 22,
+          toPort: 22,
+          cidrIpv4: SEED.vpcCidr,
+          tags: new Map(),
+        },
+      ],
+      createdAt: 0,
+      eniId: SEED_EIC_ENI_ID,
+      tags: new Map([['Name', 'eic-endpoint']]),
+      everTagged: false,
+    });
+  }
+
+  /** Empties everything except the seeded objects. */
+  reset(): void {
+    for (const s of [this.instances, this.securityGroups, this.secrets, this.tunnels, this.dnsRecords])
+      s.clear();
+    for (const m of [
+      this.sgByName,
+      this.sgInstances,
+      this.sgReferencedBy,
+      this.secretByName,
+      this.clientTokens,
+      this.tunnelsByName,
+      this.instancesByTunnel,
+      this.volumes,
+      this.dnsByName,
+    ])
+      m.clear();
+    this.vpcs.length = 0;
+    this.subnets.length = 0;
+    this.seedObjects();
+  }
+
+  // --- tags ---------------------------------------------------------------
+
+  setTag(res: Taggable, key: string, value: string): void {
+    if (isInstance(res) && key === 'TunnelID') {
+      const old = res.tags.get(key);
+      if (old !== undefined) this.instancesByTunnel.get(old)?.delete(res);
+      addToSetMap(this.instancesByTunnel, value, res);
+    }
+    res.tags.set(key, value);
+    res.everTagged = true;
+  }
+
+  deleteTag(res: Taggable, key: string): void {
+    if (isInstance(res) && key === 'TunnelID') {
+      const old = res.tags.get(key);
+      if (old !== undefined) this.instancesByTunnel.get(old)?.delete(res);
+    }
+    res.tags.delete(key);
+  }
+
+  // --- instances ----------------------------------------------------------
+
+  addInstance(i: Instance): void {
+    this.instances.add(i);
+    for (const v of i.volumes) this.volumes.set(v.id, v);
+    for (const g of i.securityGroupIds) addToSetMap(this.sgInstances, g, i);
+    const tunnel = i.tags.get('TunnelID');
+    if (tunnel !== undefined) addToSetMap(this.instancesByTunnel, tunnel, i);
+  }
+
+  setInstanceGroups(i: Instance, groupIds: string[]): void {
+    for (const g of i.securityGroupIds) this.sgInstances.get(g)?.delete(i);
+    i.securityGroupIds = groupIds;
+    for (const g of groupIds) addToSetMap(this.sgInstances, g, i);
+  }
+
+  private removeInstance(i: Instance): void {
+    this.instances.remove(i);
+    for (const v of i.volumes) this.volumes.delete(v.id);
+    for (const g of i.securityGroupIds) this.sgInstances.get(g)?.delete(i);
+    const tunnel = i.tags.get('TunnelID');
+    if (tunnel !== undefined) this.instancesByTunnel.get(tunnel)?.delete(i);
+  }
+
+  // --- security groups ----------------------------------------------------
+
+  addSecurityGroup(sg: SecurityGroup): void {
+    this.securityGroups.add(sg);
+    if (sg.deletedAt !== undefined) return;
+    this.sgByName.set(sgNameKey(sg.vpcId, sg.name), sg);
+    for (const r of sg.rules) this.ruleAdded(sg, r);
+  }
+
+  ruleAdded(sg: SecurityGroup, r: Rule): void {
+    if (r.groupId === undefined) return;
+    let m = this.sgReferencedBy.get(r.groupId);
+    if (!m) {
+      m = new Map();
+      this.sgReferencedBy.set(r.groupId, m);
+    }
+    m.set(sg.id, (m.get(sg.id) ?? 0) + 1);
+  }
+
+  ruleRemoved(sg: SecurityGroup, r: Rule): void {
+    if (r.groupId === undefined) return;
+    const m = this.sgReferencedBy.get(r.groupId);
+    if (!m) return;
+    const n = (m.get(sg.id) ?? 0) - 1;
+    if (n > 0) m.set(sg.id, n);
+    else m.delete(sg.id);
+    if (m.size === 0) this.sgReferencedBy.delete(r.groupId);
+  }
+
+  deleteSecurityGroup(sg: SecurityGroup, now: number): void {
+    sg.deletedAt = now;
+    this.sgByName.delete(sgNameKey(sg.vpcId, sg.name));
+    for (const r of sg.rules) this.ruleRemoved(sg, r);
+  }
+
+  liveGroup(id: string): SecurityGroup | undefined {
+    const sg = this.securityGroups.get(id);
+    return sg && sg.deletedAt === undefined ? sg : undefined;
+  }
+
+  // --- secrets ------------------------------------------------------------
+
+  addSecret(s: Secret, now: number): void {
+    this.secrets.add(s);
+    if (!secretPurged(s, now)) this.secretByName.set(s.name, s);
+  }
+
+  /** The live or scheduled secret with this name (purged ones are dropped from the index). */
+  secretNamed(name: string, now: number): Secret | undefined {
+    const s = this.secretByName.get(name);
+    if (s && secretPurged(s, now)) {
+      this.secretByName.delete(name);
+      return undefined;
+    }
+    return s;
+  }
+
+  // --- cloudflare ---------------------------------------------------------
+
+  addTunnel(t: Tunnel): void {
+    this.tunnels.add(t);
+    const list = this.tunnelsByName.get(t.name);
+    if (list) list.push(t);
+    else this.tunnelsByName.set(t.name, [t]);
+  }
+
+  addDnsRecord(r: DnsRecord): void {
+    this.dnsRecords.add(r);
+    const key = dnsKey(r.zoneId, r.name);
+    const list = this.dnsByName.get(key);
+    if (list) list.push(r);
+    else this.dnsByName.set(key, [r]);
+  }
+
+  removeDnsRecord(r: DnsRecord): void {
+    this.dnsRecords.remove(r);
+    const key = dnsKey(r.zoneId, r.name);
+    const list = this.dnsByName.get(key)?.filter((x) => x !== r);
+    if (list && list.length > 0) this.dnsByName.set(key, list);
+    else this.dnsByName.delete(key);
+  }
+
+  renameDnsRecord(r: DnsRecord, name: string): void {
+    this.removeDnsRecord(r);
+    r.name = name;
+    this.addDnsRecord(r);
+  }
+
+  // --- housekeeping -------------------------------------------------------
+
+  /** Physically drops what no API can show any more (visibility itself is decided lazily). */
+  sweep(now: number): void {
+    const ghost = DURATIONS.taggingGhostMs;
+    const gone: Instance[] = [];
+    for (const i of this.instances.values()) {
+      settle(i, now);
+      if (i.terminatedAt !== undefined && now >= i.terminatedAt + DURATIONS.terminatedVisibleMs + ghost)
+        gone.push(i);
+    }
+    for (const i of gone) this.removeInstance(i);
+    const deadGroups: SecurityGroup[] = [];
+    for (const sg of this.securityGroups.values()) {
+      if (sg.deletedAt !== undefined && now >= sg.deletedAt + ghost) deadGroups.push(sg);
+    }
+    for (const sg of deadGroups) {
+      this.securityGroups.remove(sg);
+      this.sgInstances.delete(sg.id);
+    }
+    const deadSecrets: Secret[] = [];
+    for (const s of this.secrets.values()) {
+      if (s.deletionDate !== undefined && now >= s.deletionDate + ghost) deadSecrets.push(s);
+    }
+    for (const s of deadSecrets) {
+      this.secrets.remove(s);
+      if (this.secretByName.get(s.name) === s) this.secretByName.delete(s.name);
+    }
+    for (const [token, rec] of this.clientTokens) {
+      if (now >= rec.at + DURATIONS.clientTokenMs) this.clientTokens.delete(token);
+    }
+    for (const store of [this.instances, this.securityGroups, this.secrets]) store.compact();
+  }
+
+  // --- persistence --------------------------------------------------------
+
+  toJSON(): SerializedState {
+    return {
+      version: 1,
+      seq: this.seqCounter,
+      ip: this.ipCounter,
+      instances: [...this.instances.values()].map((i) => ({
+        ...i,
+        tags: toObj(i.tags),
+        volumes: i.volumes.map((v) => ({ ...v, tags: toObj(v.tags) })),
+      })),
+      securityGroups: [...this.securityGroups.values()].map((sg) => ({
+        ...sg,
+        tags: toObj(sg.tags),
+        rules: sg.rules.map((r) => ({ ...r, tags: toObj(r.tags) })),
+      })),
+      secrets: [...this.secrets.values()].map((s) => ({ ...s, tags: toObj(s.tags) })),
+      tunnels: [...this.tunnels.values()],
+      dnsRecords: [...this.dnsRecords.values()],
+      clientTokens: [...this.clientTokens.values()].map((c) => ({
+        token: c.token,
+        fingerprint: c.fingerprint,
+        reservationId: c.reservationId,
+        instanceIds: c.instances.map((i) => i.id),
+        at: c.at,
+      })),
+    };
+  }
+
+  /** Replaces the state with a saved one (the seeded objects are rebuilt, not loaded). */
+  load(data: SerializedState, now: number): void {
+    if (data.version !== 1) throw new Error(`unsupported sim state version ${String(data.version)}`);
+    this.reset();
+    this.securityGroups.clear();
+    this.sgByName.clear();
+    this.sgReferencedBy.clear();
+    this.seqCounter = data.seq;
+    this.ipCounter = data.ip;
+    for (const i of data.instances) {
+      this.addInstance({
+        ...i,
+        tags: toMap(i.tags),
+        volumes: i.volumes.map((v) => ({ ...v, tags: toMap(v.tags) })),
+      });
+    }
+    for (const sg of data.securityGroups) {
+      this.addSecurityGroup({
+        ...sg,
+        tags: toMap(sg.tags),
+        rules: sg.rules.map((r) => ({ ...r, tags: toMap(r.tags) })),
+      });
+    }
+    if (!this.securityGroups.get(SEED.eicSecurityGroupId)) {
+      const fresh = new SimState();
+      const eic = fresh.securityGroups.get(SEED.eicSecurityGroupId)!;
+      this.addSecurityGroup(eic);
+    }
+    for (const s of data.secrets) this.addSecret({ ...s, tags: toMap(s.tags) }, now);
+    for (const t of data.tunnels) this.addTunnel(t);
+    for (const r of data.dnsRecords) this.addDnsRecord(r);
+    for (const c of data.clientTokens) {
+      const instances = c.instanceIds.map((id) => this.instances.get(id)).filter((i) => i !== undefined);
+      this.clientTokens.set(c.token, {
+        token: c.token,
+        fingerprint: c.fingerprint,
+        reservationId: c.reservationId,
+        instances,
+        at: c.at,
+      });
+    }
+  }
+}
+
+type Jsonify<T> = Omit<T, 'tags'> & { tags: Record<string, string> };
+
+export interface SerializedState {
+  version: 1;
+  seq: number;
+  ip: number;
+  instances: (Omit<Jsonify<Instance>, 'volumes'> & { volumes: Jsonify<Volume>[] })[];
+  securityGroups: (Omit<Jsonify<SecurityGroup>, 'rules'> & { rules: Jsonify<Rule>[] })[];
+  secrets: Jsonify<Secret>[];
+  tunnels: Tunnel[];
+  dnsRecords: DnsRecord[];
+  clientTokens: {
+    token: string;
+    fingerprint: string;
+    reservationId: string;
+    instanceIds: string[];
+    at: number;
+  }[];
+}
+
+export function sgNameKey(vpcId: string, name: string): string {
+  return `${vpcId}\0${name.toLowerCase()}`;
+}
+
+export function dnsKey(zoneId: string, name: string): string {
+  return `${zoneId}\0${name}`;
+}
+
+function isInstance(res: Taggable): res is Instance {
+  return (res as Instance).reservationId !== undefined;
+}
+
+function addToSetMap<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
+  let s = m.get(k);
+  if (!s) {
+    s = new Set();
+    m.set(k, s);
+  }
+  s.add(v);
+}
+
+function toObj(tags: Tags): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (const [k, v] of tags) Object.defineProperty(o, k, { value: v, enumerable: true, writable: true });
+  return o;
+}
+
+function toMap(o: Record<string, string>): Tags {
+  return new Map(Object.entries(o));
+}
