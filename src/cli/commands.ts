@@ -1,8 +1,10 @@
 import { apiCommand } from './api.js';
+import { demoCommand } from './demo.js';
 import { migrateCommand } from './migrate.js';
 import { orphansCommand } from './orphans.js';
 import { planCommand } from './plan.js';
 import { runCommand } from './run.js';
+import { simCommand } from './sim.js';
 import { statusCommand } from './status.js';
 import type { Command } from './types.js';
 
@@ -23,15 +25,12 @@ const notAvailable = (name: string, summary: string): Command => ({
  * in its own file and replace its entry here.
  */
 export const commands: Record<string, Command> = {
-  demo: notAvailable(
-    'demo',
-    'everything in one process: PGlite, cloud simulator, API, controllers, sample orgs',
-  ),
+  demo: demoCommand,
   run: runCommand,
   api: apiCommand,
   migrate: migrateCommand,
   plan: planCommand,
   status: statusCommand,
   orphans: orphansCommand,
-  sim: notAvailable('sim', 'serve the AWS and Cloudflare simulator (default port 4566)'),
+  sim: simCommand,
 };

@@ -3,6 +3,7 @@ import {
   CreateSecurityGroupCommand,
   CreateTagsCommand,
   DeleteSecurityGroupCommand,
+  DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeSecurityGroupsCommand,
   DescribeVpcsCommand,
@@ -19,7 +20,7 @@ import {
   type Tag,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { isConflict, isNotFound } from '../../runtime/errors.js';
+import { isConflict, isNotFound, TerminalError } from '../../runtime/errors.js';
 import { type CallContext, call } from '../instrument.js';
 import type {
   Ec2Port,
@@ -38,6 +39,9 @@ import { translateAwsError } from './errors.js';
 const PAGE = 1000;
 
 export class Ec2Adapter implements Ec2Port {
+  /** Root device name per AMI: the root volume can only be sized under the image's own device name. */
+  private readonly rootDevices = new Map<string, string>();
+
   constructor(
     private readonly client: EC2Client,
     private readonly ctx: CallContext,
@@ -65,7 +69,25 @@ export class Ec2Adapter implements Ec2Port {
     return out;
   }
 
+  private async rootDeviceName(imageId: string): Promise<string> {
+    const known = this.rootDevices.get(imageId);
+    if (known) return known;
+    const res = await this.send('DescribeImages', 'ec2-non-mutating', () =>
+      this.client.send(new DescribeImagesCommand({ ImageIds: [imageId] })),
+    );
+    const name = res.Images?.[0]?.RootDeviceName;
+    if (!name)
+      throw new TerminalError(`image ${imageId} was not found`, {
+        reason: 'InvalidImage',
+        service: 'ec2',
+        operation: 'DescribeImages',
+      });
+    this.rootDevices.set(imageId, name);
+    return name;
+  }
+
   async runInstance(input: LaunchInput): Promise<Instance> {
+    const rootDevice = await this.rootDeviceName(input.imageId);
     const tagSpec = (ResourceType: 'instance' | 'volume') => ({ ResourceType, Tags: toTags(input.tags) });
     const res = await this.send('RunInstances', 'ec2-run-instances', () =>
       this.client.send(
@@ -82,7 +104,7 @@ export class Ec2Adapter implements Ec2Port {
           UserData: Buffer.from(input.userData, 'utf8').toString('base64'),
           BlockDeviceMappings: [
             {
-              DeviceName: '/dev/sda1',
+              DeviceName: rootDevice,
               Ebs: {
                 VolumeSize: input.volumeSizeGb,
                 VolumeType: 'gp3',

@@ -1,0 +1,368 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { createOrphanScanner, type OrphanScanner } from '../../controllers/orphan.js';
+import { buildApiServer } from '../api/server.js';
+import { type Config, loadConfig } from '../config.js';
+import { createLogger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
+import { startProbeServer } from '../observability/server.js';
+import { startOperator } from '../operator.js';
+import { type Simulator, startSimulator } from '../sim/index.js';
+import { parseFlags } from './args.js';
+import { openConfiguredDatabase } from './database.js';
+import { waitForShutdownSignal } from './signals.js';
+import type { CliContext, Command } from './types.js';
+
+const SAMPLE_ORGS = [
+  {
+    slug: 'acme',
+    name: 'Acme Corp',
+    workspaces: [
+      { runtime: 'hermes', tier: 3 },
+      { runtime: 'langgraph', tier: 4 },
+    ],
+  },
+  { slug: 'globex', name: 'Globex', isCanary: true, workspaces: [{ runtime: 'claude-code', tier: 4 }] },
+  {
+    slug: 'initech',
+    name: 'Initech',
+    workspaces: [
+      { runtime: 'crewai', tier: 5 },
+      { runtime: 'langgraph', tier: 3 },
+    ],
+  },
+];
+
+/** The demo's stand-in credentials for the simulator (it accepts any). */
+const SIM_CREDENTIALS = { accessKeyId: 'AKIDMOLECULEDEMO', secretAccessKey: 'molecule-demo-simulator' };
+const DEMO_ORPHAN_TAG = 'molecule-demo-orphan';
+
+export const demoCommand: Command = {
+  summary: 'everything in one process: PGlite, cloud simulator, API, controllers, sample orgs',
+  usage: [
+    'molecule-operator demo [--reset] [--data-dir DIR] [--sim-port N] [--no-samples]',
+    '',
+    'Runs the whole product on this machine, with no PostgreSQL or cloud account: the embedded',
+    'PGlite database and the AWS/Cloudflare simulator keep their state under DIR (default .data),',
+    'so a restart resumes where it stopped. Any configuration variable you set is honoured; the',
+    'demo generates only what is unset (CP_ADMIN_API_TOKEN is printed). Ctrl-C stops cleanly.',
+    '',
+    '  --reset        start from an empty database and cloud',
+    '  --data-dir D   where state is kept (default .data)',
+    '  --sim-port N   simulator port (default 4566; 0 picks a free one)',
+    '  --no-samples   do not create the sample orgs',
+  ].join('\n'),
+  run: runDemo,
+};
+
+async function runDemo(argv: string[], ctx: CliContext): Promise<number> {
+  const flags = parseFlags(argv, {
+    reset: { type: 'boolean' },
+    'data-dir': { type: 'string' },
+    'sim-port': { type: 'string' },
+    'no-samples': { type: 'boolean' },
+  });
+  const dataDir = resolve(flags['data-dir'] ?? '.data');
+  if (flags.reset) rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(dataDir, { recursive: true });
+  const out = (line = '') => ctx.stdout(`${line}\n`);
+  const shutdown = waitForShutdownSignal();
+
+  const sim = await startSimulator({
+    port: Number(flags['sim-port'] ?? 4566),
+    profile: 'fast',
+    stateFile: join(dataDir, 'sim-state.json'),
+  });
+  const generated = loadOrCreateGenerated(dataDir);
+  const config = loadConfig({
+    MOLECULE_ENV: 'demo',
+    PGLITE_DIR: join(dataDir, 'pglite'),
+    AWS_ENDPOINT_URL: sim.awsEndpoint,
+    AWS_REGION: sim.seed.region,
+    EC2_VPC_ID: sim.seed.vpcId,
+    EC2_SUBNET_ID: sim.seed.subnetId,
+    EIC_ENDPOINT_SG_ID: sim.seed.eicSecurityGroupId,
+    EC2_TENANT_IAM_PROFILE: 'molecule-tenant-demo',
+    CLOUDFLARE_BASE_URL: sim.cloudflareBaseUrl,
+    CLOUDFLARE_API_TOKEN: sim.seed.apiToken,
+    CLOUDFLARE_ACCOUNT_ID: sim.seed.cloudflareAccountId,
+    CLOUDFLARE_ZONE_ID: sim.seed.cloudflareZoneId,
+    RESYNC_CRON: '* * * * *',
+    ORPHAN_SCAN_CRON: '* * * * *',
+    CREATE_GRACE: '5s',
+    ...generated,
+    ...definedOnly(ctx.env),
+  });
+  const logFile = join(dataDir, 'demo.log');
+  const logger = createLogger(
+    { level: config.LOG_LEVEL, name: 'molecule-operator.demo' },
+    createWriteStream(logFile, { flags: 'a' }),
+  );
+  const metrics = createMetrics();
+  const database = await openConfiguredDatabase(config);
+  let scanner: OrphanScanner | undefined;
+  try {
+    await database.migrate();
+    const operator = await startOperator({
+      config,
+      database,
+      metrics,
+      logger,
+      awsCredentials: SIM_CREDENTIALS,
+      jobs: (ports, assertLeader) => {
+        scanner = createOrphanScanner({ config, database, ports, metrics, logger, assertLeader });
+        return [scanner.job()];
+      },
+      manager: { pollIntervalMs: 250, resyncJitterMs: 1_000 },
+    });
+    const app = await buildApiServer({ config, database, metrics, logger });
+    await app.listen({ port: config.PORT, host: '127.0.0.1' });
+    const apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const probes = await startProbeServer(
+      {
+        database,
+        metrics,
+        logger,
+        readiness: () => ({
+          ready: operator.manager.readiness().listening,
+          details: { leader: operator.manager.isLeader() },
+        }),
+      },
+      config.METRICS_PORT,
+      '127.0.0.1',
+    );
+    const metricsUrl = `http://127.0.0.1:${probes.port}/metrics`;
+    printBanner(out, { apiUrl, metricsUrl, sim, config, dataDir, logFile });
+
+    const api = apiClient(apiUrl, config.CP_ADMIN_API_TOKEN!);
+    const stopped = shutdown.signal.then(() => 'stop' as const);
+    const demo = (async () => {
+      if (!flags['no-samples']) await createSamples(api, out);
+      await watchProgress(api, out, ctx, shutdown.abort);
+      if (shutdown.abort.aborted) return;
+      await demonstrateOrphan(
+        sim,
+        config,
+        out,
+        () => scanner,
+        operator.manager.isLeader.bind(operator.manager),
+        shutdown.abort,
+      );
+      if (!shutdown.abort.aborted) {
+        out();
+        out(`The operator keeps running: try the API (see above), watch ${metricsUrl}, or Ctrl-C to stop.`);
+      }
+    })().catch((e) => {
+      logger.error({ err: String(e) }, 'demo narration failed');
+      out(`demo: ${String(e)}`);
+    });
+    await Promise.race([stopped, demo.then(() => stopped)]);
+    out();
+    out('Stopping: finishing in-flight work and releasing the leader lease…');
+    await operator.stop();
+    await app.close();
+    await probes.close();
+    out('Stopped cleanly. State is kept in ' + dataDir + ' (run with --reset to start over).');
+    return 0;
+  } finally {
+    await database.close();
+    await sim.close();
+  }
+}
+
+/** Generated values persist in the data dir so a restarted demo keeps its token. */
+function loadOrCreateGenerated(dataDir: string): Record<string, string> {
+  const file = join(dataDir, 'generated.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  const values = {
+    CP_ADMIN_API_TOKEN: `demo-${randomBytes(18).toString('base64url')}`,
+    PROVISION_SHARED_SECRET: randomBytes(24).toString('base64url'),
+    GHCR_PULL_TOKEN: `ghp_demo${randomBytes(12).toString('hex')}`,
+  };
+  writeFileSync(file, JSON.stringify(values, null, 2), { mode: 0o600 });
+  return values;
+}
+
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter((e): e is [string, string] => !!e[1] && e[1].trim() !== ''),
+  );
+}
+
+function printBanner(
+  out: (l?: string) => void,
+  i: { apiUrl: string; metricsUrl: string; sim: Simulator; config: Config; dataDir: string; logFile: string },
+) {
+  out('molecule-operator demo');
+  out('======================');
+  out(`API          ${i.apiUrl}   (Authorization: Bearer ${i.config.CP_ADMIN_API_TOKEN})`);
+  out(`Metrics      ${i.metricsUrl}`);
+  out(`Simulator    ${i.sim.url}   (state dump: ${i.sim.url}/_sim/state)`);
+  out(`Environment  MOLECULE_ENV=${i.config.MOLECULE_ENV}; data in ${i.dataDir}; logs in ${i.logFile}`);
+  out();
+  out('Point the AWS CLI or any SDK at the simulator:');
+  out(`  export AWS_ENDPOINT_URL=${i.sim.awsEndpoint} AWS_REGION=${i.sim.seed.region}`);
+  out(
+    `  export AWS_ACCESS_KEY_ID=${SIM_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${SIM_CREDENTIALS.secretAccessKey}`,
+  );
+  out('  aws ec2 describe-instances --filters Name=tag:ManagedBy,Values=molecule-operator');
+  out(`Try:  curl -H 'Authorization: Bearer ${i.config.CP_ADMIN_API_TOKEN}' ${i.apiUrl}/cp/orgs`);
+  out();
+}
+
+type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
+
+function apiClient(base: string, token: string): Api {
+  return async (method, path, body) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+}
+
+async function createSamples(api: Api, out: (l?: string) => void): Promise<void> {
+  const existing = await api('GET', '/cp/orgs?limit=1');
+  if (existing.body?.items?.length > 0) {
+    out('Resuming: the store already holds orgs, so no samples are created.');
+    return;
+  }
+  out('Creating sample orgs through the API:');
+  for (const o of SAMPLE_ORGS) {
+    const res = await api('POST', '/cp/orgs', {
+      slug: o.slug,
+      name: o.name,
+      ...(o.isCanary ? { isCanary: true } : {}),
+    });
+    if (res.status !== 201)
+      throw new Error(`POST /cp/orgs ${o.slug}: ${res.status} ${JSON.stringify(res.body)}`);
+    for (const w of o.workspaces) {
+      const ws = await api('POST', `/cp/orgs/${o.slug}/workspaces`, w);
+      if (ws.status !== 201) throw new Error(`POST workspace for ${o.slug}: ${ws.status}`);
+    }
+    out(
+      `  ${o.slug.padEnd(8)} ${o.workspaces.map((w) => `${w.runtime} (tier ${w.tier})`).join(', ')}${o.isCanary ? '  [canary]' : ''}`,
+    );
+  }
+  out();
+}
+
+/** Polls the API until every owner is Ready; a progress bar on a TTY, plain lines otherwise. */
+async function watchProgress(
+  api: Api,
+  out: (l?: string) => void,
+  ctx: CliContext,
+  abort: AbortSignal,
+): Promise<void> {
+  const tty = process.stdout.isTTY === true;
+  const started = Date.now();
+  let last = '';
+  while (!abort.aborted) {
+    const res = await api('GET', '/cp/orgs?limit=200');
+    const orgs = (res.body?.items ?? []) as {
+      slug: string;
+      status: { ready: boolean; reason: string };
+      workspaces: { status: { ready: boolean } }[];
+    }[];
+    const owners = orgs.flatMap((o) => [o.status.ready, ...o.workspaces.map((w) => w.status.ready)]);
+    const ready = owners.filter(Boolean).length;
+    const total = owners.length;
+    const waiting = orgs.find((o) => !o.status.ready)?.status.reason;
+    const line = `${bar(ready, total)} ${ready}/${total} owners Ready${waiting && ready < total ? `  (next: ${waiting})` : ''}`;
+    if (tty) ctx.stdout(`\r${line.padEnd(80)}`);
+    else if (line !== last) out(line);
+    last = line;
+    if (total > 0 && ready === total) {
+      if (tty) out();
+      out(
+        `All Ready in ${((Date.now() - started) / 1000).toFixed(1)} s: every org has a tunnel, DNS record, bootstrap secret, security groups and instances.`,
+      );
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function bar(done: number, total: number, width = 24): string {
+  const filled = total === 0 ? 0 : Math.round((done / total) * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
+}
+
+/** Leaks an instance on purpose, with our tags and an owner that does not exist, and shows the scan finding it. */
+async function demonstrateOrphan(
+  sim: Simulator,
+  config: Config,
+  out: (l?: string) => void,
+  scanner: () => OrphanScanner | undefined,
+  isLeader: () => boolean,
+  abort: AbortSignal,
+): Promise<void> {
+  const ec2 = new EC2Client({
+    endpoint: sim.awsEndpoint,
+    region: config.AWS_REGION,
+    credentials: SIM_CREDENTIALS,
+    maxAttempts: 3,
+  });
+  const existing = await ec2.send(
+    new DescribeInstancesCommand({
+      Filters: [
+        { Name: `tag:${DEMO_ORPHAN_TAG}`, Values: ['true'] },
+        { Name: 'instance-state-name', Values: ['pending', 'running'] },
+      ],
+    }),
+  );
+  const made = (existing.Reservations ?? []).flatMap((r) => r.Instances ?? []).length > 0;
+  out();
+  if (!made) {
+    const fakeOrg = '00000000-0000-4000-8000-00000000dead';
+    const res = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: config.EC2_AMI,
+        InstanceType: 't3.small',
+        MinCount: 1,
+        MaxCount: 1,
+        SubnetId: config.EC2_SUBNET_ID,
+        TagSpecifications: [
+          {
+            ResourceType: 'instance',
+            Tags: [
+              { Key: 'ManagedBy', Value: 'molecule-operator' },
+              { Key: 'MOLECULE_ENV', Value: config.MOLECULE_ENV },
+              { Key: 'OrgID', Value: fakeOrg },
+              { Key: 'Role', Value: 'tenant' },
+              { Key: DEMO_ORPHAN_TAG, Value: 'true' },
+            ],
+          },
+        ],
+      }),
+    );
+    out(
+      `Leaking one instance out of band (${res.Instances?.[0]?.InstanceId}) tagged as ours with OrgID ${fakeOrg}, which no org has…`,
+    );
+  } else {
+    out('The leaked demo instance from an earlier run is still there.');
+  }
+  const deadline = Date.now() + 30_000;
+  while (!abort.aborted && (!isLeader() || !scanner()) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 100));
+  const s = scanner();
+  if (!s || abort.aborted) return;
+  const result = await s.scan();
+  if (!result.ok) {
+    out(`Orphan scan failed: ${result.errors.join('; ')}`);
+    return;
+  }
+  const found = Object.entries(result.counts).filter(([, n]) => n > 0);
+  out(
+    `Orphan scan: ${found.map(([k, n]) => `${n} ${k}`).join(', ') || 'nothing'} orphaned, out of ${Object.values(result.managed).reduce((a, b) => a + b, 0)} managed resources.`,
+  );
+  out(
+    '  molecule_orphan_resources{kind="ec2_instance"} now says so on /metrics; ORPHAN_POLICY=report only counts it.',
+  );
+}
