@@ -133,14 +133,7 @@ export class Manager {
   }
 
   /** Shared per-resync allowance of expensive per-object checks (see ObserveContext.allowDeepCheck). */
-  private readonly deepChecks = {
-    remaining: 0,
-    take(): boolean {
-      if (this.remaining <= 0) return false;
-      this.remaining--;
-      return true;
-    },
-  };
+  private readonly deepChecks = new DeepCheckBudget();
 
   isLeader(): boolean {
     return this.elector.isLeader();
@@ -223,7 +216,9 @@ export class Manager {
         Inventory.build(ports, config.MOLECULE_ENV, this.clock.now()),
       ]);
       const managed = Object.values(inventory.counts).reduce((a, b) => a + b, 0);
-      this.deepChecks.remaining = Math.max(10, Math.floor(managed / 300));
+      // About a third of the steady-state call budget (1 call per 150 resources) goes to deep
+      // checks; owners take turns, so every one is checked within `period` resyncs.
+      this.deepChecks.nextRound(inventory.counts.tunnels, Math.max(10, Math.floor(managed / 450)));
       for (const id of owners.orgs) this.enqueueOwner({ kind: 'org', id }, 'resync', inventory);
       for (const w of owners.workspaces)
         this.enqueueOwner({ kind: 'workspace', id: w.id }, 'resync', inventory);
@@ -311,4 +306,36 @@ export class Manager {
     });
     this.tasks.push(task);
   }
+}
+
+/**
+ * Rotating allowance of per-object reads during resyncs (tunnel configurations cannot be listed
+ * in bulk). With `n` objects and `budget` checks per resync, owners are split by a hash of their
+ * id into `ceil(n / budget)` groups and each resync checks one group, so every object is checked
+ * within that many resyncs while a resync's cost stays bounded.
+ */
+export class DeepCheckBudget {
+  private round = 0;
+  private period = 1;
+  private remaining = Number.POSITIVE_INFINITY;
+
+  nextRound(objects: number, budget: number): void {
+    this.round++;
+    this.period = Math.max(1, Math.ceil(objects / budget));
+    // Slack for an uneven hash split; still a hard cap.
+    this.remaining = this.period === 1 ? Number.POSITIVE_INFINITY : Math.ceil(budget * 1.5);
+  }
+
+  take(key: string): boolean {
+    if (this.period > 1 && hashOf(key) % this.period !== this.round % this.period) return false;
+    if (this.remaining <= 0) return false;
+    this.remaining--;
+    return true;
+  }
+}
+
+function hashOf(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
 }

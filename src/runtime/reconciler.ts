@@ -70,7 +70,7 @@ export interface ReconcilerDeps {
   /** Interval to look again at something that changes by itself (instance pending, create in flight). */
   pollIntervalMs: number;
   /** Per-resync allowance of deep checks (e.g. tunnel configurations), shared by all owners. */
-  deepCheckBudget?: { take(): boolean };
+  deepCheckBudget?: { take(key: string): boolean };
 }
 
 export const finalizerName = (controller: ControllerName) => `molecule.dev/${controller}`;
@@ -496,7 +496,7 @@ export class Reconciler {
       view,
       deleting: state.deleting,
       resync: view.source === 'inventory',
-      allowDeepCheck: () => view.source === 'live' || !budget || budget.take(),
+      allowDeepCheck: () => view.source === 'live' || !budget || budget.take(state.owner.id),
     };
   }
 
