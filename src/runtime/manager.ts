@@ -223,6 +223,7 @@ export class Manager {
       for (const w of owners.workspaces)
         this.enqueueOwner({ kind: 'workspace', id: w.id }, 'resync', inventory);
       this.lastResyncAt = this.clock.now();
+      await this.refreshStuckDeletions();
       this.log.info(
         { trigger, owners: owners.orgs.length + owners.workspaces.length, ...inventory.counts },
         'resync queued',
@@ -230,6 +231,23 @@ export class Manager {
     } catch (e) {
       // A failed listing is never read as "absent": nothing is queued against a partial inventory.
       this.log.warn({ trigger, err: describeError(e) }, 'resync failed');
+    }
+  }
+
+  /** Sets molecule_deletion_stuck: owners still holding a controller's resource 10 minutes after deletion was requested. */
+  async refreshStuckDeletions(): Promise<void> {
+    const rows = await this.options.database.query<{ controller: string; n: number }>(
+      `SELECT s.controller, count(*)::int AS n
+         FROM reconcile_status s
+         JOIN orgs o ON o.id = s.org_id
+         LEFT JOIN workspaces w ON w.id = s.owner_id
+        WHERE s.reason <> 'Deleted'
+          AND COALESCE(w.purged_at, o.purged_at) IS NULL
+          AND LEAST(COALESCE(w.deletion_requested_at, 'infinity'), COALESCE(o.deletion_requested_at, 'infinity')) < now() - interval '10 minutes'
+        GROUP BY s.controller`,
+    );
+    for (const name of this.controllers.keys()) {
+      this.options.metrics.deletionStuck.labels(name).set(rows.find((r) => r.controller === name)?.n ?? 0);
     }
   }
 

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudPorts } from '../../src/cloud/ports.js';
+import { StatusRepository } from '../../src/db/status.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { absent, type Controller } from '../../src/runtime/controller.js';
@@ -8,6 +9,7 @@ import { Manager } from '../../src/runtime/manager.js';
 import { testConfig } from '../fixtures/config.js';
 import { insertOrg } from '../fixtures/owners.js';
 import { createTestDatabase, type TestDatabase, usingServer } from '../helpers/db.js';
+import { metricValue } from '../helpers/metrics.js';
 
 let tdb: TestDatabase;
 beforeAll(async () => {
@@ -114,4 +116,28 @@ describe('manager', () => {
       await m.stop();
     },
   );
+
+  it('reports deletions stuck for more than ten minutes', async () => {
+    const m = manager(new Map());
+    const stuck = await insertOrg(tdb.database.db);
+    const fresh = await insertOrg(tdb.database.db);
+    await tdb.database.query(
+      `UPDATE orgs SET deletion_requested_at = now() - interval '20 minutes' WHERE id = $1`,
+      [stuck.id],
+    );
+    await tdb.database.query(`UPDATE orgs SET deletion_requested_at = now() WHERE id = $1`, [fresh.id]);
+    const status = new StatusRepository(tdb.database.db);
+    for (const org of [stuck, fresh]) {
+      await status.upsert(
+        { controller: 'securitygroup', ownerId: org.id, ownerKind: 'org', orgId: org.id },
+        { reason: 'WaitingForDependents' },
+      );
+    }
+    await m.refreshStuckDeletions();
+    expect(
+      await metricValue(m['options'].metrics.registry, 'molecule_deletion_stuck', {
+        controller: 'securitygroup',
+      }),
+    ).toBe(1);
+  });
 });
