@@ -19,6 +19,8 @@ export interface CloudOptions {
   awsCredentials?: { accessKeyId: string; secretAccessKey: string };
   /** SDK attempts per call, retries included. */
   maxAttempts?: number;
+  /** Page size of every listing (tests use small pages to exercise pagination). */
+  pageSize?: number;
 }
 
 /**
@@ -35,9 +37,9 @@ export function createCloudPorts(config: Config, options: CloudOptions = {}): Cl
     ...(options.awsCredentials ? { credentials: options.awsCredentials } : {}),
   };
   const ports: CloudPorts = {
-    ec2: new Ec2Adapter(new EC2Client(aws), ctx),
-    secrets: new SecretsAdapter(new SecretsManagerClient(aws), ctx),
-    tagging: new TaggingAdapter(new ResourceGroupsTaggingAPIClient(aws), ctx),
+    ec2: new Ec2Adapter(new EC2Client(aws), ctx, options.pageSize),
+    secrets: new SecretsAdapter(new SecretsManagerClient(aws), ctx, small(options.pageSize)),
+    tagging: new TaggingAdapter(new ResourceGroupsTaggingAPIClient(aws), ctx, small(options.pageSize)),
   };
   if (config.CLOUDFLARE_API_TOKEN && config.CLOUDFLARE_ACCOUNT_ID && config.CLOUDFLARE_ZONE_ID) {
     const client = new Cloudflare({
@@ -50,9 +52,13 @@ export function createCloudPorts(config: Config, options: CloudOptions = {}): Cl
       client,
       { accountId: config.CLOUDFLARE_ACCOUNT_ID, zoneId: config.CLOUDFLARE_ZONE_ID },
       ctx,
+      options.pageSize,
     );
     ports.tunnels = cf;
     ports.dns = cf;
   }
   return ports;
 }
+
+/** Secrets Manager and the Tagging API page at most 100 items. */
+const small = (n: number | undefined) => (n === undefined ? undefined : Math.min(n, 100));

@@ -10,16 +10,23 @@ export interface BucketSpec {
  * 1200 requests / 5 min). Sharing them across every controller keeps the whole operator under
  * the provider's buckets, so it rarely sees a throttle at all.
  */
+/** Refill a little slower than the provider: its clock and ours never start at the same instant. */
+const HEADROOM = 0.95;
+const aws = (capacity: number, refillPerSecond: number): BucketSpec => ({
+  capacity,
+  refillPerSecond: refillPerSecond * HEADROOM,
+});
+
 export const DEFAULT_BUCKETS = {
-  'ec2-run-instances': { capacity: 5, refillPerSecond: 2 },
-  'ec2-start-instances': { capacity: 5, refillPerSecond: 2 },
-  'ec2-terminate-instances': { capacity: 100, refillPerSecond: 5 },
-  'ec2-tags': { capacity: 100, refillPerSecond: 10 },
-  'ec2-mutating': { capacity: 50, refillPerSecond: 5 },
-  'ec2-resource-intensive': { capacity: 50, refillPerSecond: 5 },
-  'ec2-non-mutating': { capacity: 100, refillPerSecond: 20 },
-  secretsmanager: { capacity: 50, refillPerSecond: 50 },
-  tagging: { capacity: 10, refillPerSecond: 5 },
+  'ec2-run-instances': aws(5, 2),
+  'ec2-start-instances': aws(5, 2),
+  'ec2-terminate-instances': aws(100, 5),
+  'ec2-tags': aws(100, 10),
+  'ec2-mutating': aws(50, 5),
+  'ec2-resource-intensive': aws(50, 5),
+  'ec2-non-mutating': aws(100, 20),
+  secretsmanager: aws(50, 50),
+  tagging: aws(20, 10),
   // NOTE: Cloudflare blocks for the rest of a 5-minute window once 1200 calls were made in it.
   // A bucket of capacity C refilling at r admits C + 300·r calls in any 5 minutes, so C + 300·r ≤ 1200.
   cloudflare: { capacity: 60, refillPerSecond: 3.8 },

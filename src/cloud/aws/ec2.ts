@@ -36,6 +36,7 @@ import type {
 import type { BucketName } from '../ratelimit.js';
 import { translateAwsError } from './errors.js';
 
+/** EC2's largest page: a steady-state listing costs one call per thousand objects. */
 const PAGE = 1000;
 
 export class Ec2Adapter implements Ec2Port {
@@ -45,6 +46,7 @@ export class Ec2Adapter implements Ec2Port {
   constructor(
     private readonly client: EC2Client,
     private readonly ctx: CallContext,
+    private readonly pageSize = PAGE,
   ) {}
 
   private send<T>(operation: string, bucket: BucketName, fn: () => Promise<T>): Promise<T> {
@@ -60,7 +62,7 @@ export class Ec2Adapter implements Ec2Port {
     do {
       const res = await this.send('DescribeInstances', 'ec2-non-mutating', () =>
         this.client.send(
-          new DescribeInstancesCommand({ Filters: filters, MaxResults: PAGE, NextToken: token }),
+          new DescribeInstancesCommand({ Filters: filters, MaxResults: this.pageSize, NextToken: token }),
         ),
       );
       for (const r of res.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toInstance(i));
@@ -168,7 +170,11 @@ export class Ec2Adapter implements Ec2Port {
     do {
       const res = await this.send('DescribeSecurityGroups', 'ec2-non-mutating', () =>
         this.client.send(
-          new DescribeSecurityGroupsCommand({ Filters: filters, MaxResults: PAGE, NextToken: token }),
+          new DescribeSecurityGroupsCommand({
+            Filters: filters,
+            MaxResults: this.pageSize,
+            NextToken: token,
+          }),
         ),
       );
       for (const g of res.SecurityGroups ?? []) out.push(toSecurityGroup(g));

@@ -20,6 +20,7 @@ export class SecretsAdapter implements SecretsPort {
   constructor(
     private readonly client: SecretsManagerClient,
     private readonly ctx: CallContext,
+    private readonly pageSize = 100,
   ) {}
 
   private send<T>(operation: string, fn: () => Promise<T>): Promise<T> {
@@ -35,7 +36,7 @@ export class SecretsAdapter implements SecretsPort {
           new ListSecretsCommand({
             Filters: [{ Key: 'name', Values: [prefix] }],
             IncludePlannedDeletion: true,
-            MaxResults: 100,
+            MaxResults: this.pageSize,
             NextToken: token,
           }),
         ),

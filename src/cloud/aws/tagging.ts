@@ -11,6 +11,7 @@ export class TaggingAdapter implements TaggingPort {
   constructor(
     private readonly client: ResourceGroupsTaggingAPIClient,
     private readonly ctx: CallContext,
+    private readonly pageSize = 100,
   ) {}
 
   async getResources(tags: Tags): Promise<TaggedResource[]> {
@@ -26,7 +27,7 @@ export class TaggingAdapter implements TaggingPort {
           this.client.send(
             new GetResourcesCommand({
               TagFilters: Object.entries(tags).map(([Key, v]) => ({ Key, Values: [v] })),
-              ResourcesPerPage: 100,
+              ResourcesPerPage: this.pageSize,
               PaginationToken: token,
             }),
           ),

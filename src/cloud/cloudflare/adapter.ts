@@ -45,6 +45,7 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
     private readonly client: Cloudflare,
     private readonly target: CloudflareTarget,
     private readonly ctx: CallContext,
+    private readonly perPage = PER_PAGE,
   ) {}
 
   private send<T>(operation: string, fn: () => Promise<T>): Promise<T> {
@@ -70,7 +71,7 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
         this.client.zeroTrust.tunnels.cloudflared.list({
           account_id: this.target.accountId,
           is_deleted: false,
-          per_page: PER_PAGE,
+          per_page: this.perPage,
           ...(filter.name ? { name: filter.name } : {}),
           ...(filter.namePrefix ? { include_prefix: filter.namePrefix } : {}),
         }) as unknown as Promise<CfPage<RawTunnel>>,
@@ -140,7 +141,7 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
       () =>
         this.client.dns.records.list({
           zone_id: this.target.zoneId,
-          per_page: PER_PAGE,
+          per_page: this.perPage,
           ...(filter.name ? { name: { exact: filter.name } } : {}),
           ...(filter.commentContains ? { comment: { contains: filter.commentContains } } : {}),
         }) as unknown as Promise<CfPage<RawRecord>>,

@@ -1,0 +1,257 @@
+import { RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createCloudPorts } from '../../src/cloud/index.js';
+import type { CloudPorts } from '../../src/cloud/ports.js';
+import { RateLimiter, unlimited } from '../../src/cloud/ratelimit.js';
+import { createMetrics } from '../../src/observability/metrics.js';
+import { CloudError, type ErrorClass } from '../../src/runtime/errors.js';
+import { type Simulator, startSimulator } from '../../src/sim/index.js';
+import { testConfig } from '../fixtures/config.js';
+import { cloudReader } from '../helpers/cloud.js';
+import { metricValue } from '../helpers/metrics.js';
+import { SIM_CREDENTIALS, simEnv } from '../helpers/stack.js';
+
+let sim: Simulator;
+let ports: CloudPorts;
+let metrics: ReturnType<typeof createMetrics>;
+
+const config = () => testConfig(simEnv(sim));
+const makePorts = (limiter: Pick<RateLimiter, 'take'> = unlimited, pageSize = 5) =>
+  createCloudPorts(config(), { metrics, awsCredentials: SIM_CREDENTIALS, maxAttempts: 1, limiter, pageSize });
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, profile: 'fast' });
+});
+afterAll(async () => {
+  await sim.close();
+});
+beforeEach(() => {
+  sim.reset();
+  sim.setFaults({
+    errorRate: 0,
+    throttleRate: 0,
+    buckets: false,
+    operations: { 'ec2:DescribeInstances': null, 'secretsmanager:ListSecrets': null } as never,
+  });
+  metrics = createMetrics({ defaults: false });
+  ports = makePorts();
+});
+
+/** The class and provider code a call failed with. */
+async function failure(p: Promise<unknown>): Promise<{ errorClass: ErrorClass; code: string | undefined }> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(CloudError);
+    return { errorClass: (e as CloudError).errorClass, code: (e as CloudError).code };
+  }
+  throw new Error('expected the call to fail');
+}
+
+const group = (name: string) =>
+  ports.ec2.createSecurityGroup({
+    name,
+    description: 'd',
+    vpcId: sim.seed.vpcId,
+    tags: { ManagedBy: 'molecule-operator', MOLECULE_ENV: 'test' },
+  });
+
+describe('AWS adapters translate every SDK error into our classes', () => {
+  it('NotFound: an unknown VPC, a missing secret', async () => {
+    expect(await failure(ports.ec2.describeVpcCidr('vpc-0123456789abcdef0'))).toEqual({
+      errorClass: 'NotFound',
+      code: 'InvalidVpcID.NotFound',
+    });
+    expect(await failure(ports.secrets.getSecretValue('molecule/test/none'))).toMatchObject({
+      errorClass: 'NotFound',
+    });
+  });
+
+  it('Conflict: a duplicate group name, an existing secret, a secret scheduled for deletion', async () => {
+    await group('dup');
+    expect(await failure(group('dup'))).toEqual({ errorClass: 'Conflict', code: 'InvalidGroup.Duplicate' });
+    await ports.secrets.createSecret({
+      name: 's/1',
+      value: '{}',
+      tags: {},
+      token: 'a'.repeat(32),
+      description: '',
+    });
+    expect(
+      await failure(
+        ports.secrets.createSecret({
+          name: 's/1',
+          value: '{"x":1}',
+          tags: {},
+          token: 'b'.repeat(32),
+          description: '',
+        }),
+      ),
+    ).toMatchObject({
+      errorClass: 'Conflict',
+    });
+    await ports.secrets.deleteSecret('s/1', 7);
+    expect(await failure(ports.secrets.getSecretValue('s/1'))).toEqual({
+      errorClass: 'Conflict',
+      code: 'ScheduledForDeletion',
+    });
+    await ports.secrets.deleteSecret('s/1', 7); // already scheduled: still success
+  });
+
+  it('Transient: DependencyViolation while a group is attached; Terminal: a malformed image', async () => {
+    const sg = await group('attached');
+    await ports.ec2.runInstance({
+      clientToken: 'tok-1',
+      imageId: 'ami-0ea3c35c5c3284d82',
+      instanceType: 't3.small',
+      subnetId: sim.seed.subnetId,
+      securityGroupIds: [sg],
+      iamInstanceProfileName: 'p',
+      volumeSizeGb: 30,
+      userData: 'echo hi',
+      tags: {},
+    });
+    expect(await failure(ports.ec2.deleteSecurityGroup(sg))).toEqual({
+      errorClass: 'Transient',
+      code: 'DependencyViolation',
+    });
+    expect(
+      await failure(
+        ports.ec2.runInstance({
+          clientToken: 'tok-2',
+          imageId: 'ami-bad',
+          instanceType: 't3.small',
+          subnetId: sim.seed.subnetId,
+          securityGroupIds: [],
+          iamInstanceProfileName: 'p',
+          volumeSizeGb: 30,
+          userData: '',
+          tags: {},
+        }),
+      ),
+    ).toMatchObject({ errorClass: 'Terminal' });
+  });
+
+  it('Throttled and Transient from injected faults, counted by outcome', async () => {
+    sim.setFaults({
+      operations: {
+        'ec2:DescribeInstances': { throttleRate: 1 },
+        'secretsmanager:ListSecrets': { errorRate: 1 },
+      },
+    });
+    expect(await failure(ports.ec2.describeInstances({ tags: {} }))).toEqual({
+      errorClass: 'Throttled',
+      code: 'RequestLimitExceeded',
+    });
+    expect((await failure(ports.secrets.listSecrets('molecule/'))).errorClass).toBe('Transient');
+    expect(
+      await metricValue(metrics.registry, 'molecule_cloud_requests_total', {
+        operation: 'DescribeInstances',
+        outcome: 'throttled',
+      }),
+    ).toBe(1);
+    expect(
+      await metricValue(metrics.registry, 'molecule_cloud_requests_total', {
+        operation: 'ListSecrets',
+        outcome: 'transient',
+      }),
+    ).toBe(1);
+  });
+
+  it('idempotent deletes: terminating or deleting what is gone is success', async () => {
+    await ports.ec2.terminateInstance('i-0123456789abcdef0');
+    await ports.ec2.deleteSecurityGroup('sg-0123456789abcdef0');
+    await ports.secrets.deleteSecret('molecule/test/none', 0);
+  });
+});
+
+describe('Cloudflare adapter', () => {
+  it('maps a tunnel-name conflict, active connections, a DNS conflict and an unknown tunnel', async () => {
+    const cf = ports.tunnels!;
+    const t = await cf.createTunnel('molecule-test-x');
+    expect(await failure(cf.createTunnel('molecule-test-x'))).toEqual({
+      errorClass: 'Conflict',
+      code: '1013',
+    });
+    await ports.dns!.createRecord({
+      name: 'x.moleculesai.app',
+      content: `${t.id}.cfargotunnel.com`,
+      proxied: true,
+      comment: 'c',
+    });
+    expect(
+      await failure(
+        ports.dns!.createRecord({
+          name: 'x.moleculesai.app',
+          content: 'y.cfargotunnel.com',
+          proxied: true,
+          comment: 'c',
+        }),
+      ),
+    ).toMatchObject({
+      errorClass: 'Conflict',
+    });
+    // A running instance carrying the tunnel's id counts as an active connector.
+    await cloudReader(sim).ec2.send(
+      new RunInstancesCommand({
+        ImageId: 'ami-0ea3c35c5c3284d82',
+        MinCount: 1,
+        MaxCount: 1,
+        TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'TunnelID', Value: t.id }] }],
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 100)); // the fast profile's pending → running
+    expect(await failure(cf.deleteTunnel(t.id))).toEqual({ errorClass: 'Transient', code: '1022' });
+    expect((await failure(cf.getTunnelToken('00000000-0000-4000-8000-000000000000'))).errorClass).toBe(
+      'NotFound',
+    );
+  });
+});
+
+describe('pagination', () => {
+  it('walks every page of every listing', async () => {
+    for (let i = 0; i < 12; i++) await group(`page-${i}`);
+    for (let i = 0; i < 7; i++) {
+      await ports.secrets.createSecret({
+        name: `molecule/test/tenant/p${i}`,
+        value: '{}',
+        tags: { ManagedBy: 'molecule-operator' },
+        token: `${i}`.padEnd(32, 'x'),
+        description: '',
+      });
+      await ports.tunnels!.createTunnel(`molecule-test-page-${i}`);
+    }
+    sim.resetCalls();
+    expect(await ports.ec2.describeSecurityGroups({ tags: { ManagedBy: 'molecule-operator' } })).toHaveLength(
+      12,
+    );
+    expect(await ports.secrets.listSecrets('molecule/test/')).toHaveLength(7);
+    expect(await ports.tunnels!.listTunnels({ namePrefix: 'molecule-test-page-' })).toHaveLength(7);
+    expect((await ports.tagging.getResources({ ManagedBy: 'molecule-operator' })).length).toBe(19);
+    const calls = sim.calls();
+    const count = (op: string) => calls.filter((c) => c.operation === op).reduce((a, c) => a + c.count, 0);
+    expect(count('DescribeSecurityGroups')).toBe(3); // pages of 5
+    expect(count('ListSecrets')).toBe(2);
+    expect(count('GetResources')).toBe(4);
+  });
+});
+
+describe('client-side rate limiting', () => {
+  it('keeps a burst under the provider bucket: (almost) no throttles with the limiter, many without it', async () => {
+    sim.setFaults({ buckets: true });
+    const throttledShare = async (p: CloudPorts) => {
+      sim.resetCalls();
+      await Promise.allSettled(Array.from({ length: 130 }, () => p.ec2.describeVpcCidr(sim.seed.vpcId)));
+      const calls = sim.callLog().filter((c) => c.operation === 'DescribeVpcs');
+      return calls.filter((c) => c.status === 503).length / calls.length;
+    };
+    expect(await throttledShare(makePorts(new RateLimiter({}, metrics)))).toBeLessThanOrEqual(0.02);
+    expect(
+      await metricValue(metrics.registry, 'molecule_ratelimit_wait_seconds_total', {
+        bucket: 'ec2-non-mutating',
+      }),
+    ).toBeGreaterThan(0);
+    sim.reset(); // refill the provider's buckets
+    expect(await throttledShare(makePorts(unlimited))).toBeGreaterThan(0.1);
+  });
+});
