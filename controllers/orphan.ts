@@ -10,6 +10,7 @@ import {
 import type { CloudPorts } from '../src/cloud/ports.js';
 import type { Config } from '../src/config.js';
 import type { Database, Db } from '../src/db/client.js';
+import { OrphanLedger } from '../src/db/orphans.js';
 import type { AuditEntry } from '../src/db/status.js';
 import type { Logger } from '../src/observability/logger.js';
 import { type Metrics, RESOURCE_KINDS, type ResourceKind } from '../src/observability/metrics.js';
@@ -129,15 +130,8 @@ export function createOrphanScanner(deps: OrphanScannerDeps): OrphanScanner {
 }
 
 /** The orphan ledger for the CLI and the API, oldest first; open rows only unless `open: false`. */
-export async function listOrphans(
-  database: Database,
-  options: { open?: boolean } = {},
-): Promise<OrphanRow[]> {
-  return database.db
-    .select()
-    .from(orphans)
-    .where(options.open === false ? undefined : and(isNull(orphans.resolvedAt), isNull(orphans.deletedAt)))
-    .orderBy(asc(orphans.firstSeen), asc(orphans.id));
+export function listOrphans(database: Database, options: { open?: boolean } = {}): Promise<OrphanRow[]> {
+  return new OrphanLedger(database.db).listAll(options);
 }
 
 function emptyResult(deps: OrphanScannerDeps, started: number): ScanResult {

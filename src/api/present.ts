@@ -1,4 +1,4 @@
-import type { Org, StatusRow, Workspace } from '../../schema/index.js';
+import type { Org, OrphanRow, StatusRow, Workspace } from '../../schema/index.js';
 import type { DesiredStateRepository } from '../db/desired.js';
 import { CONTROLLER_NAMES } from '../observability/metrics.js';
 
@@ -154,3 +154,21 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** An orphan ledger row as the API and `molecule-operator orphans --json` show it. */
+export function presentOrphan(row: OrphanRow) {
+  return {
+    id: row.id,
+    kind: row.kind,
+    externalId: row.externalId,
+    env: row.env,
+    ownerKind: row.ownerKind,
+    ownerId: row.ownerId,
+    reason: row.reason,
+    details: row.details,
+    firstSeen: row.firstSeen.toISOString(),
+    lastSeen: row.lastSeen.toISOString(),
+    resolvedAt: row.resolvedAt?.toISOString() ?? null,
+    deletedAt: row.deletedAt?.toISOString() ?? null,
+  };
+}

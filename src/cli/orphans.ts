@@ -1,6 +1,7 @@
 import type { DestinationStream } from 'pino';
 import { createOrphanScanner, listOrphans, type ScanResult } from '../../controllers/orphan.js';
 import type { OrphanRow } from '../../schema/index.js';
+import { presentOrphan } from '../api/present.js';
 import { createCloudPorts } from '../cloud/index.js';
 import type { CloudPorts } from '../cloud/ports.js';
 import { loadConfig } from '../config.js';
@@ -84,24 +85,6 @@ export async function runOrphansCommand(
   } finally {
     if (!overrides.database) await database.close();
   }
-}
-
-/** The same shape as `GET /cp/admin/orphans` items. */
-export function presentOrphan(row: OrphanRow) {
-  return {
-    id: row.id,
-    kind: row.kind,
-    externalId: row.externalId,
-    env: row.env,
-    ownerKind: row.ownerKind,
-    ownerId: row.ownerId,
-    reason: row.reason,
-    details: row.details,
-    firstSeen: row.firstSeen.toISOString(),
-    lastSeen: row.lastSeen.toISOString(),
-    resolvedAt: row.resolvedAt?.toISOString() ?? null,
-    deletedAt: row.deletedAt?.toISOString() ?? null,
-  };
 }
 
 export function formatScan(scan: ScanResult): string {

@@ -21,6 +21,15 @@ export class OrphanLedger {
       .limit(limit);
   }
 
+  /** Every ledger row, oldest first seen first; open ones only unless `open` is false (CLI). */
+  async listAll(options: { open?: boolean } = {}): Promise<OrphanRow[]> {
+    return this.db
+      .select()
+      .from(orphans)
+      .where(options.open === false ? undefined : and(isNull(orphans.resolvedAt), isNull(orphans.deletedAt)))
+      .orderBy(asc(orphans.firstSeen), asc(orphans.id));
+  }
+
   /** Open orphans per kind. Kinds with none are absent. */
   async openCountsByKind(): Promise<Record<string, number>> {
     const rows = await this.db

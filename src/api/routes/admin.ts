@@ -3,7 +3,7 @@ import { RESOURCE_KINDS, type ResourceKind } from '../../observability/metrics.j
 import type { App, RouteContext } from '../context.js';
 import { decodeCursor, encodeCursor, OrphanCursor } from '../cursor.js';
 import { ApiError, notFound } from '../errors.js';
-import { loadOrgViews } from '../present.js';
+import { loadOrgViews, presentOrphan } from '../present.js';
 import { OrphanQuery, parseInput, SlugParams } from '../schemas.js';
 
 export function registerAdminRoutes(app: App, { desired, ledger }: RouteContext): void {
@@ -62,21 +62,4 @@ function orphanCountsByKind(open: Record<string, number>): Record<ResourceKind, 
     counts[key] += n;
   }
   return counts;
-}
-
-function presentOrphan(row: OrphanRow) {
-  return {
-    id: row.id,
-    kind: row.kind,
-    externalId: row.externalId,
-    env: row.env,
-    ownerKind: row.ownerKind,
-    ownerId: row.ownerId,
-    reason: row.reason,
-    details: row.details,
-    firstSeen: row.firstSeen.toISOString(),
-    lastSeen: row.lastSeen.toISOString(),
-    resolvedAt: row.resolvedAt?.toISOString() ?? null,
-    deletedAt: row.deletedAt?.toISOString() ?? null,
-  };
 }
