@@ -214,15 +214,8 @@ function checkCidr(cidr: string): void {
   }
 }
 
-interface WantedRule {
-  protocol: string;
-  fromPort?: number;
-  toPort?: number;
-  cidrIpv4?: string;
-  groupId?: string;
-  userId?: string;
-  description?: string;
-}
+/** A rule as a request names it: a stored {@link Rule} without its id, direction and tags. */
+type WantedRule = Omit<Rule, 'id' | 'egress' | 'tags'>;
 
 function ruleKey(r: WantedRule | Rule): string {
   return `${r.protocol}|${r.fromPort ?? ''}|${r.toPort ?? ''}|${r.cidrIpv4 ?? ''}|${r.groupId ?? ''}`;
