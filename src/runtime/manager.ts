@@ -19,6 +19,8 @@ import { Reconciler } from './reconciler.js';
 
 export const DESIRED_CHANNEL = 'molecule_desired';
 
+const PROVISIONING_CONTROLLERS: readonly ControllerName[] = ['tunnel', 'secrets', 'securitygroup', 'instance'];
+
 /** A periodic job that runs only on the leader (the orphan scan). */
 export interface LeaderJob {
   name: string;
@@ -128,8 +130,8 @@ export class Manager {
       });
       this.controlled.set(controller.name, { reconciler, queue, snapshots: new Map() });
     }
-    for (const c of this.controllers.values())
-      metrics.controllerEnabled.labels(c.name).set(this.enabled.has(c.name) ? 1 : 0);
+    // Every provisioning controller gets a series, also one not even registered (no Cloudflare).
+    for (const name of PROVISIONING_CONTROLLERS) metrics.controllerEnabled.labels(name).set(this.enabled.has(name) ? 1 : 0);
   }
 
   /** Shared per-resync allowance of expensive per-object checks (see ObserveContext.allowDeepCheck). */
