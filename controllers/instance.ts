@@ -199,15 +199,18 @@ function toDesired(input: DesiredInput): DesiredInstance {
       profile: config.EC2_TENANT_IAM_PROFILE ?? '',
       keyName: config.EC2_KEY_NAME,
       tags,
-      userData: renderUserData({
-        role: 'tenant',
-        env,
-        region: config.AWS_REGION,
-        orgId: org.id,
-        image,
-        secretName,
-        cpBaseUrl: config.CP_BASE_URL,
-      }),
+      // Rendered when read (a launch), not on every reconcile of a running instance.
+      get userData() {
+        return renderUserData({
+          role: 'tenant',
+          env,
+          region: config.AWS_REGION,
+          orgId: org.id,
+          image,
+          secretName,
+          cpBaseUrl: config.CP_BASE_URL,
+        });
+      },
       powerState: org.powerState,
     };
   }
@@ -234,17 +237,19 @@ function toDesired(input: DesiredInput): DesiredInstance {
       }),
       ...(securityGroupId ? { [TAG.sgId]: securityGroupId } : {}),
     },
-    userData: renderUserData({
-      role: 'workspace',
-      env,
-      region: config.AWS_REGION,
-      orgId: org.id,
-      workspaceId: workspace.id,
-      runtime: workspace.runtime,
-      image,
-      secretName,
-      cpBaseUrl: config.CP_BASE_URL,
-    }),
+    get userData() {
+      return renderUserData({
+        role: 'workspace',
+        env,
+        region: config.AWS_REGION,
+        orgId: org.id,
+        workspaceId: workspace.id,
+        runtime: workspace.runtime,
+        image,
+        secretName,
+        cpBaseUrl: config.CP_BASE_URL,
+      });
+    },
     // A stopped tenant stops its workspaces too.
     powerState: org.powerState === 'stopped' ? 'stopped' : workspace.powerState,
   };

@@ -42,9 +42,7 @@ export const orgs = pgTable(
     ...timestamps,
   },
   (t) => [
-    uniqueIndex('orgs_live_slug_key')
-      .on(t.slug)
-      .where(sql`${t.purgedAt} IS NULL`),
+    uniqueIndex('orgs_live_slug_key').on(t.slug).where(sql`${t.purgedAt} IS NULL`),
     index('orgs_created_idx').on(t.createdAt, t.id),
     check('orgs_slug_format', sql`${t.slug} ~ '^[a-z0-9]([a-z0-9-]{1,30})[a-z0-9]$'`),
     check('orgs_power_state', sql`${t.powerState} IN ('running', 'stopped')`),
@@ -103,7 +101,10 @@ export const reconcileStatus = pgTable(
     lastReconciledAt: timestamp('last_reconciled_at', { withTimezone: true }),
     ...timestamps,
   },
-  (t) => [primaryKey({ columns: [t.controller, t.ownerId] }), index('reconcile_status_owner_idx').on(t.ownerId)],
+  (t) => [
+    primaryKey({ columns: [t.controller, t.ownerId] }),
+    index('reconcile_status_owner_idx').on(t.ownerId),
+  ],
 );
 
 /** Append-only audit of every resource created, adopted, updated, corrected, deleted or found orphaned. */
@@ -133,7 +134,10 @@ export const tenantResources = pgTable(
     details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
     at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [index('tenant_resources_owner_idx').on(t.ownerId, t.at), index('tenant_resources_external_idx').on(t.externalId)],
+  (t) => [
+    index('tenant_resources_owner_idx').on(t.ownerId, t.at),
+    index('tenant_resources_external_idx').on(t.externalId),
+  ],
 );
 
 /** AMI pinned for a runtime in a region (a pre-baked image); falls back to EC2_AMI. */

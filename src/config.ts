@@ -122,6 +122,10 @@ export const ConfigSchema = z.object({
 
   RECONCILE_CONCURRENCY: int(8, 1, 256),
   CREATE_GRACE: duration('30s'),
+  // Leader election (client-go's defaults scaled to a Postgres row); shorter only in tests.
+  LEASE_DURATION: duration('15s'),
+  LEASE_RENEW_DEADLINE: duration('10s'),
+  LEASE_RETRY_PERIOD: duration('2s'),
   RATE_LIMITS: z
     .string()
     .optional()
@@ -190,6 +194,14 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     for (const issue of parsed.error.issues) {
       problems.push({ variable: String(issue.path[0] ?? '?'), message: issue.message });
     }
+  }
+  if (parsed.success) {
+    // A leader must stop acting before its lease can be taken (runtime/lease.ts).
+    const c = parsed.data;
+    if (c.LEASE_RENEW_DEADLINE >= c.LEASE_DURATION)
+      problems.push({ variable: 'LEASE_RENEW_DEADLINE', message: 'must be shorter than LEASE_DURATION' });
+    if (c.LEASE_RETRY_PERIOD >= c.LEASE_RENEW_DEADLINE)
+      problems.push({ variable: 'LEASE_RETRY_PERIOD', message: 'must be shorter than LEASE_RENEW_DEADLINE' });
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return parsed.data;

@@ -14,6 +14,7 @@ import type { Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { systemClock } from './runtime/clock.js';
 import type { AnyController, ControllerName } from './runtime/controller.js';
+import { NotLeaderError } from './runtime/errors.js';
 import { Finalizers } from './runtime/finalizers.js';
 import { type LeaderJob, Manager, type ManagerOptions } from './runtime/manager.js';
 import { type Action, Reconciler } from './runtime/reconciler.js';
@@ -74,20 +75,22 @@ export interface Operator {
 /** Wires config → ports → controllers → manager (kubebuilder's cmd/main.go) and starts it. */
 export async function startOperator(options: OperatorOptions): Promise<Operator> {
   const { config, database, metrics, logger } = options;
+  let manager: Manager | undefined;
+  const assertLeader = () => {
+    if (!manager) throw new NotLeaderError();
+    manager.elector.assertLeader();
+  };
   const ports =
     options.ports ??
     createCloudPorts(config, {
       metrics,
       ...(options.awsCredentials ? { awsCredentials: options.awsCredentials } : {}),
+      // Leadership is checked again as each mutating request leaves, not only when it was decided.
+      mutationGuard: assertLeader,
     });
   const set = buildControllers(config, ports);
   for (const [controller, why] of Object.entries(set.disabled))
     logger.warn({ controller, why }, 'controller disabled');
-  let manager: Manager | undefined;
-  const assertLeader = () => {
-    if (!manager) throw new Error('operator not started');
-    manager.elector.assertLeader();
-  };
   manager = new Manager({
     config,
     database,

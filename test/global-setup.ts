@@ -17,7 +17,8 @@ export default async function setup({ provide }: { provide: (key: string, value:
   }
   const folder = migrationsFolder();
   const hash = createHash('sha256');
-  for (const f of readdirSync(folder).sort()) if (f.endsWith('.sql')) hash.update(readFileSync(join(folder, f)));
+  for (const f of readdirSync(folder).sort())
+    if (f.endsWith('.sql')) hash.update(readFileSync(join(folder, f)));
   const name = `molecule_tpl_${hash.digest('hex').slice(0, 12)}`;
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();

@@ -38,6 +38,13 @@ export const runCommand: Command = {
         database,
         metrics,
         logger,
+        manager: {
+          lease: {
+            leaseDurationMs: config.LEASE_DURATION,
+            renewDeadlineMs: config.LEASE_RENEW_DEADLINE,
+            retryPeriodMs: config.LEASE_RETRY_PERIOD,
+          },
+        },
         jobs: (ports, assertLeader) => {
           scanner = createOrphanScanner({ config, database, ports, metrics, logger, assertLeader });
           return [scanner.job()];

@@ -8,7 +8,7 @@ import { Ec2Adapter } from './aws/ec2.js';
 import { SecretsAdapter } from './aws/secrets.js';
 import { TaggingAdapter } from './aws/tagging.js';
 import { CloudflareAdapter } from './cloudflare/adapter.js';
-import type { CallContext } from './instrument.js';
+import { type CallContext, READ_OPERATION } from './instrument.js';
 import type { CloudPorts } from './ports.js';
 import { RateLimiter } from './ratelimit.js';
 
@@ -21,6 +21,13 @@ export interface CloudOptions {
   maxAttempts?: number;
   /** Page size of every listing (tests use small pages to exercise pagination). */
   pageSize?: number;
+  /**
+   * Throws (NotLeaderError) when this process may no longer change anything. Checked right
+   * before every attempt of every mutating request leaves the process — after rate-limit waits
+   * and retry backoffs — so a leader paused past its lease cannot act on decisions it took
+   * while it still led.
+   */
+  mutationGuard?: () => void;
 }
 
 /**
@@ -36,9 +43,10 @@ export function createCloudPorts(config: Config, options: CloudOptions = {}): Cl
     ...(config.AWS_ENDPOINT_URL ? { endpoint: config.AWS_ENDPOINT_URL } : {}),
     ...(options.awsCredentials ? { credentials: options.awsCredentials } : {}),
   };
+  const guard = options.mutationGuard;
   const ports: CloudPorts = {
-    ec2: new Ec2Adapter(new EC2Client(aws), ctx, options.pageSize),
-    secrets: new SecretsAdapter(new SecretsManagerClient(aws), ctx, small(options.pageSize)),
+    ec2: new Ec2Adapter(guarded(new EC2Client(aws), guard), ctx, options.pageSize),
+    secrets: new SecretsAdapter(guarded(new SecretsManagerClient(aws), guard), ctx, small(options.pageSize)),
     tagging: new TaggingAdapter(new ResourceGroupsTaggingAPIClient(aws), ctx, small(options.pageSize)),
   };
   if (config.CLOUDFLARE_API_TOKEN && config.CLOUDFLARE_ACCOUNT_ID && config.CLOUDFLARE_ZONE_ID) {
@@ -47,6 +55,14 @@ export function createCloudPorts(config: Config, options: CloudOptions = {}): Cl
       ...(config.CLOUDFLARE_BASE_URL ? { baseURL: config.CLOUDFLARE_BASE_URL } : {}),
       maxRetries: Math.max(0, (options.maxAttempts ?? 3) - 1),
       timeout: 30_000,
+      ...(guard
+        ? {
+            fetch: async (...args: Parameters<typeof fetch>) => {
+              if ((args[1]?.method ?? 'GET').toUpperCase() !== 'GET') guard();
+              return fetch(...args);
+            },
+          }
+        : {}),
     });
     const cf = new CloudflareAdapter(
       client,
@@ -62,3 +78,20 @@ export function createCloudPorts(config: Config, options: CloudOptions = {}): Cl
 
 /** Secrets Manager and the Tagging API page at most 100 items. */
 const small = (n: number | undefined) => (n === undefined ? undefined : Math.min(n, 100));
+
+/**
+ * Adds the mutation guard to an AWS client, inside the retry middleware (so before each
+ * attempt) and as the last step before the request is sent.
+ */
+function guarded<C extends EC2Client | SecretsManagerClient>(client: C, guard: (() => void) | undefined): C {
+  if (!guard) return client;
+  (client.middlewareStack as EC2Client['middlewareStack']).add(
+    (next, context) => async (args) => {
+      const operation = (context.commandName ?? '').replace(/Command$/, '');
+      if (!READ_OPERATION.test(operation)) guard();
+      return next(args);
+    },
+    { step: 'deserialize', priority: 'low', name: 'moleculeMutationGuard' },
+  );
+  return client;
+}

@@ -1,5 +1,5 @@
 import type { Metrics } from '../observability/metrics.js';
-import { CloudError, errorClassOf } from '../runtime/errors.js';
+import { CloudError, errorClassOf, NotLeaderError } from '../runtime/errors.js';
 import type { BucketName, RateLimiter } from './ratelimit.js';
 
 const OUTCOME: Record<string, string> = {
@@ -27,13 +27,16 @@ export async function call<T>(
   fn: () => Promise<T>,
   translate: (err: unknown, service: string, operation: string) => CloudError,
 ): Promise<T> {
-  await ctx.limiter.take(bucket);
+  await ctx.limiter.take(bucket, operation);
   const started = performance.now();
   try {
     const result = await fn();
     ctx.metrics?.cloudRequests.labels(service, operation, 'ok').inc();
     return result;
   } catch (err) {
+    // The mutation guard refused the call (leadership lost): not a cloud outcome, passed on as is.
+    const notLeader = notLeaderIn(err);
+    if (notLeader) throw notLeader;
     const translated = err instanceof CloudError ? err : translate(err, service, operation);
     ctx.metrics?.cloudRequests
       .labels(service, operation, OUTCOME[errorClassOf(translated)] ?? 'transient')
@@ -42,4 +45,14 @@ export async function call<T>(
   } finally {
     ctx.metrics?.cloudRequestDuration.labels(service).observe((performance.now() - started) / 1000);
   }
+}
+
+/** Operations that only read: every other one is refused by the mutation guard once leadership is lost. */
+export const READ_OPERATION = /^(Describe|Get|List|BatchGet)/;
+
+function notLeaderIn(err: unknown): NotLeaderError | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof NotLeaderError) return e;
+  }
+  return undefined;
 }

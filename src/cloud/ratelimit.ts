@@ -5,10 +5,19 @@ export interface BucketSpec {
   refillPerSecond: number;
 }
 
+/** At most `limit` calls in any `windowSeconds` (a sliding window, for a provider that counts per window). */
+export interface WindowSpec {
+  limit: number;
+  windowSeconds: number;
+}
+
+export type LimitSpec = BucketSpec | WindowSpec;
+
 /**
  * Client-side budgets, one per provider throttling category (EC2 API throttling docs; Cloudflare
- * 1200 requests / 5 min). Sharing them across every controller keeps the whole operator under
- * the provider's buckets, so it rarely sees a throttle at all.
+ * 1200 requests / 5 min), applied per API action as the provider does (see {@link RateLimiter}).
+ * Sharing them across every controller keeps the whole operator under the provider's buckets,
+ * so it rarely sees a throttle at all.
  */
 /** Refill a little slower than the provider: its clock and ours never start at the same instant. */
 const HEADROOM = 0.95;
@@ -28,16 +37,20 @@ export const DEFAULT_BUCKETS = {
   secretsmanager: aws(50, 50),
   tagging: aws(20, 10),
   // NOTE: Cloudflare blocks for the rest of a 5-minute window once 1200 calls were made in it.
-  // A bucket of capacity C refilling at r admits C + 300·r calls in any 5 minutes, so C + 300·r ≤ 1200.
-  cloudflare: { capacity: 60, refillPerSecond: 3.8 },
-} satisfies Record<string, BucketSpec>;
+  // Its rule itself, as a sliding window, admits every schedule the provider does: all of a cold
+  // start's calls at once when they fit (a token bucket would pace them at ≤ 4/s, e.g. capacity
+  // 60 + 3.8/s, and make a 100-org convergence wait minutes on Cloudflare alone).
+  cloudflare: { limit: Math.floor(1200 * HEADROOM), windowSeconds: 300 } as LimitSpec,
+} satisfies Record<string, LimitSpec>;
 
 export type BucketName = keyof typeof DEFAULT_BUCKETS;
+
+const SETTLED: Promise<void> = Promise.resolve();
 
 class TokenBucket {
   private tokens: number;
   private updated: number;
-  private tail: Promise<void> = Promise.resolve();
+  private tail: Promise<void> = SETTLED;
 
   constructor(
     readonly spec: BucketSpec,
@@ -50,6 +63,14 @@ class TokenBucket {
   /** Waits (FIFO) until a token is available and takes it; returns the milliseconds waited. */
   take(): Promise<number> {
     const start = this.now();
+    if (this.tail === SETTLED) {
+      // Fast path: nobody waiting and a token at hand (the common case).
+      this.refill();
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return Promise.resolve(0);
+      }
+    }
     const turn = this.tail.then(async () => {
       for (;;) {
         this.refill();
@@ -62,6 +83,9 @@ class TokenBucket {
       }
     });
     this.tail = turn;
+    void turn.then(() => {
+      if (this.tail === turn) this.tail = SETTLED;
+    });
     return turn.then(() => this.now() - start);
   }
 
@@ -75,26 +99,79 @@ class TokenBucket {
   }
 }
 
-export class RateLimiter {
-  private readonly buckets = new Map<string, TokenBucket>();
+/** At most `limit` calls in any `windowSeconds`: the times of the last `limit` calls, in a ring. */
+class SlidingWindow {
+  private readonly times: number[] = [];
+  /** Index of the oldest call once the ring is full. */
+  private oldest = 0;
+  private tail: Promise<void> = SETTLED;
 
   constructor(
-    overrides: Record<string, BucketSpec> = {},
-    private readonly metrics?: Metrics,
-    now: () => number = () => performance.now(),
-  ) {
-    for (const [name, spec] of Object.entries({ ...DEFAULT_BUCKETS, ...overrides })) {
-      this.buckets.set(name, new TokenBucket(spec, now));
+    readonly spec: WindowSpec,
+    private readonly now: () => number,
+  ) {}
+
+  /** Waits (FIFO) until a call fits in the window and records it; returns the milliseconds waited. */
+  take(): Promise<number> {
+    const start = this.now();
+    if (this.tail === SETTLED && this.admit()) return Promise.resolve(0);
+    const turn = this.tail.then(async () => {
+      while (!this.admit()) {
+        const ms = this.times[this.oldest]! + this.spec.windowSeconds * 1000 - this.now();
+        await new Promise((r) => setTimeout(r, Math.max(1, Math.ceil(ms))));
+      }
+    });
+    this.tail = turn;
+    void turn.then(() => {
+      if (this.tail === turn) this.tail = SETTLED;
+    });
+    return turn.then(() => this.now() - start);
+  }
+
+  private admit(): boolean {
+    const t = this.now();
+    if (this.times.length < this.spec.limit) {
+      this.times.push(t);
+      return true;
     }
+    if (this.times[this.oldest]! + this.spec.windowSeconds * 1000 > t) return false;
+    this.times[this.oldest] = t;
+    this.oldest = (this.oldest + 1) % this.spec.limit;
+    return true;
+  }
+}
+
+/**
+ * Limits shared by every controller. AWS throttles per account, Region *and API action*: each
+ * category's numbers apply to every action on its own (two Describe* actions never share
+ * tokens), so an AWS bucket is kept per (category, operation). Cloudflare has one budget for
+ * the whole API.
+ */
+export class RateLimiter {
+  private readonly specs: Record<string, LimitSpec>;
+  private readonly buckets = new Map<string, TokenBucket | SlidingWindow>();
+
+  constructor(
+    overrides: Record<string, LimitSpec> = {},
+    private readonly metrics?: Metrics,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.specs = { ...DEFAULT_BUCKETS, ...overrides };
   }
 
-  spec(name: BucketName): BucketSpec {
-    return this.buckets.get(name)!.spec;
+  spec(name: BucketName): LimitSpec {
+    return this.specs[name]!;
   }
 
-  async take(name: BucketName): Promise<void> {
-    const bucket = this.buckets.get(name);
-    if (!bucket) throw new Error(`unknown rate-limit bucket ${name}`);
+  async take(name: BucketName, operation?: string): Promise<void> {
+    const key = operation && name !== 'cloudflare' ? `${name}:${operation}` : name;
+    let bucket = this.buckets.get(key);
+    if (!bucket) {
+      const spec = this.specs[name];
+      if (!spec) throw new Error(`unknown rate-limit bucket ${name}`);
+      bucket = 'limit' in spec ? new SlidingWindow(spec, this.now) : new TokenBucket(spec, this.now);
+      this.buckets.set(key, bucket);
+    }
     const waited = await bucket.take();
     if (waited > 0) this.metrics?.ratelimitWait.labels(name).inc(waited / 1000);
   }
@@ -102,5 +179,5 @@ export class RateLimiter {
 
 /** A limiter that never waits (tests of adapters, `plan`). */
 export const unlimited = {
-  take: async (_name: BucketName) => {},
+  take: async (_name: BucketName, _operation?: string) => {},
 } as Pick<RateLimiter, 'take'>;

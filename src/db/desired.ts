@@ -213,6 +213,44 @@ export class DesiredStateRepository {
     }
   }
 
+  /**
+   * Purges the owner only if, in the database right now, no finalizer holds it (nor, for an
+   * org, any of its workspaces); returns whether it did. A reconcile deciding from rows read a
+   * moment ago cannot purge an owner another controller has just started creating for, and
+   * {@link Finalizers.add} refuses a purged owner: no resource outlives its owner's row.
+   */
+  async purgeIfReleased(owner: OwnerRef): Promise<boolean> {
+    const released = (f: typeof orgs.finalizers | typeof workspaces.finalizers) => sql`cardinality(${f}) = 0`;
+    if (owner.kind === 'workspace') {
+      const rows = await this.db
+        .update(workspaces)
+        .set({ purgedAt: sql`now()` })
+        .where(and(eq(workspaces.id, owner.id), isNull(workspaces.purgedAt), released(workspaces.finalizers)))
+        .returning({ id: workspaces.id });
+      return rows.length > 0;
+    }
+    return this.db.transaction(async (tx) => {
+      // Locked: a finalizer added to a workspace concurrently is either seen here or finds it purged.
+      const held = await tx
+        .select({ finalizers: workspaces.finalizers })
+        .from(workspaces)
+        .where(and(eq(workspaces.orgId, owner.id), isNull(workspaces.purgedAt)))
+        .for('update');
+      if (held.some((w) => w.finalizers.length > 0)) return false;
+      const rows = await tx
+        .update(orgs)
+        .set({ purgedAt: sql`now()` })
+        .where(and(eq(orgs.id, owner.id), isNull(orgs.purgedAt), released(orgs.finalizers)))
+        .returning({ id: orgs.id });
+      if (rows.length === 0) return false;
+      await tx
+        .update(workspaces)
+        .set({ purgedAt: sql`now()` })
+        .where(and(eq(workspaces.orgId, owner.id), isNull(workspaces.purgedAt)));
+      return true;
+    });
+  }
+
   async statusesFor(ownerIds: string[]): Promise<StatusRow[]> {
     if (ownerIds.length === 0) return [];
     return this.db.select().from(reconcileStatus).where(inArray(reconcileStatus.ownerId, ownerIds));

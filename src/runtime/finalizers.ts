@@ -10,11 +10,20 @@ import type { OwnerRef } from '../db/desired.js';
 export class Finalizers {
   constructor(private readonly db: Db) {}
 
-  async add(owner: OwnerRef, name: string): Promise<void> {
+  /**
+   * Adds a finalizer. False when the owner is already purged: then nothing may be created for
+   * it. (A purge only happens with no finalizer left, so an owner holding one is never purged.)
+   */
+  async add(owner: OwnerRef, name: string): Promise<boolean> {
     const table = owner.kind === 'org' ? sql`orgs` : sql`workspaces`;
-    await this.db.execute(
-      sql`UPDATE ${table} SET finalizers = array_append(finalizers, ${name}) WHERE id = ${owner.id} AND NOT (${name} = ANY(finalizers))`,
+    const added = await this.db.execute(
+      sql`UPDATE ${table} SET finalizers = array_append(finalizers, ${name}) WHERE id = ${owner.id} AND purged_at IS NULL AND NOT (${name} = ANY(finalizers)) RETURNING id`,
     );
+    if (rowsOf(added).length > 0) return true;
+    const live = await this.db.execute(
+      sql`SELECT id FROM ${table} WHERE id = ${owner.id} AND purged_at IS NULL`,
+    );
+    return rowsOf(live).length > 0;
   }
 
   async remove(owner: OwnerRef, name: string): Promise<void> {
@@ -24,3 +33,5 @@ export class Finalizers {
     );
   }
 }
+
+const rowsOf = (result: unknown): unknown[] => (result as { rows?: unknown[] }).rows ?? [];

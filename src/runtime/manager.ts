@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import type { Database, Subscription } from '../db/client.js';
 import { DesiredStateRepository, liveOwners, type OwnerRef } from '../db/desired.js';
 import { PinsCache } from '../db/pins.js';
+import { DesiredSnapshot } from '../db/snapshot.js';
 import { StatusRepository } from '../db/status.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -19,7 +20,12 @@ import { Reconciler } from './reconciler.js';
 
 export const DESIRED_CHANNEL = 'molecule_desired';
 
-const PROVISIONING_CONTROLLERS: readonly ControllerName[] = ['tunnel', 'secrets', 'securitygroup', 'instance'];
+const PROVISIONING_CONTROLLERS: readonly ControllerName[] = [
+  'tunnel',
+  'secrets',
+  'securitygroup',
+  'instance',
+];
 
 /** A periodic job that runs only on the leader (the orphan scan). */
 export interface LeaderJob {
@@ -50,12 +56,25 @@ export interface ManagerOptions {
   pinsTtlMs?: number;
 }
 
+/** What a resync hands its reconciles: the cloud as listed, and the rows as read, at its start. */
+export interface ResyncSnapshot {
+  inventory: Inventory;
+  desired?: DesiredSnapshot;
+}
+
 interface Controlled {
   reconciler: Reconciler;
   queue: WorkQueue;
-  /** Keys queued by a resync, with the inventory they should be observed through. */
-  snapshots: Map<string, Inventory>;
+  /** Keys queued by a resync, with the snapshot they should be reconciled from. */
+  snapshots: Map<string, ResyncSnapshot>;
 }
+
+/**
+ * Orgs per resync batch: a batch's desired and status rows are read in three queries and its
+ * owners queued together; the next batch is read while this one is worked off, so neither the
+ * rows held in memory nor the queues grow with the fleet (and events never wait behind it all).
+ */
+const RESYNC_BATCH_ORGS = 250;
 
 const keyOf = (o: OwnerRef) => `${o.kind}:${o.id}`;
 const ownerOf = (key: string): OwnerRef => {
@@ -108,7 +127,10 @@ export class Manager {
         concurrency: options.concurrency ?? config.RECONCILE_CONCURRENCY,
         clock: this.clock,
         ...options.backoff,
-        onDepth: (d) => metrics.workqueueDepth.labels(controller.name).set(d),
+        onDepth: (
+          (gauge) => (d: number) =>
+            gauge.set(d)
+        )(metrics.workqueueDepth.labels(controller.name)),
         onRetry: () => metrics.workqueueRetries.labels(controller.name).inc(),
       });
       const reconciler = new Reconciler(controller, {
@@ -131,7 +153,8 @@ export class Manager {
       this.controlled.set(controller.name, { reconciler, queue, snapshots: new Map() });
     }
     // Every provisioning controller gets a series, also one not even registered (no Cloudflare).
-    for (const name of PROVISIONING_CONTROLLERS) metrics.controllerEnabled.labels(name).set(this.enabled.has(name) ? 1 : 0);
+    for (const name of PROVISIONING_CONTROLLERS)
+      metrics.controllerEnabled.labels(name).set(this.enabled.has(name) ? 1 : 0);
   }
 
   /** Shared per-resync allowance of expensive per-object checks (see ObserveContext.allowDeepCheck). */
@@ -182,7 +205,12 @@ export class Manager {
   }
 
   /** Queues one owner for one controller. */
-  enqueue(name: ControllerName, owner: OwnerRef, reason: 'event' | 'resync', snapshot?: Inventory): void {
+  enqueue(
+    name: ControllerName,
+    owner: OwnerRef,
+    reason: 'event' | 'resync',
+    snapshot?: ResyncSnapshot,
+  ): void {
     const c = this.controlled.get(name);
     const controller = this.controllers.get(name);
     if (!c || !controller || !controller.owners.includes(owner.kind)) return;
@@ -193,7 +221,7 @@ export class Manager {
   }
 
   /** Queues an owner for every controller that manages its kind. */
-  enqueueOwner(owner: OwnerRef, reason: 'event' | 'resync' = 'event', snapshot?: Inventory): void {
+  enqueueOwner(owner: OwnerRef, reason: 'event' | 'resync' = 'event', snapshot?: ResyncSnapshot): void {
     for (const name of this.controlled.keys()) this.enqueue(name, owner, reason, snapshot);
   }
 
@@ -221,19 +249,69 @@ export class Manager {
       // About a third of the steady-state call budget (1 call per 150 resources) goes to deep
       // checks; owners take turns, so every one is checked within `period` resyncs.
       this.deepChecks.nextRound(inventory.counts.tunnels, Math.max(10, Math.floor(managed / 450)));
-      for (const id of owners.orgs) this.enqueueOwner({ kind: 'org', id }, 'resync', inventory);
-      for (const w of owners.workspaces)
-        this.enqueueOwner({ kind: 'workspace', id: w.id }, 'resync', inventory);
       this.lastResyncAt = this.clock.now();
-      await this.refreshStuckDeletions();
       this.log.info(
         { trigger, owners: owners.orgs.length + owners.workspaces.length, ...inventory.counts },
         'resync queued',
       );
+      await this.refreshStuckDeletions();
+      await this.queueInBatches(owners, inventory);
     } catch (e) {
       // A failed listing is never read as "absent": nothing is queued against a partial inventory.
       this.log.warn({ trigger, err: describeError(e) }, 'resync failed');
     }
+  }
+
+  /**
+   * Queues every owner against the inventory, org by org with its workspaces, in batches that
+   * each carry a snapshot of their rows (see {@link RESYNC_BATCH_ORGS}).
+   */
+  private async queueInBatches(
+    owners: { orgs: string[]; workspaces: { id: string; orgId: string }[] },
+    inventory: Inventory,
+  ): Promise<void> {
+    const db = this.options.database.db;
+    const byOrg = new Map<string, string[]>();
+    for (const w of owners.workspaces) {
+      const list = byOrg.get(w.orgId);
+      if (list) list.push(w.id);
+      else byOrg.set(w.orgId, [w.id]);
+    }
+    const batches: string[][] = [];
+    for (let i = 0; i < owners.orgs.length; i += RESYNC_BATCH_ORGS)
+      batches.push(owners.orgs.slice(i, i + RESYNC_BATCH_ORGS));
+    const stillLeading = () => !this.stopping && this.isLeader();
+    let next = batches.length > 0 ? DesiredSnapshot.load(db, batches[0]!) : undefined;
+    for (let b = 0; b < batches.length && next; b++) {
+      const desired = await next;
+      // Read the next batch while this one is worked off.
+      next = b + 1 < batches.length ? DesiredSnapshot.load(db, batches[b + 1]!) : undefined;
+      next?.catch(() => {}); // awaited (and reported) on the next turn
+      if (!stillLeading()) return;
+      const snapshot: ResyncSnapshot = { inventory, desired };
+      let keys = 0;
+      for (const id of batches[b]!) {
+        const ws = byOrg.get(id) ?? [];
+        byOrg.delete(id);
+        this.enqueueOwner({ kind: 'org', id }, 'resync', snapshot);
+        for (const w of ws) this.enqueueOwner({ kind: 'workspace', id: w }, 'resync', snapshot);
+        keys += 1 + ws.length;
+      }
+      await this.queuedAtMost(Math.floor(keys / 2), stillLeading);
+    }
+    // Workspaces whose org is no longer live (being purged): from the database, as before.
+    for (const ids of byOrg.values())
+      for (const id of ids) this.enqueueOwner({ kind: 'workspace', id }, 'resync', { inventory });
+  }
+
+  /** Waits until the queues together hold at most `n` keys (or `go()` turns false). */
+  private async queuedAtMost(n: number, go: () => boolean): Promise<void> {
+    const depth = () => {
+      let d = 0;
+      for (const c of this.controlled.values()) d += c.queue.depth;
+      return d;
+    };
+    while (go() && depth() > n) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** Sets molecule_deletion_stuck: owners still holding a controller's resource 10 minutes after deletion was requested. */
@@ -256,6 +334,7 @@ export class Manager {
   /** Waits until every queue is empty and idle (tests, benchmarks, orderly shutdown). */
   async idle(): Promise<void> {
     for (;;) {
+      await this.resyncing; // a resync queues its owners batch by batch
       await Promise.all([...this.controlled.values()].map((c) => c.queue.drained()));
       if ([...this.controlled.values()].every((c) => c.queue.depth === 0)) return;
       await new Promise((r) => setTimeout(r, 10));
@@ -295,7 +374,7 @@ export class Manager {
         const snapshot = info.reason === 'resync' ? c.snapshots.get(key) : undefined;
         c.snapshots.delete(key);
         if (!this.elector.isLeader()) return { result: 'success' };
-        const outcome = await c.reconciler.reconcile(ownerOf(key), snapshot);
+        const outcome = await c.reconciler.reconcile(ownerOf(key), snapshot?.inventory, snapshot?.desired);
         this.log.debug({ controller: name, key, result: outcome.result }, 'reconciled');
         return outcome;
       });

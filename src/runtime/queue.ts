@@ -27,6 +27,15 @@ export interface QueueOptions {
 const rank: Record<EnqueueReason, number> = { resync: 0, requeue: 1, retry: 2, event: 3 };
 
 /**
+ * Which ready keys are handed out first: work already under way (a requeue to look at what was
+ * just created or changed, a retry), then events, then a resync's keys. Continuing an owner
+ * before starting the next one lets its dependents start early: under provider rate limits a
+ * cold start then pipelines across controllers instead of finishing each step for every owner
+ * before any owner gets the next one.
+ */
+const LANE: Record<EnqueueReason, number> = { requeue: 0, retry: 0, event: 1, resync: 2 };
+
+/**
  * A per-controller work queue keyed by owner. A key is never handled by two workers at once;
  * keys added while queued coalesce; a key added while it is being handled runs once more
  * afterwards. Errors back off exponentially with jitter; success resets the backoff.
@@ -38,13 +47,17 @@ export class WorkQueue {
   private readonly maxDelayMs: number;
   private readonly jitter: number;
   private readonly random: () => number;
-  private readonly ready: string[] = [];
+  /** Ready keys by lane (see {@link LANE}); a key may appear in several, the lane it is in counts. */
+  private readonly lanes: string[][] = [[], [], []];
+  private readonly laneOf = new Map<string, number>();
   private readonly queued = new Map<string, EnqueueReason>();
   private readonly delayed = new Map<string, { due: number; timer: Timer; reason: EnqueueReason }>();
   private readonly processing = new Set<string>();
   private readonly dirty = new Map<string, EnqueueReason>();
   private readonly failures = new Map<string, number>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Callers of {@link drained} waiting for the queue to empty. */
+  private drainWaiters: (() => void)[] = [];
   private handler: Handler | undefined;
   private running = false;
 
@@ -87,13 +100,19 @@ export class WorkQueue {
       this.clock.clearTimeout(waiting.timer);
       this.delayed.delete(key);
     }
+    const lane = LANE[reason];
     const prev = this.queued.get(key);
     if (prev) {
       if (rank[reason] > rank[prev]) this.queued.set(key, reason);
+      if (lane < this.laneOf.get(key)!) {
+        this.laneOf.set(key, lane);
+        this.lanes[lane]!.push(key);
+      }
       return;
     }
     this.queued.set(key, reason);
-    this.ready.push(key);
+    this.laneOf.set(key, lane);
+    this.lanes[lane]!.push(key);
     this.changed();
     this.pump();
   }
@@ -143,30 +162,56 @@ export class WorkQueue {
     for (const { timer } of this.delayed.values()) this.clock.clearTimeout(timer);
     this.delayed.clear();
     this.queued.clear();
-    this.ready.length = 0;
+    for (const lane of this.lanes) lane.length = 0;
+    this.laneOf.clear();
     this.dirty.clear();
     this.changed();
+    this.notifyDrained();
   }
 
-  /** Resolves when nothing is queued, delayed or being handled. For tests and orderly shutdown. */
+  /**
+   * Resolves when nothing is queued or being handled. For tests, benchmarks and orderly
+   * shutdown. Woken by the queue itself: waiting costs nothing while keys are worked off.
+   */
   async drained(): Promise<void> {
-    while (this.inFlight.size > 0 || this.queued.size > 0) {
-      await Promise.race([...this.inFlight, new Promise((r) => setImmediate(r))]);
-    }
+    if (this.inFlight.size === 0 && this.queued.size === 0) return;
+    await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private notifyDrained(): void {
+    if (this.drainWaiters.length === 0 || this.inFlight.size > 0 || this.queued.size > 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
   }
 
   private pump(): void {
     if (!this.running || !this.handler) return;
-    while (this.processing.size < this.concurrency && this.ready.length > 0) {
-      const key = this.ready.shift()!;
-      const reason = this.queued.get(key);
-      if (!reason) continue;
+    while (this.processing.size < this.concurrency) {
+      const key = this.nextReady();
+      if (key === undefined) return;
+      const reason = this.queued.get(key)!;
       this.queued.delete(key);
+      this.laneOf.delete(key);
       this.processing.add(key);
       this.changed();
-      const p = this.run(key, reason).finally(() => this.inFlight.delete(p));
+      const p = this.run(key, reason).finally(() => {
+        this.inFlight.delete(p);
+        this.notifyDrained();
+      });
       this.inFlight.add(p);
     }
+  }
+
+  private nextReady(): string | undefined {
+    for (let l = 0; l < this.lanes.length; l++) {
+      const lane = this.lanes[l]!;
+      while (lane.length > 0) {
+        const key = lane.shift()!;
+        if (this.laneOf.get(key) === l) return key;
+      }
+    }
+    return undefined;
   }
 
   private async run(key: string, reason: EnqueueReason): Promise<void> {

@@ -3,6 +3,7 @@ import type { Org, StatusRow, Workspace } from '../../schema/index.js';
 import type { CloudView } from '../cloud/inventory.js';
 import type { Config } from '../config.js';
 import type { DesiredStateRepository, OwnerRef } from '../db/desired.js';
+import type { DesiredSnapshot } from '../db/snapshot.js';
 import type { StatusPatch, StatusRepository } from '../db/status.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -50,6 +51,22 @@ export interface OwnerState {
   status: StatusRow | undefined;
   self: Partial<Record<ControllerName, StatusRow>>;
   org_: Partial<Record<ControllerName, StatusRow>>;
+  /** Read from a resync's snapshot, not the database: good only for concluding there is nothing to do. */
+  fromSnapshot?: boolean;
+}
+
+/**
+ * Thrown when a reconcile that started from a resync snapshot reaches anything that writes or
+ * acts: the reconcile starts over on fresh rows (see {@link Reconciler.reconcile}).
+ */
+class StaleSnapshot extends Error {}
+
+/** What one reconcile call carries across its passes (snapshot, then fresh). */
+interface Run {
+  /** The reconcile's child logger, built on first use: most reconciles log nothing. */
+  log(): Logger;
+  /** Whether this reconcile may spend a deep check, decided once (the budget is taken once). */
+  deepCheck(): boolean;
 }
 
 export interface ReconcilerDeps {
@@ -80,26 +97,69 @@ export const finalizerName = (controller: ControllerName) => `molecule.dev/${con
  * kubebuilder's numbered steps). Controllers only observe, create, update and delete.
  */
 export class Reconciler {
+  /** Metric series of this controller, looked up once (every reconcile records them). */
+  private readonly durationSeconds;
+  private readonly totals = new Map<Outcome['result'], { inc(): void }>();
+
   constructor(
     private readonly controller: AnyController,
     private readonly deps: ReconcilerDeps,
-  ) {}
+  ) {
+    this.deps = fenced(deps);
+    this.durationSeconds = deps.metrics.reconcileDuration.labels(controller.name);
+  }
+
+  private total(result: Outcome['result']): { inc(): void } {
+    let series = this.totals.get(result);
+    if (!series) {
+      series = this.deps.metrics.reconcileTotal.labels(this.name, result);
+      this.totals.set(result, series);
+    }
+    return series;
+  }
 
   get name(): ControllerName {
     return this.controller.name;
   }
 
-  async reconcile(owner: OwnerRef, view: CloudView | undefined): Promise<Outcome> {
+  /**
+   * One reconcile of one owner. With a resync `snapshot` of the desired and status rows, an owner
+   * that needs nothing costs no database read; anything that would write or act starts the
+   * reconcile over on fresh rows first (desired state is never acted on from a snapshot, as
+   * cloud state is never acted on from the inventory).
+   */
+  async reconcile(
+    owner: OwnerRef,
+    view: CloudView | undefined,
+    snapshot?: DesiredSnapshot,
+  ): Promise<Outcome> {
     const started = performance.now();
-    const log = this.deps.logger.child({ controller: this.name, owner: owner.id, reconcileId: randomUUID() });
+    let child: Logger | undefined;
+    let deep: boolean | undefined;
+    const budget = this.deps.deepCheckBudget;
+    const run: Run = {
+      log: () =>
+        (child ??= this.deps.logger.child({
+          controller: this.name,
+          owner: owner.id,
+          reconcileId: randomUUID(),
+        })),
+      deepCheck: () => (deep ??= !budget || budget.take(owner.id)),
+    };
     let outcome: Outcome;
     try {
-      outcome = await this.reconcileOnce(owner, view ?? this.deps.liveView, log);
+      const firstView = view ?? this.deps.liveView;
+      try {
+        outcome = await this.reconcileOnce(owner, firstView, run, snapshot);
+      } catch (err) {
+        if (!(err instanceof StaleSnapshot)) throw err;
+        outcome = await this.reconcileOnce(owner, firstView, run, undefined);
+      }
     } catch (err) {
-      outcome = await this.handleError(owner, err, log);
+      outcome = await this.handleError(owner, err, run.log());
     }
-    this.deps.metrics.reconcileDuration.labels(this.name).observe((performance.now() - started) / 1000);
-    this.deps.metrics.reconcileTotal.labels(this.name, outcome.result).inc();
+    this.durationSeconds.observe((performance.now() - started) / 1000);
+    this.total(outcome.result).inc();
     return outcome;
   }
 
@@ -128,14 +188,20 @@ export class Reconciler {
     return { action: this.decide(state, obs, desired), diff: obs.diff, externalIds: obs.externalIds };
   }
 
-  private async reconcileOnce(owner: OwnerRef, firstView: CloudView, log: Logger): Promise<Outcome> {
+  private async reconcileOnce(
+    owner: OwnerRef,
+    firstView: CloudView,
+    run: Run,
+    snapshot: DesiredSnapshot | undefined,
+  ): Promise<Outcome> {
     const d = this.deps;
     const c = this.controller;
 
     // 1: Load the desired owner row, its org and the status rows this controller reads.
-    const state = await this.load(owner);
+    const state = await this.load(owner, snapshot);
     if (!state) return { result: 'success' }; // owner purged or never existed: nothing is ours to do
     const fin = finalizerName(c.name);
+    if (state.deleting) this.fresh(state); // the deletion cascade always runs on fresh rows
 
     // 2: Being deleted and never created anything? Then there is nothing to clean up.
     if (state.deleting && !state.finalizers.includes(fin) && !state.status?.pending) {
@@ -154,13 +220,15 @@ export class Reconciler {
     const desired = c.desired(this.desiredInput(state, await d.pins()));
     const ctx = this.actContext(state);
     let view = firstView;
-    let obs = await c.observe(desired, this.observeContext(ctx, view, state));
+    let obs = await c.observe(desired, this.observeContext(ctx, view, state, run));
     let action = this.decide(state, obs, desired);
 
-    // 5: Never act on a snapshot: re-read live before any mutation decided from the inventory.
+    // 5: Never act on a snapshot: re-read the rows, then the cloud live, before any mutation
+    //    decided from the resync's snapshot or inventory.
+    if (isMutation(action)) this.fresh(state);
     if (view.source === 'inventory' && isMutation(action)) {
       view = d.liveView;
-      obs = await c.observe(desired, this.observeContext(ctx, view, state));
+      obs = await c.observe(desired, this.observeContext(ctx, view, state, run));
       action = this.decide(state, obs, desired);
     }
     const patch: StatusPatch = {
@@ -178,10 +246,9 @@ export class Reconciler {
         d.assertLeader();
         const res = await c.delete(desired, obs, ctx);
         await d.status.audit([this.auditEntry(state, obs, 'deleted', res.details)]);
-        log.info(
-          { op: 'delete', externalIds: obs.externalIds, gone: res.gone },
-          'deleting external resource',
-        );
+        run
+          .log()
+          .info({ op: 'delete', externalIds: obs.externalIds, gone: res.gone }, 'deleting external resource');
         if (!res.gone) {
           await this.writeStatus(state, {
             ...patch,
@@ -203,7 +270,7 @@ export class Reconciler {
           reason: 'Deleted',
           message: 'resource deleted',
         });
-        log.info({ op: 'release' }, 'released finalizer');
+        run.log().info({ op: 'release' }, 'released finalizer');
         this.wakeDeletionWaiters(state);
         await this.maybePurge({ ...state, finalizers: state.finalizers.filter((f) => f !== fin) });
         return { result: 'success' };
@@ -219,7 +286,9 @@ export class Reconciler {
         return { result: 'requeue', afterMs: action.afterMs ?? d.pollIntervalMs };
       // 8: Missing: record the token first, then create. A crash after this point is adopted.
       case 'create': {
-        if (!state.finalizers.includes(fin)) await d.finalizers.add(owner, fin);
+        // Purged since it was loaded: nothing may be created for it any more.
+        if (!state.finalizers.includes(fin) && !(await d.finalizers.add(owner, fin)))
+          return { result: 'success' };
         const startedAt = new Date(d.clock.now()).toISOString();
         await d.status.upsert(this.key(state), {
           pending: { token: action.token, startedAt },
@@ -230,24 +299,37 @@ export class Reconciler {
           observedGeneration: state.status?.observedGeneration ?? 0,
         });
         d.assertLeader();
-        const res = await c.create(desired, action.token, ctx);
+        // The create grace runs from the end of the attempt, not its start: the call may have
+        // waited long in the rate limiter and retries, and a lost response may have created the
+        // resource at any moment until it failed. Until then, not seeing it proves nothing.
+        const attempted = () => ({ token: action.token, startedAt: new Date(d.clock.now()).toISOString() });
+        let res: Awaited<ReturnType<typeof c.create>>;
+        try {
+          res = await c.create(desired, action.token, ctx);
+        } catch (err) {
+          if (errorClassOf(err) === 'Transient' && !(err instanceof NotLeaderError))
+            await d.status.upsert(this.key(state), { pending: attempted() }).catch(() => {});
+          throw err;
+        }
         await d.status.audit([
           {
             ...this.auditEntry(state, obs, res.adopted ? 'adopted' : 'created', res.details),
             externalId: firstId(res.externalIds) ?? action.token,
           },
         ]);
-        log.info(
-          { op: 'create', externalIds: res.externalIds, adopted: !!res.adopted },
-          'created external resource',
-        );
+        run
+          .log()
+          .info(
+            { op: 'create', externalIds: res.externalIds, adopted: !!res.adopted },
+            'created external resource',
+          );
         const created = res.externalIds ?? {};
         await d.status.upsert(this.key(state), {
           externalIds: { ...patch.externalIds, ...created },
           state: { ...patch.state, token: action.token, ...(res.state ?? {}), createdIds: created },
           lastReconciledAt: patch.lastReconciledAt,
           // Keep the marker until the created resource is observed; with no id to wait for, observe afresh.
-          ...(Object.keys(created).length === 0 ? { pending: null } : {}),
+          pending: Object.keys(created).length === 0 ? null : attempted(),
         });
         return { result: 'requeue', afterMs: 0 }; // observe what was created
       }
@@ -260,21 +342,26 @@ export class Reconciler {
     }
 
     if (state.status?.pending) {
+      this.fresh(state);
       const created = (state.status.state as { createdIds?: Record<string, string> }).createdIds ?? {};
       const known = Object.values(created);
       const adopted = !Object.values(obs.externalIds).some((id) => known.includes(id));
       if (adopted) {
         await d.status.audit([this.auditEntry(state, obs, 'adopted', { token: state.status.pending.token })]);
-        log.info({ op: 'adopt', externalIds: obs.externalIds }, 'adopted external resource');
+        run.log().info({ op: 'adopt', externalIds: obs.externalIds }, 'adopted external resource');
       }
       patch.pending = null;
     } else if (!state.status?.externalIds || Object.keys(state.status.externalIds).length === 0) {
       if (Object.keys(obs.externalIds).length > 0 && state.status?.reason !== 'Creating') {
+        this.fresh(state);
         // Exists but we never recorded it (restored database, row re-created): adopt.
         await d.status.audit([this.auditEntry(state, obs, 'adopted', { reason: 'found by tags or name' })]);
       }
     }
-    if (!state.finalizers.includes(fin)) await d.finalizers.add(owner, fin);
+    if (!state.finalizers.includes(fin)) {
+      this.fresh(state);
+      await d.finalizers.add(owner, fin);
+    }
 
     // 10: Exists but differs: update. Drift (the spec did not change) is counted.
     if (action.type === 'update') {
@@ -287,7 +374,7 @@ export class Reconciler {
           ...res.details,
         }),
       ]);
-      log.info({ op: 'update', diff: action.diff, drift: action.drift }, 'updated external resource');
+      run.log().info({ op: 'update', diff: action.diff, drift: action.drift }, 'updated external resource');
       await this.writeStatus(state, {
         ...patch,
         externalIds: { ...patch.externalIds, ...(res.externalIds ?? {}) },
@@ -325,21 +412,25 @@ export class Reconciler {
 
   /** The pure decision at the heart of the loop. */
   decide(state: OwnerState, obs: Observation, desired: unknown): Action {
+    const pending = state.status?.pending;
+    if (!obs.exists && pending) {
+      // Created moments ago and not visible yet (eventual consistency): its absence proves
+      // nothing, neither that it must be created again nor that a deletion is done.
+      const age = this.deps.clock.now() - Date.parse(pending.startedAt);
+      const grace = this.deps.config.CREATE_GRACE;
+      if (age < grace) {
+        return {
+          type: 'wait',
+          reason: state.deleting ? 'Deleting' : 'Creating',
+          message: state.deleting
+            ? 'created moments ago, waiting for it to become visible to delete it'
+            : 'created, waiting for it to become visible',
+          afterMs: Math.min(this.deps.pollIntervalMs, grace - age),
+        };
+      }
+    }
     if (state.deleting) return obs.exists ? { type: 'delete' } : { type: 'release' };
     if (!obs.exists) {
-      const pending = state.status?.pending;
-      if (pending) {
-        const age = this.deps.clock.now() - Date.parse(pending.startedAt);
-        const grace = this.deps.config.CREATE_GRACE;
-        if (age < grace) {
-          return {
-            type: 'wait',
-            reason: 'Creating',
-            message: 'created, waiting for it to become visible',
-            afterMs: Math.min(this.deps.pollIntervalMs, grace - age),
-          };
-        }
-      }
       const previous = (state.status?.state as { token?: string } | undefined)?.token ?? pending?.token;
       return { type: 'create', token: this.controller.createToken(desired, obs, previous) };
     }
@@ -353,9 +444,16 @@ export class Reconciler {
     return state.status?.pending ? { type: 'adopt' } : { type: 'none' };
   }
 
-  /** Loads everything one reconcile reads from the database. Undefined when the owner is gone. */
-  async load(owner: OwnerRef): Promise<OwnerState | undefined> {
+  /**
+   * Loads everything one reconcile reads from the database (or from a resync's snapshot, when it
+   * covers the owner). Undefined when the owner is gone.
+   */
+  async load(owner: OwnerRef, snapshot?: DesiredSnapshot): Promise<OwnerState | undefined> {
     const d = this.deps;
+    if (snapshot) {
+      const state = this.loadFromSnapshot(owner, snapshot);
+      if (state !== 'uncovered') return state;
+    }
     let org: Org | undefined;
     let workspace: Workspace | undefined;
     if (owner.kind === 'org') {
@@ -387,6 +485,42 @@ export class Reconciler {
       self,
       org_,
     };
+  }
+
+  private loadFromSnapshot(owner: OwnerRef, snap: DesiredSnapshot): OwnerState | undefined | 'uncovered' {
+    let workspace: Workspace | undefined;
+    if (owner.kind === 'workspace') {
+      workspace = snap.workspace(owner.id);
+      if (!workspace) return 'uncovered';
+    } else if (!snap.covers(owner.id)) return 'uncovered';
+    const org = snap.org(workspace ? workspace.orgId : owner.id);
+    if (!org || org.purgedAt || workspace?.purgedAt) return undefined;
+    const self: OwnerState['self'] = {};
+    const org_: OwnerState['org_'] = {};
+    const controllers = this.deps.controllers;
+    for (const r of snap.statusOf(owner.id))
+      if (controllers.has(r.controller as ControllerName)) self[r.controller as ControllerName] = r;
+    for (const r of snap.statusOf(org.id))
+      if (controllers.has(r.controller as ControllerName)) org_[r.controller as ControllerName] = r;
+    const row = workspace ?? org;
+    return {
+      owner,
+      org,
+      workspace,
+      workspaces: owner.kind === 'org' ? snap.workspacesOf(org.id) : [],
+      deleting: !!(row.deletionRequestedAt || org.deletionRequestedAt),
+      generation: row.generation,
+      finalizers: row.finalizers,
+      status: self[this.name],
+      self,
+      org_,
+      fromSnapshot: true,
+    };
+  }
+
+  /** Refuses to go on from a snapshot: the caller starts the reconcile over on fresh rows. */
+  private fresh(state: OwnerState): void {
+    if (state.fromSnapshot) throw new StaleSnapshot();
   }
 
   desiredInput(state: OwnerState, pins: Pins): DesiredInput {
@@ -472,7 +606,8 @@ export class Reconciler {
     const d = this.deps;
     if (state.owner.kind === 'workspace') {
       if (!state.workspace?.deletionRequestedAt && !state.org.deletionRequestedAt) return;
-      await d.desired.purge(state.owner);
+      // Decided from rows read a moment ago: purged only if no finalizer holds it now.
+      if (!(await d.desired.purgeIfReleased(state.owner))) return;
       // The org may have been waiting for this workspace.
       for (const name of d.controllers.keys()) d.wake(name, { kind: 'org', id: state.org.id });
       return;
@@ -481,7 +616,7 @@ export class Reconciler {
     if (fresh.some((w) => w.finalizers.length > 0)) return;
     const org = await d.desired.getOrg(state.org.id);
     if (!org || org.finalizers.length > 0 || org.purgedAt) return;
-    await d.desired.purge(state.owner);
+    if (!(await d.desired.purgeIfReleased(state.owner))) return;
     this.deps.logger.info({ controller: this.name, owner: state.owner.id }, 'purged owner');
   }
 
@@ -489,14 +624,20 @@ export class Reconciler {
     return { assertLeader: this.deps.assertLeader, status: state.status };
   }
 
-  private observeContext(ctx: ActContext, view: CloudView, state: OwnerState): ObserveContext {
+  private observeContext(ctx: ActContext, view: CloudView, state: OwnerState, run?: Run): ObserveContext {
     const budget = this.deps.deepCheckBudget;
     return {
       ...ctx,
       view,
       deleting: state.deleting,
       resync: view.source === 'inventory',
-      allowDeepCheck: () => view.source === 'live' || !budget || budget.take(state.owner.id),
+      allowDeepCheck: () => {
+        if (view.source === 'live') return true;
+        const granted = run ? run.deepCheck() : !budget || budget.take(state.owner.id);
+        // A deep check records when it looked: spend it on fresh rows, not on the snapshot.
+        if (granted) this.fresh(state);
+        return granted;
+      },
     };
   }
 
@@ -531,11 +672,17 @@ export class Reconciler {
   private async writeStatus(state: OwnerState, patch: StatusPatch): Promise<void> {
     const cur = state.status;
     if (cur && !statusChanged(cur, patch)) return;
+    this.fresh(state);
     await this.deps.status.upsert(this.key(state), patch);
   }
 
   private async handleError(owner: OwnerRef, err: unknown, log: Logger): Promise<Outcome> {
     if (err instanceof NotLeaderError) return { result: 'success' }; // stepping down: the new leader takes over
+    try {
+      this.deps.assertLeader();
+    } catch {
+      return { result: 'success' }; // lost the lease meanwhile: not ours to record
+    }
     const terminal = err instanceof TerminalError || errorClassOf(err) === 'Terminal';
     const cond = conditionForError(err);
     log[terminal ? 'error' : 'warn'](
@@ -562,6 +709,35 @@ export class Reconciler {
   }
 }
 
+/**
+ * The deps with every database write of a reconcile behind the lease, checked right before the
+ * write: a replica that lost the lease (paused, partitioned) writes nothing, just as it sends
+ * nothing mutating to the cloud (CloudOptions.mutationGuard).
+ */
+function fenced(deps: ReconcilerDeps): ReconcilerDeps {
+  const guard =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> => {
+      deps.assertLeader();
+      return fn(...args);
+    };
+  const { status, finalizers, desired } = deps;
+  return {
+    ...deps,
+    status: Object.assign(Object.create(status), {
+      upsert: guard(status.upsert.bind(status)),
+      audit: guard(status.audit.bind(status)),
+    }),
+    finalizers: Object.assign(Object.create(finalizers), {
+      add: guard(finalizers.add.bind(finalizers)),
+      remove: guard(finalizers.remove.bind(finalizers)),
+    }),
+    desired: Object.assign(Object.create(desired), {
+      purgeIfReleased: guard(desired.purgeIfReleased.bind(desired)),
+    }),
+  };
+}
+
 function isMutation(a: Action): boolean {
   return a.type === 'create' || a.type === 'update' || a.type === 'delete' || a.type === 'release';
 }
@@ -583,10 +759,34 @@ const STATUS_FIELDS = [
 export function statusChanged(cur: StatusRow, patch: StatusPatch): boolean {
   for (const f of STATUS_FIELDS) {
     if (!(f in patch)) continue;
-    if (JSON.stringify(cur[f] ?? null) !== JSON.stringify((patch as Record<string, unknown>)[f] ?? null))
-      return true;
+    if (!sameJson(cur[f] ?? null, (patch as Record<string, unknown>)[f] ?? null)) return true;
   }
   // Clearing a recorded error is a change too.
   if ('lastError' in patch && (cur.lastError ?? null) !== (patch.lastError ?? null)) return true;
   return false;
+}
+
+/**
+ * Equality as the database stores it: jsonb keeps no key order and JSON drops undefined members.
+ * (Compared field by field rather than through JSON.stringify: every reconcile asks.)
+ */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Date || b instanceof Date) return JSON.stringify(a) === JSON.stringify(b);
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i] ?? null, b[i] ?? null)) return false;
+    return true;
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in x) {
+    if (x[k] === undefined) continue;
+    n++;
+    if (y[k] === undefined || !sameJson(x[k], y[k])) return false;
+  }
+  for (const k in y) if (y[k] !== undefined) n--;
+  return n === 0;
 }

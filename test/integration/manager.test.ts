@@ -106,10 +106,13 @@ describe('manager', () => {
         'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
       );
       await until(() => !m.readiness().listening, 5000);
+      // Written through a new handle: a pooled connection may not have noticed yet that its
+      // backend was terminated (pg_terminate_backend only signals), and would fail the insert.
+      const writer = await tdb.open();
       // A row written while the listener was away is picked up by the resync after reconnecting.
-      const missed = await insertOrg(tdb.database.db);
+      const missed = await insertOrg(writer.db);
       await until(() => seen.has(missed.id), 10_000);
-      const later = await insertOrg(tdb.database.db);
+      const later = await insertOrg(writer.db);
       await until(() => seen.has(later.id), 10_000);
       expect(m.readiness().listening).toBe(true);
       await admin.end();

@@ -4,7 +4,7 @@ import type { App, RouteContext } from '../context.js';
 import { decodeCursor, encodeCursor, OrphanCursor } from '../cursor.js';
 import { ApiError, notFound } from '../errors.js';
 import { loadOrgViews, presentOrphan } from '../present.js';
-import { OrphanQuery, parseInput, SlugParams } from '../schemas.js';
+import { OrphanQuery, parseInput, SLUG_PATTERN, SlugParams } from '../schemas.js';
 
 export function registerAdminRoutes(app: App, { desired, ledger }: RouteContext): void {
   for (const [action, powerState] of [
@@ -13,7 +13,8 @@ export function registerAdminRoutes(app: App, { desired, ledger }: RouteContext)
   ] as const) {
     app.post(`/cp/admin/tenants/:slug/${action}`, async (request, reply) => {
       const { slug } = parseInput(SlugParams, request.params, 'params');
-      const org = await desired.getOrgBySlug(slug);
+      // Not a slug: no such org. It never reaches PostgreSQL, which fails on a NUL byte (a 500).
+      const org = SLUG_PATTERN.test(slug) ? await desired.getOrgBySlug(slug) : undefined;
       if (!org) throw notFound(`org ${JSON.stringify(slug)}`);
       if (org.deletionRequestedAt) throw new ApiError(409, 'OrgDeleting', 'the org is being deleted');
       // Desired state only: the instance controller stops or starts the tenant instance.

@@ -2,12 +2,20 @@ import type { App, RouteContext } from '../context.js';
 import { decodeCursor, encodeCursor, OrgCursor } from '../cursor.js';
 import { ApiError, notFound } from '../errors.js';
 import { loadOrgViews, presentOrg, presentWorkspace } from '../present.js';
-import { CreateOrgBody, CreateWorkspaceBody, PageQuery, parseInput, SlugParams } from '../schemas.js';
+import {
+  CreateOrgBody,
+  CreateWorkspaceBody,
+  PageQuery,
+  parseInput,
+  SLUG_PATTERN,
+  SlugParams,
+} from '../schemas.js';
 
 export function registerOrgRoutes(app: App, { desired }: RouteContext): void {
   const liveOrg = async (params: unknown) => {
     const { slug } = parseInput(SlugParams, params, 'params');
-    const org = await desired.getOrgBySlug(slug);
+    // Not a slug: no such org. It never reaches PostgreSQL, which fails on a NUL byte (a 500).
+    const org = SLUG_PATTERN.test(slug) ? await desired.getOrgBySlug(slug) : undefined;
     if (!org) throw notFound(`org ${JSON.stringify(slug)}`);
     return org;
   };

@@ -34,6 +34,7 @@ import type {
   Tags,
 } from '../ports.js';
 import type { BucketName } from '../ratelimit.js';
+import { decodeInstancesPage, decodeSecurityGroupsPage, decodeWith, type Interner } from './ec2-listing.js';
 import { translateAwsError } from './errors.js';
 
 /** EC2's largest page: a steady-state listing costs one call per thousand objects. */
@@ -47,6 +48,8 @@ export class Ec2Adapter implements Ec2Port {
     private readonly client: EC2Client,
     private readonly ctx: CallContext,
     private readonly pageSize = PAGE,
+    /** Decode the two listing pages with ec2-listing.ts instead of the SDK's deserializer (tests compare both). */
+    private readonly decodeListings = true,
   ) {}
 
   private send<T>(operation: string, bucket: BucketName, fn: () => Promise<T>): Promise<T> {
@@ -58,15 +61,22 @@ export class Ec2Adapter implements Ec2Port {
     if (filter.states) filters.push({ Name: 'instance-state-name', Values: filter.states });
     if (filter.clientToken) filters.push({ Name: 'client-token', Values: [filter.clientToken] });
     const out: Instance[] = [];
+    const strings: Interner = new Map();
     let token: string | undefined;
     do {
-      const res = await this.send('DescribeInstances', 'ec2-non-mutating', () =>
-        this.client.send(
-          new DescribeInstancesCommand({ Filters: filters, MaxResults: this.pageSize, NextToken: token }),
-        ),
-      );
-      for (const r of res.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toInstance(i));
-      token = res.NextToken || undefined;
+      const command = new DescribeInstancesCommand({
+        Filters: filters,
+        MaxResults: this.pageSize,
+        NextToken: token,
+      });
+      const decoded = this.decodeListings
+        ? decodeWith(command, (xml) => decodeInstancesPage(xml, strings))
+        : () => undefined;
+      const res = await this.send('DescribeInstances', 'ec2-non-mutating', () => this.client.send(command));
+      const page = decoded();
+      if (page) out.push(...page.instances);
+      else for (const r of res.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toInstance(i));
+      token = page ? page.nextToken : res.NextToken || undefined;
     } while (token);
     return out;
   }
@@ -166,19 +176,24 @@ export class Ec2Adapter implements Ec2Port {
     if (filter.names) filters.push({ Name: 'group-name', Values: filter.names });
     if (filter.vpcId) filters.push({ Name: 'vpc-id', Values: [filter.vpcId] });
     const out: SecurityGroup[] = [];
+    const strings: Interner = new Map();
     let token: string | undefined;
     do {
+      const command = new DescribeSecurityGroupsCommand({
+        Filters: filters,
+        MaxResults: this.pageSize,
+        NextToken: token,
+      });
+      const decoded = this.decodeListings
+        ? decodeWith(command, (xml) => decodeSecurityGroupsPage(xml, strings))
+        : () => undefined;
       const res = await this.send('DescribeSecurityGroups', 'ec2-non-mutating', () =>
-        this.client.send(
-          new DescribeSecurityGroupsCommand({
-            Filters: filters,
-            MaxResults: this.pageSize,
-            NextToken: token,
-          }),
-        ),
+        this.client.send(command),
       );
-      for (const g of res.SecurityGroups ?? []) out.push(toSecurityGroup(g));
-      token = res.NextToken || undefined;
+      const page = decoded();
+      if (page) out.push(...page.groups);
+      else for (const g of res.SecurityGroups ?? []) out.push(toSecurityGroup(g));
+      token = page ? page.nextToken : res.NextToken || undefined;
     } while (token);
     return out;
   }

@@ -52,13 +52,21 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
     return call(this.ctx, 'cloudflare', operation, 'cloudflare', fn, translateCloudflareError);
   }
 
-  /** Walks a V4 page-paginated list, one rate-limited call per page (the SDK stops at an empty page). */
+  /**
+   * Walks a V4 page-paginated list, one rate-limited call per page. The SDK would ask for pages
+   * until one comes back empty; a page shorter than the `per_page` the server says it used is
+   * already the last, so that extra call is saved (half the calls of a lookup by name). Without
+   * `result_info` the SDK's rule applies.
+   */
   private async all<T>(operation: string, first: () => Promise<CfPage<T>>): Promise<T[]> {
     const out: T[] = [];
     let page = await this.send(operation, first);
     for (;;) {
-      out.push(...page.getPaginatedItems());
-      if (!page.hasNextPage()) return out;
+      const items = page.getPaginatedItems();
+      out.push(...items);
+      const perPage = page.result_info?.per_page;
+      if ((typeof perPage === 'number' && perPage > 0 && items.length < perPage) || !page.hasNextPage())
+        return out;
       const current = page;
       page = await this.send(operation, () => current.getNextPage());
     }
@@ -188,6 +196,7 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
 }
 
 interface CfPage<T> {
+  result_info?: { per_page?: number };
   getPaginatedItems(): T[];
   hasNextPage(): boolean;
   getNextPage(): Promise<CfPage<T>>;

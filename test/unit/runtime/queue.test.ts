@@ -58,6 +58,58 @@ describe('work queue', () => {
     expect(seen).toEqual(['first', 'b', 'c']);
   });
 
+  it('hands out work under way first, then events, then resync keys', async () => {
+    const q = new WorkQueue({ concurrency: 1, clock: new ManualClock() });
+    const seen: string[] = [];
+    const g = gate();
+    q.start(async (key, info) => {
+      seen.push(`${key}/${info.reason}`);
+      if (key === 'first') await g.p;
+      // 'a' goes on at once with what it just created: it must not wait behind 'b' and 'c'.
+      if (key === 'a' && info.reason === 'event') return { result: 'requeue', afterMs: 0 };
+      return { result: 'success' };
+    });
+    q.add('first');
+    await tick();
+    q.add('r', 'resync');
+    q.add('a');
+    q.add('b');
+    q.add('c');
+    q.add('r2', 'resync');
+    q.add('r2'); // an event for a key queued by a resync moves it up
+    g.open();
+    await q.drained();
+    expect(seen).toEqual([
+      'first/event',
+      'a/event',
+      'a/requeue',
+      'b/event',
+      'c/event',
+      'r2/event',
+      'r/resync',
+    ]);
+  });
+
+  it('drained() resolves once the last key is handled, without polling', async () => {
+    const q = new WorkQueue({ concurrency: 2, clock: new ManualClock() });
+    const g = gate();
+    q.start(async () => {
+      await g.p;
+      return { result: 'success' };
+    });
+    q.add('a');
+    q.add('b');
+    let done = false;
+    const drained = q.drained().then(() => {
+      done = true;
+    });
+    await tick();
+    expect(done).toBe(false);
+    g.open();
+    await drained;
+    expect(q.depth).toBe(0);
+  });
+
   it('backs off exponentially with jitter on errors and resets after a success', async () => {
     const clock = new ManualClock();
     const q = new WorkQueue({

@@ -1,8 +1,9 @@
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { orgs, reconcileStatus, tenantResources } from '../../../schema/index.js';
 import type { CloudView } from '../../../src/cloud/inventory.js';
 import { DesiredStateRepository, type OwnerRef } from '../../../src/db/desired.js';
+import { DesiredSnapshot } from '../../../src/db/snapshot.js';
 import { StatusRepository } from '../../../src/db/status.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { createMetrics } from '../../../src/observability/metrics.js';
@@ -274,6 +275,30 @@ describe('generic reconciler', () => {
     await new Promise((res) => setTimeout(res, 5));
     await r.reconcile(owner, view);
     expect((await statusRow(org.id))?.updatedAt).toEqual(before?.updatedAt);
+  });
+
+  it('resync snapshot: nothing to do costs no database read; something to do is decided again on fresh rows', async () => {
+    const org = await insertOrg(tdb.database.db);
+    const r = reconcilerFor(fakeController());
+    const owner: OwnerRef = { kind: 'org', id: org.id };
+    await r.reconcile(owner, view);
+    await r.reconcile(owner, view);
+    const snapshot = await DesiredSnapshot.load(tdb.database.db, [org.id]);
+    const reads = vi.spyOn(DesiredStateRepository.prototype, 'getOrg');
+    try {
+      expect(await r.reconcile(owner, view, snapshot)).toEqual({ result: 'success' });
+      expect(reads).not.toHaveBeenCalled();
+      // After the snapshot: the spec changes and the cloud drifts. The update must follow the
+      // fresh spec (version 2), not the snapshot's (version 1).
+      await tdb.database.db.update(orgs).set({ name: 'v2' }).where(eq(orgs.id, org.id));
+      cloud.resources.set(org.id, { id: 'sg-1', version: 7 });
+      await r.reconcile(owner, view, snapshot);
+      expect(reads).toHaveBeenCalled();
+      expect(cloud.updates).toBe(1);
+      expect(cloud.resources.get(org.id)?.version).toBe(2);
+    } finally {
+      reads.mockRestore();
+    }
   });
 
   it('wakes dependents when the resource becomes ready', async () => {

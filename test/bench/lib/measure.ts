@@ -1,0 +1,67 @@
+import type { CallCount, CallRecord } from '../../../src/sim/index.js';
+
+/** CPU seconds (user + system) of this process since `since`. */
+export function cpuSeconds(since?: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1e6;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export const round = (x: number, digits = 2): number => {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+};
+
+/** Calls made between two `sim.calls()` snapshots, by `<service>:<operation>` (all statuses). */
+export function callDelta(before: CallCount[], after: CallCount[]): Record<string, number> {
+  const key = (c: CallCount) => `${c.service}:${c.operation}`;
+  const out: Record<string, number> = {};
+  for (const c of after) out[key(c)] = (out[key(c)] ?? 0) + c.count;
+  for (const c of before) out[key(c)] = (out[key(c)] ?? 0) - c.count;
+  for (const k of Object.keys(out)) if (out[k] === 0) delete out[k];
+  return Object.fromEntries(Object.entries(out).sort((a, b) => b[1] - a[1]));
+}
+
+export const total = (byOp: Record<string, number>): number => Object.values(byOp).reduce((a, b) => a + b, 0);
+
+/** Mutating calls in a call log, by operation. */
+export function mutatingByOp(log: CallRecord[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of log)
+    if (r.mutating) out[`${r.service}:${r.operation}`] = (out[`${r.service}:${r.operation}`] ?? 0) + 1;
+  return out;
+}
+
+/** Samples this process's RSS every `everyMs` and keeps the peak (also from getrusage). */
+export function rssSampler(everyMs = 50) {
+  let peak = process.memoryUsage.rss();
+  const t = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, everyMs);
+  t.unref();
+  return {
+    peakMb: () => Math.max(peak, process.memoryUsage.rss()) / 2 ** 20,
+    stop: () => clearInterval(t),
+  };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function until<T>(
+  check: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  everyMs = 100,
+) {
+  const start = Date.now();
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms`);
+    await sleep(everyMs);
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The operator under measurement in benchmark 4, alone in its process (the simulator and the
+ * seeding live elsewhere), so its RSS and CPU are its own. Driven by its parent over IPC:
+ * `{cmd: 'resync'}` runs one full resync and reports; `{cmd: 'stop'}` reports the peak RSS and
+ * exits. Production settings: default client buckets, concurrency, pool size, poll interval.
+ */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
+import { openDatabase } from '../../../src/db/client.js';
+import type { SeedInfo } from '../../../src/sim/index.js';
+import { cpuSeconds, round, rssSampler } from './measure.js';
+import { benchConfig, settleLeader, startBenchOperator } from './stack.js';
+
+interface Options {
+  databaseUrl: string;
+  /** Write a CPU profile of each measured resync here (`--cpu-prof-dir`). */
+  cpuProfileDir?: string;
+  sim: { awsEndpoint: string; cloudflareBaseUrl: string; seed: SeedInfo };
+}
+
+const send = (m: unknown) => process.send!(m);
+const options = JSON.parse(process.argv[2]!) as Options;
+
+async function main() {
+  const rss = rssSampler(25);
+  const cpuStart = process.cpuUsage();
+  const t0 = performance.now();
+  const database = await openDatabase({ DATABASE_URL: options.databaseUrl, PGLITE_DIR: '' });
+  const config = benchConfig(options.sim);
+  const op = await startBenchOperator({ config, database });
+  await settleLeader(op.operator);
+  send({
+    phase: 'first',
+    cpuS: round(cpuSeconds(cpuStart)),
+    wallS: round((performance.now() - t0) / 1000),
+    rssMb: round(process.memoryUsage.rss() / 2 ** 20, 1),
+    peakRssMb: round(rss.peakMb(), 1),
+  });
+  process.on('message', async (m: { cmd: string }) => {
+    try {
+      if (m.cmd === 'resync') {
+        global.gc?.();
+        const session = options.cpuProfileDir ? new Session() : undefined;
+        if (session) {
+          session.connect();
+          await session.post('Profiler.enable');
+          await session.post('Profiler.start');
+        }
+        const cpu0 = process.cpuUsage();
+        const w0 = performance.now();
+        await op.operator.manager.resync('bench');
+        await op.operator.manager.idle();
+        if (session) {
+          const { profile } = await session.post('Profiler.stop');
+          writeFileSync(
+            join(options.cpuProfileDir!, `resync-${Date.now()}.cpuprofile`),
+            JSON.stringify(profile),
+          );
+          session.disconnect();
+        }
+        send({
+          phase: 'resync',
+          cpuS: round(cpuSeconds(cpu0), 3),
+          wallS: round((performance.now() - w0) / 1000),
+          rssMb: round(process.memoryUsage.rss() / 2 ** 20, 1),
+          peakRssMb: round(rss.peakMb(), 1),
+          heapUsedMb: round(process.memoryUsage().heapUsed / 2 ** 20, 1),
+        });
+      } else if (m.cmd === 'stop') {
+        await op.stop();
+        await database.close();
+        rss.stop();
+        send({
+          phase: 'stopped',
+          peakRssMb: round(Math.max(rss.peakMb(), process.resourceUsage().maxRSS / 1024), 1),
+          cpuS: round(cpuSeconds(cpuStart)),
+        });
+        process.exit(0);
+      }
+    } catch (e) {
+      send({ phase: 'error', error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+      process.exit(1);
+    }
+  });
+}
+
+main().catch((e) => {
+  send({ phase: 'error', error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+  process.exit(1);
+});

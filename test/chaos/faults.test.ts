@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { usingServer } from '../helpers/db.js';
+import { recordFigures } from './lib/figures.js';
+import { Fleet } from './lib/fleet.js';
+import { checkInvariants, orphanScan, safetyViolations, totalOrphans } from './lib/invariants.js';
+import { type RecordingProxy, startRecordingProxy } from './lib/proxy.js';
+import { LONG, rng, sleep, startWorld, until, type World } from './lib/world.js';
+
+/**
+ * Fault injection: the simulator answers 10 % of calls with a 5xx (half of those on mutating
+ * calls after the change was applied: a lost response), throttles 5 % and hides new
+ * instances and groups for 3 s, while the fleet is created, changed and partly deleted.
+ * Nothing may be duplicated meanwhile; once the faults stop, every invariant holds.
+ */
+const FAULTY_MS = LONG ? 180_000 : 15_000;
+const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000_007);
+const FAULTS = {
+  errorRate: 0.1,
+  throttleRate: 0.05,
+  eventualConsistencyMs: 3_000,
+  errorAfterCommitRatio: 0.5,
+};
+
+describe.skipIf(!usingServer())('fault injection', () => {
+  let world: World;
+  let proxy: RecordingProxy;
+  beforeAll(async () => {
+    world = await startWorld({ seed: SEED });
+    proxy = await startRecordingProxy(world.sim.url);
+  }, 60_000);
+  afterAll(async () => {
+    await world?.close();
+    await proxy?.close();
+  });
+
+  it(`converges after ${FAULTY_MS / 1000} s of 10 % 5xx, 5 % throttling and 3 s eventual consistency (seed ${SEED})`, {
+    timeout: LONG ? 900_000 : 120_000,
+  }, async () => {
+    const r = rng(SEED);
+    const fleet = new Fleet(world, r, 'fault');
+    const operator = await world.startOperator('operator', { cloudUrl: proxy.url });
+    await operator.waitFor('became leader', 30_000);
+
+    world.sim.setFaults(FAULTS);
+    const faultsFrom = Date.now();
+    const safety = new Set<string>();
+    for (let i = 0; i < (LONG ? 8 : 4); i++) await fleet.createOrg(r.int(1, 2));
+    while (Date.now() - faultsFrom < FAULTY_MS) {
+      await fleet.randomStep();
+      for (const v of safetyViolations(world.sim.dump())) safety.add(v);
+      await sleep(r.int(200, 1_500));
+    }
+    world.sim.setFaults({ errorRate: 0, throttleRate: 0, eventualConsistencyMs: 0 });
+    const faultsUntil = Date.now();
+
+    const convergedMs = await until(
+      async () => {
+        const rep = await checkInvariants(world);
+        for (const v of rep.safety) safety.add(v);
+        return rep.convergence.length === 0;
+      },
+      LONG ? 180_000 : 60_000,
+      async () => JSON.stringify(await checkInvariants(world), null, 2),
+      100,
+    );
+    const report = await checkInvariants(world);
+    const scan = await orphanScan(world);
+
+    const during = proxy.calls.filter((c) => c.at >= faultsFrom && c.at < faultsUntil);
+    const errors = during.filter((c) => c.fault === 'error');
+    const throttles = during.filter((c) => c.fault === 'throttle');
+    expect([...safety]).toEqual([]);
+    expect(report.convergence).toEqual([]);
+    expect(scan.ok, scan.errors.join('; ')).toBe(true);
+    expect(totalOrphans(scan)).toBe(0);
+    // The faults were real: the operator saw both kinds, on mutating calls too.
+    expect(errors.filter((c) => c.mutating).length).toBeGreaterThan(0);
+    expect(throttles.length).toBeGreaterThan(0);
+    expect(await operator.terminate()).toBe(0);
+
+    recordFigures('faults', {
+      seed: SEED,
+      faults: FAULTS,
+      faultyPhaseMs: faultsUntil - faultsFrom,
+      callsDuringFaults: during.length,
+      injected5xx: errors.length,
+      injected5xxOnMutations: errors.filter((c) => c.mutating).length,
+      injectedThrottles: throttles.length,
+      fleetOps: fleet.ops,
+      finalCounts: report.counts,
+      convergedAfterFaultsStopMs: convergedMs,
+      duplicates: 0,
+      leaked: 0,
+      orphans: totalOrphans(scan),
+    });
+  });
+});

@@ -1,0 +1,202 @@
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEPLOY, placeholder, ROOT, readText } from './manifests.js';
+
+type OneOrMany = string | string[];
+interface Statement {
+  Sid: string;
+  Effect: 'Allow' | 'Deny';
+  Action: OneOrMany;
+  Resource: OneOrMany;
+  Condition?: Record<string, Record<string, OneOrMany>>;
+}
+interface Policy {
+  Version: string;
+  Statement: Statement[];
+}
+
+const POLICY_FILE = join(DEPLOY, 'iam-policy.json');
+const policyText = readText(POLICY_FILE);
+const policy = JSON.parse(policyText) as Policy;
+const list = (v: OneOrMany | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** IAM service prefix of each AWS SDK client package the operator uses. */
+const SERVICE_PREFIX: Record<string, string> = {
+  '@aws-sdk/client-ec2': 'ec2',
+  '@aws-sdk/client-secrets-manager': 'secretsmanager',
+  '@aws-sdk/client-resource-groups-tagging-api': 'tag',
+};
+
+/**
+ * The IAM actions the code can send: every `XCommand` imported from an AWS SDK client in the
+ * cloud adapters (src/cloud/, the only layer that talks to AWS; the simulator and the demo's
+ * seeding talk to the simulator only).
+ */
+function actionsSentByCode(): { actions: Set<string>; files: string[] } {
+  const actions = new Set<string>();
+  const files: string[] = [];
+  for (const file of sources(join(ROOT, 'src', 'cloud'))) {
+    const text = readText(file);
+    const name = relative(ROOT, file);
+    const imported: string[] = [];
+    for (const m of text.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s*from\s*'(@aws-sdk\/client-[\w-]+)'/g)) {
+      const prefix = SERVICE_PREFIX[m[2]!];
+      expect(prefix, `${name} imports ${m[2]}: add its IAM prefix to SERVICE_PREFIX`).toBeDefined();
+      for (const spec of m[1]!.split(',').map((s) => s.trim())) {
+        const command = /^(?!type\s)(\w+)Command(?:\s+as\s+\w+)?$/.exec(spec);
+        if (!command) continue;
+        imported.push(`${command[1]}Command`);
+        actions.add(`${prefix}:${command[1]}`);
+      }
+    }
+    // Every command sent is an imported SDK command, and every imported one is sent.
+    const sent = [...text.matchAll(/new\s+(\w+Command)\s*\(/g)].map((m) => m[1]!);
+    expect(new Set(sent), name).toEqual(new Set(imported));
+    if (imported.length > 0) files.push(name);
+  }
+  return { actions, files };
+}
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) return sources(path);
+    return e.name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+const fromCode = actionsSentByCode();
+const statements = policy.Statement;
+const granting = (action: string) => statements.filter((s) => list(s.Action).includes(action));
+const ENV = placeholder('MOLECULE_ENV');
+const ROLE = placeholder('TENANT_ROLE_NAME');
+const OURS = { ManagedBy: 'molecule-operator', MOLECULE_ENV: ENV };
+
+/** True when the condition pins both ownership tags, on the resource or in the request. */
+function pinsOwnership(s: Statement, kind: 'ResourceTag' | 'RequestTag'): boolean {
+  const equals = s.Condition?.StringEquals ?? {};
+  return Object.entries(OURS).every(([tag, value]) => list(equals[`aws:${kind}/${tag}`]).join() === value);
+}
+
+describe('IAM policy', () => {
+  it('is an IAM policy document', () => {
+    expect(policy.Version).toBe('2012-10-17');
+    expect(statements.length).toBeGreaterThan(0);
+    for (const s of statements) {
+      expect(
+        Object.keys(s).every((k) => ['Sid', 'Effect', 'Action', 'Resource', 'Condition'].includes(k)),
+        s.Sid,
+      ).toBe(true);
+      expect(s.Sid).toMatch(/^[A-Za-z0-9]+$/);
+      expect(s.Effect).toBe('Allow');
+      expect(list(s.Action).length, s.Sid).toBeGreaterThan(0);
+      expect(list(s.Resource).length, s.Sid).toBeGreaterThan(0);
+      for (const a of list(s.Action)) expect(a, s.Sid).toMatch(/^[a-z0-9-]+:[A-Za-z]+$/);
+    }
+    expect(new Set(statements.map((s) => s.Sid)).size).toBe(statements.length);
+    // Managed policies are limited to 6,144 characters, whitespace not counted.
+    expect(JSON.stringify(policy).length).toBeLessThanOrEqual(6144);
+  });
+
+  it('finds the SDK commands in the adapters', () => {
+    expect(fromCode.files.sort()).toEqual([
+      'src/cloud/aws/ec2.ts',
+      'src/cloud/aws/secrets.ts',
+      'src/cloud/aws/tagging.ts',
+    ]);
+    expect(fromCode.actions).toContain('ec2:RunInstances');
+    expect(fromCode.actions).toContain('secretsmanager:CreateSecret');
+    expect(fromCode.actions).toContain('tag:GetResources');
+    // Controllers reach AWS only through the ports (DESIGN §2), so the adapters are the whole list.
+    for (const file of sources(join(ROOT, 'controllers'))) {
+      expect(readText(file), relative(ROOT, file)).not.toMatch(/from '@aws-sdk\//);
+    }
+  });
+
+  it('grants exactly the actions the code sends, plus iam:PassRole', () => {
+    const granted = new Set(statements.flatMap((s) => list(s.Action)));
+    expect(granted).toEqual(new Set([...fromCode.actions, 'iam:PassRole']));
+  });
+
+  it('passes only the tenant instance role, only to EC2', () => {
+    const [pass, ...more] = granting('iam:PassRole');
+    expect(more).toEqual([]);
+    expect(list(pass!.Action)).toEqual(['iam:PassRole']);
+    expect(list(pass!.Resource)).toEqual([`arn:aws:iam::*:role/${ROLE}`]);
+    expect(pass!.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
+  });
+
+  it('allows "*" only for reads that support no resource-level permissions', () => {
+    for (const s of statements.filter((s) => list(s.Resource).includes('*'))) {
+      for (const a of list(s.Action))
+        expect(a, s.Sid).toMatch(/^(ec2:Describe\w+|secretsmanager:ListSecrets|tag:GetResources)$/);
+    }
+    for (const a of fromCode.actions) {
+      if (/^(ec2:Describe|secretsmanager:ListSecrets|tag:GetResources)/.test(a)) continue;
+      for (const s of granting(a)) expect(list(s.Resource), `${a} in ${s.Sid}`).not.toContain('*');
+    }
+  });
+
+  it('lets EC2 mutations touch only instances, volumes and security groups tagged as this env’s', () => {
+    const mutating = [...fromCode.actions].filter(
+      (a) => a.startsWith('ec2:') && !a.startsWith('ec2:Describe'),
+    );
+    expect(mutating.length).toBeGreaterThan(5);
+    for (const action of mutating) {
+      for (const s of granting(action)) {
+        const owned = list(s.Resource).filter((r) => /:(instance|volume|security-group)\/\*$/.test(r));
+        if (owned.length === 0) continue; // e.g. the subnet or image RunInstances uses
+        const where = `${action} in ${s.Sid}`;
+        const onCreate = list(s.Condition?.StringEquals?.['ec2:CreateAction']);
+        if (action === 'ec2:CreateTags' && onCreate.length > 0) {
+          expect(new Set(onCreate), where).toEqual(new Set(['RunInstances', 'CreateSecurityGroup']));
+          expect(pinsOwnership(s, 'RequestTag'), where).toBe(true);
+        } else if (action === 'ec2:RunInstances' && !owned.some((r) => r.endsWith(':security-group/*'))) {
+          expect(pinsOwnership(s, 'RequestTag'), where).toBe(true);
+        } else if (action === 'ec2:CreateSecurityGroup') {
+          expect(pinsOwnership(s, 'RequestTag'), where).toBe(true);
+        } else {
+          expect(pinsOwnership(s, 'ResourceTag'), where).toBe(true);
+        }
+      }
+    }
+    // Re-tagging an existing resource cannot move it to another owner or env.
+    const retag = granting('ec2:CreateTags').find((s) => pinsOwnership(s, 'ResourceTag'));
+    expect(retag?.Condition?.StringEqualsIfExists).toEqual({
+      'aws:RequestTag/ManagedBy': 'molecule-operator',
+      'aws:RequestTag/MOLECULE_ENV': ENV,
+    });
+  });
+
+  it('launches instances with IMDSv2 and encrypted volumes only', () => {
+    const run = granting('ec2:RunInstances');
+    const instance = run.find((s) => list(s.Resource).some((r) => r.endsWith(':instance/*')));
+    const volume = run.find((s) => list(s.Resource).some((r) => r.endsWith(':volume/*')));
+    expect(instance?.Condition?.StringEquals?.['ec2:MetadataHttpTokens']).toBe('required');
+    expect(volume?.Condition?.Bool?.['ec2:Encrypted']).toBe('true');
+  });
+
+  it('confines Secrets Manager to molecule/<env>/ and creates secrets only with our tags', () => {
+    for (const action of [...fromCode.actions].filter((a) => a.startsWith('secretsmanager:'))) {
+      for (const s of granting(action)) {
+        if (action === 'secretsmanager:ListSecrets') continue;
+        expect(list(s.Resource), `${action} in ${s.Sid}`).toEqual([
+          `arn:aws:secretsmanager:*:*:secret:molecule/${ENV}/*`,
+        ]);
+      }
+    }
+    for (const s of granting('secretsmanager:CreateSecret'))
+      expect(pinsOwnership(s, 'RequestTag'), s.Sid).toBe(true);
+  });
+
+  it('has exactly the documented placeholders and is valid JSON once they are filled in', () => {
+    const placeholders = new Set([...policyText.matchAll(/\$\{([^}]+)\}/g)].map((m) => m[1]));
+    expect(placeholders).toEqual(new Set(['MOLECULE_ENV', 'TENANT_ROLE_NAME']));
+    const readme = readText(join(DEPLOY, 'README.md'));
+    expect(readme).toContain(`envsubst '${ENV} ${ROLE}' < deploy/iam-policy.json`);
+    const rendered = policyText.replaceAll(ENV, 'prod').replaceAll(ROLE, 'molecule-tenant-prod');
+    expect(rendered).not.toMatch(/\$\{/);
+    expect(JSON.parse(rendered).Statement).toHaveLength(statements.length);
+  });
+});

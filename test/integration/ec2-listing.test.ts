@@ -1,0 +1,182 @@
+import {
+  AuthorizeSecurityGroupIngressCommand,
+  CreateSecurityGroupCommand,
+  EC2Client,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Ec2Adapter } from '../../src/cloud/aws/ec2.js';
+import {
+  decodeInstancesPage,
+  decodeSecurityGroupsPage,
+  UnsupportedXml,
+} from '../../src/cloud/aws/ec2-listing.js';
+import { unlimited } from '../../src/cloud/ratelimit.js';
+import { type Simulator, startSimulator } from '../../src/sim/index.js';
+import { SIM_CREDENTIALS } from '../helpers/stack.js';
+
+/**
+ * The inventory's two listings are decoded from the XML by ec2-listing.ts rather than by the
+ * SDK's deserializer (a benchmark-driven optimisation): both paths must give the same objects.
+ */
+
+let sim: Simulator;
+let client: EC2Client;
+const OURS = { ManagedBy: 'molecule-operator', MOLECULE_ENV: 'listing' };
+const tagList = (t: Record<string, string>) => Object.entries(t).map(([Key, Value]) => ({ Key, Value }));
+
+beforeAll(async () => {
+  sim = await startSimulator({ port: 0, profile: 'fast', seed: 7 });
+  client = new EC2Client({
+    endpoint: sim.url,
+    region: sim.seed.region,
+    credentials: SIM_CREDENTIALS,
+    maxAttempts: 1,
+  });
+  const tricky = {
+    ...OURS,
+    Name: `a&b <c> "d" 'e'`,
+    Spaces: '  padded  ',
+    Empty: '',
+    Unicode: 'żółw — 🐢',
+  };
+  const groups: string[] = [];
+  for (let g = 0; g < 7; g++) {
+    const res = await client.send(
+      new CreateSecurityGroupCommand({
+        GroupName: `listing-${g}`,
+        Description: `group <${g}> & co`,
+        VpcId: sim.seed.vpcId,
+        TagSpecifications: [{ ResourceType: 'security-group', Tags: tagList(g === 0 ? tricky : OURS) }],
+      }),
+    );
+    groups.push(res.GroupId!);
+  }
+  await client.send(
+    new AuthorizeSecurityGroupIngressCommand({
+      GroupId: groups[0],
+      IpPermissions: [
+        {
+          IpProtocol: 'tcp',
+          FromPort: 22,
+          ToPort: 22,
+          UserIdGroupPairs: [{ GroupId: sim.seed.eicSecurityGroupId, Description: 'EIC & friends' }],
+          IpRanges: [{ CidrIp: '10.42.0.0/16', Description: 'vpc' }, { CidrIp: '10.1.0.0/16' }],
+        },
+        { IpProtocol: 'tcp', FromPort: 8080, ToPort: 8080, IpRanges: [{ CidrIp: '10.42.0.0/16' }] },
+        { IpProtocol: '-1', IpRanges: [{ CidrIp: '192.168.0.0/24', Description: 'all' }] },
+      ],
+    }),
+  );
+  const ids: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const res = await client.send(
+      new RunInstancesCommand({
+        ImageId: 'ami-0ea3c35c5c3284d82',
+        InstanceType: i % 2 ? 't3.large' : 't3.medium',
+        MinCount: 1,
+        MaxCount: 1,
+        SubnetId: sim.seed.subnetId,
+        SecurityGroupIds: i === 4 ? [] : groups.slice(0, 1 + (i % 3)),
+        ...(i !== 3 ? { IamInstanceProfile: { Name: 'molecule-tenant' } } : {}),
+        ...(i !== 2 ? { ClientToken: `token-${i}` } : {}),
+        TagSpecifications: [
+          { ResourceType: 'instance', Tags: tagList(i === 0 ? tricky : { ...OURS, N: String(i) }) },
+        ],
+      }),
+    );
+    ids.push(res.Instances![0]!.InstanceId!);
+  }
+  await client.send(new TerminateInstancesCommand({ InstanceIds: [ids[1]!] }));
+  // Let every transition finish (fast profile: 20 ms), so two listings see the same states.
+  await new Promise((r) => setTimeout(r, 100));
+});
+
+afterAll(async () => {
+  client.destroy();
+  await sim.close();
+});
+
+const adapter = (decode: boolean, pageSize: number) =>
+  new Ec2Adapter(client, { limiter: unlimited }, pageSize, decode);
+
+describe('EC2 listings decoded from the XML equal the SDK path', () => {
+  it.each([5, 1000])('DescribeInstances, page size %i', async (pageSize) => {
+    const fast = await adapter(true, pageSize).describeInstances({ tags: OURS });
+    const sdk = await adapter(false, pageSize).describeInstances({ tags: OURS });
+    expect(fast).toHaveLength(12);
+    expect(fast).toEqual(sdk);
+    expect(fast.some((i) => i.state !== 'pending' && i.state !== 'running')).toBe(true);
+  });
+
+  it.each([5, 1000])('DescribeSecurityGroups, page size %i', async (pageSize) => {
+    const fast = await adapter(true, pageSize).describeSecurityGroups({ tags: OURS });
+    const sdk = await adapter(false, pageSize).describeSecurityGroups({ tags: OURS });
+    expect(fast).toHaveLength(7);
+    expect(fast).toEqual(sdk);
+    expect(fast[0]!.ingress.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('by name and VPC, as the live view asks', async () => {
+    const filter = { names: ['listing-0'], vpcId: sim.seed.vpcId };
+    expect(await adapter(true, 1000).describeSecurityGroups(filter)).toEqual(
+      await adapter(false, 1000).describeSecurityGroups(filter),
+    );
+  });
+});
+
+describe('the XML reader', () => {
+  it('reads pretty-printed XML, entities, comments and IPv6 ranges', () => {
+    const xml = `<?xml version="1.0" encoding="UTF-8"?>
+<DescribeSecurityGroupsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <!-- a comment between elements -->
+  <requestId>r</requestId>
+  <securityGroupInfo>
+    <item>
+      <groupId>sg-1</groupId>
+      <groupName>n &amp; m</groupName>
+      <groupDescription>&#60;d&#x3E;</groupDescription>
+      <ipPermissions>
+        <item>
+          <ipProtocol>tcp</ipProtocol>
+          <fromPort>22</fromPort>
+          <toPort>23</toPort>
+          <groups/>
+          <ipRanges>
+          </ipRanges>
+          <ipv6Ranges>
+            <item><cidrIpv6>::/0</cidrIpv6><description>v6</description></item>
+          </ipv6Ranges>
+        </item>
+      </ipPermissions>
+      <tagSet><item><key>k</key><value/></item></tagSet>
+    </item>
+  </securityGroupInfo>
+  <nextToken>t</nextToken>
+</DescribeSecurityGroupsResponse>`;
+    expect(decodeSecurityGroupsPage(xml)).toEqual({
+      groups: [
+        {
+          id: 'sg-1',
+          name: 'n & m',
+          vpcId: undefined,
+          description: '<d>',
+          ingress: [{ protocol: 'tcp', fromPort: 22, toPort: 23, cidr: '::/0', description: 'v6' }],
+          tags: { k: '' },
+        },
+      ],
+      nextToken: 't',
+    });
+  });
+
+  it.each([
+    ['CDATA', '<R><reservationSet><![CDATA[x]]></reservationSet></R>'],
+    ['a DOCTYPE', '<!DOCTYPE R><R/>'],
+    ['a comment inside a value', '<R><nextToken>a<!-- c -->b</nextToken></R>'],
+    ['mismatched tags', '<R><a></b></R>'],
+    ['truncated input', '<R><reservationSet>'],
+  ])('gives up on %s (the SDK deserializer takes over)', (_why, xml) => {
+    expect(() => decodeInstancesPage(xml)).toThrow(UnsupportedXml);
+  });
+});
