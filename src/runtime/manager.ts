@@ -123,14 +123,12 @@ export class Manager {
     });
     for (const controller of options.controllers) {
       if (!this.enabled.has(controller.name)) continue;
+      const depthGauge = metrics.workqueueDepth.labels(controller.name); // set on every queue change
       const queue = new WorkQueue({
         concurrency: options.concurrency ?? config.RECONCILE_CONCURRENCY,
         clock: this.clock,
         ...options.backoff,
-        onDepth: (
-          (gauge) => (d: number) =>
-            gauge.set(d)
-        )(metrics.workqueueDepth.labels(controller.name)),
+        onDepth: (d) => depthGauge.set(d),
         onRetry: () => metrics.workqueueRetries.labels(controller.name).inc(),
       });
       const reconciler = new Reconciler(controller, {
@@ -252,7 +250,7 @@ export class Manager {
       this.lastResyncAt = this.clock.now();
       this.log.info(
         { trigger, owners: owners.orgs.length + owners.workspaces.length, ...inventory.counts },
-        'resync queued',
+        'resync started',
       );
       await this.refreshStuckDeletions();
       await this.queueInBatches(owners, inventory);

@@ -250,7 +250,7 @@ async function main() {
         `Duplicates checked in the simulator's state for ${dup.owners} owners: ${duplicates === 0 ? 'none' : JSON.stringify(dup.wrong)}.`,
       ],
     };
-    publish(result, args.out);
+    await publish(result, args.out);
     log(BENCH, JSON.stringify(result.figures.map((f) => [f.figure, f.value, f.met ?? ''])));
   } finally {
     await op?.stop().catch(() => {});

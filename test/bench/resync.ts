@@ -275,7 +275,7 @@ async function main() {
           `${Object.values(scanResult?.counts ?? {}).reduce((a, b) => a + b, 0)} orphans.`,
       ],
     };
-    publish(result, args.out);
+    await publish(result, args.out);
     log(BENCH, JSON.stringify(result.figures.map((f) => [f.figure, f.value, f.met ?? ''])));
   } finally {
     await op?.stop().catch(() => {});

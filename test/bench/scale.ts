@@ -223,7 +223,7 @@ async function main() {
           `including startup ${first.cpuS} s.`,
       ],
     };
-    publish(result, args.out);
+    await publish(result, args.out);
     log(BENCH, JSON.stringify(result.figures.map((f) => [f.figure, f.value, f.met ?? ''])));
   } finally {
     child?.kill('SIGKILL');

@@ -38,6 +38,10 @@ export async function startRemoteSim(options: SimOptions = {}): Promise<RemoteSi
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // A benchmark that crashes (or exits) never leaves its simulator behind.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  void exited.then(() => process.off('exit', reap));
   const first = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.once('line', (line) => resolve(JSON.parse(line)));

@@ -3,6 +3,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { serverUrl } from './db.js';
 
 /** One published figure: what was measured, its value, and the DESIGN §9 target when it has one. */
 export interface Figure {
@@ -83,14 +85,29 @@ export function machine(postgres = 'unknown'): Machine {
   };
 }
 
+/** The PostgreSQL server's version, for the machine line. */
+async function postgresVersion(): Promise<string> {
+  const c = new pg.Client({ connectionString: serverUrl() });
+  try {
+    await c.connect();
+    const r = await c.query<{ server_version: string }>('SHOW server_version');
+    return `PostgreSQL ${r.rows[0]?.server_version.split(' ')[0] ?? '?'}`;
+  } catch {
+    return 'PostgreSQL (version unknown)';
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
 /** Merges one benchmark's result into `<dir>/latest.json` and rewrites `<dir>/latest.md`. */
-export function publish(result: BenchResult, dir = DEFAULT_RESULTS_DIR, postgres?: string): void {
+export async function publish(result: BenchResult, dir = DEFAULT_RESULTS_DIR): Promise<void> {
+  const postgres = await postgresVersion();
   mkdirSync(dir, { recursive: true });
   const jsonPath = join(dir, 'latest.json');
   const file: ResultsFile = existsSync(jsonPath)
     ? (JSON.parse(readFileSync(jsonPath, 'utf8')) as ResultsFile)
     : { machine: machine(postgres), updatedAt: '', results: {} };
-  file.machine = machine(postgres ?? file.machine?.postgres);
+  file.machine = machine(postgres);
   file.updatedAt = new Date().toISOString();
   file.results[result.name] = result;
   writeFileSync(jsonPath, `${JSON.stringify(file, null, 2)}\n`);
