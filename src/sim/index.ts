@@ -18,7 +18,8 @@
  * - MaxResults > 1000 → `InvalidParameterValue` (not clamped). MaxResults with tag filters is
  *   allowed. DescribeSecurityGroups rejects GroupIds + MaxResults like DescribeInstances.
  * - Unknown filter → `InvalidParameterValue` "The filter '<name>' is invalid". `?` matches zero
- *   or one character, as the reference says.
+ *   or one character, as the reference says. More than 200 values across a call's filters, or
+ *   a value over 255 characters → 400 `FilterLimitExceeded` (EC2's documented limits).
  * - `IncorrectInstanceState` wording: "The instance '<id>' is not in a state from which it can
  *   be stopped|started." / "The instance '<id>' is not in the 'stopped' state." (Modify).
  *   Stop on pending fails; Stop on stopping/stopped and Start on pending/running succeed and

@@ -143,6 +143,10 @@ function matchOne(m: ValueMatcher, v: string): boolean {
   return false;
 }
 
+/** EC2's limits on a call's filters (FilterLimitExceeded beyond them). */
+const MAX_FILTER_VALUES = 200;
+const MAX_FILTER_VALUE_LENGTH = 255;
+
 /**
  * Compiles `Filter.N.Name` / `Filter.N.Value.M` into one predicate: values of a filter are
  * ORed, filters are ANDed. Unknown filter names throw InvalidParameterValue.
@@ -153,6 +157,19 @@ export function compileFilters<T>(
 ): ((item: T) => boolean) | undefined {
   const filters = params.structs('Filter');
   if (filters.length === 0) return undefined;
+  let values = 0;
+  for (const f of filters) {
+    for (const v of f.list('Value')) {
+      if (v.length > MAX_FILTER_VALUE_LENGTH)
+        throw new AwsError('FilterLimitExceeded', 'The maximum length for a filter value is 255 characters');
+      values++;
+    }
+  }
+  if (values > MAX_FILTER_VALUES)
+    throw new AwsError(
+      'FilterLimitExceeded',
+      'The maximum number of filter values specified on a single call is 200',
+    );
   const tests: ((item: T) => boolean)[] = [];
   for (const f of filters) {
     const name = f.get('Name') ?? '';

@@ -3,6 +3,7 @@ import {
   CreateTagsCommand,
   DeleteTagsCommand,
   DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
   DescribeVpcsCommand,
   EC2Client,
   type Instance,
@@ -235,6 +236,42 @@ describe('DescribeInstances', () => {
     );
     expect(e.name).toBe('InvalidParameterValue');
     expect(e.message).toBe("The filter 'colour' is invalid");
+  });
+
+  it('rejects more than 200 filter values in one call, and a value longer than 255 characters', async () => {
+    const a = await launch(h, { Limit: 'v-0' });
+    const values = (n: number) => Array.from({ length: n }, (_, i) => `v-${i}`);
+    const ids = async (filters: { Name: string; Values: string[] }[]) => {
+      const out = await h.ec2.send(new DescribeInstancesCommand({ Filters: filters }));
+      return out.Reservations!.flatMap((r) => r.Instances!.map((i) => i.InstanceId));
+    };
+    // 200 in all is accepted, counted across filters.
+    expect(
+      await ids([
+        { Name: 'tag:Limit', Values: values(198) },
+        { Name: 'instance-state-name', Values: ['pending', 'running'] },
+      ]),
+    ).toEqual([a.InstanceId]);
+    const many = await failure(
+      h.ec2.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            { Name: 'tag:Limit', Values: values(199) },
+            { Name: 'instance-state-name', Values: ['pending', 'running'] },
+          ],
+        }),
+      ),
+    );
+    expect(many.name).toBe('FilterLimitExceeded');
+    expect(many.message).toBe('The maximum number of filter values specified on a single call is 200');
+    expect(many.$metadata.httpStatusCode).toBe(400);
+    const long = await failure(
+      h.ec2.send(
+        new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'tag:Limit', Values: ['x'.repeat(256)] }] }),
+      ),
+    );
+    expect(long.name).toBe('FilterLimitExceeded');
+    expect(long.message).toBe('The maximum length for a filter value is 255 characters');
   });
 
   it('paginates with MaxResults/NextToken through the SDK paginator', async () => {
