@@ -8,7 +8,15 @@ import {
   tunnelNamePrefix,
 } from '../provisioning/names.js';
 import { ownershipTags, TAG } from '../provisioning/tags.js';
-import type { CloudPorts, DnsRecord, Instance, SecretSummary, SecurityGroup, Tunnel } from './ports.js';
+import {
+  type CloudPorts,
+  type DnsRecord,
+  EC2_MAX_FILTER_VALUES,
+  type Instance,
+  type SecretSummary,
+  type SecurityGroup,
+  type Tunnel,
+} from './ports.js';
 
 /**
  * Read access to an owner's resources. Two implementations: {@link LiveView} asks the cloud
@@ -82,32 +90,101 @@ export interface InventoryCounts {
   dnsRecords: number;
 }
 
+/** The resources a resync lists for the whole env at once: one or two per org, and not filterable by org. */
+export interface FleetResources {
+  secrets: SecretSummary[];
+  tunnels: Tunnel[];
+  dnsRecords: DnsRecord[];
+}
+
+/** The EC2 resources listed for a set of orgs (or for the whole env). */
+export interface Ec2Resources {
+  instances: Instance[];
+  securityGroups: SecurityGroup[];
+}
+
 /**
- * Everything ours in this env, listed once and indexed by owner. Built at the start of a
- * resync; a reconcile that would act on what it read here re-reads live first.
+ * The env's secrets, tunnels and DNS records, listed once at the start of a resync and indexed
+ * by name. Instances and security groups, four or more per org and most of a fleet's memory,
+ * are listed per batch of orgs instead ({@link FleetInventory.forOrgs}): a resync holds one or
+ * two batches of them at a time, not the whole fleet.
+ */
+export class FleetInventory {
+  readonly takenAt: number;
+  readonly all: FleetResources;
+  readonly secretsByName = new Map<string, SecretSummary[]>();
+  readonly tunnelsByName = new Map<string, Tunnel[]>();
+  readonly recordsByName = new Map<string, DnsRecord[]>();
+
+  private constructor(
+    private readonly ports: CloudPorts,
+    private readonly env: string,
+    takenAt: number,
+    all: FleetResources,
+  ) {
+    this.takenAt = takenAt;
+    this.all = all;
+    for (const s of all.secrets) push(this.secretsByName, s.name, s);
+    for (const t of all.tunnels) push(this.tunnelsByName, t.name, t);
+    for (const r of all.dnsRecords) push(this.recordsByName, r.name, r);
+  }
+
+  /** Lists the env's secrets, tunnels and DNS records, paginated and filtered to ours. */
+  static async list(ports: CloudPorts, env: string, now: number): Promise<FleetInventory> {
+    const [secrets, tunnels, dnsRecords] = await Promise.all([
+      ports.secrets.listSecrets(secretNamePrefix(env)),
+      ports.tunnels ? ports.tunnels.listTunnels({ namePrefix: tunnelNamePrefix(env) }) : Promise.resolve([]),
+      ports.dns ? ports.dns.listRecords({ commentContains: dnsCommentMarker(env) }) : Promise.resolve([]),
+    ]);
+    return new FleetInventory(ports, env, now, {
+      secrets: secrets.filter((s) => orgIdFromSecretName(env, s.name)),
+      tunnels: tunnels.filter((t) => orgIdFromTunnelName(env, t.name)),
+      dnsRecords: dnsRecords.filter((r) => orgIdFromDnsComment(env, r.comment)),
+    });
+  }
+
+  /**
+   * The inventory of these orgs: their instances and security groups, listed now with the
+   * OrgID tag filter (at most {@link MAX_ORGS_PER_LISTING} orgs: EC2 takes 200 filter values per
+   * call), answering the rest from this fleet-wide listing. A page of EC2 holds 1,000 objects, so
+   * listing by batch costs about as many calls as listing everything at once.
+   */
+  async forOrgs(orgIds: string[]): Promise<Inventory> {
+    if (orgIds.length > MAX_ORGS_PER_LISTING)
+      throw new RangeError(`${orgIds.length} orgs in one listing; at most ${MAX_ORGS_PER_LISTING}`);
+    if (orgIds.length === 0) return new Inventory(this, { instances: [], securityGroups: [] });
+    const filter = { tags: ownershipTags(this.env), tagIn: { key: TAG.orgId, values: orgIds } };
+    const [instances, securityGroups] = await Promise.all([
+      this.ports.ec2.describeInstances(filter),
+      this.ports.ec2.describeSecurityGroups(filter),
+    ]);
+    return new Inventory(this, { instances, securityGroups });
+  }
+}
+
+/** Orgs whose EC2 resources one listing call can ask for: EC2's 200 filter values, less the ownership tags. */
+export const MAX_ORGS_PER_LISTING = EC2_MAX_FILTER_VALUES - Object.keys(ownershipTags('')).length;
+
+/**
+ * Everything ours in this env that a resync reconciles a batch of owners against, indexed by
+ * owner and name: the fleet-wide listing plus the instances and groups listed for the batch's
+ * orgs (or for the whole env: {@link Inventory.build}). An owner outside the orgs it was listed
+ * for reads as having no instance or group; that, like anything else read here, is never acted
+ * on: a reconcile that would act re-reads live first (runtime/reconciler.ts).
  */
 export class Inventory implements CloudView {
   readonly source = 'inventory' as const;
   readonly takenAt: number;
   private readonly instancesByOwner = new Map<string, Instance[]>();
   private readonly groupsByName = new Map<string, SecurityGroup[]>();
-  private readonly secretsByName = new Map<string, SecretSummary[]>();
-  private readonly tunnelsByName = new Map<string, Tunnel[]>();
-  private readonly recordsByName = new Map<string, DnsRecord[]>();
   readonly counts: InventoryCounts;
-  /** Everything listed, for the orphan scan and managed-resource gauges. */
-  readonly all: {
-    instances: Instance[];
-    securityGroups: SecurityGroup[];
-    secrets: SecretSummary[];
-    tunnels: Tunnel[];
-    dnsRecords: DnsRecord[];
-  };
 
-  private constructor(takenAt: number, all: Inventory['all']) {
-    this.takenAt = takenAt;
-    this.all = all;
-    for (const i of all.instances) {
+  constructor(
+    private readonly fleet: FleetInventory,
+    ec2: Ec2Resources,
+  ) {
+    this.takenAt = fleet.takenAt;
+    for (const i of ec2.instances) {
       const key = i.tags[TAG.workspaceId]
         ? `workspace:${i.tags[TAG.workspaceId]}`
         : i.tags[TAG.role] === 'tenant' && i.tags[TAG.orgId]
@@ -115,36 +192,25 @@ export class Inventory implements CloudView {
           : undefined;
       if (key) push(this.instancesByOwner, key, i);
     }
-    for (const g of all.securityGroups) push(this.groupsByName, g.name.toLowerCase(), g);
-    for (const s of all.secrets) push(this.secretsByName, s.name, s);
-    for (const t of all.tunnels) push(this.tunnelsByName, t.name, t);
-    for (const r of all.dnsRecords) push(this.recordsByName, r.name, r);
+    for (const g of ec2.securityGroups) push(this.groupsByName, g.name.toLowerCase(), g);
     this.counts = {
-      instances: all.instances.length,
-      securityGroups: all.securityGroups.length,
-      secrets: all.secrets.length,
-      tunnels: all.tunnels.length,
-      dnsRecords: all.dnsRecords.length,
+      instances: ec2.instances.length,
+      securityGroups: ec2.securityGroups.length,
+      secrets: fleet.all.secrets.length,
+      tunnels: fleet.all.tunnels.length,
+      dnsRecords: fleet.all.dnsRecords.length,
     };
   }
 
-  /** Lists each resource type once, paginated and filtered to this env's managed resources. */
+  /** Everything ours in the env, each resource type listed once (`plan`, which reads it all). */
   static async build(ports: CloudPorts, env: string, now: number): Promise<Inventory> {
     const tags = ownershipTags(env);
-    const [instances, securityGroups, secrets, tunnels, dnsRecords] = await Promise.all([
+    const [fleet, instances, securityGroups] = await Promise.all([
+      FleetInventory.list(ports, env, now),
       ports.ec2.describeInstances({ tags }),
       ports.ec2.describeSecurityGroups({ tags }),
-      ports.secrets.listSecrets(secretNamePrefix(env)),
-      ports.tunnels ? ports.tunnels.listTunnels({ namePrefix: tunnelNamePrefix(env) }) : Promise.resolve([]),
-      ports.dns ? ports.dns.listRecords({ commentContains: dnsCommentMarker(env) }) : Promise.resolve([]),
     ]);
-    return new Inventory(now, {
-      instances,
-      securityGroups,
-      secrets: secrets.filter((s) => orgIdFromSecretName(env, s.name)),
-      tunnels: tunnels.filter((t) => orgIdFromTunnelName(env, t.name)),
-      dnsRecords: dnsRecords.filter((r) => orgIdFromDnsComment(env, r.comment)),
-    });
+    return new Inventory(fleet, { instances, securityGroups });
   }
 
   async instances(owner: OwnerRef) {
@@ -156,15 +222,15 @@ export class Inventory implements CloudView {
   }
 
   async secrets(name: string) {
-    return this.secretsByName.get(name) ?? [];
+    return this.fleet.secretsByName.get(name) ?? [];
   }
 
   async tunnels(name: string) {
-    return this.tunnelsByName.get(name) ?? [];
+    return this.fleet.tunnelsByName.get(name) ?? [];
   }
 
   async dnsRecords(name: string) {
-    return this.recordsByName.get(name) ?? [];
+    return this.fleet.recordsByName.get(name) ?? [];
   }
 }
 

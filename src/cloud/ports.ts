@@ -59,9 +59,22 @@ export interface SecurityGroup {
   tags: Tags;
 }
 
+/**
+ * EC2 rejects a call whose filters carry more than this many values in all (FilterLimitExceeded);
+ * callers split longer lists.
+ */
+export const EC2_MAX_FILTER_VALUES = 200;
+
+/** A tag whose value must be one of `values` (OR), on top of the exact `tags`. */
+export interface TagIn {
+  key: string;
+  values: string[];
+}
+
 export interface InstanceFilter {
   /** Every tag must match (AND). */
   tags: Tags;
+  tagIn?: TagIn;
   /** Restrict to these states; all states when absent. */
   states?: InstanceState[];
   clientToken?: string;
@@ -69,6 +82,7 @@ export interface InstanceFilter {
 
 export interface SecurityGroupFilter {
   tags?: Tags;
+  tagIn?: TagIn;
   names?: string[];
   vpcId?: string;
 }

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
-import { Inventory, LiveView } from '../cloud/inventory.js';
+import { FleetInventory, type Inventory, LiveView, MAX_ORGS_PER_LISTING } from '../cloud/inventory.js';
 import type { CloudPorts } from '../cloud/ports.js';
 import type { Config } from '../config.js';
 import type { Database, Subscription } from '../db/client.js';
@@ -56,7 +56,7 @@ export interface ManagerOptions {
   pinsTtlMs?: number;
 }
 
-/** What a resync hands its reconciles: the cloud as listed, and the rows as read, at its start. */
+/** What a resync hands a batch's reconciles: the cloud as listed, and the rows as read, for the batch. */
 export interface ResyncSnapshot {
   inventory: Inventory;
   desired?: DesiredSnapshot;
@@ -70,11 +70,13 @@ interface Controlled {
 }
 
 /**
- * Orgs per resync batch: a batch's desired and status rows are read in three queries and its
- * owners queued together; the next batch is read while this one is worked off, so neither the
- * rows held in memory nor the queues grow with the fleet (and events never wait behind it all).
+ * Orgs per resync batch: a batch's desired and status rows are read in one query, its
+ * instances and security groups listed (one EC2 call each: the most orgs one OrgID filter can
+ * name) and its owners queued together; the next batch is read while this one is worked off, so
+ * neither the rows and resources held in memory nor the queues grow with the fleet (and events
+ * never wait behind it all).
  */
-const RESYNC_BATCH_ORGS = 250;
+const RESYNC_BATCH_ORGS = MAX_ORGS_PER_LISTING;
 
 const keyOf = (o: OwnerRef) => `${o.kind}:${o.id}`;
 const ownerOf = (key: string): OwnerRef => {
@@ -239,21 +241,31 @@ export class Manager {
   private async runResync(trigger: string): Promise<void> {
     const { ports, config, database } = this.options;
     try {
-      const [owners, inventory] = await Promise.all([
+      const [owners, fleet] = await Promise.all([
         liveOwners(database.db),
-        Inventory.build(ports, config.MOLECULE_ENV, this.clock.now()),
+        FleetInventory.list(ports, config.MOLECULE_ENV, this.clock.now()),
       ]);
-      const managed = Object.values(inventory.counts).reduce((a, b) => a + b, 0);
+      const ownerCount = owners.orgs.length + owners.workspaces.length;
+      // Every owner has an instance and a security group besides the org's fleet-wide resources.
+      const managed = fleet.all.secrets.length + fleet.all.tunnels.length + fleet.all.dnsRecords.length;
+      const estimate = managed + 2 * ownerCount;
       // About a third of the steady-state call budget (1 call per 150 resources) goes to deep
       // checks; owners take turns, so every one is checked within `period` resyncs.
-      this.deepChecks.nextRound(inventory.counts.tunnels, Math.max(10, Math.floor(managed / 450)));
+      this.deepChecks.nextRound(fleet.all.tunnels.length, Math.max(10, Math.floor(estimate / 450)));
       this.lastResyncAt = this.clock.now();
       this.log.info(
-        { trigger, owners: owners.orgs.length + owners.workspaces.length, ...inventory.counts },
+        {
+          trigger,
+          owners: ownerCount,
+          secrets: fleet.all.secrets.length,
+          tunnels: fleet.all.tunnels.length,
+          dnsRecords: fleet.all.dnsRecords.length,
+        },
         'resync started',
       );
       await this.refreshStuckDeletions();
-      await this.queueInBatches(owners, inventory);
+      const listed = await this.queueInBatches(owners, fleet);
+      this.log.info({ trigger, owners: ownerCount, ...listed }, 'resync queued every owner');
     } catch (e) {
       // A failed listing is never read as "absent": nothing is queued against a partial inventory.
       this.log.warn({ trigger, err: describeError(e) }, 'resync failed');
@@ -261,14 +273,14 @@ export class Manager {
   }
 
   /**
-   * Queues every owner against the inventory, org by org with its workspaces, in batches that
-   * each carry a snapshot of their rows (see {@link RESYNC_BATCH_ORGS}).
+   * Queues every owner, org by org with its workspaces, in batches that each carry a snapshot of
+   * their rows and an inventory of their instances and groups (see {@link RESYNC_BATCH_ORGS}).
+   * Returns how many instances and groups were listed.
    */
   private async queueInBatches(
     owners: { orgs: string[]; workspaces: { id: string; orgId: string }[] },
-    inventory: Inventory,
-  ): Promise<void> {
-    const db = this.options.database.db;
+    fleet: FleetInventory,
+  ): Promise<{ instances: number; securityGroups: number }> {
     const byOrg = new Map<string, string[]>();
     for (const w of owners.workspaces) {
       const list = byOrg.get(w.orgId);
@@ -279,14 +291,23 @@ export class Manager {
     for (let i = 0; i < owners.orgs.length; i += RESYNC_BATCH_ORGS)
       batches.push(owners.orgs.slice(i, i + RESYNC_BATCH_ORGS));
     const stillLeading = () => !this.stopping && this.isLeader();
-    let next = batches.length > 0 ? DesiredSnapshot.load(db, batches[0]!) : undefined;
+    const load = async (orgIds: string[]): Promise<ResyncSnapshot> => {
+      const [desired, inventory] = await Promise.all([
+        DesiredSnapshot.load(this.options.database, orgIds),
+        fleet.forOrgs(orgIds),
+      ]);
+      return { desired, inventory };
+    };
+    const listed = { instances: 0, securityGroups: 0 };
+    let next = batches.length > 0 ? load(batches[0]!) : undefined;
     for (let b = 0; b < batches.length && next; b++) {
-      const desired = await next;
-      // Read the next batch while this one is worked off.
-      next = b + 1 < batches.length ? DesiredSnapshot.load(db, batches[b + 1]!) : undefined;
+      const snapshot = await next;
+      // Read and list the next batch while this one is worked off.
+      next = b + 1 < batches.length ? load(batches[b + 1]!) : undefined;
       next?.catch(() => {}); // awaited (and reported) on the next turn
-      if (!stillLeading()) return;
-      const snapshot: ResyncSnapshot = { inventory, desired };
+      if (!stillLeading()) return listed;
+      listed.instances += snapshot.inventory.counts.instances;
+      listed.securityGroups += snapshot.inventory.counts.securityGroups;
       let keys = 0;
       for (const id of batches[b]!) {
         const ws = byOrg.get(id) ?? [];
@@ -297,9 +318,11 @@ export class Manager {
       }
       await this.queuedAtMost(Math.floor(keys / 2), stillLeading);
     }
-    // Workspaces whose org is no longer live (being purged): from the database, as before.
+    // Workspaces whose org is no longer live (purged): their reconcile reads fresh rows and finds
+    // nothing to do, so they need no listing.
     for (const ids of byOrg.values())
-      for (const id of ids) this.enqueueOwner({ kind: 'workspace', id }, 'resync', { inventory });
+      for (const id of ids) this.enqueueOwner({ kind: 'workspace', id }, 'resync');
+    return listed;
   }
 
   /** Waits until the queues together hold at most `n` keys (or `go()` turns false). */

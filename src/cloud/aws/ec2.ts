@@ -22,16 +22,18 @@ import {
 } from '@aws-sdk/client-ec2';
 import { isConflict, isNotFound, TerminalError } from '../../runtime/errors.js';
 import { type CallContext, call } from '../instrument.js';
-import type {
-  Ec2Port,
-  IngressRule,
-  Instance,
-  InstanceFilter,
-  InstanceState,
-  LaunchInput,
-  SecurityGroup,
-  SecurityGroupFilter,
-  Tags,
+import {
+  EC2_MAX_FILTER_VALUES,
+  type Ec2Port,
+  type IngressRule,
+  type Instance,
+  type InstanceFilter,
+  type InstanceState,
+  type LaunchInput,
+  type SecurityGroup,
+  type SecurityGroupFilter,
+  type TagIn,
+  type Tags,
 } from '../ports.js';
 import type { BucketName } from '../ratelimit.js';
 import { decodeInstancesPage, decodeSecurityGroupsPage, decodeWith, type Interner } from './ec2-listing.js';
@@ -57,7 +59,7 @@ export class Ec2Adapter implements Ec2Port {
   }
 
   async describeInstances(filter: InstanceFilter): Promise<Instance[]> {
-    const filters: Filter[] = tagFilters(filter.tags);
+    const filters: Filter[] = tagFilters(filter.tags, filter.tagIn);
     if (filter.states) filters.push({ Name: 'instance-state-name', Values: filter.states });
     if (filter.clientToken) filters.push({ Name: 'client-token', Values: [filter.clientToken] });
     const out: Instance[] = [];
@@ -172,7 +174,7 @@ export class Ec2Adapter implements Ec2Port {
   }
 
   async describeSecurityGroups(filter: SecurityGroupFilter): Promise<SecurityGroup[]> {
-    const filters: Filter[] = tagFilters(filter.tags ?? {});
+    const filters: Filter[] = tagFilters(filter.tags ?? {}, filter.tagIn);
     if (filter.names) filters.push({ Name: 'group-name', Values: filter.names });
     if (filter.vpcId) filters.push({ Name: 'vpc-id', Values: [filter.vpcId] });
     const out: SecurityGroup[] = [];
@@ -276,8 +278,16 @@ const isPermissionNotFound = (e: unknown) =>
   (e as { code?: string }).code === 'InvalidPermission.NotFound' ||
   ((e as { cause?: { name?: string } }).cause?.name ?? '') === 'InvalidPermission.NotFound';
 
-function tagFilters(tags: Tags): Filter[] {
-  return Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
+function tagFilters(tags: Tags, tagIn?: TagIn): Filter[] {
+  const filters = Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
+  if (tagIn) {
+    if (tagIn.values.length === 0) throw new TerminalError('a tag filter needs at least one value');
+    filters.push({ Name: `tag:${tagIn.key}`, Values: tagIn.values });
+  }
+  const values = filters.reduce((n, f) => n + f.Values.length, 0);
+  if (values > EC2_MAX_FILTER_VALUES)
+    throw new TerminalError(`${values} filter values in one call; EC2 accepts ${EC2_MAX_FILTER_VALUES}`);
+  return filters;
 }
 
 export function toTags(tags: Tags): Tag[] {
