@@ -10,10 +10,13 @@ import { createMetrics, type Metrics } from '../../src/observability/metrics.js'
 import { type Operator, startOperator } from '../../src/operator.js';
 import { type SimOptions, type Simulator, startSimulator } from '../../src/sim/index.js';
 import { testConfig } from '../fixtures/config.js';
+import { SIM_CREDENTIALS, simEnv } from '../fixtures/sim.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
+// Shared with the vitest-free bench and chaos libraries; re-exported for the tests.
+export { IAM_PROFILE, SIM_CREDENTIALS, simEnv } from '../fixtures/sim.js';
+
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
-export const IAM_PROFILE = 'molecule-tenant';
 
 export interface Stack {
   sim: Simulator;
@@ -37,24 +40,6 @@ export interface StackOptions {
   /** Start the controllers right away (default true). */
   operator?: boolean;
 }
-
-/** The simulator's settings as environment variables, as a user would export them. */
-export function simEnv(sim: Simulator): Record<string, string> {
-  return {
-    AWS_ENDPOINT_URL: sim.awsEndpoint,
-    CLOUDFLARE_BASE_URL: sim.cloudflareBaseUrl,
-    CLOUDFLARE_API_TOKEN: sim.seed.apiToken,
-    CLOUDFLARE_ACCOUNT_ID: sim.seed.cloudflareAccountId,
-    CLOUDFLARE_ZONE_ID: sim.seed.cloudflareZoneId,
-    EC2_VPC_ID: sim.seed.vpcId,
-    EC2_SUBNET_ID: sim.seed.subnetId,
-    EIC_ENDPOINT_SG_ID: sim.seed.eicSecurityGroupId,
-    EC2_TENANT_IAM_PROFILE: IAM_PROFILE,
-    AWS_REGION: sim.seed.region,
-  };
-}
-
-export const SIM_CREDENTIALS = { accessKeyId: 'AKIDSIMULATOR', secretAccessKey: 'simulator-secret' };
 
 /**
  * The whole product in one process for tests: simulator, a database of the test file's own,

@@ -13,34 +13,18 @@ import { createLogger, type Logger } from '../../../src/observability/logger.js'
 import { createMetrics, type Metrics } from '../../../src/observability/metrics.js';
 import { type Operator, startOperator } from '../../../src/operator.js';
 import type { ManagerOptions } from '../../../src/runtime/manager.js';
-import type { SeedInfo } from '../../../src/sim/index.js';
 import { testConfig } from '../../fixtures/config.js';
+import { SIM_CREDENTIALS, type SimEndpoint, simEnv } from '../../fixtures/sim.js';
 
-export const SIM_CREDENTIALS = { accessKeyId: 'AKIDSIMULATOR', secretAccessKey: 'simulator-secret' };
+export { IAM_PROFILE, SIM_CREDENTIALS, type SimEndpoint } from '../../fixtures/sim.js';
+
 export const BENCH_ENV = 'bench';
-export const IAM_PROFILE = 'molecule-tenant';
-
-/** Where the simulator listens; an in-process Simulator and a RemoteSim both fit. */
-export interface SimEndpoint {
-  awsEndpoint: string;
-  cloudflareBaseUrl: string;
-  seed: SeedInfo;
-}
 
 /** Configuration of an operator pointed at the simulator, as a user would export it. */
 export function benchConfig(sim: SimEndpoint, overrides: Record<string, string | undefined> = {}): Config {
   return testConfig({
     MOLECULE_ENV: BENCH_ENV,
-    AWS_ENDPOINT_URL: sim.awsEndpoint,
-    CLOUDFLARE_BASE_URL: sim.cloudflareBaseUrl,
-    CLOUDFLARE_API_TOKEN: sim.seed.apiToken,
-    CLOUDFLARE_ACCOUNT_ID: sim.seed.cloudflareAccountId,
-    CLOUDFLARE_ZONE_ID: sim.seed.cloudflareZoneId,
-    EC2_VPC_ID: sim.seed.vpcId,
-    EC2_SUBNET_ID: sim.seed.subnetId,
-    EIC_ENDPOINT_SG_ID: sim.seed.eicSecurityGroupId,
-    EC2_TENANT_IAM_PROFILE: IAM_PROFILE,
-    AWS_REGION: sim.seed.region,
+    ...simEnv(sim),
     PROVISION_SHARED_SECRET: 'provision-shared-secret-value-0001',
     GHCR_PULL_TOKEN: 'ghcr-pull-token-value-0002',
     // Resyncs are triggered by the benchmark, never by the clock.

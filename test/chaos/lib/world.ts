@@ -8,8 +8,8 @@ import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { createMetrics } from '../../../src/observability/metrics.js';
 import { type FaultSettings, type Simulator, startSimulator } from '../../../src/sim/index.js';
+import { simAt, simEnv } from '../../fixtures/sim.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.js';
-import { IAM_PROFILE } from '../../helpers/stack.js';
 import { killAll, OperatorProcess } from './process.js';
 
 export const ENV = 'chaos';
@@ -91,23 +91,15 @@ export async function startWorld(
   const operators: OperatorProcess[] = [];
 
   const operatorEnv: World['operatorEnv'] = (o = {}) => {
-    const cloud = o.cloudUrl ?? sim.url;
     return {
       DATABASE_URL: o.databaseUrl ?? tdb.url!,
       MOLECULE_ENV: ENV,
       APP_DOMAIN,
-      AWS_REGION: sim.seed.region,
-      AWS_ENDPOINT_URL: cloud,
+      ...simEnv(simAt(o.cloudUrl ?? sim.url, sim.seed)),
       AWS_ACCESS_KEY_ID: 'AKIDCHAOS',
       AWS_SECRET_ACCESS_KEY: secrets.AWS_SECRET_ACCESS_KEY,
-      CLOUDFLARE_BASE_URL: `${cloud}/client/v4`,
+      // A token of the run's own (the simulator takes any), so leak checks can search for it.
       CLOUDFLARE_API_TOKEN: secrets.CLOUDFLARE_API_TOKEN,
-      CLOUDFLARE_ACCOUNT_ID: sim.seed.cloudflareAccountId,
-      CLOUDFLARE_ZONE_ID: sim.seed.cloudflareZoneId,
-      EC2_VPC_ID: sim.seed.vpcId,
-      EC2_SUBNET_ID: sim.seed.subnetId,
-      EIC_ENDPOINT_SG_ID: sim.seed.eicSecurityGroupId,
-      EC2_TENANT_IAM_PROFILE: IAM_PROFILE,
       CP_ADMIN_API_TOKEN: secrets.CP_ADMIN_API_TOKEN,
       PROVISION_SHARED_SECRET: secrets.PROVISION_SHARED_SECRET,
       GHCR_PULL_TOKEN: secrets.GHCR_PULL_TOKEN,
