@@ -108,3 +108,85 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HOME: '/root', SOMETHING_ELSE: '!!' })).not.toThrow();
   });
 });
+
+describe('loadConfig: lease timings', () => {
+  // A leader must stop acting before its lease can be taken: retry period < renew deadline < duration.
+
+  it('accepts the defaults', () => {
+    expect(loadConfig({})).toMatchObject({
+      LEASE_DURATION: 15_000,
+      LEASE_RENEW_DEADLINE: 10_000,
+      LEASE_RETRY_PERIOD: 2_000,
+    });
+  });
+
+  it('accepts each one a millisecond shorter than the next, compared after parsing units', () => {
+    const config = loadConfig({
+      LEASE_DURATION: '3s',
+      LEASE_RENEW_DEADLINE: '2999ms',
+      LEASE_RETRY_PERIOD: '2998ms',
+    });
+    expect(config).toMatchObject({
+      LEASE_DURATION: 3000,
+      LEASE_RENEW_DEADLINE: 2999,
+      LEASE_RETRY_PERIOD: 2998,
+    });
+  });
+
+  it.each([
+    {
+      what: 'a renew deadline equal to the duration',
+      env: { LEASE_DURATION: '10s' },
+      variable: 'LEASE_RENEW_DEADLINE',
+      longer: 'LEASE_DURATION',
+    },
+    {
+      what: 'a renew deadline equal to the duration in other units',
+      env: { LEASE_DURATION: '4s', LEASE_RENEW_DEADLINE: '4000ms', LEASE_RETRY_PERIOD: '1s' },
+      variable: 'LEASE_RENEW_DEADLINE',
+      longer: 'LEASE_DURATION',
+    },
+    {
+      what: 'a renew deadline longer than the duration',
+      env: { LEASE_RENEW_DEADLINE: '20s' },
+      variable: 'LEASE_RENEW_DEADLINE',
+      longer: 'LEASE_DURATION',
+    },
+    {
+      what: 'a retry period equal to the renew deadline',
+      env: { LEASE_RETRY_PERIOD: '10s' },
+      variable: 'LEASE_RETRY_PERIOD',
+      longer: 'LEASE_RENEW_DEADLINE',
+    },
+    {
+      what: 'a retry period longer than the renew deadline',
+      env: { LEASE_RETRY_PERIOD: '12s' },
+      variable: 'LEASE_RETRY_PERIOD',
+      longer: 'LEASE_RENEW_DEADLINE',
+    },
+  ])('rejects $what, naming both variables', ({ env, variable, longer }) => {
+    const err = configError(env);
+    expect(err.problems).toEqual([{ variable, message: expect.stringContaining(longer) }]);
+    expect(err.message).toContain(`${variable}: must be shorter than ${longer}`);
+  });
+
+  it('reports both orderings at once, together with missing required variables', () => {
+    const err = configError(
+      { LEASE_DURATION: '5s', LEASE_RENEW_DEADLINE: '6s', LEASE_RETRY_PERIOD: '7s' },
+      { required: ['CP_ADMIN_API_TOKEN'] },
+    );
+    expect(err.problems.map((p) => p.variable).sort()).toEqual([
+      'CP_ADMIN_API_TOKEN',
+      'LEASE_RENEW_DEADLINE',
+      'LEASE_RETRY_PERIOD',
+    ]);
+    expect(err.message).toMatch(/3 problems/);
+  });
+
+  it('reports an unparseable lease value as itself, not as a misordering', () => {
+    const err = configError({ LEASE_RENEW_DEADLINE: 'soon' });
+    expect(err.problems).toEqual([
+      { variable: 'LEASE_RENEW_DEADLINE', message: expect.stringMatching(/expected a duration/) },
+    ]);
+  });
+});

@@ -114,6 +114,22 @@ const auditActions = async (owner: string) =>
     (r) => r.action,
   );
 
+const orgRow = async (id: string) => (await tdb.database.db.select().from(orgs).where(eq(orgs.id, id)))[0];
+
+/**
+ * An org whose resource was created a moment ago (per the clock) but is not visible yet, as an
+ * eventually consistent cloud behaves: its create-pending marker is the only trace of it.
+ */
+async function createdButNotVisible() {
+  const org = await insertOrg(tdb.database.db);
+  const r = reconcilerFor(fakeController());
+  const owner: OwnerRef = { kind: 'org', id: org.id };
+  expect(await r.reconcile(owner, view)).toEqual({ result: 'requeue', afterMs: 0 });
+  expect((await statusRow(org.id))?.pending?.token).toBe(`token-${org.id}`);
+  cloud.resources.clear();
+  return { org, r, owner };
+}
+
 beforeAll(async () => {
   tdb = await createTestDatabase();
 });
@@ -189,6 +205,54 @@ describe('generic reconciler', () => {
     clock.advance(31_000); // past the grace: create again with the same token (idempotent)
     await r.reconcile(owner, view);
     expect(cloud.creates.map((c) => c.token)).toEqual([`token-${org.id}`, `token-${org.id}`]);
+  });
+
+  it('grace window, near its end: waits only for what is left of the grace, still without creating', async () => {
+    const { org, r, owner } = await createdButNotVisible();
+    clock.advance(config.CREATE_GRACE - 400);
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'requeue', afterMs: 400 });
+    expect(cloud.creates).toHaveLength(1);
+    expect(await statusRow(org.id)).toMatchObject({
+      ready: false,
+      reason: 'Creating',
+      message: 'created, waiting for it to become visible',
+      pending: { token: `token-${org.id}` },
+    });
+    expect((await orgRow(org.id))?.finalizers).toEqual([finalizerName('securitygroup')]);
+  });
+
+  it('deletion within the create grace: an invisible fresh create is waited for, not taken as deleted', async () => {
+    const { org, r, owner } = await createdButNotVisible();
+    await new DesiredStateRepository(tdb.database.db).requestOrgDeletion(org.id);
+    // Releasing now would drop the finalizer and leak the resource once it shows up.
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'requeue', afterMs: 1000 });
+    clock.advance(config.CREATE_GRACE - 400);
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'requeue', afterMs: 400 });
+    expect(await statusRow(org.id)).toMatchObject({
+      ready: false,
+      reason: 'Deleting',
+      message: 'created moments ago, waiting for it to become visible to delete it',
+      pending: { token: `token-${org.id}` },
+    });
+    const o = await orgRow(org.id);
+    expect(o?.finalizers).toEqual([finalizerName('securitygroup')]);
+    expect(o?.purgedAt).toBeNull();
+    expect(cloud.creates).toHaveLength(1);
+    expect(cloud.deletes).toBe(0);
+    expect(await auditActions(org.id)).toEqual(['created']);
+  });
+
+  it('deletion past the create grace: a create still not visible is taken as gone and released', async () => {
+    const { org, r, owner } = await createdButNotVisible();
+    await new DesiredStateRepository(tdb.database.db).requestOrgDeletion(org.id);
+    clock.advance(config.CREATE_GRACE); // the grace is over once its whole length has passed
+    expect(await r.reconcile(owner, view)).toEqual({ result: 'success' });
+    expect(await statusRow(org.id)).toMatchObject({ ready: false, reason: 'Deleted', pending: null });
+    const o = await orgRow(org.id);
+    expect(o?.finalizers).toEqual([]);
+    expect(o?.purgedAt).not.toBeNull();
+    expect(cloud.creates).toHaveLength(1);
+    expect(cloud.deletes).toBe(0);
   });
 
   it('update: drift on a Ready resource is corrected and counted; a spec change is an update', async () => {
@@ -283,7 +347,7 @@ describe('generic reconciler', () => {
     const owner: OwnerRef = { kind: 'org', id: org.id };
     await r.reconcile(owner, view);
     await r.reconcile(owner, view);
-    const snapshot = await DesiredSnapshot.load(tdb.database.db, [org.id]);
+    const snapshot = await DesiredSnapshot.load(tdb.database, [org.id]);
     const reads = vi.spyOn(DesiredStateRepository.prototype, 'getOrg');
     try {
       expect(await r.reconcile(owner, view, snapshot)).toEqual({ result: 'success' });
