@@ -182,11 +182,9 @@ function toDesired(input: DesiredInput): DesiredInstance {
   if (!workspace) {
     const tunnelId = input.self.tunnel?.externalIds.tunnelId;
     const instanceName = `molecule-${env}-tenant-${org.slug}`;
-    const tags = {
-      ...ownerTags({ env, orgId: org.id, orgSlug: org.slug, name: instanceName }),
-      ...(securityGroupId ? { [TAG.sgId]: securityGroupId } : {}),
-      ...(tunnelId ? { [TAG.tunnelId]: tunnelId } : {}),
-    };
+    const tags = ownerTags({ env, orgId: org.id, orgSlug: org.slug, name: instanceName });
+    if (securityGroupId) tags[TAG.sgId] = securityGroupId;
+    if (tunnelId) tags[TAG.tunnelId] = tunnelId;
     const image = pins.image(TENANT_RUNTIME) ?? orgImage;
     return {
       ownerId: org.id,
@@ -217,6 +215,14 @@ function toDesired(input: DesiredInput): DesiredInstance {
   const size = workspaceResources(workspace.tier, workspace.runtime);
   const instanceName = `molecule-${env}-ws-${workspace.id.slice(0, 12)}`;
   const image = pins.image(workspace.runtime) ?? orgImage;
+  const tags = ownerTags({
+    env,
+    orgId: org.id,
+    orgSlug: org.slug,
+    name: instanceName,
+    workspace: { id: workspace.id, runtime: workspace.runtime },
+  });
+  if (securityGroupId) tags[TAG.sgId] = securityGroupId;
   return {
     ownerId: workspace.id,
     role: 'workspace',
@@ -227,16 +233,7 @@ function toDesired(input: DesiredInput): DesiredInstance {
     securityGroupId,
     profile: config.EC2_TENANT_IAM_PROFILE ?? '',
     keyName: config.EC2_KEY_NAME,
-    tags: {
-      ...ownerTags({
-        env,
-        orgId: org.id,
-        orgSlug: org.slug,
-        name: instanceName,
-        workspace: { id: workspace.id, runtime: workspace.runtime },
-      }),
-      ...(securityGroupId ? { [TAG.sgId]: securityGroupId } : {}),
-    },
+    tags,
     get userData() {
       return renderUserData({
         role: 'workspace',

@@ -28,16 +28,19 @@ export interface OwnerTagInput {
 
 /** Tags every AWS resource of an owner carries (seed: OrgID is what makes cascade cleanup possible). */
 export function ownerTags(input: OwnerTagInput): Tags {
+  // Built for every owner on every resync: literal keys (the values of TAG, which a test keeps
+  // in step) make this one fixed-shape object instead of a spread plus computed keys.
   const tags: Tags = {
-    ...ownershipTags(input.env),
-    [TAG.orgId]: input.orgId,
-    [TAG.orgSlug]: input.orgSlug,
-    [TAG.role]: input.workspace ? 'workspace' : 'tenant',
-    [TAG.name]: input.name,
+    ManagedBy: MANAGED_BY,
+    MOLECULE_ENV: input.env,
+    OrgID: input.orgId,
+    OrgSlug: input.orgSlug,
+    Role: input.workspace ? 'workspace' : 'tenant',
+    Name: input.name,
   };
   if (input.workspace) {
-    tags[TAG.workspaceId] = input.workspace.id;
-    tags[TAG.runtime] = input.workspace.runtime;
+    tags.WorkspaceID = input.workspace.id;
+    tags.Runtime = input.workspace.runtime;
   }
   return tags;
 }

@@ -7,7 +7,7 @@ import {
   orgIdFromTunnelName,
   tunnelName,
 } from '../../../src/provisioning/names.js';
-import { ownerTags } from '../../../src/provisioning/tags.js';
+import { ownerTags, TAG } from '../../../src/provisioning/tags.js';
 import { workspaceResources } from '../../../src/provisioning/tiers.js';
 import { renderUserData } from '../../../src/provisioning/userdata.js';
 
@@ -80,5 +80,21 @@ describe('user-data', () => {
     expect(text).toContain(`MOLECULE_BOOTSTRAP_SECRET='molecule/prod/tenant/${ORG}/bootstrap'`);
     expect(text).toContain(`MOLECULE_IMAGE='ghcr.io/x/y:1 '\\''; rm -rf /'`);
     expect(text).not.toMatch(/password|adminToken|tunnelToken/i);
+  });
+});
+
+describe('owner tags', () => {
+  it('use exactly the TAG names (ownerTags spells them out for speed)', () => {
+    const ws = { id: 'w1', runtime: 'hermes' };
+    expect(Object.keys(ownerTags({ env: 'e', orgId: ORG, orgSlug: 's', name: 'n', workspace: ws }))).toEqual([
+      TAG.managedBy,
+      TAG.env,
+      TAG.orgId,
+      TAG.orgSlug,
+      TAG.role,
+      TAG.name,
+      TAG.workspaceId,
+      TAG.runtime,
+    ]);
   });
 });
