@@ -17,7 +17,7 @@ export function parseDuration(text: string): number | undefined {
 
 const optionalString = z.string().trim().min(1).optional();
 const url = z.url({ protocol: /^https?$/ });
-const duration = (fallback: string) =>
+const duration = (fallback: string, options: { positive?: boolean } = {}) =>
   z
     .string()
     .default(fallback)
@@ -25,6 +25,10 @@ const duration = (fallback: string) =>
       const ms = parseDuration(v);
       if (ms === undefined) {
         ctx.addIssue({ code: 'custom', message: 'expected a duration such as 30s, 5m or 1h' });
+        return z.NEVER;
+      }
+      if (options.positive && ms <= 0) {
+        ctx.addIssue({ code: 'custom', message: 'must be longer than zero' });
         return z.NEVER;
       }
       return ms;
@@ -123,9 +127,9 @@ export const ConfigSchema = z.object({
   RECONCILE_CONCURRENCY: int(8, 1, 256),
   CREATE_GRACE: duration('30s'),
   // Leader election (client-go's defaults scaled to a Postgres row); shorter only in tests.
-  LEASE_DURATION: duration('15s'),
-  LEASE_RENEW_DEADLINE: duration('10s'),
-  LEASE_RETRY_PERIOD: duration('2s'),
+  LEASE_DURATION: duration('15s', { positive: true }),
+  LEASE_RENEW_DEADLINE: duration('10s', { positive: true }),
+  LEASE_RETRY_PERIOD: duration('2s', { positive: true }),
   RATE_LIMITS: z
     .string()
     .optional()
@@ -195,9 +199,11 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
       problems.push({ variable: String(issue.path[0] ?? '?'), message: issue.message });
     }
   }
-  if (parsed.success) {
-    // A leader must stop acting before its lease can be taken (runtime/lease.ts).
-    const c = parsed.data;
+  // A leader must stop acting before its lease can be taken (runtime/lease.ts). Checked whenever
+  // the three parse, whatever else is wrong, so that every problem is reported at once.
+  const lease = LeaseSchema.safeParse(input);
+  if (lease.success) {
+    const c = lease.data;
     if (c.LEASE_RENEW_DEADLINE >= c.LEASE_DURATION)
       problems.push({ variable: 'LEASE_RENEW_DEADLINE', message: 'must be shorter than LEASE_DURATION' });
     if (c.LEASE_RETRY_PERIOD >= c.LEASE_RENEW_DEADLINE)
@@ -206,6 +212,12 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return parsed.data;
 }
+
+const LeaseSchema = ConfigSchema.pick({
+  LEASE_DURATION: true,
+  LEASE_RENEW_DEADLINE: true,
+  LEASE_RETRY_PERIOD: true,
+});
 
 /** Which optional integrations are configured; controllers that lack theirs stay off and say why. */
 export function capabilities(config: Config) {

@@ -183,6 +183,16 @@ describe('loadConfig: lease timings', () => {
     expect(err.message).toMatch(/3 problems/);
   });
 
+  it('reports a misordering together with an unrelated invalid variable', () => {
+    const err = configError({ PORT: '-1', LEASE_DURATION: '5s', LEASE_RENEW_DEADLINE: '6s' });
+    expect(err.problems.map((p) => p.variable).sort()).toEqual(['LEASE_RENEW_DEADLINE', 'PORT']);
+  });
+
+  it('rejects a zero lease timing', () => {
+    const err = configError({ LEASE_RETRY_PERIOD: '0s' });
+    expect(err.problems).toEqual([{ variable: 'LEASE_RETRY_PERIOD', message: 'must be longer than zero' }]);
+  });
+
   it('reports an unparseable lease value as itself, not as a misordering', () => {
     const err = configError({ LEASE_RENEW_DEADLINE: 'soon' });
     expect(err.problems).toEqual([
