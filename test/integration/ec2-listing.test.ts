@@ -170,12 +170,94 @@ describe('the XML reader', () => {
     });
   });
 
+  it('reads UTF-8 bytes, entities, attributes, self-closing tags, comments and nested elements', () => {
+    const xml = `<?xml version="1.0" encoding="UTF-8"?>\r
+<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <reservationSet>
+    <item>
+      <instancesSet>
+        <item>
+          <instanceId>i-1</instanceId>
+          <placement><placement>nested</placement><tenancy>default</tenancy></placement>
+          <instanceState><code>16</code><name><!-- before the text -->running</name></instanceState>
+          <groupSet><item><groupId>sg-1</groupId></item><item><groupId/></item></groupSet>
+          <clientToken />
+          <launchTime>2024-01-31T12:34:56.789Z</launchTime>
+          <tagSet note="a > b">
+            <item><key>Unicode</key><value>żółw — 🐢</value></item>
+            <item><key>Entities</key><value>&#128034;&#x1F422; &amp; &lt;b&gt;</value></item>
+            <item><key>Empty</key><value /></item>
+            <item><key>Blank</key><value>
+            </value></item>
+            <item><value>no key</value></item>
+          </tagSet>
+        </item>
+      </instancesSet>
+    </item>
+  </reservationSet>
+</DescribeInstancesResponse>
+<!-- a comment after the root -->
+`;
+    expect(decodeInstancesPage(Buffer.from(xml, 'utf8'))).toStrictEqual({
+      instances: [
+        {
+          id: 'i-1',
+          state: 'running',
+          instanceType: '',
+          imageId: '',
+          subnetId: undefined,
+          vpcId: undefined,
+          securityGroupIds: ['sg-1'],
+          iamInstanceProfileArn: undefined,
+          clientToken: undefined,
+          launchTime: new Date('2024-01-31T12:34:56.789Z'),
+          tags: { Unicode: 'żółw — 🐢', Entities: '🐢🐢 & <b>', Empty: '', Blank: '' },
+        },
+      ],
+      nextToken: undefined,
+    });
+  });
+
+  it('tells apart values that differ only where the table of shared values does not look', () => {
+    // Same length, first, middle and last bytes: one slot of that table for all of them.
+    const values = Array.from({ length: 40 }, (_, n) => `k${String(n).padStart(4, '0')}${'m'.repeat(16)}`);
+    const long = 'L'.repeat(200);
+    const tags = [...values, values[0]!, long].map(
+      (v, n) => `<item><key>t${n}</key><value>${v}</value></item>`,
+    );
+    const group = `<item><groupId>sg-1</groupId><tagSet>${tags.join('')}</tagSet></item>`;
+    const xml = `<R><securityGroupInfo>${group}</securityGroupInfo></R>`;
+    const want = Object.fromEntries([...values, values[0]!, long].map((v, n) => [`t${n}`, v]));
+    for (let pass = 0; pass < 2; pass++) {
+      expect(decodeSecurityGroupsPage(Buffer.from(xml)).groups[0]!.tags).toStrictEqual(want);
+    }
+  });
+
+  it('reads ports as numbers and empty source items as sources', () => {
+    const xml =
+      '<R><securityGroupInfo><item><ipPermissions><item><ipProtocol>tcp</ipProtocol><fromPort>-1</fromPort>' +
+      '<toPort>65535</toPort><ipRanges><item/><item><cidrIp>10.0.0.0/8</cidrIp><description/></item>' +
+      '</ipRanges></item><item/><item><ipProtocol>udp</ipProtocol><fromPort> 53</fromPort><toPort/>' +
+      '<groups><item><groupId>sg-2</groupId></item></groups></item></ipPermissions>' +
+      '</item></securityGroupInfo></R>';
+    const base = { protocol: 'tcp', fromPort: -1, toPort: 65535 };
+    expect(decodeSecurityGroupsPage(xml).groups[0]!.ingress).toStrictEqual([
+      { ...base, cidr: '' },
+      { ...base, cidr: '10.0.0.0/8' },
+      { protocol: 'udp', fromPort: 53, toPort: -1, sourceGroupId: 'sg-2' },
+    ]);
+  });
+
   it.each([
     ['CDATA', '<R><reservationSet><![CDATA[x]]></reservationSet></R>'],
     ['a DOCTYPE', '<!DOCTYPE R><R/>'],
     ['a comment inside a value', '<R><nextToken>a<!-- c -->b</nextToken></R>'],
+    ['an element inside a value', '<R><nextToken>a<b/></nextToken></R>'],
     ['mismatched tags', '<R><a></b></R>'],
+    ['a mismatched closing tag of a value', '<R><nextToken>a</nextTokens></R>'],
     ['truncated input', '<R><reservationSet>'],
+    ['an unterminated comment', '<R><!-- </R>'],
+    ['a second root element', '<R/><R/>'],
   ])('gives up on %s (the SDK deserializer takes over)', (_why, xml) => {
     expect(() => decodeInstancesPage(xml)).toThrow(UnsupportedXml);
   });

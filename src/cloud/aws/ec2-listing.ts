@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { Readable } from 'node:stream';
 import type { IngressRule, Instance, InstanceState, SecurityGroup } from '../ports.js';
 
@@ -9,22 +10,19 @@ import type { IngressRule, Instance, InstanceState, SecurityGroup } from '../por
  * (~3 KB of XML each). The SDK's generic deserializer builds a tree of the whole page and then
  * the SDK's shapes before we copy the few fields we use: about 130 µs and tens of KB of
  * garbage per object, most of a resync's CPU and the operator's peak memory
- * (test/bench/scale.ts). This reader makes one pass over the text and builds only our objects.
+ * (test/bench/scale.ts). This reader makes one pass over the page and builds only our objects.
+ *
+ * It reads the bytes as they came, led by the shape of the response: it descends only into the
+ * elements that hold a field we keep, compares tag names in place and jumps over the rest. The
+ * page never becomes one big string; only the values kept become strings, each of its own (a
+ * slice of a page-sized string would keep the whole page in memory), and a value that repeats
+ * from object to object (states, types, tag keys…) is made once and then shared.
  *
  * The SDK still builds, signs, sends and retries the request and turns errors into exceptions;
  * only a successful page's body is read here (a middleware on that one command, innermost, so it
  * runs per attempt). Anything unexpected in the text falls back to the SDK's own deserializer
- * for that page. test/unit/cloud/ec2-listing.test.ts checks that both give the same result.
+ * for that page. test/integration/ec2-listing.test.ts checks that both give the same result.
  */
-
-/**
- * Receives elements as they open and close; `text` is a leaf's text content ('' for an element
- * with children). `open` returning true skips the element's content (it is not closed either).
- */
-interface XmlVisitor {
-  open(name: string, depth: number): boolean | undefined;
-  close(name: string, depth: number, text: string): void;
-}
 
 /** Input this reader does not handle; the caller falls back to the SDK's deserializer. */
 export class UnsupportedXml extends Error {}
@@ -44,166 +42,446 @@ function decodeText(s: string): string {
   );
 }
 
+/** The SDK's rule for a leaf's text: kept as is, except that whitespace with a line break is ''. */
+function leafText(raw: string): string {
+  if (raw.indexOf('\n') !== -1 && raw.trim() === '') return '';
+  return decodeText(raw);
+}
+
 /**
- * One pass over an XML document: elements, text, self-closing tags, comments and the
- * declaration. Attributes are skipped (EC2 puts only `xmlns` on the root). DOCTYPE and CDATA are
- * not expected from EC2 and make it give up (the caller then uses the SDK's deserializer).
- * Leaf text follows the SDK's rule: kept as is, except whitespace with a line break is ''.
+ * One copy of the values that repeat from object to object (states, types, image, subnet and
+ * VPC ids, tag keys, shared tag values…), for every page read in this process. A fixed number of
+ * slots, each holding the last value that hashed to it: a value seen again costs a comparison of
+ * its bytes and no allocation, and unique values (ids, names) only replace one another instead
+ * of piling up in a map for the whole listing. The bytes of each slot's value sit side by side
+ * with the others', where comparing them is cheapest; longer values are not shared.
  */
-function walkXml(x: string, v: XmlVisitor): void {
-  const names: string[] = [];
-  let i = 0;
-  // Where the text of the innermost open element starts, or -1 once it has had a child.
-  let textFrom = -1;
-  for (;;) {
-    const lt = x.indexOf('<', i);
-    if (lt === -1) {
-      if (names.length > 0) throw new UnsupportedXml('unexpected end of input');
+const SHARED_SLOTS = 2048;
+const SHARED_MAX = 64;
+const sharedStrings: string[] = new Array<string>(SHARED_SLOTS).fill('');
+const sharedLengths = new Uint8Array(SHARED_SLOTS);
+const sharedBytes = new Uint8Array(SHARED_SLOTS * SHARED_MAX);
+
+const TAB = 9;
+const LF = 10;
+const CR = 13;
+const SPACE = 32;
+const BANG = 33;
+const QUOTE = 34;
+const AMPERSAND = 38;
+const APOSTROPHE = 39;
+const MINUS = 45;
+const SLASH = 47;
+const ZERO = 48;
+const LT = 60;
+const GT = 62;
+const QUESTION = 63;
+
+/** Bytes that end a tag name (1), or may not appear in one (2). */
+const NAME_ENDS = new Uint8Array(256);
+for (const c of [GT, SLASH, SPACE, TAB, LF, CR]) NAME_ENDS[c] = 1;
+for (const c of [QUOTE, APOSTROPHE]) NAME_ENDS[c] = 2;
+
+/** An element name, as the bytes to compare with the page's. */
+type Name = Uint8Array;
+const name = (text: string): Name => new Uint8Array(Buffer.from(text, 'latin1'));
+
+/**
+ * A forward reader over the bytes of one XML document, steered by the decoders below: `root`
+ * and `child` step onto the next element, `is` tells its name, `leaf` reads its text and `skip`
+ * jumps past it. Attributes are skipped (EC2 puts only `xmlns` on the root). DOCTYPE and CDATA
+ * are not expected from EC2 and make it give up, as do markup inside a value, content after the
+ * root element and mismatched tags. Text around child elements is ignored, as the SDK does.
+ *
+ * Markup is all ASCII, and UTF-8 never uses an ASCII byte inside a longer character, so the
+ * bytes are read as they are; only the texts kept are decoded.
+ */
+class PageReader {
+  private readonly b: Buffer;
+  /** Whether the whole page is ASCII: then a text's bytes are its characters. */
+  private readonly ascii: boolean;
+  /** Just past the markup read last. */
+  private i = 0;
+  /** The element `root` or `child` stepped onto: its name's span, and whether it is `<name/>`. */
+  private nameStart = 0;
+  private nameEnd = 0;
+  empty = false;
+  /** The text `leaf` read, and whether it needs decoding (an entity, a line break or UTF-8). */
+  private from = 0;
+  private to = 0;
+  private coded = false;
+  /** Where the next '&' and line break are, at or after the last text read (the end: none). */
+  private nextAmp = -1;
+  private nextLf = -1;
+
+  constructor(xml: Buffer | string) {
+    this.b = typeof xml === 'string' ? Buffer.from(xml, 'utf8') : xml;
+    this.ascii = isAscii(this.b);
+  }
+
+  /** Steps onto the root element and returns its name; undefined when there is none. */
+  root(): Name | undefined {
+    const b = this.b;
+    for (;;) {
+      const lt = this.find(LT, this.i);
+      if (lt === -1) return undefined;
+      const c = b[lt + 1];
+      if (c === QUESTION) this.i = this.declarationEnd(lt);
+      else if (c === BANG) this.i = this.commentEnd(lt);
+      else if (c === SLASH) throw new UnsupportedXml('closing tag before the root element');
+      else {
+        this.open(lt);
+        return b.subarray(this.nameStart, this.nameEnd);
+      }
+    }
+  }
+
+  /** After the root element: only comments and declarations may follow. */
+  end(): void {
+    const b = this.b;
+    for (;;) {
+      const lt = this.find(LT, this.i);
+      if (lt === -1) return;
+      const c = b[lt + 1];
+      if (c === QUESTION) this.i = this.declarationEnd(lt);
+      else if (c === BANG) this.i = this.commentEnd(lt);
+      else throw new UnsupportedXml('content after the root element');
+    }
+  }
+
+  /**
+   * Steps onto the next child of `parent`, the element whose content is being read: true, or
+   * false once `</parent>` is read. Only for a `parent` that is not empty.
+   */
+  child(parent: Name): boolean {
+    const b = this.b;
+    for (;;) {
+      const lt = this.find(LT, this.i);
+      if (lt === -1) throw new UnsupportedXml('unexpected end of input');
+      const c = b[lt + 1];
+      if (c === SLASH) {
+        this.close(parent, lt);
+        return false;
+      }
+      if (c === BANG) {
+        // Text split by a comment is not expected from EC2: give up rather than guess.
+        if (this.decode(this.i, lt).trim() !== '') throw new UnsupportedXml('comment inside text');
+        this.i = this.commentEnd(lt);
+      } else if (c === QUESTION) {
+        this.i = this.declarationEnd(lt);
+      } else {
+        this.open(lt);
+        return true;
+      }
+    }
+  }
+
+  /** Whether the element stepped onto is called `name`. */
+  is(name: Name): boolean {
+    const start = this.nameStart;
+    const length = name.length;
+    if (this.nameEnd - start !== length) return false;
+    const b = this.b;
+    for (let k = 0; k < length; k++) if (b[start + k] !== name[k]) return false;
+    return true;
+  }
+
+  /** Moves past the element stepped onto without reading it. */
+  skip(): void {
+    if (this.empty) return;
+    const b = this.b;
+    const from = this.i;
+    const start = this.nameStart;
+    const length = this.nameEnd - start;
+    // Most skipped elements are leaves: the next tag closes them.
+    const lt = this.find(LT, from);
+    if (lt !== -1 && b[lt + 1] === SLASH && b[lt + 2 + length] === GT) {
+      let k = 0;
+      while (k < length && b[start + k] === b[lt + 2 + k]) k++;
+      if (k === length) {
+        this.i = lt + 3 + length;
+        return;
+      }
+    }
+    const tags = tagsOf(b, start, this.nameEnd);
+    const close = b.indexOf(tags.close, from);
+    if (close === -1) throw new UnsupportedXml('missing closing tag');
+    // Searching backwards from the closing tag scans only this element's own content.
+    if (b.lastIndexOf(tags.open, close) < from) {
+      this.i = close + length + 3;
       return;
     }
-    const c = x.charCodeAt(lt + 1);
-    if (c === 63 /* ? */) {
-      const end = x.indexOf('?>', lt + 2);
-      if (end === -1) throw new UnsupportedXml('unterminated declaration');
-      i = end + 2;
-      continue;
+    // An element of the same name inside: walk it to find the right closing tag.
+    while (this.child(tags.name)) this.skip();
+  }
+
+  /** Reads the text of the element stepped onto, called `name`, and its closing tag. */
+  leaf(name: Name): void {
+    const b = this.b;
+    let from = this.i;
+    if (this.empty) {
+      this.from = this.to = from;
+      this.coded = false;
+      return;
     }
-    if (c === 33 /* ! */) {
-      if (!x.startsWith('<!--', lt)) throw new UnsupportedXml('CDATA or DOCTYPE');
-      const end = x.indexOf('-->', lt + 4);
-      if (end === -1) throw new UnsupportedXml('unterminated comment');
-      if (textFrom !== -1) {
-        // Text split by a comment is not expected from EC2: give up rather than guess.
-        if (x.slice(textFrom, lt).trim() !== '') throw new UnsupportedXml('comment inside text');
-        textFrom = end + 3;
+    for (;;) {
+      const lt = this.find(LT, from);
+      if (lt === -1) throw new UnsupportedXml('unexpected end of input');
+      if (b[lt + 1] === SLASH) {
+        this.close(name, lt);
+        this.from = from;
+        this.to = lt;
+        // Each search starts where the last one found its byte: one pass over the page in all.
+        if (this.nextAmp < from) this.nextAmp = found(b.indexOf(AMPERSAND, from), b.length);
+        if (this.nextLf < from) this.nextLf = found(b.indexOf(LF, from), b.length);
+        this.coded = this.nextAmp < lt || this.nextLf < lt || (!this.ascii && !asciiBetween(b, from, lt));
+        return;
       }
-      i = end + 3;
-      continue;
+      if (!this.startsWith('<!--', lt)) throw new UnsupportedXml('markup inside a value');
+      // A comment may come before the text, not inside it.
+      if (this.decode(from, lt).trim() !== '') throw new UnsupportedXml('comment inside text');
+      from = this.commentEnd(lt);
     }
-    const gt = x.indexOf('>', lt + 1);
-    if (gt === -1) throw new UnsupportedXml('unterminated tag');
-    if (c === 47 /* / */) {
-      const name = x.slice(lt + 2, gt).trim();
-      const open = names.pop();
-      if (open !== name) throw new UnsupportedXml(`mismatched </${name}>`);
-      let text = '';
-      if (textFrom !== -1) {
-        text = x.slice(textFrom, lt);
-        if (text.indexOf('\n') !== -1 && text.trim() === '') text = '';
-        else text = decodeText(text);
+  }
+
+  /** The text `leaf` read, as a string of its own. */
+  text(): string {
+    if (this.coded) return leafText(this.decode(this.from, this.to));
+    return this.b.toString('latin1', this.from, this.to);
+  }
+
+  /** The text `leaf` read, as the shared copy of that value (for values that repeat). */
+  shared(): string {
+    const { b, from, to } = this;
+    const length = to - from;
+    if (this.coded || length > SHARED_MAX) return this.text();
+    if (length === 0) return '';
+    // A few bytes tell most values apart; a collision only costs a copy.
+    let h = Math.imul(length ^ b[from]!, 0x01000193);
+    h = Math.imul(h ^ b[from + (length >> 1)]!, 0x01000193);
+    for (let k = Math.max(from, to - 4); k < to; k++) h = Math.imul(h ^ b[k]!, 0x01000193);
+    const slot = (h ^ (h >>> 15)) & (SHARED_SLOTS - 1);
+    const at = slot * SHARED_MAX;
+    if (sharedLengths[slot] === length) {
+      let k = 0;
+      while (k < length && sharedBytes[at + k] === b[from + k]) k++;
+      if (k === length) return sharedStrings[slot]!;
+    }
+    const copy = b.toString('latin1', from, to);
+    sharedStrings[slot] = copy;
+    sharedLengths[slot] = length;
+    for (let k = 0; k < length; k++) sharedBytes[at + k] = b[from + k]!;
+    return copy;
+  }
+
+  /** The text `leaf` read as a port, as `Number` reads it (digits are read in place); -1 when empty. */
+  port(): number {
+    const { b, from, to } = this;
+    if (!this.coded && to - from > 0 && to - from < 10) {
+      const negative = b[from] === MINUS;
+      let value = 0;
+      let k = negative ? from + 1 : from;
+      while (k < to && b[k]! >= ZERO && b[k]! <= ZERO + 9) value = value * 10 + b[k++]! - ZERO;
+      if (k === to && k > from + (negative ? 1 : 0)) return negative ? -value : value;
+    }
+    const text = this.text();
+    return text === '' ? -1 : Number(text);
+  }
+
+  /** The text `leaf` read as a time, as `new Date` reads it; undefined when empty. */
+  time(): Date | undefined {
+    const text = this.text();
+    return text ? new Date(text) : undefined;
+  }
+
+  /** Where the next byte `c` is, at or after `from`; -1 when there is none. */
+  private find(c: number, from: number): number {
+    const b = this.b;
+    let i = from;
+    while (i < b.length && b[i] !== c) i++;
+    return i < b.length ? i : -1;
+  }
+
+  private startsWith(text: string, at: number): boolean {
+    for (let k = 0; k < text.length; k++) if (this.b[at + k] !== text.charCodeAt(k)) return false;
+    return true;
+  }
+
+  /** Bytes as UTF-8 text, before any rule for leaves (off the fast path only). */
+  private decode(from: number, to: number): string {
+    return this.b.toString('utf8', from, to);
+  }
+
+  /** Reads the start tag at `lt`. */
+  private open(lt: number): void {
+    const b = this.b;
+    let end = lt + 1;
+    while (end < b.length && NAME_ENDS[b[end]!] === 0) end++;
+    if (end >= b.length) throw new UnsupportedXml('unterminated tag');
+    if (NAME_ENDS[b[end]!] === 2) throw new UnsupportedXml('quote in a tag name');
+    if (end === lt + 1) throw new UnsupportedXml('empty tag name');
+    this.nameStart = lt + 1;
+    this.nameEnd = end;
+    if (b[end] === GT) {
+      this.empty = false;
+      this.i = end + 1;
+    } else if (b[end] === SLASH && b[end + 1] === GT) {
+      this.empty = true;
+      this.i = end + 2;
+    } else {
+      // Attributes, whose quoted values may hold '>'.
+      const gt = tagEnd(b, end);
+      this.empty = b[gt - 1] === SLASH;
+      this.i = gt + 1;
+    }
+  }
+
+  /** Reads the closing tag at `lt`, which must close `name`. */
+  private close(name: Name, lt: number): void {
+    const b = this.b;
+    const length = name.length;
+    const gt = lt + 2 + length;
+    if (b[gt] === GT) {
+      let k = 0;
+      while (k < length && b[lt + 2 + k] === name[k]) k++;
+      if (k === length) {
+        this.i = gt + 1;
+        return;
       }
-      v.close(name, names.length + 1, text);
-      textFrom = -1;
-      i = gt + 1;
-      continue;
     }
-    // An opening or self-closing tag; attributes may hold '>' only inside quotes.
-    let end = gt;
-    const tag = x.slice(lt + 1, end);
-    if (tag.indexOf('"') !== -1 || tag.indexOf("'") !== -1) {
-      end = tagEnd(x, lt + 1);
-    }
-    const selfClosing = x.charCodeAt(end - 1) === 47; /* / */
-    let nameEnd = lt + 1;
-    while (nameEnd < end) {
-      const ch = x.charCodeAt(nameEnd);
-      if (ch === 32 || ch === 9 || ch === 10 || ch === 13 || ch === 47 || ch === 62) break;
-      nameEnd++;
-    }
-    const name = x.slice(lt + 1, nameEnd);
-    if (name === '') throw new UnsupportedXml('empty tag name');
-    if (textFrom !== -1 && names.length > 0) {
-      // The parent has an element child: text around it is ignored, as the SDK does.
-      textFrom = -1;
-    }
-    names.push(name);
-    const skip = v.open(name, names.length);
-    if (selfClosing) {
-      names.pop();
-      if (!skip) v.close(name, names.length + 1, '');
-      textFrom = -1;
-      i = end + 1;
-      continue;
-    }
-    const after = skip ? skipTo(x, name, end + 1) : -1;
-    if (after !== -1) {
-      names.pop();
-      textFrom = -1;
-      i = after;
-      continue;
-    }
-    textFrom = end + 1;
-    i = end + 1;
+    // Whitespace is allowed before the '>'.
+    const end = this.find(GT, lt + 2);
+    if (end === -1) throw new UnsupportedXml('unterminated tag');
+    const closing = this.decode(lt + 2, end).trim();
+    if (!Buffer.from(closing, 'utf8').equals(name)) throw new UnsupportedXml(`mismatched </${closing}>`);
+    this.i = end + 1;
+  }
+
+  private commentEnd(lt: number): number {
+    if (!this.startsWith('<!--', lt)) throw new UnsupportedXml('CDATA or DOCTYPE');
+    const end = this.b.indexOf('-->', lt + 4, 'latin1');
+    if (end === -1) throw new UnsupportedXml('unterminated comment');
+    return end + 3;
+  }
+
+  private declarationEnd(lt: number): number {
+    const end = this.b.indexOf('?>', lt + 2, 'latin1');
+    if (end === -1) throw new UnsupportedXml('unterminated declaration');
+    return end + 2;
   }
 }
 
-/**
- * Where the content of element `name` (starting at `from`) ends: just past its closing tag, or
- * -1 when an element of the same name is nested inside it (then it is walked, not skipped).
- */
-function skipTo(x: string, name: string, from: number): number {
-  const close = x.indexOf(`</${name}>`, from);
-  if (close === -1) throw new UnsupportedXml(`missing </${name}>`);
-  // Searching backwards from the close tag scans only this element's own text.
-  if (x.lastIndexOf(`<${name}`, close) >= from) return -1;
-  return close + name.length + 3;
+const found = (at: number, none: number) => (at === -1 ? none : at);
+
+function asciiBetween(b: Buffer, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (b[k]! > 127) return false;
+  return true;
 }
 
-function tagEnd(x: string, from: number): number {
+/** Where a start tag with attributes ends: its first '>' outside quotes. */
+function tagEnd(b: Buffer, from: number): number {
   let quote = 0;
-  for (let i = from; i < x.length; i++) {
-    const c = x.charCodeAt(i);
+  for (let i = from; i < b.length; i++) {
+    const c = b[i]!;
     if (quote) {
       if (c === quote) quote = 0;
-    } else if (c === 34 || c === 39) quote = c;
-    else if (c === 62) return i;
+    } else if (c === QUOTE || c === APOSTROPHE) quote = c;
+    else if (c === GT) return i;
   }
   throw new UnsupportedXml('unterminated tag');
 }
 
-/** The instance's elements toInstance reads; the rest (network interfaces, block devices…) is skipped. */
-const INSTANCE_FIELDS = new Set([
-  'instanceId',
-  'imageId',
-  'instanceState',
-  'instanceType',
-  'subnetId',
-  'vpcId',
-  'groupSet',
-  'iamInstanceProfile',
-  'clientToken',
-  'launchTime',
-  'tagSet',
-]);
-const GROUP_FIELDS = new Set([
-  'groupId',
-  'groupName',
-  'vpcId',
-  'groupDescription',
-  'ipPermissions',
-  'tagSet',
-]);
-
-/** One copy of each repeated value (states, types, tag values…) across the pages of one listing. */
-export type Interner = Map<string, string>;
-
-function interning(strings: Interner): (s: string) => string {
-  return (s) => {
-    const known = strings.get(s);
-    if (known !== undefined) return known;
-    const copy = own(s);
-    strings.set(copy, copy);
-    return copy;
-  };
+/** An element name with its start and closing tags, to search the bytes for. */
+interface Tags {
+  name: Name;
+  open: Uint8Array;
+  close: Uint8Array;
 }
 
-/**
- * A copy of a value cut out of the page. NOTE: V8 represents a slice of 13 or more characters
- * as a view of the whole string, so an inventory of slices would keep every page it was read
- * from in memory (tens of MB per thousand instances).
- */
-function own(s: string): string {
-  return s.length < 13 ? s : ` ${s}`.slice(1);
+/** The tags of the elements skipped whole (a few dozen names in EC2's responses), made once each. */
+const tagSlots: (Tags | undefined)[] = new Array<Tags | undefined>(256).fill(undefined);
+
+function tagsOf(b: Buffer, start: number, end: number): Tags {
+  const length = end - start;
+  let h = 0x811c9dc5;
+  for (let k = start; k < end; k++) h = Math.imul(h ^ b[k]!, 0x01000193);
+  const slot = (h ^ (h >>> 15)) & (tagSlots.length - 1);
+  const known = tagSlots[slot];
+  if (known && known.name.length === length) {
+    let k = 0;
+    while (k < length && known.name[k] === b[start + k]) k++;
+    if (k === length) return known;
+  }
+  // Copies: a view would keep this page in memory.
+  const open = new Uint8Array(length + 1);
+  open[0] = LT;
+  open.set(b.subarray(start, end), 1);
+  const close = new Uint8Array(length + 3);
+  close.set([LT, SLASH]);
+  close.set(b.subarray(start, end), 2);
+  close[length + 2] = GT;
+  const tags = { name: open.subarray(1), open, close };
+  tagSlots[slot] = tags;
+  return tags;
+}
+
+/** The element names the decoders look for. */
+const E = {
+  item: name('item'),
+  reservationSet: name('reservationSet'),
+  instancesSet: name('instancesSet'),
+  nextToken: name('nextToken'),
+  instanceId: name('instanceId'),
+  imageId: name('imageId'),
+  instanceState: name('instanceState'),
+  name: name('name'),
+  instanceType: name('instanceType'),
+  subnetId: name('subnetId'),
+  vpcId: name('vpcId'),
+  groupSet: name('groupSet'),
+  groupId: name('groupId'),
+  iamInstanceProfile: name('iamInstanceProfile'),
+  arn: name('arn'),
+  clientToken: name('clientToken'),
+  launchTime: name('launchTime'),
+  tagSet: name('tagSet'),
+  key: name('key'),
+  value: name('value'),
+  securityGroupInfo: name('securityGroupInfo'),
+  groupName: name('groupName'),
+  groupDescription: name('groupDescription'),
+  ipPermissions: name('ipPermissions'),
+  ipProtocol: name('ipProtocol'),
+  fromPort: name('fromPort'),
+  toPort: name('toPort'),
+  groups: name('groups'),
+  ipRanges: name('ipRanges'),
+  cidrIp: name('cidrIp'),
+  ipv6Ranges: name('ipv6Ranges'),
+  cidrIpv6: name('cidrIpv6'),
+  description: name('description'),
+};
+
+/** A `tagSet` (whose children are being read) into `tags`: the last value of a key wins. */
+function readTags(r: PageReader, tags: Record<string, string>): void {
+  while (r.child(E.tagSet)) {
+    if (!r.is(E.item) || r.empty) {
+      r.skip();
+      continue;
+    }
+    let key: string | undefined;
+    let value: string | undefined;
+    while (r.child(E.item)) {
+      if (r.is(E.key)) {
+        r.leaf(E.key);
+        key = r.shared();
+      } else if (r.is(E.value)) {
+        r.leaf(E.value);
+        value = r.shared();
+      } else r.skip();
+    }
+    if (key !== undefined) tags[key] = value ?? '';
+  }
 }
 
 export interface InstancePage {
@@ -212,94 +490,112 @@ export interface InstancePage {
 }
 
 /** DescribeInstancesResponse → our instances (the same fields as the SDK path's toInstance). */
-export function decodeInstancesPage(xml: Buffer | string, strings: Interner = new Map()): InstancePage {
-  const keep = interning(strings);
+export function decodeInstancesPage(xml: Buffer | string): InstancePage {
+  const r = new PageReader(xml);
   const instances: Instance[] = [];
   let nextToken: string | undefined;
-  const stack: string[] = [];
-  let cur: Instance | undefined;
-  let at = 0; // depth of the current instance's <item>
-  let tagKey: string | undefined;
-  let tagValue: string | undefined;
-  walkXml(typeof xml === 'string' ? xml : xml.toString('utf8'), {
-    open(name, depth) {
-      stack[depth - 1] = name;
-      if (cur && depth === at + 1) return !INSTANCE_FIELDS.has(name);
-      if (depth === 4 && stack[1] === 'reservationSet') return name !== 'instancesSet';
-      if (
-        name === 'item' &&
-        depth >= 5 &&
-        stack[depth - 2] === 'instancesSet' &&
-        stack[depth - 3] === 'item' &&
-        stack[depth - 4] === 'reservationSet'
-      ) {
-        cur = {
-          id: '',
-          state: 'pending',
-          instanceType: '',
-          imageId: '',
-          subnetId: undefined,
-          vpcId: undefined,
-          securityGroupIds: [],
-          iamInstanceProfileArn: undefined,
-          clientToken: undefined,
-          launchTime: undefined,
-          tags: {},
-        };
-        at = depth;
-      } else if (cur && name === 'item' && depth === at + 2 && stack[at] === 'tagSet') {
-        tagKey = undefined;
-        tagValue = undefined;
-      }
-      return false;
-    },
-    close(name, depth, text) {
-      if (depth === 2 && name === 'nextToken') nextToken = text || undefined;
-      if (!cur) return;
-      if (depth === at) {
-        instances.push(cur);
-        cur = undefined;
-        return;
-      }
-      const under = stack[at]; // the instance's child this element is in
-      if (depth === at + 1) {
-        switch (name) {
-          case 'instanceId':
-            cur.id = own(text);
-            break;
-          case 'imageId':
-            cur.imageId = keep(text);
-            break;
-          case 'instanceType':
-            cur.instanceType = keep(text);
-            break;
-          case 'subnetId':
-            cur.subnetId = keep(text);
-            break;
-          case 'vpcId':
-            cur.vpcId = keep(text);
-            break;
-          case 'clientToken':
-            cur.clientToken = text ? own(text) : undefined;
-            break;
-          case 'launchTime':
-            cur.launchTime = text ? new Date(text) : undefined;
-            break;
+  const root = r.root();
+  if (root === undefined) return { instances, nextToken };
+  if (!r.empty) {
+    while (r.child(root)) {
+      if (r.is(E.reservationSet) && !r.empty) {
+        while (r.child(E.reservationSet)) {
+          if (!r.is(E.item) || r.empty) r.skip();
+          else
+            while (r.child(E.item)) {
+              if (!r.is(E.instancesSet) || r.empty) r.skip();
+              else
+                while (r.child(E.instancesSet)) {
+                  if (r.is(E.item)) instances.push(readInstance(r));
+                  else r.skip();
+                }
+            }
         }
-      } else if (depth === at + 2) {
-        if (under === 'instanceState' && name === 'name')
-          cur.state = keep(text || 'pending') as InstanceState;
-        else if (under === 'iamInstanceProfile' && name === 'arn') cur.iamInstanceProfileArn = keep(text);
-        else if (under === 'tagSet' && name === 'item' && tagKey !== undefined)
-          cur.tags[tagKey] = keep(tagValue ?? '');
-      } else if (depth === at + 3 && stack[at + 1] === 'item') {
-        if (under === 'groupSet' && name === 'groupId' && text) cur.securityGroupIds.push(keep(text));
-        else if (under === 'tagSet' && name === 'key') tagKey = text;
-        else if (under === 'tagSet' && name === 'value') tagValue = text;
-      }
-    },
-  });
+      } else if (r.is(E.nextToken)) {
+        r.leaf(E.nextToken);
+        nextToken = r.text() || undefined;
+      } else r.skip();
+    }
+  }
+  r.end();
   return { instances, nextToken };
+}
+
+/** The instance `<item>` stepped onto; the elements we do not keep (network interfaces…) are skipped. */
+function readInstance(r: PageReader): Instance {
+  const instance: Instance = {
+    id: '',
+    state: 'pending',
+    instanceType: '',
+    imageId: '',
+    subnetId: undefined,
+    vpcId: undefined,
+    securityGroupIds: [],
+    iamInstanceProfileArn: undefined,
+    clientToken: undefined,
+    launchTime: undefined,
+    tags: {},
+  };
+  if (r.empty) return instance;
+  while (r.child(E.item)) {
+    if (r.is(E.instanceId)) {
+      r.leaf(E.instanceId);
+      instance.id = r.text();
+    } else if (r.is(E.imageId)) {
+      r.leaf(E.imageId);
+      instance.imageId = r.shared();
+    } else if (r.is(E.instanceState)) {
+      if (r.empty) continue;
+      while (r.child(E.instanceState)) {
+        if (!r.is(E.name)) r.skip();
+        else {
+          r.leaf(E.name);
+          instance.state = (r.shared() || 'pending') as InstanceState;
+        }
+      }
+    } else if (r.is(E.instanceType)) {
+      r.leaf(E.instanceType);
+      instance.instanceType = r.shared();
+    } else if (r.is(E.subnetId)) {
+      r.leaf(E.subnetId);
+      instance.subnetId = r.shared();
+    } else if (r.is(E.vpcId)) {
+      r.leaf(E.vpcId);
+      instance.vpcId = r.shared();
+    } else if (r.is(E.groupSet)) {
+      if (r.empty) continue;
+      while (r.child(E.groupSet)) {
+        if (!r.is(E.item) || r.empty) r.skip();
+        else
+          while (r.child(E.item)) {
+            if (!r.is(E.groupId)) r.skip();
+            else {
+              r.leaf(E.groupId);
+              const id = r.shared();
+              if (id) instance.securityGroupIds.push(id);
+            }
+          }
+      }
+    } else if (r.is(E.iamInstanceProfile)) {
+      if (r.empty) continue;
+      while (r.child(E.iamInstanceProfile)) {
+        if (!r.is(E.arn)) r.skip();
+        else {
+          r.leaf(E.arn);
+          instance.iamInstanceProfileArn = r.shared();
+        }
+      }
+    } else if (r.is(E.clientToken)) {
+      r.leaf(E.clientToken);
+      instance.clientToken = r.text() || undefined;
+    } else if (r.is(E.launchTime)) {
+      r.leaf(E.launchTime);
+      instance.launchTime = r.time();
+    } else if (r.is(E.tagSet)) {
+      if (!r.empty) readTags(r, instance.tags);
+    } else r.skip();
+  }
+  return instance;
 }
 
 export interface SecurityGroupPage {
@@ -307,97 +603,145 @@ export interface SecurityGroupPage {
   nextToken: string | undefined;
 }
 
-interface PermissionParts {
-  protocol: string;
-  fromPort: number;
-  toPort: number;
-  v4: { cidr: string; description?: string }[];
-  pairs: { sourceGroupId: string; description?: string }[];
-  v6: { cidr: string; description?: string }[];
-}
-
 /** DescribeSecurityGroupsResponse → our groups (the same fields as the SDK path's toSecurityGroup). */
-export function decodeSecurityGroupsPage(
-  xml: Buffer | string,
-  strings: Interner = new Map(),
-): SecurityGroupPage {
-  const keep = interning(strings);
+export function decodeSecurityGroupsPage(xml: Buffer | string): SecurityGroupPage {
+  const r = new PageReader(xml);
   const groups: SecurityGroup[] = [];
   let nextToken: string | undefined;
-  const stack: string[] = [];
-  let cur: SecurityGroup | undefined;
-  let at = 0;
-  let perm: PermissionParts | undefined;
-  let member: { id?: string; cidr?: string; description?: string } | undefined;
-  let tagKey: string | undefined;
-  let tagValue: string | undefined;
-  walkXml(typeof xml === 'string' ? xml : xml.toString('utf8'), {
-    open(name, depth) {
-      stack[depth - 1] = name;
-      if (cur && depth === at + 1) return !GROUP_FIELDS.has(name);
-      if (name !== 'item') return false;
-      if (depth === 3 && stack[1] === 'securityGroupInfo') {
-        cur = { id: '', name: '', vpcId: undefined, description: '', ingress: [], tags: {} };
-        at = depth;
-      } else if (cur && depth === at + 2 && stack[at] === 'ipPermissions') {
-        perm = { protocol: '-1', fromPort: -1, toPort: -1, v4: [], pairs: [], v6: [] };
-      } else if (cur && depth === at + 2 && stack[at] === 'tagSet') {
-        tagKey = undefined;
-        tagValue = undefined;
-      } else if (perm && depth === at + 4) {
-        member = {};
-      }
-      return false;
-    },
-    close(name, depth, text) {
-      if (depth === 2 && name === 'nextToken') nextToken = text || undefined;
-      if (!cur) return;
-      if (depth === at) {
-        groups.push(cur);
-        cur = undefined;
-        return;
-      }
-      const under = stack[at];
-      if (depth === at + 1) {
-        if (name === 'groupId') cur.id = own(text);
-        else if (name === 'groupName') cur.name = own(text);
-        else if (name === 'vpcId') cur.vpcId = keep(text);
-        else if (name === 'groupDescription') cur.description = own(text);
-      } else if (under === 'tagSet') {
-        if (depth === at + 3 && name === 'key') tagKey = text;
-        else if (depth === at + 3 && name === 'value') tagValue = text;
-        else if (depth === at + 2 && tagKey !== undefined) cur.tags[tagKey] = keep(tagValue ?? '');
-      } else if (under === 'ipPermissions' && perm) {
-        if (depth === at + 3) {
-          if (name === 'ipProtocol') perm.protocol = keep(text || '-1');
-          else if (name === 'fromPort') perm.fromPort = text === '' ? -1 : Number(text);
-          else if (name === 'toPort') perm.toPort = text === '' ? -1 : Number(text);
-        } else if (depth === at + 5 && member) {
-          const list = stack[at + 2];
-          if (name === 'description') member.description = keep(text);
-          else if (list === 'groups' && name === 'groupId') member.id = keep(text);
-          else if (list === 'ipRanges' && name === 'cidrIp') member.cidr = keep(text);
-          else if (list === 'ipv6Ranges' && name === 'cidrIpv6') member.cidr = keep(text);
-        } else if (depth === at + 4 && member) {
-          const list = stack[at + 2];
-          const d = member.description ? { description: member.description } : {};
-          if (list === 'groups') perm.pairs.push({ sourceGroupId: member.id ?? '', ...d });
-          else if (list === 'ipRanges') perm.v4.push({ cidr: member.cidr ?? '', ...d });
-          else if (list === 'ipv6Ranges') perm.v6.push({ cidr: member.cidr ?? '', ...d });
-          member = undefined;
-        } else if (depth === at + 2) {
-          // The SDK path's order: IPv4 ranges, then group pairs, then IPv6 ranges.
-          const base = { protocol: perm.protocol, fromPort: perm.fromPort, toPort: perm.toPort };
-          const rules: IngressRule[] = cur.ingress;
-          for (const r of perm.v4) rules.push({ ...base, ...r });
-          for (const p of perm.pairs) rules.push({ ...base, ...p });
-          for (const r of perm.v6) rules.push({ ...base, ...r });
-          perm = undefined;
+  const root = r.root();
+  if (root === undefined) return { groups, nextToken };
+  if (!r.empty) {
+    const sources: Sources = { v4: [], pairs: [], v6: [] };
+    while (r.child(root)) {
+      if (r.is(E.securityGroupInfo) && !r.empty) {
+        while (r.child(E.securityGroupInfo)) {
+          if (r.is(E.item)) groups.push(readGroup(r, sources));
+          else r.skip();
         }
-      }
-    },
-  });
+      } else if (r.is(E.nextToken)) {
+        r.leaf(E.nextToken);
+        nextToken = r.text() || undefined;
+      } else r.skip();
+    }
+  }
+  r.end();
   return { groups, nextToken };
+}
+
+/**
+ * One permission's sources, each as a CIDR or group id followed by a description; reused from
+ * one permission to the next.
+ */
+interface Sources {
+  v4: string[];
+  pairs: string[];
+  v6: string[];
+}
+
+/** The group `<item>` stepped onto. */
+function readGroup(r: PageReader, sources: Sources): SecurityGroup {
+  const group: SecurityGroup = { id: '', name: '', vpcId: undefined, description: '', ingress: [], tags: {} };
+  if (r.empty) return group;
+  while (r.child(E.item)) {
+    if (r.is(E.groupId)) {
+      r.leaf(E.groupId);
+      group.id = r.text();
+    } else if (r.is(E.groupName)) {
+      r.leaf(E.groupName);
+      group.name = r.text();
+    } else if (r.is(E.vpcId)) {
+      r.leaf(E.vpcId);
+      group.vpcId = r.shared();
+    } else if (r.is(E.groupDescription)) {
+      r.leaf(E.groupDescription);
+      group.description = r.text();
+    } else if (r.is(E.ipPermissions)) {
+      if (r.empty) continue;
+      while (r.child(E.ipPermissions)) {
+        if (r.is(E.item)) readPermission(r, sources, group.ingress);
+        else r.skip();
+      }
+    } else if (r.is(E.tagSet)) {
+      if (!r.empty) readTags(r, group.tags);
+    } else r.skip();
+  }
+  return group;
+}
+
+/** The permission `<item>` stepped onto, as one rule per source in the SDK path's order. */
+function readPermission(r: PageReader, sources: Sources, rules: IngressRule[]): void {
+  let protocol = '-1';
+  let fromPort = -1;
+  let toPort = -1;
+  const { v4, pairs, v6 } = sources;
+  v4.length = 0;
+  pairs.length = 0;
+  v6.length = 0;
+  if (!r.empty) {
+    while (r.child(E.item)) {
+      if (r.is(E.ipProtocol)) {
+        r.leaf(E.ipProtocol);
+        protocol = r.shared() || '-1';
+      } else if (r.is(E.fromPort)) {
+        r.leaf(E.fromPort);
+        fromPort = r.port();
+      } else if (r.is(E.toPort)) {
+        r.leaf(E.toPort);
+        toPort = r.port();
+      } else if (r.is(E.ipRanges)) readSources(r, E.ipRanges, E.cidrIp, v4);
+      else if (r.is(E.groups)) readSources(r, E.groups, E.groupId, pairs);
+      else if (r.is(E.ipv6Ranges)) readSources(r, E.ipv6Ranges, E.cidrIpv6, v6);
+      else r.skip();
+    }
+  }
+  // The SDK path's order: IPv4 ranges, then group pairs, then IPv6 ranges.
+  for (let k = 0; k < v4.length; k += 2) {
+    const cidr = v4[k]!;
+    const description = v4[k + 1]!;
+    rules.push(
+      description ? { protocol, fromPort, toPort, cidr, description } : { protocol, fromPort, toPort, cidr },
+    );
+  }
+  for (let k = 0; k < pairs.length; k += 2) {
+    const sourceGroupId = pairs[k]!;
+    const description = pairs[k + 1]!;
+    rules.push(
+      description
+        ? { protocol, fromPort, toPort, sourceGroupId, description }
+        : { protocol, fromPort, toPort, sourceGroupId },
+    );
+  }
+  for (let k = 0; k < v6.length; k += 2) {
+    const cidr = v6[k]!;
+    const description = v6[k + 1]!;
+    rules.push(
+      description ? { protocol, fromPort, toPort, cidr, description } : { protocol, fromPort, toPort, cidr },
+    );
+  }
+}
+
+/** The list of sources `list` (stepped onto) into `out`: `field`'s value and the description of each item. */
+function readSources(r: PageReader, list: Name, field: Name, out: string[]): void {
+  if (r.empty) return;
+  while (r.child(list)) {
+    if (!r.is(E.item)) {
+      r.skip();
+      continue;
+    }
+    let value = '';
+    let description = '';
+    if (!r.empty)
+      while (r.child(E.item)) {
+        if (r.is(field)) {
+          r.leaf(field);
+          value = r.shared();
+        } else if (r.is(E.description)) {
+          r.leaf(E.description);
+          description = r.shared();
+        } else r.skip();
+      }
+    out.push(value, description);
+  }
 }
 
 /** The SDK command (DescribeInstances or DescribeSecurityGroups) whose responses are read here. */

@@ -36,7 +36,7 @@ import {
   type Tags,
 } from '../ports.js';
 import type { BucketName } from '../ratelimit.js';
-import { decodeInstancesPage, decodeSecurityGroupsPage, decodeWith, type Interner } from './ec2-listing.js';
+import { decodeInstancesPage, decodeSecurityGroupsPage, decodeWith } from './ec2-listing.js';
 import { translateAwsError } from './errors.js';
 
 /** EC2's largest page: a steady-state listing costs one call per thousand objects. */
@@ -63,7 +63,6 @@ export class Ec2Adapter implements Ec2Port {
     if (filter.states) filters.push({ Name: 'instance-state-name', Values: filter.states });
     if (filter.clientToken) filters.push({ Name: 'client-token', Values: [filter.clientToken] });
     const out: Instance[] = [];
-    const strings: Interner = new Map();
     let token: string | undefined;
     do {
       const command = new DescribeInstancesCommand({
@@ -71,9 +70,7 @@ export class Ec2Adapter implements Ec2Port {
         MaxResults: this.pageSize,
         NextToken: token,
       });
-      const decoded = this.decodeListings
-        ? decodeWith(command, (xml) => decodeInstancesPage(xml, strings))
-        : () => undefined;
+      const decoded = this.decodeListings ? decodeWith(command, decodeInstancesPage) : () => undefined;
       const res = await this.send('DescribeInstances', 'ec2-non-mutating', () => this.client.send(command));
       const page = decoded();
       if (page) out.push(...page.instances);
@@ -178,7 +175,6 @@ export class Ec2Adapter implements Ec2Port {
     if (filter.names) filters.push({ Name: 'group-name', Values: filter.names });
     if (filter.vpcId) filters.push({ Name: 'vpc-id', Values: [filter.vpcId] });
     const out: SecurityGroup[] = [];
-    const strings: Interner = new Map();
     let token: string | undefined;
     do {
       const command = new DescribeSecurityGroupsCommand({
@@ -186,9 +182,7 @@ export class Ec2Adapter implements Ec2Port {
         MaxResults: this.pageSize,
         NextToken: token,
       });
-      const decoded = this.decodeListings
-        ? decodeWith(command, (xml) => decodeSecurityGroupsPage(xml, strings))
-        : () => undefined;
+      const decoded = this.decodeListings ? decodeWith(command, decodeSecurityGroupsPage) : () => undefined;
       const res = await this.send('DescribeSecurityGroups', 'ec2-non-mutating', () =>
         this.client.send(command),
       );
