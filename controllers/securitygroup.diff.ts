@@ -17,12 +17,28 @@ export function diffRules(
   want: IngressRule[],
   have: IngressRule[],
 ): { add: IngressRule[]; remove: IngressRule[] } {
-  const wantKeys = new Set(want.map(ruleKey));
-  const haveKeys = new Set(have.map(ruleKey));
+  // Each rule's key is computed once: every security group is diffed on every resync.
+  const wantKeys = want.map(ruleKey);
+  const haveKeys = have.map(ruleKey);
   return {
-    add: dedupe(want.filter((r) => !haveKeys.has(ruleKey(r)))),
-    remove: dedupe(have.filter((r) => !wantKeys.has(ruleKey(r)))),
+    add: missing(want, wantKeys, new Set(haveKeys)),
+    remove: missing(have, haveKeys, new Set(wantKeys)),
   };
+}
+
+/** The rules (once each) whose key is not in `other`. */
+function missing(rules: IngressRule[], keys: string[], other: Set<string>): IngressRule[] {
+  const out: IngressRule[] = [];
+  let seen: Set<string> | undefined;
+  for (let i = 0; i < rules.length; i++) {
+    const k = keys[i]!;
+    if (other.has(k)) continue;
+    seen ??= new Set();
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(rules[i]!);
+  }
+  return out;
 }
 
 export function describeRule(r: IngressRule): string {
@@ -36,14 +52,4 @@ export function opensSshToWorld(r: IngressRule): boolean {
   const coversSsh =
     proto === '-1' || ((proto === 'tcp' || proto === '-1') && r.fromPort <= 22 && r.toPort >= 22);
   return world && coversSsh;
-}
-
-function dedupe(rules: IngressRule[]): IngressRule[] {
-  const seen = new Set<string>();
-  return rules.filter((r) => {
-    const k = ruleKey(r);
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
 }

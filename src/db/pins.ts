@@ -11,9 +11,14 @@ export class PinsCache {
     private readonly ttlMs = 30_000,
   ) {}
 
-  async get(): Promise<Pins> {
+  /** The pins; synchronous while the cache is fresh (every reconcile asks). */
+  get(): Pins | Promise<Pins> {
+    if (this.cached && Date.now() - this.cached.at < this.ttlMs) return this.cached.pins;
+    return this.load();
+  }
+
+  private async load(): Promise<Pins> {
     const now = Date.now();
-    if (this.cached && now - this.cached.at < this.ttlMs) return this.cached.pins;
     const [amis, images] = await Promise.all([
       this.db.select().from(amiPins),
       this.db.select().from(runtimeImagePins),

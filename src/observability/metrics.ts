@@ -21,6 +21,7 @@ export function createMetrics(options: { defaults?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'molecule_process_' });
   const r = [registry];
+  const depthSources = new Map<string, () => number>();
 
   const m = {
     registry,
@@ -87,6 +88,11 @@ export function createMetrics(options: { defaults?: boolean } = {}) {
       help: 'Keys waiting in the controller work queue (ready or delayed)',
       labelNames: ['controller'] as const,
       registers: r,
+      // Read from the queues when scraped: the depth changes on every key, and setting a
+      // labelled series that often was a measurable share of a large resync.
+      collect() {
+        for (const [controller, depth] of depthSources) this.labels(controller).set(depth());
+      },
     }),
     workqueueRetries: new Counter({
       name: 'molecule_workqueue_retries_total',
@@ -148,7 +154,13 @@ export function createMetrics(options: { defaults?: boolean } = {}) {
     m.deletionStuck.labels(controller).set(0);
   }
   for (const kind of RESOURCE_KINDS) m.orphanDeleted.labels(kind).inc(0);
-  return m;
+  return {
+    ...m,
+    /** Reports a controller's work queue depth as `molecule_workqueue_depth` (read at scrape time). */
+    watchWorkqueueDepth(controller: string, depth: () => number): void {
+      depthSources.set(controller, depth);
+    },
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

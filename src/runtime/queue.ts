@@ -55,9 +55,12 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   private readonly dirty = new Map<string, EnqueueReason>();
   private readonly failures = new Map<string, number>();
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Keys being handled (counted rather than kept as promises: one less allocation per key). */
+  private inFlight = 0;
   /** Callers of {@link drained} waiting for the queue to empty. */
   private drainWaiters: (() => void)[] = [];
+  /** Callers of {@link stop} waiting for the handled keys to finish. */
+  private stopWaiters: (() => void)[] = [];
   private handler: Handler | undefined;
   private running = false;
 
@@ -154,7 +157,7 @@ export class WorkQueue {
   /** Stops handing out keys and waits for the ones being handled. Queued keys stay queued. */
   async stop(): Promise<void> {
     this.running = false;
-    await Promise.all([...this.inFlight]);
+    while (this.inFlight > 0) await new Promise<void>((resolve) => this.stopWaiters.push(resolve));
   }
 
   /** Forgets everything queued or delayed (e.g. leadership lost); handled keys finish. */
@@ -174,12 +177,12 @@ export class WorkQueue {
    * shutdown. Woken by the queue itself: waiting costs nothing while keys are worked off.
    */
   async drained(): Promise<void> {
-    if (this.inFlight.size === 0 && this.queued.size === 0) return;
+    if (this.inFlight === 0 && this.queued.size === 0) return;
     await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
   private notifyDrained(): void {
-    if (this.drainWaiters.length === 0 || this.inFlight.size > 0 || this.queued.size > 0) return;
+    if (this.drainWaiters.length === 0 || this.inFlight > 0 || this.queued.size > 0) return;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const w of waiters) w();
@@ -195,11 +198,8 @@ export class WorkQueue {
       this.laneOf.delete(key);
       this.processing.add(key);
       this.changed();
-      const p = this.run(key, reason).finally(() => {
-        this.inFlight.delete(p);
-        this.notifyDrained();
-      });
-      this.inFlight.add(p);
+      this.inFlight++;
+      void this.run(key, reason);
     }
   }
 
@@ -214,6 +214,7 @@ export class WorkQueue {
     return undefined;
   }
 
+  /** Handles one key; never rejects. */
   private async run(key: string, reason: EnqueueReason): Promise<void> {
     let outcome: Outcome;
     try {
@@ -221,31 +222,41 @@ export class WorkQueue {
     } catch {
       outcome = { result: 'error' };
     }
-    this.processing.delete(key);
-    switch (outcome.result) {
-      case 'success':
-      case 'terminal':
-        this.failures.delete(key);
-        break;
-      case 'requeue':
-        this.failures.delete(key);
-        this.addAfter(key, outcome.afterMs);
-        break;
-      case 'error': {
-        const n = (this.failures.get(key) ?? 0) + 1;
-        this.failures.set(key, n);
-        this.options.onRetry?.();
-        this.addAfter(key, this.backoffDelay(n), 'retry');
-        break;
+    try {
+      this.processing.delete(key);
+      switch (outcome.result) {
+        case 'success':
+        case 'terminal':
+          this.failures.delete(key);
+          break;
+        case 'requeue':
+          this.failures.delete(key);
+          this.addAfter(key, outcome.afterMs);
+          break;
+        case 'error': {
+          const n = (this.failures.get(key) ?? 0) + 1;
+          this.failures.set(key, n);
+          this.options.onRetry?.();
+          this.addAfter(key, this.backoffDelay(n), 'retry');
+          break;
+        }
       }
+      const again = this.dirty.get(key);
+      if (again) {
+        this.dirty.delete(key);
+        this.add(key, again);
+      }
+      this.changed();
+      this.pump();
+    } finally {
+      this.inFlight--;
+      if (this.inFlight === 0 && this.stopWaiters.length > 0) {
+        const waiters = this.stopWaiters;
+        this.stopWaiters = [];
+        for (const w of waiters) w();
+      }
+      this.notifyDrained();
     }
-    const again = this.dirty.get(key);
-    if (again) {
-      this.dirty.delete(key);
-      this.add(key, again);
-    }
-    this.changed();
-    this.pump();
   }
 
   private changed(): void {
