@@ -9,6 +9,7 @@ import { type Config, capabilities } from './config.js';
 import type { Database } from './db/client.js';
 import { DesiredStateRepository, liveOwners, type OwnerRef } from './db/desired.js';
 import { PinsCache } from './db/pins.js';
+import { DesiredSnapshot } from './db/snapshot.js';
 import { StatusRepository } from './db/status.js';
 import type { Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
@@ -140,6 +141,7 @@ export async function planAll(options: {
           controllers: all,
           enabled: set.enabled,
           desired,
+          loadOwner: (owner) => DesiredSnapshot.loadOwner(database, owner),
           status: new StatusRepository(database.db),
           finalizers: new Finalizers(database.db),
           liveView: live,

@@ -1,5 +1,6 @@
 import type { Org, StatusRow, Workspace } from '../../schema/index.js';
 import type { Database } from './client.js';
+import type { OwnerRef } from './desired.js';
 import {
   mapOrg,
   mapStatus,
@@ -14,15 +15,25 @@ import {
 
 // One statement: the three sets are read at one instant, and each arrives as one JSON array
 // (see rows.ts). Status rows are those of the orgs and of the live workspaces read here.
-const LOAD = `
-  WITH live AS (
-    SELECT * FROM workspaces WHERE org_id = ANY($1::uuid[]) AND purged_at IS NULL
+// `orgIds` is the SQL of the uuid[] of orgs to read.
+const loadSql = (orgIds: string) => `
+  WITH ids AS (SELECT ${orgIds} AS ids),
+  live AS (
+    SELECT * FROM workspaces WHERE org_id = ANY((SELECT ids FROM ids)::uuid[]) AND purged_at IS NULL
   )
   SELECT
-    (SELECT json_agg(${ORG_ROW}) FROM orgs WHERE id = ANY($1::uuid[])) AS orgs,
+    (SELECT json_agg(${ORG_ROW}) FROM orgs WHERE id = ANY((SELECT ids FROM ids)::uuid[])) AS orgs,
     (SELECT json_agg(${WORKSPACE_ROW} ORDER BY created_at, id) FROM live) AS workspaces,
     (SELECT json_agg(${STATUS_ROW}) FROM reconcile_status
-      WHERE owner_id = ANY($1::uuid[] || ARRAY(SELECT id FROM live))) AS status`;
+      WHERE owner_id = ANY((SELECT ids FROM ids)::uuid[] || ARRAY(SELECT id FROM live))) AS status`;
+
+const LOAD = loadSql('$1::uuid[]');
+/** The org of one owner ($1 its kind, $2 its id): the org itself, or the workspace's org. */
+const LOAD_OWNER = loadSql(
+  "ARRAY[CASE WHEN $1 = 'org' THEN $2::uuid ELSE (SELECT org_id FROM workspaces WHERE id = $2::uuid) END]",
+);
+
+type LoadRow = { orgs: OrgTuple[] | null; workspaces: WorkspaceTuple[] | null; status: StatusTuple[] | null };
 
 /**
  * The desired rows and status rows of a batch of orgs (with their live workspaces), read in
@@ -59,11 +70,19 @@ export class DesiredSnapshot {
    */
   static async load(database: Database, orgIds: string[]): Promise<DesiredSnapshot> {
     if (orgIds.length === 0) return new DesiredSnapshot([], [], []);
-    const [rows] = await database.query<{
-      orgs: OrgTuple[] | null;
-      workspaces: WorkspaceTuple[] | null;
-      status: StatusTuple[] | null;
-    }>(LOAD, [orgIds]);
+    return DesiredSnapshot.from(await database.query<LoadRow>(LOAD, [orgIds]));
+  }
+
+  /**
+   * The same rows for the org of one owner (an org, or a workspace's org), in one round trip:
+   * what a reconcile reads when it needs fresh rows. A workspace that is purged or unknown is
+   * not in it.
+   */
+  static async loadOwner(database: Database, owner: OwnerRef): Promise<DesiredSnapshot> {
+    return DesiredSnapshot.from(await database.query<LoadRow>(LOAD_OWNER, [owner.kind, owner.id]));
+  }
+
+  private static from([rows]: LoadRow[]): DesiredSnapshot {
     return new DesiredSnapshot(
       (rows?.orgs ?? []).map(mapOrg),
       (rows?.workspaces ?? []).map(mapWorkspace),

@@ -125,19 +125,19 @@ export class Manager {
     });
     for (const controller of options.controllers) {
       if (!this.enabled.has(controller.name)) continue;
-      const depthGauge = metrics.workqueueDepth.labels(controller.name); // set on every queue change
       const queue = new WorkQueue({
         concurrency: options.concurrency ?? config.RECONCILE_CONCURRENCY,
         clock: this.clock,
         ...options.backoff,
-        onDepth: (d) => depthGauge.set(d),
         onRetry: () => metrics.workqueueRetries.labels(controller.name).inc(),
       });
+      metrics.watchWorkqueueDepth(controller.name, () => queue.depth);
       const reconciler = new Reconciler(controller, {
         config,
         controllers: this.controllers,
         enabled: this.enabled,
         desired: this.desired,
+        loadOwner: (owner) => DesiredSnapshot.loadOwner(database, owner),
         status,
         finalizers,
         liveView: this.live,
@@ -211,18 +211,27 @@ export class Manager {
     reason: 'event' | 'resync',
     snapshot?: ResyncSnapshot,
   ): void {
-    const c = this.controlled.get(name);
-    const controller = this.controllers.get(name);
-    if (!c || !controller || !controller.owners.includes(owner.kind)) return;
-    const key = keyOf(owner);
-    if (snapshot) c.snapshots.set(key, snapshot);
-    else c.snapshots.delete(key);
-    c.queue.add(key, reason);
+    this.enqueueKey(name, owner.kind, keyOf(owner), reason, snapshot);
   }
 
   /** Queues an owner for every controller that manages its kind. */
   enqueueOwner(owner: OwnerRef, reason: 'event' | 'resync' = 'event', snapshot?: ResyncSnapshot): void {
-    for (const name of this.controlled.keys()) this.enqueue(name, owner, reason, snapshot);
+    const key = keyOf(owner);
+    for (const name of this.controlled.keys()) this.enqueueKey(name, owner.kind, key, reason, snapshot);
+  }
+
+  private enqueueKey(
+    name: ControllerName,
+    kind: OwnerRef['kind'],
+    key: string,
+    reason: 'event' | 'resync',
+    snapshot: ResyncSnapshot | undefined,
+  ): void {
+    const c = this.controlled.get(name);
+    if (!c || !this.controllers.get(name)?.owners.includes(kind)) return;
+    if (snapshot) c.snapshots.set(key, snapshot);
+    else c.snapshots.delete(key);
+    c.queue.add(key, reason);
   }
 
   /**

@@ -74,10 +74,13 @@ export interface ReconcilerDeps {
   controllers: ReadonlyMap<ControllerName, AnyController>;
   enabled: ReadonlySet<ControllerName>;
   desired: DesiredStateRepository;
+  /** Fresh rows of one owner's org (DesiredSnapshot.loadOwner). */
+  loadOwner: (owner: OwnerRef) => Promise<DesiredSnapshot>;
   status: StatusRepository;
   finalizers: Finalizers;
   liveView: CloudView;
-  pins: () => Promise<Pins>;
+  /** AMI and image pins: a value while cached, a promise when they must be read. */
+  pins: () => Pins | Promise<Pins>;
   metrics: Metrics;
   logger: Logger;
   clock: Clock;
@@ -197,8 +200,10 @@ export class Reconciler {
     const d = this.deps;
     const c = this.controller;
 
-    // 1: Load the desired owner row, its org and the status rows this controller reads.
-    const state = await this.load(owner, snapshot);
+    // 1: Load the desired owner row, its org and the status rows this controller reads (from
+    //    the resync's snapshot without an await when it covers the owner: most reconciles).
+    const covered = snapshot ? this.loadFromSnapshot(owner, snapshot) : 'uncovered';
+    const state = covered === 'uncovered' ? await this.load(owner) : covered;
     if (!state) return { result: 'success' }; // owner purged or never existed: nothing is ours to do
     const fin = finalizerName(c.name);
     if (state.deleting) this.fresh(state); // the deletion cascade always runs on fresh rows
@@ -217,7 +222,9 @@ export class Reconciler {
     }
 
     // 4: Compute the desired resource and observe the actual one.
-    const desired = c.desired(this.desiredInput(state, await d.pins()));
+    const cachedPins = d.pins();
+    const pins = cachedPins instanceof Promise ? await cachedPins : cachedPins;
+    const desired = c.desired(this.desiredInput(state, pins));
     const ctx = this.actContext(state);
     let view = firstView;
     let obs = await c.observe(desired, this.observeContext(ctx, view, state, run));
@@ -405,7 +412,7 @@ export class Reconciler {
     patch.reason = obs.readyCondition?.reason ?? 'Available';
     patch.message = obs.readyCondition?.message ?? 'resource is up to date';
     patch.observedGeneration = state.generation;
-    await this.writeStatus(state, patch);
+    if (!state.status || statusChanged(state.status, patch)) await this.writeStatus(state, patch);
     if (!wasReady) this.wakeDependents(state);
     return { result: 'success' };
   }
@@ -449,42 +456,15 @@ export class Reconciler {
    * covers the owner). Undefined when the owner is gone.
    */
   async load(owner: OwnerRef, snapshot?: DesiredSnapshot): Promise<OwnerState | undefined> {
-    const d = this.deps;
     if (snapshot) {
       const state = this.loadFromSnapshot(owner, snapshot);
       if (state !== 'uncovered') return state;
     }
-    let org: Org | undefined;
-    let workspace: Workspace | undefined;
-    if (owner.kind === 'org') {
-      org = await d.desired.getOrg(owner.id);
-    } else {
-      workspace = await d.desired.getWorkspace(owner.id);
-      if (workspace) org = await d.desired.getOrg(workspace.orgId);
-    }
-    if (!org || org.purgedAt || (workspace && workspace.purgedAt)) return undefined;
-    const workspaces = owner.kind === 'org' ? await d.desired.listWorkspaces([org.id]) : [];
-    const ids = owner.kind === 'org' ? [org.id] : [owner.id, org.id];
-    const rows = await d.status.getMany([...d.controllers.keys()], ids);
-    const self: OwnerState['self'] = {};
-    const org_: OwnerState['org_'] = {};
-    for (const r of rows) {
-      if (r.ownerId === owner.id) self[r.controller as ControllerName] = r;
-      if (r.ownerId === org.id) org_[r.controller as ControllerName] = r;
-    }
-    const row = workspace ?? org;
-    return {
-      owner,
-      org,
-      workspace,
-      workspaces,
-      deleting: !!(row.deletionRequestedAt || org.deletionRequestedAt),
-      generation: row.generation,
-      finalizers: row.finalizers,
-      status: self[this.name],
-      self,
-      org_,
-    };
+    // Fresh rows: the owner's org, its live workspaces and their status rows, in one round trip.
+    const state = this.loadFromSnapshot(owner, await this.deps.loadOwner(owner));
+    if (state === 'uncovered') return undefined; // no such owner (or a purged workspace)
+    if (state) state.fromSnapshot = false;
+    return state;
   }
 
   private loadFromSnapshot(owner: OwnerRef, snap: DesiredSnapshot): OwnerState | undefined | 'uncovered' {

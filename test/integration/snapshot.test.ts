@@ -293,6 +293,28 @@ describe('DesiredSnapshot.load', () => {
     expect(snap.workspacesOf(ORG.outside).map((w) => w.id)).toEqual([WS.outside]);
   });
 
+  it("loadOwner holds the rows of one owner's org, as load does for that org", async () => {
+    const asBatch = await DesiredSnapshot.load(tdb.database, [ORG.plain]);
+    const viaOrg = await DesiredSnapshot.loadOwner(tdb.database, { kind: 'org', id: ORG.plain });
+    const viaWorkspace = await DesiredSnapshot.loadOwner(tdb.database, { kind: 'workspace', id: WS.tiedLow });
+    for (const snap of [viaOrg, viaWorkspace]) {
+      expect(snap.org(ORG.plain)).toStrictEqual(asBatch.org(ORG.plain));
+      expect(snap.workspacesOf(ORG.plain)).toStrictEqual(asBatch.workspacesOf(ORG.plain));
+      for (const id of [ORG.plain, WS.first, WS.tiedLow, WS.tiedHigh])
+        expect(byController(snap.statusOf(id))).toStrictEqual(byController(asBatch.statusOf(id)));
+      expect(snap.covers(ORG.deleting)).toBe(false);
+    }
+    // A purged workspace, or an unknown owner, reads as nothing.
+    const purged = await DesiredSnapshot.loadOwner(tdb.database, { kind: 'workspace', id: WS.purged });
+    expect(purged.workspace(WS.purged)).toBeUndefined();
+    const unknown = '00000000-0000-4000-8000-0000000000ff';
+    for (const kind of ['org', 'workspace'] as const) {
+      const snap = await DesiredSnapshot.loadOwner(tdb.database, { kind, id: unknown });
+      expect(snap.covers(unknown)).toBe(false);
+      expect(snap.workspace(unknown)).toBeUndefined();
+    }
+  });
+
   it('holds the same rows when the session time zone is not UTC', async () => {
     const zone = 'Asia/Kathmandu'; // +05:45: minutes in the offset
     let database = tdb.database;

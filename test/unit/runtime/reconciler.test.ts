@@ -94,6 +94,7 @@ function reconcilerFor(controller: Controller<any, any>, others: Controller<any,
     controllers: all,
     enabled: new Set(all.keys()),
     desired: new DesiredStateRepository(db),
+    loadOwner: (owner) => DesiredSnapshot.loadOwner(tdb.database, owner),
     status: new StatusRepository(db),
     finalizers: new Finalizers(db),
     liveView: view,
@@ -348,7 +349,7 @@ describe('generic reconciler', () => {
     await r.reconcile(owner, view);
     await r.reconcile(owner, view);
     const snapshot = await DesiredSnapshot.load(tdb.database, [org.id]);
-    const reads = vi.spyOn(DesiredStateRepository.prototype, 'getOrg');
+    const reads = vi.spyOn(DesiredSnapshot, 'loadOwner');
     try {
       expect(await r.reconcile(owner, view, snapshot)).toEqual({ result: 'success' });
       expect(reads).not.toHaveBeenCalled();
