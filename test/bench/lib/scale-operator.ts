@@ -16,6 +16,8 @@ interface Options {
   databaseUrl: string;
   /** Write a CPU profile of each measured resync here (`--cpu-prof-dir`). */
   cpuProfileDir?: string;
+  /** Write a sampled profile of every allocation (collected or not) of a measured resync here (`--alloc-prof`). */
+  allocationProfile?: string;
   sim: { awsEndpoint: string; cloudflareBaseUrl: string; seed: SeedInfo };
 }
 
@@ -47,6 +49,17 @@ async function main() {
           await session.post('Profiler.enable');
           await session.post('Profiler.start');
         }
+        let heapSession: Session | undefined;
+        if (options.allocationProfile) {
+          heapSession = new Session();
+          heapSession.connect();
+          await heapSession.post('HeapProfiler.enable');
+          await heapSession.post('HeapProfiler.startSampling', {
+            samplingInterval: 16384,
+            includeObjectsCollectedByMajorGC: true,
+            includeObjectsCollectedByMinorGC: true,
+          } as never);
+        }
         const cpu0 = process.cpuUsage();
         const w0 = performance.now();
         await op.operator.manager.resync('bench');
@@ -58,6 +71,10 @@ async function main() {
             JSON.stringify(profile),
           );
           session.disconnect();
+        }
+        if (heapSession) {
+          const { profile } = await heapSession.post('HeapProfiler.stopSampling');
+          writeFileSync(options.allocationProfile!, JSON.stringify(profile));
         }
         send({
           phase: 'resync',

@@ -103,12 +103,8 @@ export async function startBenchOperator(options: {
     logger,
     ports,
     manager: {
-      lease: {
-        name: `bench-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
-        leaseDurationMs: 15_000,
-        renewDeadlineMs: 10_000,
-        retryPeriodMs: 100,
-      },
+      // Production lease timings (the defaults): renewals are part of the operator's cost.
+      lease: { name: `bench-${process.pid}-${Math.random().toString(36).slice(2, 8)}` },
       resyncJitterMs: 0,
       ...options.manager,
     },
