@@ -92,7 +92,6 @@ export function createTunnelController(deps: {
           tunnelId: tunnel.id,
           ...(record && diff.length === 0 ? { dnsRecordId: record.id } : {}),
         },
-        state: configOk === undefined ? {} : { configCheckedAt: new Date().toISOString() },
         resource: { tunnel, configOk, record, foreign },
       };
     },

@@ -614,10 +614,9 @@ export class Reconciler {
       resync: view.source === 'inventory',
       allowDeepCheck: () => {
         if (view.source === 'live') return true;
-        const granted = run ? run.deepCheck() : !budget || budget.take(state.owner.id);
-        // A deep check records when it looked: spend it on fresh rows, not on the snapshot.
-        if (granted) this.fresh(state);
-        return granted;
+        // A check that finds nothing wrong writes nothing, so it may run on the snapshot; one
+        // that finds drift leads to an update, which starts over on fresh rows and reads live.
+        return run ? run.deepCheck() : !budget || budget.take(state.owner.id);
       },
     };
   }

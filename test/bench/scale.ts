@@ -244,8 +244,7 @@ async function main() {
       notes: [
         `Seeded by cloning one org the real operator converged (lib/seed.ts): ${seedS} s, simulator state ` +
           `${stateMb} MB. Faithfulness check: ${mutatingTotal} mutating calls over the first and the measured ` +
-          `resyncs; ${rewritten} status rows rewritten by the median resync (the tunnel deep checks record when ` +
-          'they looked).',
+          `resyncs; ${rewritten} status rows rewritten by the median resync (a steady state writes none).`,
         'Operator alone in its process with production settings (default client buckets, concurrency ' +
           `${config.RECONCILE_CONCURRENCY}, pool 10); simulator in another process. Peak RSS over the whole life ` +
           `of the process (startup, first resync, measured resyncs): ${peak} MB; CPU of the first (cold) resync ` +
