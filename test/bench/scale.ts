@@ -12,7 +12,7 @@
  * must make zero mutating calls (reported), and the status rows they rewrite are counted.
  *
  *   npx tsx test/bench/scale.ts [--orgs 10000] [--resyncs 3] [--smoke] [--out DIR]
- *     [--node-flags="…"]  replace the Deployment's NODE_OPTIONS for the operator process
+ *     [--node-flags="…"]  replace the image's Node flags (deploy/Dockerfile) for the operator process
  *     [--cpu-prof-dir DIR] [--alloc-prof FILE]  profile the measured resyncs
  */
 import { type ChildProcess, execFileSync, fork } from 'node:child_process';
@@ -20,7 +20,6 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import { benchArgs, log, runMain } from './lib/cli.js';
 import { createBenchDatabase } from './lib/db.js';
 import { callDelta, mutatingByOp, round, total } from './lib/measure.js';
@@ -34,17 +33,15 @@ const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 /** Compiled like the container image (`npm run build`); under node_modules so packages resolve. */
 const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'molecule-bench');
 const TARGET_RSS_MB = 300;
-const DEPLOYMENT = 'deploy/k8s/base/operator-deployment.yaml';
+const DOCKERFILE = 'deploy/Dockerfile';
 
-/** NODE_OPTIONS of the operator container as deployed ('' when it sets none). */
-function deployedNodeOptions(): string {
-  const doc = parse(readFileSync(join(ROOT, DEPLOYMENT), 'utf8')) as {
-    spec: {
-      template: { spec: { containers: { name: string; env?: { name: string; value?: string }[] }[] } };
-    };
-  };
-  const operator = doc.spec.template.spec.containers.find((c) => c.name === 'operator');
-  return operator?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value ?? '';
+/** The Node flags the container image runs the operator with (its ENTRYPOINT, between node and the script). */
+function deployedNodeFlags(): string {
+  const line = readFileSync(join(ROOT, DOCKERFILE), 'utf8')
+    .split('\n')
+    .findLast((l) => l.startsWith('ENTRYPOINT'));
+  const argv = line ? (JSON.parse(line.slice('ENTRYPOINT'.length)) as string[]) : [];
+  return argv.slice(1, -1).join(' ');
 }
 const TARGET_CPU_S = 3;
 
@@ -109,10 +106,10 @@ function compileOperator(): string {
 
 async function main() {
   const args = benchArgs(['orgs', 'resyncs', 'cpu-prof-dir', 'alloc-prof', 'node-flags']);
-  // The operator runs with the Node flags its Deployment gives it, unless --node-flags
+  // The operator runs with the Node flags its container image gives it, unless --node-flags
   // (e.g. "--max-semi-space-size=64") replaces them to study others.
   const flagsGiven = typeof args.values['node-flags'] === 'string';
-  const nodeFlags = (flagsGiven ? String(args.values['node-flags']) : deployedNodeOptions())
+  const nodeFlags = (flagsGiven ? String(args.values['node-flags']) : deployedNodeFlags())
     .split(/\s+/)
     .filter(Boolean);
   const orgs = args.num('orgs', 10_000, 50);
@@ -249,7 +246,7 @@ async function main() {
           `${config.RECONCILE_CONCURRENCY}, pool 10); simulator in another process. Peak RSS over the whole life ` +
           `of the process (startup, first resync, measured resyncs): ${peak} MB; CPU of the first (cold) resync ` +
           `including startup ${first.cpuS} s; CPU of each measured resync ${measured.map((m) => m.cpuS).join(', ')} s.`,
-        `Node flags: ${nodeFlags.length ? nodeFlags.join(' ') : 'none'} (${flagsGiven ? 'given with --node-flags' : `NODE_OPTIONS of the operator Deployment, ${DEPLOYMENT}`}).`,
+        `Node flags: ${nodeFlags.length ? nodeFlags.join(' ') : 'none'} (${flagsGiven ? 'given with --node-flags' : `the container image's ENTRYPOINT, ${DOCKERFILE}`}).`,
       ],
     };
     await publish(result, args.out);

@@ -82,7 +82,11 @@ describe('Dockerfile', () => {
   it('runs as uid 10001 with molecule-operator as the entrypoint', () => {
     const users = inStage(last, 'USER');
     expect(users.at(-1)).toMatch(/^10001(:10001)?$/);
-    expect(JSON.parse(inStage(last, 'ENTRYPOINT').at(-1)!)).toEqual(['node', 'bin/molecule-operator.js']);
+    expect(JSON.parse(inStage(last, 'ENTRYPOINT').at(-1)!)).toEqual([
+      'node',
+      '--heap-growing-percent=50', // bounds heap growth during resyncs (see the Dockerfile)
+      'bin/molecule-operator.js',
+    ]);
     expect(JSON.parse(inStage(last, 'CMD').at(-1)!)).toEqual(['run']);
     const userIndex = dockerfile.findLastIndex((i) => i.stage === last && i.op === 'USER');
     const afterUser = dockerfile.slice(userIndex + 1).filter((i) => i.op === 'RUN' || i.op === 'COPY');
