@@ -1,10 +1,11 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CloudPorts } from '../../src/cloud/ports.js';
+import type { CloudPorts, InstanceFilter, SecurityGroupFilter } from '../../src/cloud/ports.js';
 import { StatusRepository } from '../../src/db/status.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { absent, type Controller } from '../../src/runtime/controller.js';
+import type { Controller } from '../../src/runtime/controller.js';
+import { TransientError } from '../../src/runtime/errors.js';
 import { Manager } from '../../src/runtime/manager.js';
 import { testConfig } from '../fixtures/config.js';
 import { insertOrg } from '../fixtures/owners.js';
@@ -53,12 +54,12 @@ async function until(cond: () => boolean, timeoutMs: number) {
   }
 }
 
-function manager(seen: Map<string, number>) {
+function manager(seen: Map<string, number>, ports: CloudPorts = emptyPorts) {
   return new Manager({
     // Resync once a year: anything reconciled below got there through NOTIFY.
     config: testConfig({ RESYNC_CRON: '0 0 1 1 *', ORPHAN_SCAN_CRON: '0 0 1 1 *' }),
     database: tdb.database,
-    ports: emptyPorts,
+    ports,
     metrics: createMetrics({ defaults: false }),
     logger: createLogger({ level: 'silent' }),
     controllers: [observingController(seen)],
@@ -119,6 +120,58 @@ describe('manager', () => {
       await m.stop();
     },
   );
+
+  it('resyncs in batches: each lists the EC2 resources of at most 198 orgs, and a failed listing ends the resync', async () => {
+    // Written before the manager listens: only the resync can reach these orgs.
+    const prefix = `batch-${Math.random().toString(36).slice(2, 8)}`;
+    await tdb.database.query(
+      `INSERT INTO orgs (slug, name) SELECT $1 || '-' || g, 'n' FROM generate_series(1, 450) g`,
+      [prefix],
+    );
+    const live = new Set(
+      (await tdb.database.query<{ id: string }>('SELECT id FROM orgs WHERE purged_at IS NULL')).map(
+        (r) => r.id,
+      ),
+    );
+    const run = async (failOnListing?: number) => {
+      const listed: string[][] = [];
+      const seen = new Map<string, number>();
+      const ports = {
+        ...emptyPorts,
+        ec2: {
+          describeInstances: async (f: InstanceFilter) => {
+            listed.push(f.tagIn!.values);
+            if (listed.length === failOnListing) throw new TransientError('listing failed');
+            return [];
+          },
+          describeSecurityGroups: async (f: SecurityGroupFilter) => {
+            expect(f.tagIn?.values).toBeDefined();
+            return [];
+          },
+        },
+      } as unknown as CloudPorts;
+      const m = manager(seen, ports);
+      await m.start();
+      await until(() => m.isLeader(), 5000);
+      await m.idle();
+      await m.stop();
+      return { listed, seen };
+    };
+
+    const whole = await run();
+    expect(whole.listed.length).toBe(Math.ceil(live.size / 198));
+    expect(Math.max(...whole.listed.map((b) => b.length))).toBe(198);
+    expect(new Set(whole.listed.flat())).toEqual(live); // every live org in exactly one batch
+    expect(whole.listed.flat()).toHaveLength(live.size);
+    for (const id of live) expect(whole.seen.has(id)).toBe(true);
+
+    // The second batch's listing fails: the first batch was reconciled, nothing after it was.
+    const failed = await run(2);
+    const [first, second] = failed.listed;
+    for (const id of first!) expect(failed.seen.has(id)).toBe(true);
+    for (const id of second!) expect(failed.seen.has(id)).toBe(false);
+    expect(failed.seen.size).toBe(first!.length);
+  });
 
   it('reports deletions stuck for more than ten minutes', async () => {
     const m = manager(new Map());
