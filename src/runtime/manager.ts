@@ -101,6 +101,8 @@ export class Manager {
   private subscription: Subscription | undefined;
   private readonly tasks: ScheduledTask[] = [];
   private resyncing: Promise<void> | undefined;
+  /** Trigger of a resync to run when the current one ends (see {@link resync}). */
+  private resyncFollowUp: string | undefined;
   private listening = false;
   private stopping = false;
   private lastResyncAt: number | undefined;
@@ -238,11 +240,19 @@ export class Manager {
    * Lists everything ours once into an inventory and queues every live owner against it.
    * Concurrent requests share one run.
    */
-  resync(trigger: string): Promise<void> {
+  resync(trigger: string, options: { followUp?: boolean } = {}): Promise<void> {
     if (!this.isLeader() || this.stopping) return Promise.resolve();
-    if (this.resyncing) return this.resyncing;
+    if (this.resyncing) {
+      // A new term must see every owner, and a resync that started before it may have handed
+      // some to a replica that was not leading at that moment: run another one after it.
+      if (options.followUp) this.resyncFollowUp = trigger;
+      return this.resyncing;
+    }
     this.resyncing = this.runResync(trigger).finally(() => {
       this.resyncing = undefined;
+      const followUp = this.resyncFollowUp;
+      this.resyncFollowUp = undefined;
+      if (followUp) void this.resync(followUp);
     });
     return this.resyncing;
   }
@@ -409,7 +419,7 @@ export class Manager {
         return outcome;
       });
     }
-    void this.resync('leader-elected');
+    void this.resync('leader-elected', { followUp: true });
   }
 
   private stoppedLeading(): void {

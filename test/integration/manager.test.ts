@@ -54,7 +54,11 @@ async function until(cond: () => boolean, timeoutMs: number) {
   }
 }
 
-function manager(seen: Map<string, number>, ports: CloudPorts = emptyPorts) {
+function manager(
+  seen: Map<string, number>,
+  ports: CloudPorts = emptyPorts,
+  lease = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 200 },
+) {
   return new Manager({
     // Resync once a year: anything reconciled below got there through NOTIFY.
     config: testConfig({ RESYNC_CRON: '0 0 1 1 *', ORPHAN_SCAN_CRON: '0 0 1 1 *' }),
@@ -63,12 +67,7 @@ function manager(seen: Map<string, number>, ports: CloudPorts = emptyPorts) {
     metrics: createMetrics({ defaults: false }),
     logger: createLogger({ level: 'silent' }),
     controllers: [observingController(seen)],
-    lease: {
-      name: `lease-${Math.random()}`,
-      leaseDurationMs: 3000,
-      renewDeadlineMs: 2000,
-      retryPeriodMs: 200,
-    },
+    lease: { name: `lease-${Math.random()}`, ...lease },
     resyncJitterMs: 0,
   });
 }
@@ -150,7 +149,13 @@ describe('manager', () => {
           },
         },
       } as unknown as CloudPorts;
-      const m = manager(seen, ports);
+      // Production lease timings: an embedded database busy with 450 orgs may hold up a renewal
+      // past a short deadline, and a term lost mid-resync is another test's subject.
+      const m = manager(seen, ports, {
+        leaseDurationMs: 15_000,
+        renewDeadlineMs: 10_000,
+        retryPeriodMs: 2_000,
+      });
       await m.start();
       await until(() => m.isLeader(), 5000);
       await m.idle();
@@ -171,6 +176,33 @@ describe('manager', () => {
     for (const id of first!) expect(failed.seen.has(id)).toBe(true);
     for (const id of second!) expect(failed.seen.has(id)).toBe(false);
     expect(failed.seen.size).toBe(first!.length);
+  });
+
+  it('runs a follow-up resync when a new term begins during one, and only then', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let listings = 0;
+    const ports = {
+      ...emptyPorts,
+      secrets: {
+        listSecrets: async () => {
+          listings++;
+          await gate; // the first resync stays in its listing until released
+          return [];
+        },
+      },
+    } as unknown as CloudPorts;
+    const m = manager(new Map(), ports);
+    await m.start();
+    await until(() => listings === 1, 5000); // the new leader's resync is listing
+    void m.resync('cron'); // joins the running one
+    void m.resync('new term', { followUp: true }); // must see every owner afresh: one more
+    release();
+    await m.idle();
+    expect(listings).toBe(2);
+    await m.stop();
   });
 
   it('reports deletions stuck for more than ten minutes', async () => {
