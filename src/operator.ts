@@ -158,7 +158,7 @@ export async function planAll(options: {
     );
   const [owners, inventory] = await Promise.all([
     liveOwners(database.db),
-    Inventory.build(ports, config.MOLECULE_ENV, Date.now()),
+    Inventory.build(ports, config.MOLECULE_ENV),
   ]);
   const orgSlugs = new Map(
     (

@@ -110,7 +110,6 @@ export interface Ec2Resources {
  * two batches of them at a time, not the whole fleet.
  */
 export class FleetInventory {
-  readonly takenAt: number;
   readonly all: FleetResources;
   readonly secretsByName = new Map<string, SecretSummary[]>();
   readonly tunnelsByName = new Map<string, Tunnel[]>();
@@ -119,10 +118,8 @@ export class FleetInventory {
   private constructor(
     private readonly ports: CloudPorts,
     private readonly env: string,
-    takenAt: number,
     all: FleetResources,
   ) {
-    this.takenAt = takenAt;
     this.all = all;
     for (const s of all.secrets) push(this.secretsByName, s.name, s);
     for (const t of all.tunnels) push(this.tunnelsByName, t.name, t);
@@ -130,13 +127,13 @@ export class FleetInventory {
   }
 
   /** Lists the env's secrets, tunnels and DNS records, paginated and filtered to ours. */
-  static async list(ports: CloudPorts, env: string, now: number): Promise<FleetInventory> {
+  static async list(ports: CloudPorts, env: string): Promise<FleetInventory> {
     const [secrets, tunnels, dnsRecords] = await Promise.all([
       ports.secrets.listSecrets(secretNamePrefix(env)),
       ports.tunnels ? ports.tunnels.listTunnels({ namePrefix: tunnelNamePrefix(env) }) : Promise.resolve([]),
       ports.dns ? ports.dns.listRecords({ commentContains: dnsCommentMarker(env) }) : Promise.resolve([]),
     ]);
-    return new FleetInventory(ports, env, now, {
+    return new FleetInventory(ports, env, {
       secrets: secrets.filter((s) => orgIdFromSecretName(env, s.name)),
       tunnels: tunnels.filter((t) => orgIdFromTunnelName(env, t.name)),
       dnsRecords: dnsRecords.filter((r) => orgIdFromDnsComment(env, r.comment)),
@@ -174,7 +171,6 @@ export const MAX_ORGS_PER_LISTING = EC2_MAX_FILTER_VALUES - Object.keys(ownershi
  */
 export class Inventory implements CloudView {
   readonly source = 'inventory' as const;
-  readonly takenAt: number;
   private readonly instancesByOwner = new Map<string, Instance[]>();
   private readonly groupsByName = new Map<string, SecurityGroup[]>();
   readonly counts: InventoryCounts;
@@ -183,7 +179,6 @@ export class Inventory implements CloudView {
     private readonly fleet: FleetInventory,
     ec2: Ec2Resources,
   ) {
-    this.takenAt = fleet.takenAt;
     for (const i of ec2.instances) {
       const key = i.tags[TAG.workspaceId]
         ? `workspace:${i.tags[TAG.workspaceId]}`
@@ -203,10 +198,10 @@ export class Inventory implements CloudView {
   }
 
   /** Everything ours in the env, each resource type listed once (`plan`, which reads it all). */
-  static async build(ports: CloudPorts, env: string, now: number): Promise<Inventory> {
+  static async build(ports: CloudPorts, env: string): Promise<Inventory> {
     const tags = ownershipTags(env);
     const [fleet, instances, securityGroups] = await Promise.all([
-      FleetInventory.list(ports, env, now),
+      FleetInventory.list(ports, env),
       ports.ec2.describeInstances({ tags }),
       ports.ec2.describeSecurityGroups({ tags }),
     ]);

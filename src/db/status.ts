@@ -1,4 +1,4 @@
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { type AuditRow, reconcileStatus, type StatusRow, tenantResources } from '../../schema/index.js';
 import type { Db } from './client.js';
 import type { OwnerKind } from './desired.js';
@@ -32,20 +32,6 @@ export class StatusRepository {
       .from(reconcileStatus)
       .where(and(eq(reconcileStatus.controller, controller), eq(reconcileStatus.ownerId, ownerId)));
     return row;
-  }
-
-  async getMany(controllers: string[], ownerIds: string[]): Promise<StatusRow[]> {
-    if (controllers.length === 0 || ownerIds.length === 0) return [];
-    return this.db
-      .select()
-      .from(reconcileStatus)
-      .where(
-        and(inArray(reconcileStatus.controller, controllers), inArray(reconcileStatus.ownerId, ownerIds)),
-      );
-  }
-
-  async listByController(controller: string): Promise<StatusRow[]> {
-    return this.db.select().from(reconcileStatus).where(eq(reconcileStatus.controller, controller));
   }
 
   async upsert(

@@ -262,7 +262,7 @@ export class Manager {
     try {
       const [owners, fleet] = await Promise.all([
         liveOwners(database.db),
-        FleetInventory.list(ports, config.MOLECULE_ENV, this.clock.now()),
+        FleetInventory.list(ports, config.MOLECULE_ENV),
       ]);
       const ownerCount = owners.orgs.length + owners.workspaces.length;
       // Every owner has an instance and a security group besides the org's fleet-wide resources.

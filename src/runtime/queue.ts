@@ -20,7 +20,6 @@ export interface QueueOptions {
   /** ±fraction of random spread on every backoff delay. */
   jitter?: number;
   random?: () => number;
-  onDepth?: (depth: number) => void;
   onRetry?: () => void;
 }
 
@@ -116,7 +115,6 @@ export class WorkQueue {
     this.queued.set(key, reason);
     this.laneOf.set(key, lane);
     this.lanes[lane]!.push(key);
-    this.changed();
     this.pump();
   }
 
@@ -138,7 +136,6 @@ export class WorkQueue {
       this.add(key, entry.reason);
     }, ms);
     this.delayed.set(key, { due, timer, reason });
-    this.changed();
   }
 
   /** The delay before the next try of a key that just failed for the n-th time in a row. */
@@ -168,7 +165,6 @@ export class WorkQueue {
     for (const lane of this.lanes) lane.length = 0;
     this.laneOf.clear();
     this.dirty.clear();
-    this.changed();
     this.notifyDrained();
   }
 
@@ -197,7 +193,6 @@ export class WorkQueue {
       this.queued.delete(key);
       this.laneOf.delete(key);
       this.processing.add(key);
-      this.changed();
       this.inFlight++;
       void this.run(key, reason);
     }
@@ -246,7 +241,6 @@ export class WorkQueue {
         this.dirty.delete(key);
         this.add(key, again);
       }
-      this.changed();
       this.pump();
     } finally {
       this.inFlight--;
@@ -257,9 +251,5 @@ export class WorkQueue {
       }
       this.notifyDrained();
     }
-  }
-
-  private changed(): void {
-    this.options.onDepth?.(this.depth);
   }
 }

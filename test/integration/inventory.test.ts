@@ -86,7 +86,7 @@ describe('FleetInventory.forOrgs', () => {
     const orgs = [];
     for (let i = 0; i < 6; i++) orgs.push(await provisionOrg(randomUUID()));
     const foreignEnv = await provisionOrg(orgs[0]!.orgId, 'other'); // same org id, other env
-    const fleet = await FleetInventory.list(ports, ENV, Date.now());
+    const fleet = await FleetInventory.list(ports, ENV);
     const batch = await fleet.forOrgs(orgs.slice(0, 4).map((o) => o.orgId));
 
     expect(batch.counts.instances).toBe(8);
@@ -107,14 +107,14 @@ describe('FleetInventory.forOrgs', () => {
     expect(await batch.instances({ kind: 'org', id: orgs[5]!.orgId })).toEqual([]);
 
     // The whole-env inventory (`plan`) holds the union.
-    const all = await Inventory.build(ports, ENV, Date.now());
+    const all = await Inventory.build(ports, ENV);
     expect(all.counts.instances).toBe(12);
     expect(all.counts.securityGroups).toBe(12);
   });
 
   it('lists as many orgs as one EC2 filter can name in one call per page, and refuses more without a call', async () => {
     const o = await provisionOrg(randomUUID());
-    const fleet = await FleetInventory.list(ports, ENV, Date.now());
+    const fleet = await FleetInventory.list(ports, ENV);
     const ids = [o.orgId, ...Array.from({ length: MAX_ORGS_PER_LISTING - 1 }, () => randomUUID())];
     sim.resetCalls();
     const batch = await fleet.forOrgs(ids);
@@ -136,7 +136,7 @@ describe('FleetInventory.forOrgs', () => {
   it('fails as a whole when a page fails: a batch is never a partial listing', async () => {
     const orgs = [];
     for (let i = 0; i < 4; i++) orgs.push(await provisionOrg(randomUUID()));
-    const fleet = await FleetInventory.list(ports, ENV, Date.now());
+    const fleet = await FleetInventory.list(ports, ENV);
     sim.setFaults({ operations: { 'ec2:DescribeSecurityGroups': { errorRate: 1 } } as never });
     const failed = await fleet.forOrgs(orgs.map((o) => o.orgId)).catch((e: unknown) => e);
     expect(failed).toBeInstanceOf(CloudError);
