@@ -72,6 +72,10 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
   });
   // A dropped idle connection must not crash the process; the next query reconnects.
   pool.on('error', () => {});
+  // Nor one dropped while checked out (a transaction in progress): the pool only listens while a
+  // connection is idle, and an 'error' event nobody listens to ends the process. The statement
+  // or transaction in flight fails on its own, and the pool discards the broken connection.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = drizzlePg({ client: pool, schema }) as unknown as Db;
   const listeners = new Set<Subscription>();
 
