@@ -1,11 +1,10 @@
-import type { Ec2Port, Instance, InstanceState } from '../src/cloud/ports.js';
+import type { CloudPorts, Instance, InstanceState } from '../src/cloud/ports.js';
+import type { TargetSettings } from '../src/cloud/targets.js';
 import { bootstrapSecretName } from '../src/provisioning/names.js';
 import { ownerTags, TAG, tagDrift } from '../src/provisioning/tags.js';
 import { TENANT_VOLUME_GB, workspaceResources } from '../src/provisioning/tiers.js';
 import { renderUserData } from '../src/provisioning/userdata.js';
 import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
-
-export const name = 'instance';
 
 /** The runtime name under which a tenant AMI / image can be pinned. */
 export const TENANT_RUNTIME = 'tenant';
@@ -38,19 +37,10 @@ const GONE: InstanceState[] = ['terminated', 'shutting-down'];
  * generation>`, recorded before the call; an instance terminated out of band is replaced under
  * the next launch generation.
  */
-export function createInstanceController(deps: {
-  ec2: Ec2Port;
-}): Controller<DesiredInstance, ObservedInstance> {
+export function createInstanceController(
+  deps: Pick<CloudPorts, 'ec2'>,
+): Controller<DesiredInstance, ObservedInstance> {
   return {
-    name,
-    kind: 'ec2_instance',
-    owners: ['org', 'workspace'],
-    dependsOn: [
-      { controller: 'securitygroup', scope: 'self', label: 'SecurityGroup' },
-      { controller: 'secrets', scope: 'org', label: 'Secret' },
-    ],
-    deleteAfter: [{ controller: 'instance', scope: 'workspaces', label: 'WorkspaceInstances' }],
-
     desired: toDesired,
 
     async observe(d, ctx): Promise<Observation<ObservedInstance>> {
@@ -174,82 +164,65 @@ export function createInstanceController(deps: {
 }
 
 function toDesired(input: DesiredInput): DesiredInstance {
-  const { config, org, workspace, pins } = input;
+  const { config, target, org, workspace, pins } = input;
   const env = config.MOLECULE_ENV;
-  const secretName = bootstrapSecretName(env, org.id);
-  const securityGroupId = input.self.securitygroup?.externalIds.groupId ?? config.EC2_SECURITY_GROUP;
+  const securityGroupId = input.self.securitygroup?.externalIds.groupId ?? target.sharedSecurityGroupId;
   const orgImage = org.isCanary ? (config.CANARY_TENANT_IMAGE ?? config.TENANT_IMAGE) : config.TENANT_IMAGE;
-  if (!workspace) {
-    const tunnelId = input.self.tunnel?.externalIds.tunnelId;
-    const instanceName = `molecule-${env}-tenant-${org.slug}`;
-    const tags = ownerTags({ env, orgId: org.id, orgSlug: org.slug, name: instanceName });
-    if (securityGroupId) tags[TAG.sgId] = securityGroupId;
-    if (tunnelId) tags[TAG.tunnelId] = tunnelId;
-    const image = pins.image(TENANT_RUNTIME) ?? orgImage;
-    return {
-      ownerId: org.id,
-      role: 'tenant',
-      imageId: pins.ami(TENANT_RUNTIME, config.AWS_REGION) ?? config.EC2_AMI,
-      instanceType: config.EC2_INSTANCE_TYPE,
-      volumeGb: TENANT_VOLUME_GB,
-      subnetId: config.EC2_SUBNET_ID ?? '',
-      securityGroupId,
-      profile: config.EC2_TENANT_IAM_PROFILE ?? '',
-      keyName: config.EC2_KEY_NAME,
-      tags,
-      // Rendered when read (a launch), not on every reconcile of a running instance.
-      get userData() {
-        return renderUserData({
-          role: 'tenant',
-          env,
-          region: config.AWS_REGION,
-          orgId: org.id,
-          image,
-          secretName,
-          cpBaseUrl: config.CP_BASE_URL,
-        });
-      },
-      powerState: org.powerState,
-    };
-  }
-  const size = workspaceResources(workspace.tier, workspace.runtime);
-  const instanceName = `molecule-${env}-ws-${workspace.id.slice(0, 12)}`;
-  const image = pins.image(workspace.runtime) ?? orgImage;
+  // A workspace runs its runtime's pinned image; the tenant the `tenant` pin.
+  const runtime = workspace ? workspace.runtime : TENANT_RUNTIME;
+  const size = workspace
+    ? workspaceResources(workspace.tier, workspace.runtime)
+    : { instanceType: config.EC2_INSTANCE_TYPE, volumeGb: TENANT_VOLUME_GB };
   const tags = ownerTags({
     env,
     orgId: org.id,
     orgSlug: org.slug,
-    name: instanceName,
-    workspace: { id: workspace.id, runtime: workspace.runtime },
+    name: workspace
+      ? `molecule-${env}-ws-${workspace.id.slice(0, 12)}`
+      : `molecule-${env}-tenant-${org.slug}`,
+    ...(workspace ? { workspace: { id: workspace.id, runtime: workspace.runtime } } : {}),
   });
   if (securityGroupId) tags[TAG.sgId] = securityGroupId;
+  const tunnelId = workspace ? undefined : input.self.tunnel?.externalIds.tunnelId;
+  if (tunnelId) tags[TAG.tunnelId] = tunnelId;
+  const image = pins.image(runtime) ?? orgImage;
   return {
-    ownerId: workspace.id,
-    role: 'workspace',
-    imageId: pins.ami(workspace.runtime, config.AWS_REGION) ?? config.EC2_AMI,
+    ownerId: workspace?.id ?? org.id,
+    role: workspace ? 'workspace' : 'tenant',
+    imageId: pins.ami(runtime, target.region) ?? config.EC2_AMI,
     instanceType: size.instanceType,
     volumeGb: size.volumeGb,
-    subnetId: config.EC2_SUBNET_ID ?? '',
+    subnetId: target.subnetId ?? '',
     securityGroupId,
-    profile: config.EC2_TENANT_IAM_PROFILE ?? '',
+    profile: target.instanceProfile ?? '',
     keyName: config.EC2_KEY_NAME,
     tags,
+    // Rendered when read (a launch), not on every reconcile of a running instance.
     get userData() {
       return renderUserData({
-        role: 'workspace',
+        role: workspace ? 'workspace' : 'tenant',
         env,
-        region: config.AWS_REGION,
+        region: target.region,
         orgId: org.id,
-        workspaceId: workspace.id,
-        runtime: workspace.runtime,
+        ...(workspace ? { workspaceId: workspace.id, runtime: workspace.runtime } : {}),
         image,
-        secretName,
+        secretName: bootstrapSecretName(env, org.id),
         cpBaseUrl: config.CP_BASE_URL,
       });
     },
     // A stopped tenant stops its workspaces too.
-    powerState: org.powerState === 'stopped' ? 'stopped' : workspace.powerState,
+    powerState: org.powerState === 'stopped' ? 'stopped' : (workspace?.powerState ?? org.powerState),
   };
+}
+
+/** Why instances cannot be launched in a target, or undefined. */
+export function instanceDisabledBecause(target: TargetSettings): string | undefined {
+  const missing = [
+    ...(target.instanceProfile ? [] : [target.variables.instanceProfile]),
+    ...(target.subnetId ? [] : [target.variables.subnetId]),
+  ];
+  if (missing.length === 0) return undefined;
+  return `instances are not launched without ${missing.join(' and ')} (the instance fetches its bootstrap bundle with its instance profile)`;
 }
 
 const byLaunch = (a: Instance, b: Instance) =>

@@ -1,13 +1,16 @@
-import type {
-  DnsRecord,
-  Instance,
-  SecretSummary,
-  SecurityGroup,
-  TaggedResource,
-  Tags,
-  Tunnel,
+import {
+  type DnsRecord,
+  type Instance,
+  OTHER_KIND,
+  type ResourceKind,
+  type SecretSummary,
+  type SecurityGroup,
+  type TaggedResource,
+  type Tags,
+  type Tunnel,
 } from '../src/cloud/ports.js';
-import { RESOURCE_KINDS, type ResourceKind } from '../src/observability/metrics.js';
+import type { TargetName } from '../src/cloud/targets.js';
+import type { OwnerRow, Owners, StatusRef } from '../src/db/orphans.js';
 import {
   MANAGED_BY,
   orgIdFromDnsComment,
@@ -16,6 +19,7 @@ import {
   tunnelCnameTarget,
 } from '../src/provisioning/names.js';
 import { TAG } from '../src/provisioning/tags.js';
+import { RESOURCE_KINDS, registry } from './index.js';
 
 /**
  * Pure halves of the orphan scan (DESIGN §5): which listed resources are really there
@@ -54,8 +58,10 @@ export interface LiveResource {
   keep: boolean;
   /** The instance a root volume lives and dies with: counted as managed, never as its own orphan. */
   attachedTo: string | undefined;
-  /** CNAME target of a DNS record. */
-  target: string | undefined;
+  /** What a DNS record points at. */
+  cnameTarget: string | undefined;
+  /** The target (account and region) it was found in; undefined for Cloudflare objects. */
+  target?: TargetName;
   details: Record<string, unknown>;
 }
 
@@ -88,10 +94,25 @@ export function kindOfType(resourceType: string): ResourceKind {
 const ownerKey = (tags: Tags) =>
   `${tags[TAG.orgId] ?? ''}|${tags[TAG.workspaceId] ?? ''}|${tags[TAG.role] ?? ''}`;
 
-const base = (tags: Tags) => ({
+/** A live resource marked ours by `tags` (owner and keep mark from them). */
+const live = (
+  kind: ResourceKind,
+  externalId: string,
+  name: string | undefined,
+  tags: Tags,
+  details: Record<string, unknown>,
+  extra: Partial<LiveResource> = {},
+): LiveResource => ({
+  kind,
+  externalId,
+  name,
   orgId: tags[TAG.orgId] || undefined,
   workspaceId: tags[TAG.workspaceId] || undefined,
   keep: tags[TAG.keep] === 'true',
+  attachedTo: undefined,
+  cnameTarget: undefined,
+  details,
+  ...extra,
 });
 
 /**
@@ -129,15 +150,13 @@ export function confirmLive(listing: CloudListing, env: string): ConfirmResult {
         continue;
       }
       if (!isOurs(i.tags, env)) continue;
-      resources.push({
-        kind,
-        externalId: i.id,
-        name: i.tags[TAG.name],
-        ...base(i.tags),
-        attachedTo: undefined,
-        target: undefined,
-        details: { state: i.state, instanceType: i.instanceType, tags: i.tags },
-      });
+      resources.push(
+        live(kind, i.id, i.tags[TAG.name], i.tags, {
+          state: i.state,
+          instanceType: i.instanceType,
+          tags: i.tags,
+        }),
+      );
     } else if (kind === 'security_group') {
       const g = groups.get(r.resourceId);
       if (!g) {
@@ -145,15 +164,7 @@ export function confirmLive(listing: CloudListing, env: string): ConfirmResult {
         continue;
       }
       if (!isOurs(g.tags, env)) continue;
-      resources.push({
-        kind,
-        externalId: g.id,
-        name: g.name,
-        ...base(g.tags),
-        attachedTo: undefined,
-        target: undefined,
-        details: { vpcId: g.vpcId, tags: g.tags },
-      });
+      resources.push(live(kind, g.id, g.name, g.tags, { vpcId: g.vpcId, tags: g.tags }));
     } else if (kind === 'secret') {
       const s = secrets.get(r.arn);
       if (!s || s.deletedDate) {
@@ -162,17 +173,8 @@ export function confirmLive(listing: CloudListing, env: string): ConfirmResult {
       }
       const tags = Object.keys(s.tags).length > 0 ? s.tags : r.tags;
       if (!isOurs(tags, env)) continue;
-      const b = base(tags);
-      resources.push({
-        kind,
-        externalId: s.arn,
-        name: s.name,
-        ...b,
-        orgId: b.orgId ?? orgIdFromSecretName(env, s.name),
-        attachedTo: undefined,
-        target: undefined,
-        details: { tags },
-      });
+      const orgId = tags[TAG.orgId] || orgIdFromSecretName(env, s.name);
+      resources.push(live(kind, s.arn, s.name, tags, { tags }, { orgId }));
     } else {
       if (!isOurs(r.tags, env)) continue;
       let attachedTo: string | undefined;
@@ -188,15 +190,16 @@ export function confirmLive(listing: CloudListing, env: string): ConfirmResult {
           continue;
         }
       }
-      resources.push({
-        kind,
-        externalId: r.arn,
-        name: r.tags[TAG.name],
-        ...base(r.tags),
-        attachedTo,
-        target: undefined,
-        details: { resourceType: r.resourceType, tags: r.tags },
-      });
+      resources.push(
+        live(
+          kind,
+          r.arn,
+          r.tags[TAG.name],
+          r.tags,
+          { resourceType: r.resourceType, tags: r.tags },
+          { attachedTo },
+        ),
+      );
     }
   }
 
@@ -207,17 +210,7 @@ export function confirmLive(listing: CloudListing, env: string): ConfirmResult {
       const orgId = orgIdFromTunnelName(env, t.name);
       // A prefix match alone could be another env (`molecule-prod-eu-…` under `molecule-prod-`).
       if (!orgId || t.deletedAt) continue;
-      resources.push({
-        kind: 'cf_tunnel',
-        externalId: t.id,
-        name: t.name,
-        orgId,
-        workspaceId: undefined,
-        keep: false,
-        attachedTo: undefined,
-        target: undefined,
-        details: { status: t.status },
-      });
+      resources.push(live('cf_tunnel', t.id, t.name, {}, { status: t.status }, { orgId }));
     }
   }
   if (listing.dnsRecords) {
@@ -225,43 +218,16 @@ export function confirmLive(listing: CloudListing, env: string): ConfirmResult {
     for (const d of listing.dnsRecords) {
       const orgId = orgIdFromDnsComment(env, d.comment);
       if (!orgId) continue;
-      resources.push({
-        kind: 'cf_dns_record',
-        externalId: d.id,
-        name: d.name,
-        orgId,
-        workspaceId: undefined,
-        keep: false,
-        attachedTo: undefined,
-        target: d.type === 'CNAME' ? d.content : undefined,
-        details: { type: d.type, content: d.content },
-      });
+      const cnameTarget = d.type === 'CNAME' ? d.content : undefined;
+      resources.push(
+        live('cf_dns_record', d.id, d.name, {}, { type: d.type, content: d.content }, { orgId, cnameTarget }),
+      );
     }
   }
   return { resources, scanned, ghosts };
 }
 
-/** An org or workspace row, as far as the scan cares. */
-export interface OwnerRow {
-  id: string;
-  /** Set for workspaces. */
-  orgId?: string;
-  deletionRequestedAt: Date | null;
-  purgedAt: Date | null;
-}
-
-export interface Owners {
-  orgs: OwnerRow[];
-  workspaces: OwnerRow[];
-}
-
-/** The part of a status row the duplicate checks read. */
-export interface StatusRef {
-  controller: string;
-  ownerId: string;
-  externalIds: Record<string, string>;
-  pending: unknown;
-}
+export type { OwnerRow, Owners, StatusRef };
 
 export interface Orphan {
   kind: ResourceKind;
@@ -273,6 +239,8 @@ export interface Orphan {
   name: string | undefined;
   keep: boolean;
   details: Record<string, unknown>;
+  /** Where it was found (see {@link LiveResource.target}). */
+  target?: TargetName;
 }
 
 export interface Classification {
@@ -281,14 +249,14 @@ export interface Classification {
   managed: Record<ResourceKind, number>;
 }
 
-/** Which status row records the id of each kind, and under which key. */
-export const STATUS_IDS: Partial<Record<ResourceKind, { controller: string; key: string }>> = {
-  ec2_instance: { controller: 'instance', key: 'instanceId' },
-  security_group: { controller: 'securitygroup', key: 'groupId' },
-  secret: { controller: 'secrets', key: 'secretArn' },
-  cf_tunnel: { controller: 'tunnel', key: 'tunnelId' },
-  cf_dns_record: { controller: 'tunnel', key: 'dnsRecordId' },
-};
+/** Which status row records the id of each kind, and under which key (from the registry). */
+export const STATUS_IDS: Partial<Record<ResourceKind, { controller: string; key: string }>> =
+  Object.fromEntries(
+    registry.kinds.map((kind) => {
+      const keeper = registry.keeperOf(kind)!;
+      return [kind, { controller: keeper.controller.name, key: keeper.owned.statusKey }];
+    }),
+  );
 
 export const zeroByKind = (): Record<ResourceKind, number> =>
   Object.fromEntries(RESOURCE_KINDS.map((k) => [k, 0])) as Record<ResourceKind, number>;
@@ -358,6 +326,7 @@ export function classify(resources: LiveResource[], owners: Owners, statuses: St
         name: r.name,
         keep: r.keep,
         details: { ...r.details, ...details },
+        ...(r.target ? { target: r.target } : {}),
       });
     if (!owner) {
       orphan('NoOwnerTag');
@@ -377,8 +346,8 @@ export function classify(resources: LiveResource[], owners: Owners, statuses: St
       const tunnelId = row.externalIds.tunnelId;
       if (
         tunnelId &&
-        r.target !== undefined &&
-        r.target !== tunnelCnameTarget(tunnelId) &&
+        r.cnameTarget !== undefined &&
+        r.cnameTarget !== tunnelCnameTarget(tunnelId) &&
         recorded !== r.externalId
       ) {
         orphan('ForeignTunnel', { ownerTunnelId: tunnelId });
@@ -419,26 +388,15 @@ export interface DeletionPlan<O extends OpenOrphan = OpenOrphan> {
 }
 
 /**
- * Deletion order: what holds a reference goes first. Instances before their security groups,
- * DNS records before the tunnels they point at; secrets are referenced by nothing we delete.
+ * Deletion order: what holds a reference goes first (instances before their security groups,
+ * DNS records before the tunnels they point at): the reverse of the registry's order.
  */
-export const DELETE_ORDER: Record<ResourceKind, number> = {
-  ec2_instance: 0,
-  security_group: 1,
-  secret: 2,
-  cf_dns_record: 3,
-  cf_tunnel: 4,
-  other: 5,
-};
+export const DELETE_ORDER = Object.fromEntries(
+  [...registry.deletionOrder(), OTHER_KIND].map((kind, i) => [kind, i]),
+) as Record<ResourceKind, number>;
 
 /** Kinds the scan knows how to delete; anything else is reported only. */
-const DELETABLE = new Set<ResourceKind>([
-  'ec2_instance',
-  'security_group',
-  'secret',
-  'cf_dns_record',
-  'cf_tunnel',
-]);
+const DELETABLE = new Set<ResourceKind>(registry.kinds.filter((k) => registry.keeperOf(k)?.owned.remove));
 
 /**
  * Picks this scan's deletions under ORPHAN_POLICY=delete: orphans seen continuously for the

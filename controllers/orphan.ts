@@ -1,36 +1,25 @@
-import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
-import {
-  type OrphanRow,
-  orgs,
-  orphans,
-  reconcileStatus,
-  tenantResources,
-  workspaces,
-} from '../schema/index.js';
-import type { CloudPorts } from '../src/cloud/ports.js';
+import type { CloudPorts, ResourceKind } from '../src/cloud/ports.js';
+import type { CloudTargets, TargetName } from '../src/cloud/targets.js';
 import type { Config } from '../src/config.js';
-import type { Database, Db } from '../src/db/client.js';
-import { OrphanLedger } from '../src/db/orphans.js';
-import type { AuditEntry } from '../src/db/status.js';
+import type { Database } from '../src/db/client.js';
+import { OrphanLedger, type Sighted } from '../src/db/orphans.js';
 import type { Logger } from '../src/observability/logger.js';
-import { type Metrics, RESOURCE_KINDS, type ResourceKind } from '../src/observability/metrics.js';
+import type { Metrics } from '../src/observability/metrics.js';
 import { dnsCommentMarker, tunnelNamePrefix } from '../src/provisioning/names.js';
 import { ownershipTags } from '../src/provisioning/tags.js';
 import { type Clock, systemClock } from '../src/runtime/clock.js';
 import { describeError, errorCodeOf, isNotFound } from '../src/runtime/errors.js';
 import type { LeaderJob } from '../src/runtime/manager.js';
+import { RESOURCE_KINDS, registry } from './index.js';
 import {
   type CloudListing,
   classify,
   confirmLive,
   type LiveResource,
   type OpenOrphan,
-  type Orphan,
-  type Owners,
   orphanGauges,
   type SkipWhy,
   STATUS_IDS,
-  type StatusRef,
   selectDeletions,
   zeroByKind,
 } from './orphan.diff.js';
@@ -47,7 +36,8 @@ export const ORPHAN_CONTROLLER = 'orphan';
 export interface OrphanScannerDeps {
   config: Config;
   database: Database;
-  ports: CloudPorts;
+  /** Every target is scanned; Cloudflare once. */
+  targets: CloudTargets;
   metrics: Metrics;
   logger: Logger;
   clock?: Clock;
@@ -89,12 +79,8 @@ export interface OrphanScanner {
   last(): ScanResult | undefined;
 }
 
-/** A ledger row's view of an orphan seen in this scan. */
-interface LedgerOrphan extends OpenOrphan {
-  ledgerId: number;
-  /** The last decision audited for this row, so a repeated decision is not audited every scan. */
-  decision: string | undefined;
-}
+/** An orphan seen in this scan, with its ledger row. */
+type LedgerOrphan = Sighted<OpenOrphan>;
 
 export function createOrphanScanner(deps: OrphanScannerDeps): OrphanScanner {
   let running: Promise<ScanResult> | undefined;
@@ -129,11 +115,6 @@ export function createOrphanScanner(deps: OrphanScannerDeps): OrphanScanner {
   };
 }
 
-/** The orphan ledger for the CLI and the API, oldest first; open rows only unless `open: false`. */
-export function listOrphans(database: Database, options: { open?: boolean } = {}): Promise<OrphanRow[]> {
-  return new OrphanLedger(database.db).listAll(options);
-}
-
 function emptyResult(deps: OrphanScannerDeps, started: number): ScanResult {
   return {
     ok: false,
@@ -153,7 +134,8 @@ function emptyResult(deps: OrphanScannerDeps, started: number): ScanResult {
 }
 
 async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
-  const { config, database, metrics } = deps;
+  const { config, metrics } = deps;
+  const ledger = new OrphanLedger(deps.database.db, ORPHAN_CONTROLLER);
   const clock = deps.clock ?? systemClock;
   const log = deps.logger.child({ controller: ORPHAN_CONTROLLER });
   const env = config.MOLECULE_ENV;
@@ -170,18 +152,17 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
 
   // 1: List the cloud first, then the database: a resource is created after its owner row, so
   //    an owner written during the listing is still seen.
-  let listing: CloudListing;
-  let owners: Owners;
-  let statuses: StatusRef[];
+  let live: ReturnType<typeof confirmLive>;
+  let owners: Awaited<ReturnType<OrphanLedger['owners']>>;
+  let statuses: Awaited<ReturnType<OrphanLedger['statusRefs']>>;
   try {
-    listing = await listCloud(deps.ports, env);
-    [owners, statuses] = await Promise.all([loadOwners(database.db), loadStatuses(database.db)]);
+    live = await listLive(deps.targets, env);
+    [owners, statuses] = await Promise.all([ledger.owners(), ledger.statusRefs(STATUS_CONTROLLERS)]);
   } catch (e) {
     return fail('list', e);
   }
 
   // 2: Classify (pure).
-  const live = confirmLive(listing, env);
   const { orphans: found, managed } = classify(live.resources, owners, statuses);
   result.ghosts = live.ghosts;
 
@@ -189,7 +170,7 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
   const now = clock.now();
   let open: LedgerOrphan[];
   try {
-    const synced = await syncLedger(database.db, env, found, live.scanned, now);
+    const synced = await ledger.sync(env, found, live.scanned, new Date(now));
     open = synced.open;
     result.detected = synced.detected.length;
     result.resolved = synced.resolved.length;
@@ -225,7 +206,7 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
   const decisions: { orphan: LedgerOrphan; why: DecisionWhy }[] = [...plan.skipped];
   const deleted = new Set<LedgerOrphan>();
   for (const o of plan.delete) {
-    const why = await deleteOrphan(deps, o, live.resources, log);
+    const why = await deleteOrphan(deps, ledger, o, live.resources, log);
     if (why === 'NotLeader') {
       // Lost the lease mid-scan: the new leader decides (and audits) from here.
       result.errors.push('not the leader: orphan deletions stopped');
@@ -241,7 +222,7 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
     metrics.orphanDeleted.labels(o.kind).inc();
     result.deleted.push({ kind: o.kind, externalId: o.externalId, reason: o.reason });
     try {
-      await markDeleted(database.db, o, clock.now());
+      await ledger.markDeleted(o, new Date(clock.now()));
     } catch (e) {
       // The resource is gone; the next scan no longer sees it and resolves the row instead.
       result.errors.push(describeError(e));
@@ -257,7 +238,7 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
     why: d.why,
   }));
   try {
-    await recordDecisions(database.db, decisions);
+    await ledger.recordDecisions(decisions);
   } catch (e) {
     result.errors.push(describeError(e));
     log.error({ err: describeError(e) }, 'orphan decisions not audited');
@@ -293,23 +274,56 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
   return result;
 }
 
-// --- cloud ---------------------------------------------------------------------------------
+/**
+ * Everything ours that is really there, in every target and in Cloudflare. Any failed listing
+ * fails the whole scan: a partial listing is not "absent".
+ */
+async function listLive(targets: CloudTargets, env: string): Promise<ReturnType<typeof confirmLive>> {
+  const listings = await Promise.all([
+    ...targets.all.map(async (t) => ({ target: t.name, listing: await listAws(t.aws, env) })),
+    listCloudflare(targets, env).then((listing) => ({ target: undefined, listing })),
+  ]);
+  const all: ReturnType<typeof confirmLive> = { resources: [], scanned: [], ghosts: 0 };
+  for (const { target, listing } of listings) {
+    const confirmed = confirmLive(listing, env);
+    for (const r of confirmed.resources) all.resources.push(target ? { ...r, target } : r);
+    for (const k of confirmed.scanned) if (!all.scanned.includes(k)) all.scanned.push(k);
+    all.ghosts += confirmed.ghosts;
+  }
+  return all;
+}
 
 const wrap = (what: string) => (cause: unknown) => {
   throw new Error(what, { cause });
 };
 
-/** One listing per source; any failure fails the whole scan (a partial listing is not "absent"). */
-async function listCloud(ports: CloudPorts, env: string): Promise<CloudListing> {
+const NOTHING: Pick<CloudListing, 'tagged' | 'instances' | 'securityGroups' | 'secrets'> = {
+  tagged: [],
+  instances: [],
+  securityGroups: [],
+  secrets: [],
+};
+
+/** Our Cloudflare objects; none when Cloudflare is not configured. */
+async function listCloudflare(targets: CloudTargets, env: string): Promise<CloudListing> {
+  const cf = targets.cloudflare;
+  if (!cf) return { ...NOTHING, tunnels: undefined, dnsRecords: undefined };
+  const [tunnels, dnsRecords] = await Promise.all([
+    cf.tunnels.listTunnels({ namePrefix: tunnelNamePrefix(env) }).catch(wrap('list tunnels')),
+    cf.dns.listRecords({ commentContains: dnsCommentMarker(env) }).catch(wrap('list dns records')),
+  ]);
+  return { ...NOTHING, tunnels, dnsRecords };
+}
+
+/** One target's AWS resources: the Tagging API, and the describes that confirm what it lists. */
+async function listAws(aws: CloudTargets['primary']['aws'], env: string): Promise<CloudListing> {
   const tags = ownershipTags(env);
   const secretPrefix = `molecule/${env}/`;
-  const [tagged, instances, securityGroups, secrets, tunnels, dnsRecords] = await Promise.all([
-    ports.tagging.getResources(tags).catch(wrap('list tagged resources')),
-    ports.ec2.describeInstances({ tags }).catch(wrap('describe instances')),
-    ports.ec2.describeSecurityGroups({ tags }).catch(wrap('describe security groups')),
-    ports.secrets.listSecrets(secretPrefix).catch(wrap('list secrets')),
-    ports.tunnels?.listTunnels({ namePrefix: tunnelNamePrefix(env) }).catch(wrap('list tunnels')),
-    ports.dns?.listRecords({ commentContains: dnsCommentMarker(env) }).catch(wrap('list dns records')),
+  const [tagged, instances, securityGroups, secrets] = await Promise.all([
+    aws.tagging.getResources(tags).catch(wrap('list tagged resources')),
+    aws.ec2.describeInstances({ tags }).catch(wrap('describe instances')),
+    aws.ec2.describeSecurityGroups({ tags }).catch(wrap('describe security groups')),
+    aws.secrets.listSecrets(secretPrefix).catch(wrap('list secrets')),
   ]);
   // A secret tagged ours under another name is confirmed one by one (rare). One under the
   // prefix that listSecrets did not return is purged: a ghost, no call needed.
@@ -322,17 +336,18 @@ async function listCloud(ports: CloudPorts, env: string): Promise<CloudListing> 
     )
       continue;
     try {
-      secrets.push(await ports.secrets.describeSecret(r.arn));
+      secrets.push(await aws.secrets.describeSecret(r.arn));
     } catch (e) {
       if (!isNotFound(e)) throw new Error('describe tagged secret', { cause: e });
     }
   }
-  return { tagged, instances, securityGroups, secrets, tunnels, dnsRecords };
+  return { tagged, instances, securityGroups, secrets, tunnels: undefined, dnsRecords: undefined };
 }
 
 /** Deletes one orphan after re-checking it; returns why not when it was not deleted. */
 async function deleteOrphan(
   deps: OrphanScannerDeps,
+  ledger: OrphanLedger,
   o: LedgerOrphan,
   resources: LiveResource[],
   log: Logger,
@@ -340,7 +355,7 @@ async function deleteOrphan(
   const fields = { kind: o.kind, externalId: o.externalId, reason: o.reason };
   try {
     // An owner row or status written since the listing wins over the scan's view.
-    if (!(await stillOrphan(deps.database.db, o, resources))) {
+    if (!(await stillOrphan(ledger, o, resources))) {
       log.info(fields, 'orphan no longer orphaned; not deleted');
       return 'NoLongerOrphan';
     }
@@ -348,34 +363,15 @@ async function deleteOrphan(
     log.warn({ ...fields, err: describeError(e) }, 'orphan re-check failed; not deleted');
     return 'DeleteFailed';
   }
-  const { ports, config } = deps;
   try {
     deps.assertLeader?.();
   } catch {
     return 'NotLeader';
   }
   try {
-    switch (o.kind) {
-      case 'ec2_instance':
-        await ports.ec2.terminateInstance(o.externalId);
-        break;
-      case 'security_group':
-        await ports.ec2.deleteSecurityGroup(o.externalId);
-        break;
-      case 'secret':
-        await ports.secrets.deleteSecret(o.name ?? o.externalId, config.SECRET_RECOVERY_DAYS);
-        break;
-      case 'cf_dns_record':
-        if (!ports.dns) throw new Error('cloudflare is not configured');
-        await ports.dns.deleteRecord(o.externalId);
-        break;
-      case 'cf_tunnel':
-        if (!ports.tunnels) throw new Error('cloudflare is not configured');
-        await ports.tunnels.deleteTunnel(o.externalId);
-        break;
-      default:
-        throw new Error(`no deleter for kind ${o.kind}`);
-    }
+    const remove = registry.keeperOf(o.kind)?.owned.remove;
+    if (!remove) throw new Error(`no deleter for kind ${o.kind}`);
+    await remove(portsOf(deps.targets, o.target), o, deps.config);
   } catch (e) {
     if (errorCodeOf(e) === 'DependencyViolation') {
       // An instance we just terminated still holds the group: the next scan retries.
@@ -389,289 +385,32 @@ async function deleteOrphan(
   return undefined;
 }
 
-// --- database ------------------------------------------------------------------------------
-
-async function loadOwners(db: Db): Promise<Owners> {
-  const [o, w] = await Promise.all([
-    db
-      .select({ id: orgs.id, deletionRequestedAt: orgs.deletionRequestedAt, purgedAt: orgs.purgedAt })
-      .from(orgs),
-    db
-      .select({
-        id: workspaces.id,
-        orgId: workspaces.orgId,
-        deletionRequestedAt: workspaces.deletionRequestedAt,
-        purgedAt: workspaces.purgedAt,
-      })
-      .from(workspaces),
-  ]);
-  return { orgs: o, workspaces: w };
+/** The ports of the target a resource was found in (Cloudflare objects: any target's carry them). */
+function portsOf(targets: CloudTargets, target: TargetName | undefined): CloudPorts {
+  const t = target ? targets.get(target) : targets.primary;
+  if (!t) throw new Error(`target ${target} is not configured`);
+  return targets.portsFor(t);
 }
 
 const STATUS_CONTROLLERS = [...new Set(Object.values(STATUS_IDS).map((s) => s.controller))];
 
-async function loadStatuses(db: Db, ownerIds?: string[]): Promise<StatusRef[]> {
-  return db
-    .select({
-      controller: reconcileStatus.controller,
-      ownerId: reconcileStatus.ownerId,
-      externalIds: reconcileStatus.externalIds,
-      pending: reconcileStatus.pending,
-    })
-    .from(reconcileStatus)
-    .where(
-      and(
-        inArray(reconcileStatus.controller, STATUS_CONTROLLERS),
-        ownerIds ? inArray(reconcileStatus.ownerId, ownerIds) : undefined,
-      ),
-    );
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const uuidOrNull = (v: string | undefined) => (v && UUID.test(v) ? v : null);
-
 /** Classifies one orphan again against freshly read owner and status rows. */
-async function stillOrphan(db: Db, o: LedgerOrphan, resources: LiveResource[]): Promise<boolean> {
+async function stillOrphan(
+  ledger: OrphanLedger,
+  o: LedgerOrphan,
+  resources: LiveResource[],
+): Promise<boolean> {
   const sameKind = resources.filter((r) => r.kind === o.kind);
   const self = sameKind.filter((r) => r.externalId === o.externalId);
-  const ids = [...new Set(self.flatMap((r) => [r.orgId, r.workspaceId]).map(uuidOrNull))].filter(
-    (v): v is string => v !== null,
+  const ids = [...new Set(self.flatMap((r) => [r.orgId, r.workspaceId]))].filter(
+    (v): v is string => v !== undefined && UUID.test(v),
   );
-  const ws = ids.length
-    ? await db
-        .select({
-          id: workspaces.id,
-          orgId: workspaces.orgId,
-          deletionRequestedAt: workspaces.deletionRequestedAt,
-          purgedAt: workspaces.purgedAt,
-        })
-        .from(workspaces)
-        .where(inArray(workspaces.id, ids))
-    : [];
-  const orgIds = [...new Set([...ids, ...ws.map((w) => w.orgId)])];
-  const og = orgIds.length
-    ? await db
-        .select({ id: orgs.id, deletionRequestedAt: orgs.deletionRequestedAt, purgedAt: orgs.purgedAt })
-        .from(orgs)
-        .where(inArray(orgs.id, orgIds))
-    : [];
-  const statuses = ids.length ? await loadStatuses(db, ids) : [];
-  const again = classify(sameKind, { orgs: og, workspaces: ws }, statuses);
+  const [owners, statuses] = await Promise.all([
+    ledger.owners(ids),
+    ledger.statusRefs(STATUS_CONTROLLERS, ids),
+  ]);
+  const again = classify(sameKind, owners, statuses);
   return again.orphans.some((x) => x.externalId === o.externalId && x.reason === o.reason);
 }
 
-const keyOf = (kind: string, externalId: string) => `${kind}\u0000${externalId}`;
-const CHUNK = 5_000;
-
-function chunks<T>(items: T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
-  return out;
-}
-
-/** JSON with sorted keys: jsonb does not keep key order, so plain stringify cannot compare. */
-function stableJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
-  if (v && typeof v === 'object' && !(v instanceof Date)) {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v) ?? 'null';
-}
-
-interface AuditSubject {
-  kind: string;
-  externalId: string;
-  ownerKind: string | undefined;
-  ownerId: string | undefined;
-  orgId: string | undefined;
-  reason: string;
-}
-
-function auditEntry(
-  o: AuditSubject,
-  action: AuditEntry['action'],
-  details: Record<string, unknown> = {},
-): AuditEntry {
-  return {
-    ownerKind: o.ownerKind ?? 'unknown',
-    // Owner ids come from tags and may be anything: only a UUID fits the column.
-    ownerId: uuidOrNull(o.ownerId),
-    orgId: uuidOrNull(o.orgId),
-    kind: o.kind,
-    externalId: o.externalId,
-    controller: ORPHAN_CONTROLLER,
-    action,
-    details: {
-      reason: o.reason,
-      ...(o.ownerId && !uuidOrNull(o.ownerId) ? { ownerTag: o.ownerId } : {}),
-      ...details,
-    },
-  };
-}
-
-/**
- * Brings the ledger in line with this scan: open rows for what was found (first_seen kept,
- * last_seen now), new rows for new orphans, and rows of scanned kinds no longer seen resolved.
- */
-async function syncLedger(db: Db, env: string, found: Orphan[], scanned: ResourceKind[], now: number) {
-  const at = new Date(now);
-  return db.transaction(async (tx) => {
-    const rows = await tx
-      .select()
-      .from(orphans)
-      .where(and(eq(orphans.env, env), isNull(orphans.resolvedAt), isNull(orphans.deletedAt)));
-    const existing = new Map(rows.map((r) => [keyOf(r.kind, r.externalId), r]));
-    const seen = new Set<string>();
-    const open: LedgerOrphan[] = [];
-    const touched: number[] = [];
-    const fresh: Orphan[] = [];
-    for (const o of found) {
-      const key = keyOf(o.kind, o.externalId);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const row = existing.get(key);
-      if (!row) {
-        fresh.push(o);
-        continue;
-      }
-      const decision = typeof row.details.decision === 'string' ? row.details.decision : undefined;
-      const details = decision ? { ...o.details, decision } : o.details;
-      if (
-        row.reason !== o.reason ||
-        row.ownerKind !== (o.ownerKind ?? null) ||
-        row.ownerId !== (o.ownerId ?? null) ||
-        stableJson(row.details) !== stableJson(details)
-      ) {
-        await tx
-          .update(orphans)
-          .set({
-            reason: o.reason,
-            ownerKind: o.ownerKind ?? null,
-            ownerId: o.ownerId ?? null,
-            details,
-            lastSeen: at,
-          })
-          .where(eq(orphans.id, row.id));
-      } else touched.push(row.id);
-      open.push({ ...o, firstSeen: row.firstSeen, ledgerId: row.id, decision });
-    }
-    for (const ids of chunks(touched))
-      await tx.update(orphans).set({ lastSeen: at }).where(inArray(orphans.id, ids));
-    for (const batch of chunks(fresh)) {
-      const inserted = await tx
-        .insert(orphans)
-        .values(
-          batch.map((o) => ({
-            kind: o.kind,
-            externalId: o.externalId,
-            env,
-            ownerKind: o.ownerKind ?? null,
-            ownerId: o.ownerId ?? null,
-            reason: o.reason,
-            details: o.details,
-            firstSeen: at,
-            lastSeen: at,
-          })),
-        )
-        .returning({ id: orphans.id, kind: orphans.kind, externalId: orphans.externalId });
-      const ids = new Map(inserted.map((r) => [keyOf(r.kind, r.externalId), r.id]));
-      for (const o of batch) {
-        open.push({
-          ...o,
-          firstSeen: at,
-          ledgerId: ids.get(keyOf(o.kind, o.externalId))!,
-          decision: undefined,
-        });
-      }
-    }
-    const scannedKinds = new Set<string>(scanned);
-    const resolved = rows.filter((r) => scannedKinds.has(r.kind) && !seen.has(keyOf(r.kind, r.externalId)));
-    for (const batch of chunks(resolved)) {
-      await tx
-        .update(orphans)
-        .set({ resolvedAt: at })
-        .where(
-          inArray(
-            orphans.id,
-            batch.map((r) => r.id),
-          ),
-        );
-    }
-    const audit: AuditEntry[] = [
-      ...fresh.map((o) => auditEntry(o, 'orphan_detected', { name: o.name, details: o.details })),
-      ...resolved.map((r) =>
-        auditEntry(
-          {
-            kind: r.kind,
-            externalId: r.externalId,
-            ownerKind: r.ownerKind ?? undefined,
-            ownerId: r.ownerId ?? undefined,
-            orgId: undefined,
-            reason: r.reason,
-          },
-          'orphan_resolved',
-          { firstSeen: r.firstSeen.toISOString() },
-        ),
-      ),
-    ];
-    for (const batch of chunks(audit)) {
-      await tx.insert(tenantResources).values(batch.map((e) => ({ ...e, details: e.details ?? {} })));
-    }
-    return { open, detected: fresh, resolved };
-  });
-}
-
-async function markDeleted(db: Db, o: LedgerOrphan, now: number): Promise<void> {
-  await db.transaction(async (tx) => {
-    await tx
-      .update(orphans)
-      .set({ deletedAt: new Date(now), details: sql`${orphans.details} || '{"decision":"Deleted"}'::jsonb` })
-      .where(eq(orphans.id, o.ledgerId));
-    await tx.insert(tenantResources).values(
-      auditEntry(o, 'orphan_deleted', {
-        name: o.name,
-        firstSeen: o.firstSeen.toISOString(),
-      }) as typeof tenantResources.$inferInsert,
-    );
-  });
-}
-
-/** Audits each skip whose reason changed since the last scan, and remembers it on the row. */
-async function recordDecisions(
-  db: Db,
-  decisions: { orphan: LedgerOrphan; why: DecisionWhy }[],
-): Promise<void> {
-  const changed = decisions.filter((d) => d.orphan.decision !== d.why);
-  if (changed.length === 0) return;
-  await db.transaction(async (tx) => {
-    const byWhy = new Map<string, number[]>();
-    for (const d of changed) {
-      const ids = byWhy.get(d.why) ?? [];
-      ids.push(d.orphan.ledgerId);
-      byWhy.set(d.why, ids);
-    }
-    for (const [why, all] of byWhy) {
-      for (const ids of chunks(all)) {
-        await tx
-          .update(orphans)
-          .set({ details: sql`${orphans.details} || jsonb_build_object('decision', ${why}::text)` })
-          .where(inArray(orphans.id, ids));
-      }
-    }
-    for (const batch of chunks(changed)) {
-      await tx.insert(tenantResources).values(
-        batch.map((d) => {
-          const e = auditEntry(d.orphan, 'orphan_delete_skipped', {
-            why: d.why,
-            firstSeen: d.orphan.firstSeen.toISOString(),
-          });
-          return { ...e, details: e.details ?? {} };
-        }),
-      );
-    }
-  });
-  for (const d of changed) d.orphan.decision = d.why;
-}
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

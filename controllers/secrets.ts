@@ -1,11 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type { SecretSummary, SecretsPort, TunnelPort } from '../src/cloud/ports.js';
+import type { CloudPorts, SecretSummary } from '../src/cloud/ports.js';
 import { bootstrapSecretName } from '../src/provisioning/names.js';
 import { ownerTags, tagDrift } from '../src/provisioning/tags.js';
 import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
 import { errorCodeOf, isConflict } from '../src/runtime/errors.js';
-
-export const name = 'secrets';
 
 /** Keys of the bootstrap bundle the tenant fetches at boot with its instance profile. */
 export const BUNDLE_KEYS = [
@@ -54,25 +52,13 @@ interface SecretState {
  * The tenant's Secrets Manager bootstrap bundle. The generated credentials live only in the
  * secret itself: never in a log line, a database row or user-data.
  */
-export function createSecretsController(deps: {
-  secrets: SecretsPort;
-  tunnels?: TunnelPort;
-}): Controller<DesiredSecret, ObservedSecret> {
+export function createSecretsController(
+  deps: Pick<CloudPorts, 'secrets' | 'tunnels'>,
+): Controller<DesiredSecret, ObservedSecret> {
   const tunnelToken = async (d: DesiredSecret) =>
     d.tunnelId && deps.tunnels ? deps.tunnels.getTunnelToken(d.tunnelId) : '';
 
   return {
-    name,
-    kind: 'secret',
-    owners: ['org'],
-    dependsOn: [{ controller: 'tunnel', scope: 'self', label: 'Tunnel' }],
-    deleteAfter: [
-      { controller: 'instance', scope: 'self', label: 'Instance' },
-      { controller: 'instance', scope: 'workspaces', label: 'WorkspaceInstances' },
-      { controller: 'securitygroup', scope: 'self', label: 'SecurityGroup' },
-      { controller: 'securitygroup', scope: 'workspaces', label: 'WorkspaceSecurityGroups' },
-    ],
-
     desired: toDesired,
 
     async observe(d, ctx): Promise<Observation<ObservedSecret>> {

@@ -1,11 +1,10 @@
-import type { Ec2Port, IngressRule, SecurityGroup } from '../src/cloud/ports.js';
+import type { CloudPorts, IngressRule, SecurityGroup } from '../src/cloud/ports.js';
+import type { TargetSettings } from '../src/cloud/targets.js';
 import { tenantSecurityGroupName, workspaceSecurityGroupName } from '../src/provisioning/names.js';
 import { ownerTags, tagDrift } from '../src/provisioning/tags.js';
 import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
 import { isConflict, TerminalError } from '../src/runtime/errors.js';
 import { describeRule, diffRules, opensSshToWorld } from './securitygroup.diff.js';
-
-export const name = 'securitygroup';
 
 /** The port the tenant platform listens on, reachable from inside the VPC only. */
 export const PLATFORM_PORT = 8080;
@@ -13,6 +12,7 @@ export const PLATFORM_PORT = 8080;
 export interface DesiredSecurityGroup {
   /** Shared group id when no VPC is configured (legacy fallback): nothing to create or delete. */
   sharedGroupId: string | undefined;
+  sharedGroupMessage: string;
   name: string;
   vpcId: string;
   description: string;
@@ -21,9 +21,9 @@ export interface DesiredSecurityGroup {
   rules: (vpcCidr: string) => IngressRule[];
 }
 
-export function createSecurityGroupController(deps: {
-  ec2: Ec2Port;
-}): Controller<DesiredSecurityGroup, SecurityGroup> {
+export function createSecurityGroupController(
+  deps: Pick<CloudPorts, 'ec2'>,
+): Controller<DesiredSecurityGroup, SecurityGroup> {
   const vpcCidrs = new Map<string, string>();
   const cidrOf = async (vpcId: string) => {
     let cidr = vpcCidrs.get(vpcId);
@@ -35,12 +35,6 @@ export function createSecurityGroupController(deps: {
   };
 
   return {
-    name,
-    kind: 'security_group',
-    owners: ['org', 'workspace'],
-    dependsOn: [],
-    deleteAfter: [{ controller: 'instance', scope: 'self', label: 'Instance' }],
-
     desired: toDesired,
 
     async observe(d, ctx): Promise<Observation<SecurityGroup>> {
@@ -52,7 +46,7 @@ export function createSecurityGroupController(deps: {
           externalIds: { groupId: d.sharedGroupId },
           readyCondition: {
             reason: 'SharedSecurityGroup',
-            message: 'EC2_VPC_ID is not set: using the shared EC2_SECURITY_GROUP for every owner',
+            message: d.sharedGroupMessage,
           },
         };
       }
@@ -119,12 +113,12 @@ export function createSecurityGroupController(deps: {
 }
 
 function toDesired(input: DesiredInput): DesiredSecurityGroup {
-  const { config, org, workspace } = input;
+  const { config, target, org, workspace } = input;
   const env = config.MOLECULE_ENV;
   const groupName = workspace
     ? workspaceSecurityGroupName(env, workspace.id)
     : tenantSecurityGroupName(env, org.id);
-  const eic = config.EIC_ENDPOINT_SG_ID;
+  const eic = target.eicSecurityGroupId;
   const rules = (vpcCidr: string): IngressRule[] => {
     const list: IngressRule[] = [];
     if (eic)
@@ -149,9 +143,9 @@ function toDesired(input: DesiredInput): DesiredSecurityGroup {
     return list;
   };
   return {
-    sharedGroupId: config.EC2_VPC_ID ? undefined : config.EC2_SECURITY_GROUP,
+    sharedGroupId: target.vpcId ? undefined : target.sharedSecurityGroupId,
     name: groupName,
-    vpcId: config.EC2_VPC_ID ?? '',
+    vpcId: target.vpcId ?? '',
     description: workspace ? `molecule workspace ${workspace.id}` : `molecule tenant ${org.slug}`,
     tags: ownerTags({
       env,
@@ -161,5 +155,12 @@ function toDesired(input: DesiredInput): DesiredSecurityGroup {
       ...(workspace ? { workspace: { id: workspace.id, runtime: workspace.runtime } } : {}),
     }),
     rules,
+    sharedGroupMessage: `${target.variables.vpcId} is not set: using the shared ${target.variables.sharedSecurityGroupId} for every owner`,
   };
+}
+
+/** Why groups cannot be kept in a target, or undefined. */
+export function securityGroupDisabledBecause(target: TargetSettings): string | undefined {
+  if (target.vpcId || target.sharedSecurityGroupId) return undefined;
+  return `neither ${target.variables.vpcId} nor ${target.variables.sharedSecurityGroupId} is set`;
 }

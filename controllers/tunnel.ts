@@ -1,4 +1,4 @@
-import type { DnsPort, DnsRecord, IngressConfigRule, Tunnel, TunnelPort } from '../src/cloud/ports.js';
+import type { CloudflarePorts, DnsRecord, IngressConfigRule, Tunnel } from '../src/cloud/ports.js';
 import {
   dnsComment,
   orgIdFromDnsComment,
@@ -8,8 +8,6 @@ import {
 } from '../src/provisioning/names.js';
 import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
 import { isConflict, TerminalError } from '../src/runtime/errors.js';
-
-export const name = 'tunnel';
 
 export const CATCH_ALL: IngressConfigRule = { service: 'http_status:404' };
 
@@ -36,17 +34,8 @@ export interface ObservedTunnel {
  * The org's Cloudflare tunnel, its remote configuration and the `<slug>.<APP_DOMAIN>` CNAME.
  * The tunnel name is deterministic, so a create whose response was lost is found by name.
  */
-export function createTunnelController(deps: {
-  tunnels: TunnelPort;
-  dns: DnsPort;
-}): Controller<DesiredTunnel, ObservedTunnel> {
+export function createTunnelController(cf: CloudflarePorts): Controller<DesiredTunnel, ObservedTunnel> {
   return {
-    name,
-    kind: 'cf_tunnel',
-    owners: ['org'],
-    dependsOn: [],
-    deleteAfter: [{ controller: 'secrets', scope: 'self', label: 'Secret' }],
-
     desired: toDesired,
 
     async observe(d, ctx): Promise<Observation<ObservedTunnel>> {
@@ -68,7 +57,7 @@ export function createTunnelController(deps: {
       }
       let configOk: boolean | undefined;
       if (ctx.allowDeepCheck()) {
-        const config = await deps.tunnels.getConfiguration(tunnel.id);
+        const config = await cf.tunnels.getConfiguration(tunnel.id);
         configOk = !!config && sameIngress(config.ingress, d.ingress);
       }
       const diff: string[] = [];
@@ -100,12 +89,12 @@ export function createTunnelController(deps: {
 
     async create(d) {
       try {
-        const t = await deps.tunnels.createTunnel(d.name);
+        const t = await cf.tunnels.createTunnel(d.name);
         return { externalIds: { tunnelId: t.id }, details: { name: d.name } };
       } catch (e) {
         if (!isConflict(e)) throw e;
         // Name taken: our earlier create went through (lost response, crash). Adopt it.
-        const [t] = await deps.tunnels.listTunnels({ name: d.name });
+        const [t] = await cf.tunnels.listTunnels({ name: d.name });
         if (!t) throw e;
         return { externalIds: { tunnelId: t.id }, adopted: true, details: { name: d.name } };
       }
@@ -115,7 +104,7 @@ export function createTunnelController(deps: {
       const { tunnel, configOk, record } = obs.resource!;
       const done: string[] = [];
       if (configOk !== true) {
-        await deps.tunnels.putConfiguration(tunnel.id, d.ingress);
+        await cf.tunnels.putConfiguration(tunnel.id, d.ingress);
         done.push('configuration');
       }
       const want = {
@@ -126,11 +115,11 @@ export function createTunnelController(deps: {
       };
       let dnsRecordId = record?.id;
       if (!record) {
-        dnsRecordId = (await deps.dns.createRecord(want)).id;
+        dnsRecordId = (await cf.dns.createRecord(want)).id;
         done.push('dns created');
       } else if (record.content !== want.content || !record.proxied || record.comment !== want.comment) {
         // Also how a CNAME left behind by an earlier org with the same slug is taken over.
-        await deps.dns.updateRecord(record.id, want);
+        await cf.dns.updateRecord(record.id, want);
         done.push('dns updated');
       }
       return {
@@ -143,8 +132,8 @@ export function createTunnelController(deps: {
       const { tunnel, record } = obs.resource!;
       // Only our own record: after a slug reuse the CNAME may already belong to the new org.
       if (record && orgIdFromDnsComment(d.env, record.comment) === d.orgId)
-        await deps.dns.deleteRecord(record.id);
-      await deps.tunnels.deleteTunnel(tunnel.id);
+        await cf.dns.deleteRecord(record.id);
+      await cf.tunnels.deleteTunnel(tunnel.id);
       return { gone: true, details: { tunnelId: tunnel.id, dnsRecordId: record?.id } };
     },
   };

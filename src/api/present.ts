@@ -1,6 +1,6 @@
+import { registry } from '../../controllers/index.js';
 import type { Org, OrphanRow, StatusRow, Workspace } from '../../schema/index.js';
 import type { DesiredStateRepository } from '../db/desired.js';
-import { CONTROLLER_NAMES } from '../observability/metrics.js';
 
 export interface ConditionView {
   controller: string;
@@ -48,10 +48,7 @@ export interface OrgView {
 }
 
 // Conditions are listed in dependency order so "the first one not ready" is the one blocking.
-const controllerRank = (name: string) => {
-  const i = (CONTROLLER_NAMES as readonly string[]).indexOf(name);
-  return i === -1 ? CONTROLLER_NAMES.length : i;
-};
+const controllerRank = (name: string) => registry.rank(name);
 
 /**
  * Overall status of an owner from its per-controller rows: `Deleting` while deletion runs,

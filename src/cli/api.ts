@@ -5,39 +5,28 @@ import { createMetrics } from '../observability/metrics.js';
 import { parseFlags } from './args.js';
 import { describeDatabase, openConfiguredDatabase } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
-import type { Command } from './types.js';
+import type { CliContext } from './types.js';
 
-export const apiCommand: Command = {
-  summary: 'serve the control-plane HTTP API on PORT (needs CP_ADMIN_API_TOKEN)',
-  usage: [
-    'molecule-operator api [--migrate]',
-    '',
-    'Serves /cp/* (bearer token CP_ADMIN_API_TOKEN), /healthz, /readyz and /metrics on 0.0.0.0:PORT.',
-    'Stops gracefully on SIGINT or SIGTERM.',
-    '',
-    '  --migrate   apply pending migrations before serving',
-  ].join('\n'),
-  async run(argv, ctx) {
-    const flags = parseFlags(argv, { migrate: { type: 'boolean' } });
-    const config = loadConfig(ctx.env, { required: ['CP_ADMIN_API_TOKEN'] });
-    const logger = createLogger({ level: config.LOG_LEVEL, name: 'molecule-operator.api' });
-    // Listen for signals before the slow start-up so an early Ctrl-C still shuts down cleanly.
-    const shutdown = waitForShutdownSignal();
-    const database = await openConfiguredDatabase(config);
-    try {
-      if (flags.migrate) {
-        await database.migrate();
-        logger.info({ database: describeDatabase(config) }, 'migrations applied');
-      }
-      const app = await buildApiServer({ config, database, metrics: createMetrics(), logger });
-      await app.listen({ port: config.PORT, host: '0.0.0.0' });
-      const signal = await shutdown.signal;
-      logger.info({ signal }, 'shutting down');
-      await app.close();
-      logger.info('stopped');
-      return 0;
-    } finally {
-      await database.close();
+export async function run(argv: string[], ctx: CliContext): Promise<number> {
+  const flags = parseFlags(argv, { migrate: { type: 'boolean' } });
+  const config = loadConfig(ctx.env, { required: ['CP_ADMIN_API_TOKEN'] });
+  const logger = createLogger({ level: config.LOG_LEVEL, name: 'molecule-operator.api' });
+  // Listen for signals before the slow start-up so an early Ctrl-C still shuts down cleanly.
+  const shutdown = waitForShutdownSignal();
+  const database = await openConfiguredDatabase(config);
+  try {
+    if (flags.migrate) {
+      await database.migrate();
+      logger.info({ database: describeDatabase(config) }, 'migrations applied');
     }
-  },
-};
+    const app = await buildApiServer({ config, database, metrics: createMetrics(), logger });
+    await app.listen({ port: config.PORT, host: '0.0.0.0' });
+    const signal = await shutdown.signal;
+    logger.info({ signal }, 'shutting down');
+    await app.close();
+    logger.info('stopped');
+    return 0;
+  } finally {
+    await database.close();
+  }
+}

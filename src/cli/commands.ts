@@ -1,36 +1,107 @@
-import { apiCommand } from './api.js';
-import { demoCommand } from './demo.js';
-import { migrateCommand } from './migrate.js';
-import { orphansCommand } from './orphans.js';
-import { planCommand } from './plan.js';
-import { runCommand } from './run.js';
-import { simCommand } from './sim.js';
-import { statusCommand } from './status.js';
-import type { Command } from './types.js';
+import type { CliContext, Command } from './types.js';
 
 export type { CliContext, Command } from './types.js';
 
-/** A command whose issue has not landed yet: says so and fails, so scripts notice. */
-const notAvailable = (name: string, summary: string): Command => ({
-  summary,
-  placeholder: true,
-  async run(_argv, ctx) {
-    ctx.stderr(`${name}: not available yet\n`);
-    return 1;
-  },
-});
+type Run = (argv: string[], ctx: CliContext) => Promise<number>;
 
 /**
- * Every `molecule-operator` subcommand (DESIGN §8). To add one, implement a {@link Command}
- * in its own file and replace its entry here.
+ * Every `molecule-operator` subcommand (DESIGN §8): what `--help` prints, and how to load the
+ * implementation. A command loads only what it uses: `run`, `api` and `migrate` never load the
+ * simulator (the production image does not ship it), and `--help` loads nothing. To add a
+ * command, implement `run` in its own file and add an entry here.
  */
 export const commands: Record<string, Command> = {
-  demo: demoCommand,
-  run: runCommand,
-  api: apiCommand,
-  migrate: migrateCommand,
-  plan: planCommand,
-  status: statusCommand,
-  orphans: orphansCommand,
-  sim: simCommand,
+  demo: {
+    summary: 'everything in one process: PGlite, cloud simulator, API, controllers, sample orgs',
+    usage: [
+      'molecule-operator demo [--reset] [--data-dir DIR] [--sim-port N] [--no-samples]',
+      '',
+      'Runs the whole product on this machine, with no PostgreSQL or cloud account: the embedded',
+      'PGlite database and the AWS/Cloudflare simulator keep their state under DIR (default .data),',
+      'so a restart resumes where it stopped. Any configuration variable you set is honoured; the',
+      'demo generates only what is unset (CP_ADMIN_API_TOKEN is printed). Ctrl-C stops cleanly.',
+      '',
+      '  --reset        start from an empty database and cloud',
+      '  --data-dir D   where state is kept (default .data)',
+      '  --sim-port N   simulator port (default 4566; 0 picks a free one)',
+      '  --no-samples   do not create the sample orgs',
+    ].join('\n'),
+    load: () => import('./demo.js').then((m): Run => m.run),
+  },
+  run: {
+    summary: 'run the controllers (leader-elected), with /metrics /healthz /readyz on METRICS_PORT',
+    usage: [
+      'molecule-operator run [--migrate]',
+      '',
+      'Reconciles desired orgs and workspaces against AWS and Cloudflare. Several replicas may run:',
+      'one leads through the Postgres lease, the others serve probes and metrics only.',
+      'Stops on SIGINT/SIGTERM: finishes in-flight reconciles and releases the lease.',
+      '',
+      '  --migrate   apply pending migrations first',
+    ].join('\n'),
+    load: () => import('./run.js').then((m): Run => m.run),
+  },
+  api: {
+    summary: 'serve the control-plane HTTP API on PORT (needs CP_ADMIN_API_TOKEN)',
+    usage: [
+      'molecule-operator api [--migrate]',
+      '',
+      'Serves /cp/* (bearer token CP_ADMIN_API_TOKEN), /healthz, /readyz and /metrics on 0.0.0.0:PORT.',
+      'Stops gracefully on SIGINT or SIGTERM.',
+      '',
+      '  --migrate   apply pending migrations before serving',
+    ].join('\n'),
+    load: () => import('./api.js').then((m): Run => m.run),
+  },
+  migrate: {
+    summary: 'apply database migrations (PostgreSQL at DATABASE_URL, else PGlite at PGLITE_DIR)',
+    usage:
+      'molecule-operator migrate\n\nApplies pending migrations from drizzle/ and says which ones ran. Safe to repeat.',
+    load: () => import('./migrate.js').then((m): Run => m.run),
+  },
+  plan: {
+    summary:
+      "print every controller's intended actions without executing them (exit 2 when changes are pending)",
+    usage: [
+      'molecule-operator plan [--json]',
+      '',
+      'Lists everything ours once, then asks every controller what it would do for every live',
+      'owner: create, update (with the differences), delete, wait, or nothing. Nothing is changed.',
+      'Exit status: 0 when converged, 2 when changes are pending, 1 on error.',
+      '',
+      '  --json   machine-readable output',
+    ].join('\n'),
+    load: () => import('./plan.js').then((m): Run => m.run),
+  },
+  status: {
+    summary: 'show orgs and workspaces with their readiness, from the database',
+    usage: [
+      'molecule-operator status [--json] [--watch]',
+      '',
+      '  --json    print the same JSON the API returns for GET /cp/orgs (all pages)',
+      '  --watch   refresh every 2 s until Ctrl-C',
+    ].join('\n'),
+    load: () => import('./status.js').then((m): Run => m.run),
+  },
+  orphans: {
+    summary: 'list resources that are ours but have no live owner',
+    usage: [
+      'molecule-operator orphans [--json] [--scan] [--all]',
+      '',
+      '  --scan   run one orphan scan first (report only: deletions are left to the leader) and print its result',
+      '  --all    include resolved and deleted ledger rows',
+      '  --json   print {scan?, orphans} as JSON instead of a table',
+    ].join('\n'),
+    load: () => import('./orphans.js').then((m): Run => m.run),
+  },
+  sim: {
+    summary: 'serve the AWS and Cloudflare simulator (default port 4566)',
+    usage: [
+      'molecule-operator sim [--port 4566] [--host 127.0.0.1] [--profile fast|realistic] [--state-file F] [--time-scale N] [--seed N]',
+      '',
+      'The AWS (EC2, Secrets Manager, Tagging API) and Cloudflare v4 simulator the tests and the demo',
+      'use, for the real SDKs and the AWS CLI. It prints how to point them at it.',
+    ].join('\n'),
+    load: () => import('./sim.js').then((m): Run => m.run),
+  },
 };

@@ -3,18 +3,16 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFi
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { createOrphanScanner, type OrphanScanner } from '../../controllers/orphan.js';
+import type { OrphanScanner } from '../../controllers/orphan.js';
 import { buildApiServer } from '../api/server.js';
 import { type Config, loadConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
-import { createMetrics } from '../observability/metrics.js';
-import { startProbeServer } from '../observability/server.js';
 import { startOperator } from '../operator.js';
 import { type Simulator, startSimulator } from '../sim/index.js';
 import { parseFlags } from './args.js';
 import { openConfiguredDatabase } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
-import type { CliContext, Command } from './types.js';
+import type { CliContext } from './types.js';
 
 const SAMPLE_ORGS = [
   {
@@ -40,25 +38,7 @@ const SAMPLE_ORGS = [
 const SIM_CREDENTIALS = { accessKeyId: 'AKIDMOLECULEDEMO', secretAccessKey: 'molecule-demo-simulator' };
 const DEMO_ORPHAN_TAG = 'molecule-demo-orphan';
 
-export const demoCommand: Command = {
-  summary: 'everything in one process: PGlite, cloud simulator, API, controllers, sample orgs',
-  usage: [
-    'molecule-operator demo [--reset] [--data-dir DIR] [--sim-port N] [--no-samples]',
-    '',
-    'Runs the whole product on this machine, with no PostgreSQL or cloud account: the embedded',
-    'PGlite database and the AWS/Cloudflare simulator keep their state under DIR (default .data),',
-    'so a restart resumes where it stopped. Any configuration variable you set is honoured; the',
-    'demo generates only what is unset (CP_ADMIN_API_TOKEN is printed). Ctrl-C stops cleanly.',
-    '',
-    '  --reset        start from an empty database and cloud',
-    '  --data-dir D   where state is kept (default .data)',
-    '  --sim-port N   simulator port (default 4566; 0 picks a free one)',
-    '  --no-samples   do not create the sample orgs',
-  ].join('\n'),
-  run: runDemo,
-};
-
-async function runDemo(argv: string[], ctx: CliContext): Promise<number> {
+export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const flags = parseFlags(argv, {
     reset: { type: 'boolean' },
     'data-dir': { type: 'string' },
@@ -101,39 +81,21 @@ async function runDemo(argv: string[], ctx: CliContext): Promise<number> {
     { level: config.LOG_LEVEL, name: 'molecule-operator.demo' },
     createWriteStream(logFile, { flags: 'a' }),
   );
-  const metrics = createMetrics();
   const database = await openConfiguredDatabase(config);
-  let scanner: OrphanScanner | undefined;
   try {
     await database.migrate();
     const operator = await startOperator({
       config,
       database,
-      metrics,
       logger,
-      awsCredentials: SIM_CREDENTIALS,
-      jobs: (ports, assertLeader) => {
-        scanner = createOrphanScanner({ config, database, ports, metrics, logger, assertLeader });
-        return [scanner.job()];
-      },
+      cloud: { awsCredentials: SIM_CREDENTIALS },
       manager: { pollIntervalMs: 250, resyncJitterMs: 1_000 },
     });
+    const metrics = operator.metrics;
     const app = await buildApiServer({ config, database, metrics, logger });
     await app.listen({ port: config.PORT, host: '127.0.0.1' });
     const apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-    const probes = await startProbeServer(
-      {
-        database,
-        metrics,
-        logger,
-        readiness: () => ({
-          ready: operator.manager.readiness().listening,
-          details: { leader: operator.manager.isLeader() },
-        }),
-      },
-      config.METRICS_PORT,
-      '127.0.0.1',
-    );
+    const probes = await operator.serveProbes(config.METRICS_PORT, '127.0.0.1');
     const metricsUrl = `http://127.0.0.1:${probes.port}/metrics`;
     printBanner(out, { apiUrl, metricsUrl, sim, config, dataDir, logFile });
 
@@ -147,7 +109,7 @@ async function runDemo(argv: string[], ctx: CliContext): Promise<number> {
         sim,
         config,
         out,
-        () => scanner,
+        operator.scanner,
         operator.manager.isLeader.bind(operator.manager),
         shutdown.abort,
       );
@@ -299,7 +261,7 @@ async function demonstrateOrphan(
   sim: Simulator,
   config: Config,
   out: (l?: string) => void,
-  scanner: () => OrphanScanner | undefined,
+  scanner: OrphanScanner,
   isLeader: () => boolean,
   abort: AbortSignal,
 ): Promise<void> {
@@ -349,11 +311,9 @@ async function demonstrateOrphan(
     out('The leaked demo instance from an earlier run is still there.');
   }
   const deadline = Date.now() + 30_000;
-  while (!abort.aborted && (!isLeader() || !scanner()) && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 100));
-  const s = scanner();
-  if (!s || abort.aborted) return;
-  const result = await s.scan();
+  while (!abort.aborted && !isLeader() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (abort.aborted) return;
+  const result = await scanner.scan();
   if (!result.ok) {
     out(`Orphan scan failed: ${result.errors.join('; ')}`);
     return;

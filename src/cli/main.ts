@@ -36,18 +36,19 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
     return 2;
   }
   if (rest.some((a) => a === '--help' || a === '-h')) {
-    ctx.stdout(`${command.usage ?? `molecule-operator ${name}`}\n\n${command.summary}\n`);
+    ctx.stdout(`${command.usage}\n\n${command.summary}\n`);
     return 0;
   }
   try {
-    return await command.run(rest, ctx);
+    const run = await command.load();
+    return await run(rest, ctx);
   } catch (e) {
     if (e instanceof ConfigError) {
       ctx.stderr(`${e.message}\n`);
       return 2;
     }
     if (e instanceof UsageError) {
-      ctx.stderr(`${name}: ${e.message}\n\n${command.usage ?? ''}\n`);
+      ctx.stderr(`${name}: ${e.message}\n\n${command.usage}\n`);
       return 2;
     }
     ctx.stderr(`${name}: ${(e as Error)?.message ?? String(e)}\n`);

@@ -4,36 +4,31 @@ import { loadConfig } from '../config.js';
 import { type Database, migrationsFolder } from '../db/client.js';
 import { parseFlags } from './args.js';
 import { describeDatabase, isMissingTable, openConfiguredDatabase } from './database.js';
-import type { Command } from './types.js';
+import type { CliContext } from './types.js';
 
-export const migrateCommand: Command = {
-  summary: 'apply database migrations (PostgreSQL at DATABASE_URL, else PGlite at PGLITE_DIR)',
-  usage:
-    'molecule-operator migrate\n\nApplies pending migrations from drizzle/ and says which ones ran. Safe to repeat.',
-  async run(argv, ctx) {
-    parseFlags(argv, {});
-    const config = loadConfig(ctx.env);
-    const database = await openConfiguredDatabase(config);
-    try {
-      const before = await appliedCount(database);
-      await database.migrate();
-      const after = await appliedCount(database);
-      const tags = journalTags();
-      ctx.stdout(`database: ${describeDatabase(config)}\n`);
-      if (after === before) {
-        ctx.stdout(`up to date: ${after} migration${after === 1 ? '' : 's'} applied, nothing to do\n`);
-      } else {
-        const applied = tags.slice(before, after);
-        ctx.stdout(
-          `applied ${applied.length} migration${applied.length === 1 ? '' : 's'}: ${applied.join(', ')}\n`,
-        );
-      }
-      return 0;
-    } finally {
-      await database.close();
+export async function run(argv: string[], ctx: CliContext): Promise<number> {
+  parseFlags(argv, {});
+  const config = loadConfig(ctx.env);
+  const database = await openConfiguredDatabase(config);
+  try {
+    const before = await appliedCount(database);
+    await database.migrate();
+    const after = await appliedCount(database);
+    const tags = journalTags();
+    ctx.stdout(`database: ${describeDatabase(config)}\n`);
+    if (after === before) {
+      ctx.stdout(`up to date: ${after} migration${after === 1 ? '' : 's'} applied, nothing to do\n`);
+    } else {
+      const applied = tags.slice(before, after);
+      ctx.stdout(
+        `applied ${applied.length} migration${applied.length === 1 ? '' : 's'}: ${applied.join(', ')}\n`,
+      );
     }
-  },
-};
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
 
 /** Migrations recorded by drizzle's migrator; 0 before the first run (its table does not exist yet). */
 async function appliedCount(database: Database): Promise<number> {

@@ -1,39 +1,30 @@
 import type { DestinationStream } from 'pino';
-import { createOrphanScanner, listOrphans, type ScanResult } from '../../controllers/orphan.js';
+import { RESOURCE_KINDS } from '../../controllers/index.js';
+import type { ScanResult } from '../../controllers/orphan.js';
 import type { OrphanRow } from '../../schema/index.js';
 import { presentOrphan } from '../api/present.js';
-import { createCloudPorts } from '../cloud/index.js';
-import type { CloudPorts } from '../cloud/ports.js';
+import type { CloudOptions } from '../cloud/index.js';
 import { loadConfig } from '../config.js';
 import type { Database } from '../db/client.js';
+import { OrphanLedger } from '../db/orphans.js';
 import { createLogger } from '../observability/logger.js';
-import { createMetrics, RESOURCE_KINDS } from '../observability/metrics.js';
+import { createOperator, operatorMetrics } from '../operator.js';
 import type { Clock } from '../runtime/clock.js';
 import { parseFlags } from './args.js';
 import { isMissingTable, openConfiguredDatabase } from './database.js';
 import { formatTable } from './table.js';
-import type { CliContext, Command } from './types.js';
+import type { CliContext } from './types.js';
 
-const USAGE = [
-  'molecule-operator orphans [--json] [--scan] [--all]',
-  '',
-  '  --scan   run one orphan scan first (report only: deletions are left to the leader) and print its result',
-  '  --all    include resolved and deleted ledger rows',
-  '  --json   print {scan?, orphans} as JSON instead of a table',
-].join('\n');
-
-/** Test seams: a ready database, ports (simulator credentials) and a clock. */
+/** Test seams: a ready database, how to build the cloud clients (simulator credentials) and a clock. */
 export interface OrphansCommandOverrides {
   database?: Database;
-  ports?: CloudPorts;
+  cloud?: CloudOptions;
   clock?: Clock;
 }
 
-export const orphansCommand: Command = {
-  summary: 'list resources that are ours but have no live owner',
-  usage: USAGE,
-  run: (argv, ctx) => runOrphansCommand(argv, ctx),
-};
+export function run(argv: string[], ctx: CliContext): Promise<number> {
+  return runOrphansCommand(argv, ctx);
+}
 
 /** `molecule-operator orphans`: the orphan ledger as a table or JSON, optionally after a scan. */
 export async function runOrphansCommand(
@@ -52,23 +43,22 @@ export async function runOrphansCommand(
   try {
     let scan: ScanResult | undefined;
     if (flags.scan) {
-      const metrics = createMetrics({ defaults: false });
       // Scan progress is for the operator's logs; here only warnings and errors, on stderr.
       const level = config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? config.LOG_LEVEL : 'warn';
       const stderr: DestinationStream = { write: (line: string) => ctx.stderr(line) };
-      const scanner = createOrphanScanner({
+      const operator = createOperator({
         config,
         database,
-        ports: overrides.ports ?? createCloudPorts(config, { metrics }),
-        metrics,
         logger: createLogger({ level }, stderr),
+        metrics: operatorMetrics(false),
+        ...(overrides.cloud ? { cloud: overrides.cloud } : {}),
         ...(overrides.clock ? { clock: overrides.clock } : {}),
         // The CLI holds no lease: it counts and records, it never deletes.
-        policy: 'report',
+        orphanPolicy: 'report',
       });
-      scan = await scanner.scan();
+      scan = await operator.scanner.scan();
     }
-    const rows = await listOrphans(database, { open: !flags.all });
+    const rows = await new OrphanLedger(database.db).listAll({ open: !flags.all });
     if (flags.json) {
       ctx.stdout(
         `${JSON.stringify({ ...(scan ? { scan } : {}), orphans: rows.map(presentOrphan) }, null, 2)}\n`,

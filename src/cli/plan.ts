@@ -1,36 +1,24 @@
-import { createCloudPorts } from '../cloud/index.js';
-import type { CloudPorts } from '../cloud/ports.js';
+import type { CloudOptions } from '../cloud/index.js';
 import { loadConfig } from '../config.js';
 import type { Database } from '../db/client.js';
 import { createLogger } from '../observability/logger.js';
-import { planAll } from '../operator.js';
+import { createOperator, operatorMetrics } from '../operator.js';
 import { parseFlags } from './args.js';
 import { openConfiguredDatabase } from './database.js';
 import { formatTable } from './table.js';
-import type { CliContext, Command } from './types.js';
+import type { CliContext } from './types.js';
 
 /** Exit code when changes are pending, as `terraform plan -detailed-exitcode` does. */
 export const PLAN_CHANGES_PENDING = 2;
 
-export const planCommand: Command = {
-  summary:
-    "print every controller's intended actions without executing them (exit 2 when changes are pending)",
-  usage: [
-    'molecule-operator plan [--json]',
-    '',
-    'Lists everything ours once, then asks every controller what it would do for every live',
-    'owner: create, update (with the differences), delete, wait, or nothing. Nothing is changed.',
-    'Exit status: 0 when converged, 2 when changes are pending, 1 on error.',
-    '',
-    '  --json   machine-readable output',
-  ].join('\n'),
-  run: (argv, ctx) => runPlan(argv, ctx),
-};
-
-/** Test seams: a ready database and ports (simulator credentials). */
+/** Test seams: a ready database and how to build the cloud clients (simulator credentials). */
 export interface PlanOverrides {
   database?: Database;
-  ports?: CloudPorts;
+  cloud?: CloudOptions;
+}
+
+export function run(argv: string[], ctx: CliContext): Promise<number> {
+  return runPlan(argv, ctx);
 }
 
 export async function runPlan(
@@ -43,8 +31,14 @@ export async function runPlan(
   const logger = createLogger({ level: 'silent' });
   const database = overrides.database ?? (await openConfiguredDatabase(config));
   try {
-    const ports = overrides.ports ?? createCloudPorts(config);
-    const entries = await planAll({ config, database, ports, logger });
+    const operator = createOperator({
+      config,
+      database,
+      logger,
+      metrics: operatorMetrics(false),
+      ...(overrides.cloud ? { cloud: overrides.cloud } : {}),
+    });
+    const entries = await operator.plan();
     const pending = entries.filter((e) => e.action !== 'none');
     if (flags.json) {
       ctx.stdout(

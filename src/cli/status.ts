@@ -6,49 +6,40 @@ import { parseFlags } from './args.js';
 import { isMissingTable, openConfiguredDatabase } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
 import { formatTable } from './table.js';
-import type { Command } from './types.js';
+import type { CliContext } from './types.js';
 
 const WATCH_INTERVAL_MS = 2_000;
 const PAGE = 500;
 
-export const statusCommand: Command = {
-  summary: 'show orgs and workspaces with their readiness, from the database',
-  usage: [
-    'molecule-operator status [--json] [--watch]',
-    '',
-    '  --json    print the same JSON the API returns for GET /cp/orgs (all pages)',
-    '  --watch   refresh every 2 s until Ctrl-C',
-  ].join('\n'),
-  async run(argv, ctx) {
-    const flags = parseFlags(argv, { json: { type: 'boolean' }, watch: { type: 'boolean' } });
-    const config = loadConfig(ctx.env);
-    const database = await openConfiguredDatabase(config);
-    const desired = new DesiredStateRepository(database.db);
-    const render = async () => {
-      const views = await loadAllOrgs(desired);
-      return flags.json ? `${JSON.stringify(views, null, 2)}\n` : formatStatus(views);
-    };
-    try {
-      if (!flags.watch) {
-        ctx.stdout(await render());
-        return 0;
-      }
-      const shutdown = waitForShutdownSignal();
-      while (!shutdown.abort.aborted) {
-        // Clear the screen and home the cursor, then redraw.
-        ctx.stdout(`\x1b[2J\x1b[H${new Date().toISOString()}\n\n${await render()}`);
-        await sleep(WATCH_INTERVAL_MS, undefined, { signal: shutdown.abort }).catch(() => {});
-      }
+export async function run(argv: string[], ctx: CliContext): Promise<number> {
+  const flags = parseFlags(argv, { json: { type: 'boolean' }, watch: { type: 'boolean' } });
+  const config = loadConfig(ctx.env);
+  const database = await openConfiguredDatabase(config);
+  const desired = new DesiredStateRepository(database.db);
+  const render = async () => {
+    const views = await loadAllOrgs(desired);
+    return flags.json ? `${JSON.stringify(views, null, 2)}\n` : formatStatus(views);
+  };
+  try {
+    if (!flags.watch) {
+      ctx.stdout(await render());
       return 0;
-    } catch (e) {
-      if (!isMissingTable(e)) throw e;
-      ctx.stderr('status: the database has no schema yet; run `molecule-operator migrate` first\n');
-      return 1;
-    } finally {
-      await database.close();
     }
-  },
-};
+    const shutdown = waitForShutdownSignal();
+    while (!shutdown.abort.aborted) {
+      // Clear the screen and home the cursor, then redraw.
+      ctx.stdout(`\x1b[2J\x1b[H${new Date().toISOString()}\n\n${await render()}`);
+      await sleep(WATCH_INTERVAL_MS, undefined, { signal: shutdown.abort }).catch(() => {});
+    }
+    return 0;
+  } catch (e) {
+    if (!isMissingTable(e)) throw e;
+    ctx.stderr('status: the database has no schema yet; run `molecule-operator migrate` first\n');
+    return 1;
+  } finally {
+    await database.close();
+  }
+}
 
 async function loadAllOrgs(desired: DesiredStateRepository): Promise<OrgView[]> {
   const views: OrgView[] = [];

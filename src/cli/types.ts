@@ -11,11 +11,12 @@ export interface Command {
   /** One line for `molecule-operator --help`. */
   summary: string;
   /** Shown by `molecule-operator <command> --help`: options and what the command does. */
-  usage?: string;
-  /** True while the command is a stub that only says it is not available yet. */
-  placeholder?: boolean;
-  /** Runs to completion (or until a signal for long-running commands) and returns the exit code. */
-  run(argv: string[], ctx: CliContext): Promise<number>;
+  usage: string;
+  /**
+   * Loads the implementation, which runs to completion (or until a signal for long-running
+   * commands) and returns the exit code.
+   */
+  load(): Promise<(argv: string[], ctx: CliContext) => Promise<number>>;
 }
 
 /** Bad flags or arguments: the dispatcher prints the message and the command's usage, exit 2. */

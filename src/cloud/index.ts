@@ -9,8 +9,9 @@ import { SecretsAdapter } from './aws/secrets.js';
 import { TaggingAdapter } from './aws/tagging.js';
 import { CloudflareAdapter } from './cloudflare/adapter.js';
 import { type CallContext, READ_OPERATION } from './instrument.js';
-import type { CloudPorts } from './ports.js';
+import type { AwsPorts, CloudflarePorts, CloudPorts } from './ports.js';
 import { RateLimiter } from './ratelimit.js';
+import { CloudTargets, type Target, type TargetSettings, targetSettings } from './targets.js';
 
 export interface CloudOptions {
   metrics?: Metrics;
@@ -31,49 +32,78 @@ export interface CloudOptions {
 }
 
 /**
- * Builds every port over the real SDKs. Endpoints come only from AWS_ENDPOINT_URL and
- * CLOUDFLARE_BASE_URL (or the SDK defaults), so the same code talks to AWS or the simulator.
+ * Builds every target's ports and the Cloudflare ports over the real SDKs. Endpoints come only
+ * from AWS_ENDPOINT_URL and CLOUDFLARE_BASE_URL (or the SDK defaults), so the same code talks
+ * to AWS or the simulator. Each target gets its own rate-limit buckets (AWS throttles per
+ * account and Region); Cloudflare, one account for all, gets one.
  */
+export function createTargets(config: Config, options: CloudOptions = {}): CloudTargets {
+  const limiter = () => options.limiter ?? new RateLimiter(config.RATE_LIMITS, options.metrics);
+  const targets = targetSettings(config).map(
+    (settings): Target => ({
+      ...settings,
+      aws: createAwsPorts(settings, config.AWS_ENDPOINT_URL, limiter(), options),
+    }),
+  );
+  return new CloudTargets(targets, createCloudflarePorts(config, limiter(), options));
+}
+
+/** The primary target's ports (tests, and commands that look at the primary account only). */
 export function createCloudPorts(config: Config, options: CloudOptions = {}): CloudPorts {
-  const limiter = options.limiter ?? new RateLimiter(config.RATE_LIMITS, options.metrics);
+  const targets = createTargets(config, options);
+  return targets.portsFor(targets.primary);
+}
+
+function createAwsPorts(
+  target: TargetSettings,
+  endpoint: string | undefined,
+  limiter: CallContext['limiter'],
+  options: CloudOptions,
+): AwsPorts {
   const ctx: CallContext = { limiter, ...(options.metrics ? { metrics: options.metrics } : {}) };
   const aws = {
-    region: config.AWS_REGION,
+    region: target.region,
     maxAttempts: options.maxAttempts ?? 3,
-    ...(config.AWS_ENDPOINT_URL ? { endpoint: config.AWS_ENDPOINT_URL } : {}),
+    ...(endpoint ? { endpoint } : {}),
     ...(options.awsCredentials ? { credentials: options.awsCredentials } : {}),
   };
   const guard = options.mutationGuard;
-  const ports: CloudPorts = {
+  return {
     ec2: new Ec2Adapter(guarded(new EC2Client(aws), guard), ctx, options.pageSize),
     secrets: new SecretsAdapter(guarded(new SecretsManagerClient(aws), guard), ctx, small(options.pageSize)),
     tagging: new TaggingAdapter(new ResourceGroupsTaggingAPIClient(aws), ctx, small(options.pageSize)),
   };
-  if (config.CLOUDFLARE_API_TOKEN && config.CLOUDFLARE_ACCOUNT_ID && config.CLOUDFLARE_ZONE_ID) {
-    const client = new Cloudflare({
-      apiToken: config.CLOUDFLARE_API_TOKEN,
-      ...(config.CLOUDFLARE_BASE_URL ? { baseURL: config.CLOUDFLARE_BASE_URL } : {}),
-      maxRetries: Math.max(0, (options.maxAttempts ?? 3) - 1),
-      timeout: 30_000,
-      ...(guard
-        ? {
-            fetch: async (...args: Parameters<typeof fetch>) => {
-              if ((args[1]?.method ?? 'GET').toUpperCase() !== 'GET') guard();
-              return fetch(...args);
-            },
-          }
-        : {}),
-    });
-    const cf = new CloudflareAdapter(
-      client,
-      { accountId: config.CLOUDFLARE_ACCOUNT_ID, zoneId: config.CLOUDFLARE_ZONE_ID },
-      ctx,
-      options.pageSize,
-    );
-    ports.tunnels = cf;
-    ports.dns = cf;
-  }
-  return ports;
+}
+
+function createCloudflarePorts(
+  config: Config,
+  limiter: CallContext['limiter'],
+  options: CloudOptions,
+): CloudflarePorts | undefined {
+  if (!config.CLOUDFLARE_API_TOKEN || !config.CLOUDFLARE_ACCOUNT_ID || !config.CLOUDFLARE_ZONE_ID)
+    return undefined;
+  const guard = options.mutationGuard;
+  const client = new Cloudflare({
+    apiToken: config.CLOUDFLARE_API_TOKEN,
+    ...(config.CLOUDFLARE_BASE_URL ? { baseURL: config.CLOUDFLARE_BASE_URL } : {}),
+    maxRetries: Math.max(0, (options.maxAttempts ?? 3) - 1),
+    timeout: 30_000,
+    ...(guard
+      ? {
+          fetch: async (...args: Parameters<typeof fetch>) => {
+            if ((args[1]?.method ?? 'GET').toUpperCase() !== 'GET') guard();
+            return fetch(...args);
+          },
+        }
+      : {}),
+  });
+  const cf = new CloudflareAdapter(
+    client,
+    { accountId: config.CLOUDFLARE_ACCOUNT_ID, zoneId: config.CLOUDFLARE_ZONE_ID },
+    { limiter, ...(options.metrics ? { metrics: options.metrics } : {}) },
+    options.pageSize,
+  );
+  return { tunnels: cf, dns: cf };
 }
 
 /** Secrets Manager and the Tagging API page at most 100 items. */

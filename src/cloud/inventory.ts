@@ -9,10 +9,12 @@ import {
 } from '../provisioning/names.js';
 import { ownershipTags, TAG } from '../provisioning/tags.js';
 import {
+  type CloudflarePorts,
   type CloudPorts,
   type DnsRecord,
   EC2_MAX_FILTER_VALUES,
   type Instance,
+  type ResourceKind,
   type SecretSummary,
   type SecurityGroup,
   type Tunnel,
@@ -91,10 +93,39 @@ export interface InventoryCounts {
 }
 
 /** The resources a resync lists for the whole env at once: one or two per org, and not filterable by org. */
-export interface FleetResources {
+export interface FleetResources extends CloudflareResources {
   secrets: SecretSummary[];
+}
+
+/** Our Cloudflare objects: one account for every target, so listed once per resync. */
+export interface CloudflareResources {
   tunnels: Tunnel[];
   dnsRecords: DnsRecord[];
+}
+
+/** What a listing should cover: the kinds the enabled controllers keep (all when absent). */
+export interface ListingScope {
+  kinds?: ReadonlySet<ResourceKind>;
+}
+
+const wanted = (scope: ListingScope, kind: ResourceKind) => !scope.kinds || scope.kinds.has(kind);
+
+/** Lists the env's tunnels and DNS records, paginated and filtered to ours. */
+export async function listCloudflare(
+  cf: CloudflarePorts | undefined,
+  env: string,
+  scope: ListingScope = {},
+): Promise<CloudflareResources> {
+  const [tunnels, dnsRecords] = await Promise.all([
+    cf && wanted(scope, 'cf_tunnel') ? cf.tunnels.listTunnels({ namePrefix: tunnelNamePrefix(env) }) : [],
+    cf && wanted(scope, 'cf_dns_record')
+      ? cf.dns.listRecords({ commentContains: dnsCommentMarker(env) })
+      : [],
+  ]);
+  return {
+    tunnels: tunnels.filter((t) => orgIdFromTunnelName(env, t.name)),
+    dnsRecords: dnsRecords.filter((r) => orgIdFromDnsComment(env, r.comment)),
+  };
 }
 
 /** The EC2 resources listed for a set of orgs (or for the whole env). */
@@ -118,6 +149,7 @@ export class FleetInventory {
   private constructor(
     private readonly ports: CloudPorts,
     private readonly env: string,
+    private readonly scope: ListingScope,
     all: FleetResources,
   ) {
     this.all = all;
@@ -126,17 +158,22 @@ export class FleetInventory {
     for (const r of all.dnsRecords) push(this.recordsByName, r.name, r);
   }
 
-  /** Lists the env's secrets, tunnels and DNS records, paginated and filtered to ours. */
-  static async list(ports: CloudPorts, env: string): Promise<FleetInventory> {
-    const [secrets, tunnels, dnsRecords] = await Promise.all([
-      ports.secrets.listSecrets(secretNamePrefix(env)),
-      ports.tunnels ? ports.tunnels.listTunnels({ namePrefix: tunnelNamePrefix(env) }) : Promise.resolve([]),
-      ports.dns ? ports.dns.listRecords({ commentContains: dnsCommentMarker(env) }) : Promise.resolve([]),
+  /**
+   * Lists one target's secrets, paginated and filtered to ours, with our Cloudflare objects
+   * (listed here unless `cloudflare` was listed once already for every target).
+   */
+  static async list(
+    ports: CloudPorts,
+    env: string,
+    options: ListingScope & { cloudflare?: CloudflareResources } = {},
+  ): Promise<FleetInventory> {
+    const [secrets, cloudflare] = await Promise.all([
+      wanted(options, 'secret') ? ports.secrets.listSecrets(secretNamePrefix(env)) : [],
+      options.cloudflare ?? listCloudflare(cloudflareOf(ports), env, options),
     ]);
-    return new FleetInventory(ports, env, {
+    return new FleetInventory(ports, env, options, {
       secrets: secrets.filter((s) => orgIdFromSecretName(env, s.name)),
-      tunnels: tunnels.filter((t) => orgIdFromTunnelName(env, t.name)),
-      dnsRecords: dnsRecords.filter((r) => orgIdFromDnsComment(env, r.comment)),
+      ...cloudflare,
     });
   }
 
@@ -152,8 +189,8 @@ export class FleetInventory {
     if (orgIds.length === 0) return new Inventory(this, { instances: [], securityGroups: [] });
     const filter = { tags: ownershipTags(this.env), tagIn: { key: TAG.orgId, values: orgIds } };
     const [instances, securityGroups] = await Promise.all([
-      this.ports.ec2.describeInstances(filter),
-      this.ports.ec2.describeSecurityGroups(filter),
+      wanted(this.scope, 'ec2_instance') ? this.ports.ec2.describeInstances(filter) : [],
+      wanted(this.scope, 'security_group') ? this.ports.ec2.describeSecurityGroups(filter) : [],
     ]);
     return new Inventory(this, { instances, securityGroups });
   }
@@ -228,6 +265,9 @@ export class Inventory implements CloudView {
     return this.fleet.recordsByName.get(name) ?? [];
   }
 }
+
+const cloudflareOf = (ports: CloudPorts): CloudflarePorts | undefined =>
+  ports.tunnels && ports.dns ? { tunnels: ports.tunnels, dns: ports.dns } : undefined;
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V) {
   const list = map.get(key);

@@ -238,11 +238,33 @@ export interface DnsPort {
   deleteRecord(id: string): Promise<void>;
 }
 
-/** Every port, assembled once at startup. `cloudflare` is absent when Cloudflare is not configured. */
-export interface CloudPorts {
+/** The AWS side of one target (an account and region): its own clients and rate limits. */
+export interface AwsPorts {
   ec2: Ec2Port;
   secrets: SecretsPort;
   tagging: TaggingPort;
-  tunnels?: TunnelPort;
-  dns?: DnsPort;
 }
+
+/** Cloudflare: one account for every target. */
+export interface CloudflarePorts {
+  tunnels: TunnelPort;
+  dns: DnsPort;
+}
+
+/**
+ * What a controller is given: the AWS ports of its owner's target and the Cloudflare ports
+ * (absent when Cloudflare is not configured). See cloud/targets.ts.
+ */
+export interface CloudPorts extends AwsPorts, Partial<CloudflarePorts> {}
+
+/** Kinds of cloud resource, as metric labels, the audit trail and the orphan ledger name them. */
+export type ResourceKind =
+  | 'ec2_instance'
+  | 'security_group'
+  | 'secret'
+  | 'cf_tunnel'
+  | 'cf_dns_record'
+  | 'other';
+
+/** Resources ours by tags that no controller keeps (volumes, anything tagged by hand). */
+export const OTHER_KIND = 'other' satisfies ResourceKind;

@@ -1,4 +1,4 @@
-import { and, asc, eq, getTableColumns, gt, inArray, isNull, or, sql } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, inArray, isNull, sql } from 'drizzle-orm';
 import {
   type Org,
   orgs,
@@ -88,6 +88,15 @@ export class DesiredStateRepository {
       .orderBy(asc(orgs.createdAt), asc(orgs.id))
       .limit(limit);
     return rows.map(({ createdAtMicros, ...org }) => ({ org, cursor: { createdAtMicros, id: org.id } }));
+  }
+
+  /** The slug of every live org, by id. */
+  async liveOrgSlugs(): Promise<Map<string, string>> {
+    const rows = await this.db
+      .select({ id: orgs.id, slug: orgs.slug })
+      .from(orgs)
+      .where(isNull(orgs.purgedAt));
+    return new Map(rows.map((r) => [r.id, r.slug]));
   }
 
   async getWorkspace(id: string): Promise<Workspace | undefined> {

@@ -47,6 +47,25 @@ export class StatusRepository {
       });
   }
 
+  /**
+   * Owners whose deletion was requested more than 10 minutes ago and whose resource a
+   * controller still holds (its row is not `Deleted`), counted per controller.
+   */
+  async stuckDeletions(): Promise<Map<string, number>> {
+    const result = await this.db.execute(
+      sql`SELECT s.controller, count(*)::int AS n
+            FROM reconcile_status s
+            JOIN orgs o ON o.id = s.org_id
+            LEFT JOIN workspaces w ON w.id = s.owner_id
+           WHERE s.reason <> 'Deleted'
+             AND COALESCE(w.purged_at, o.purged_at) IS NULL
+             AND LEAST(COALESCE(w.deletion_requested_at, 'infinity'), COALESCE(o.deletion_requested_at, 'infinity')) < now() - interval '10 minutes'
+           GROUP BY s.controller`,
+    );
+    const rows = (result as unknown as { rows: { controller: string; n: number }[] }).rows;
+    return new Map(rows.map((r) => [r.controller, Number(r.n)]));
+  }
+
   async audit(entries: AuditEntry[]): Promise<void> {
     if (entries.length === 0) return;
     await this.db.insert(tenantResources).values(entries.map((e) => ({ ...e, details: e.details ?? {} })));

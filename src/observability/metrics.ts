@@ -1,23 +1,21 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Resource kinds as they appear in metric labels. */
-export const RESOURCE_KINDS = [
-  'ec2_instance',
-  'security_group',
-  'secret',
-  'cf_tunnel',
-  'cf_dns_record',
-  'other',
-] as const;
-export type ResourceKind = (typeof RESOURCE_KINDS)[number];
-
-export const CONTROLLER_NAMES = ['tunnel', 'secrets', 'securitygroup', 'instance', 'orphan'] as const;
+export interface MetricsOptions {
+  /** Default process metrics (`molecule_process_*`); off in tests. */
+  defaults?: boolean;
+  /**
+   * Label values whose series exist from the start, at zero (controller names and resource
+   * kinds, from the controller registry): a rate over a series that appears late misses its
+   * first increase, and an alert on a missing series never fires.
+   */
+  labels?: { controllers: readonly string[]; kinds: readonly string[] };
+}
 
 /**
  * Every metric the operator exports, in one place. Names are a contract with dashboards and
  * alerts (deploy/); a test checks that every name used there is registered here.
  */
-export function createMetrics(options: { defaults?: boolean } = {}) {
+export function createMetrics(options: MetricsOptions = {}) {
   const registry = new Registry();
   if (options.defaults !== false) collectDefaultMetrics({ register: registry, prefix: 'molecule_process_' });
   const r = [registry];
@@ -145,7 +143,7 @@ export function createMetrics(options: { defaults?: boolean } = {}) {
   };
   m.isLeader.set(0);
   m.orphanScanSuccess.set(0);
-  for (const controller of CONTROLLER_NAMES) {
+  for (const controller of options.labels?.controllers ?? []) {
     for (const result of ['success', 'requeue', 'error', 'terminal'])
       m.reconcileTotal.labels(controller, result).inc(0);
     m.workqueueDepth.labels(controller).set(0);
@@ -153,7 +151,7 @@ export function createMetrics(options: { defaults?: boolean } = {}) {
     m.driftCorrections.labels(controller).inc(0);
     m.deletionStuck.labels(controller).set(0);
   }
-  for (const kind of RESOURCE_KINDS) m.orphanDeleted.labels(kind).inc(0);
+  for (const kind of options.labels?.kinds ?? []) m.orphanDeleted.labels(kind).inc(0);
   return {
     ...m,
     /** Reports a controller's work queue depth as `molecule_workqueue_depth` (read at scrape time). */

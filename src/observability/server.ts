@@ -20,11 +20,17 @@ const PING_TIMEOUT_MS = 2_000;
  * `/healthz`, `/readyz` and `/metrics` for `molecule-operator run` on METRICS_PORT. Served by
  * leader and standbys alike, with no authentication (no secrets are exposed).
  */
+export interface ProbeServer {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
 export async function startProbeServer(
   deps: ProbeDeps,
   port: number,
   host = '0.0.0.0',
-): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+): Promise<ProbeServer> {
   const desired = new DesiredStateRepository(deps.database.db);
   const server = createServer(async (req, res) => {
     const send = (status: number, body: unknown, type = 'application/json') => {

@@ -1,14 +1,16 @@
 import type { Org, StatusRow, Workspace } from '../../schema/index.js';
 import type { CloudView } from '../cloud/inventory.js';
+import type { CloudPorts, ResourceKind } from '../cloud/ports.js';
+import type { TargetSettings } from '../cloud/targets.js';
 import type { Config } from '../config.js';
 import type { OwnerKind, OwnerRef } from '../db/desired.js';
-import type { ResourceKind } from '../observability/metrics.js';
 
-export type ControllerName = 'tunnel' | 'secrets' | 'securitygroup' | 'instance';
+/** A controller's name as status rows, finalizers and metric labels carry it. Declared in the registry alone. */
+export type ControllerName = string;
 
-/** Another controller's resource this one depends on, for the same owner (`self`) or the owner's org (`org`). */
+/** Another controller's resource this one waits for, for the same owner (`self`) or the owner's org (`org`). */
 export interface Dependency {
-  controller: ControllerName;
+  controller: ControllerSpec;
   scope: 'self' | 'org';
   /** Used in the waiting reason: `WaitingFor<Label>`. */
   label: string;
@@ -19,14 +21,56 @@ export interface Dependency {
  * owner (`self`), or — when this owner is an org — for each of the org's workspaces (`workspaces`).
  */
 export interface DeletionDependency {
-  controller: ControllerName;
+  controller: ControllerSpec;
   scope: 'self' | 'workspaces';
   label: string;
+}
+
+/** One kind of cloud resource a controller keeps, and where its status row records the id. */
+export interface OwnedKind {
+  kind: ResourceKind;
+  /** The key of `externalIds` in the controller's status row that holds this resource's id. */
+  statusKey: string;
+  /**
+   * Deletes one resource of this kind by id, for the orphan scan. Idempotent: already gone is
+   * not an error. Without it, orphans of the kind are reported only.
+   */
+  remove?(
+    ports: CloudPorts,
+    resource: { externalId: string; name: string | undefined },
+    config: Config,
+  ): Promise<void>;
+}
+
+/**
+ * One entry of the controller registry (controllers/index.ts): everything the runtime, `plan`,
+ * metrics, the orphan scan and the CLI need to know about a controller, declared once
+ * (kube-controller-manager's controller descriptors).
+ */
+export interface ControllerSpec<D = unknown, R = unknown> {
+  readonly name: ControllerName;
+  /** What it keeps, main kind first (the audit trail records that one). */
+  readonly kinds: readonly OwnedKind[];
+  /** Owner kinds it keeps a resource for. */
+  readonly owners: readonly OwnerKind[];
+  /** What must be Ready before it creates. A function: specs refer to each other. */
+  readonly waitsFor: () => readonly Dependency[];
+  /** What must be gone before it deletes. */
+  readonly deleteAfter: () => readonly DeletionDependency[];
+  /**
+   * Why it cannot run in this target with this configuration (a sentence naming what to set),
+   * or undefined. A disabled controller stays registered: deletion ordering still counts it.
+   */
+  disabledBecause(target: TargetSettings, ports: CloudPorts, config: Config): string | undefined;
+  /** Its client over one target's ports. */
+  create(ports: CloudPorts): Controller<D, R>;
 }
 
 /** Everything a controller may read to compute what it wants. Pure data. */
 export interface DesiredInput {
   config: Config;
+  /** Where the owner's AWS resources live. */
+  target: TargetSettings;
   owner: OwnerRef;
   org: Org;
   workspace: Workspace | undefined;
@@ -94,15 +138,10 @@ export interface ObserveContext extends ActContext {
 }
 
 /**
- * One kind of resource, in the shape of crossplane's ExternalClient: how to observe, create,
- * update and delete it. Ordering, status, audit, retries and metrics live in the reconciler.
+ * How to observe, create, update and delete one kind of resource, in the shape of crossplane's
+ * ExternalClient. Ordering, status, audit, retries and metrics live in the reconciler.
  */
 export interface Controller<D = unknown, R = unknown> {
-  readonly name: ControllerName;
-  readonly kind: ResourceKind;
-  readonly owners: readonly OwnerKind[];
-  readonly dependsOn: readonly Dependency[];
-  readonly deleteAfter: readonly DeletionDependency[];
   /** Computes the desired resource; throws TerminalError for a spec that cannot be honoured. */
   desired(input: DesiredInput): D;
   observe(desired: D, ctx: ObserveContext): Promise<Observation<R>>;

@@ -1,4 +1,4 @@
-import type { Database } from '../db/client.js';
+import type { LeaseRepository } from '../db/leases.js';
 import { type Clock, systemClock } from './clock.js';
 import { NotLeaderError } from './errors.js';
 
@@ -39,7 +39,7 @@ export class LeaderElector {
   private readonly abort = new AbortController();
 
   constructor(
-    private readonly database: Database,
+    private readonly leases: LeaseRepository,
     private readonly options: LeaseOptions,
   ) {
     this.name = options.name ?? 'molecule-operator';
@@ -80,37 +80,18 @@ export class LeaderElector {
     await this.loop;
     if (this.leading) {
       this.lose();
-      await this.database
-        .query(`UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2`, [
-          this.name,
-          this.holder,
-        ])
-        .catch((e) => this.options.onError?.(e));
+      await this.leases.release(this.name, this.holder).catch((e) => this.options.onError?.(e));
     }
   }
 
   /** One acquire-or-renew attempt; returns whether this replica now leads. */
   async tryAcquireOrRenew(): Promise<boolean> {
     const started = performance.now();
-    const rows = await this.database.query<{ epoch: string | number }>(
-      `INSERT INTO leases (name, holder, epoch, acquired_at, renewed_at, expires_at)
-       VALUES ($1, $2, 1, now(), now(), now() + make_interval(secs => $3::double precision / 1000))
-       ON CONFLICT (name) DO UPDATE SET
-         holder = EXCLUDED.holder,
-         epoch = CASE WHEN leases.holder = EXCLUDED.holder AND leases.expires_at > now() THEN leases.epoch ELSE leases.epoch + 1 END,
-         acquired_at = CASE WHEN leases.holder = EXCLUDED.holder AND leases.expires_at > now() THEN leases.acquired_at ELSE now() END,
-         renewed_at = now(),
-         expires_at = EXCLUDED.expires_at
-       WHERE leases.holder = EXCLUDED.holder OR leases.expires_at <= now()
-       RETURNING epoch`,
-      [this.name, this.holder, this.leaseMs],
-    );
-    const row = rows[0];
-    if (!row) {
+    const epoch = await this.leases.acquireOrRenew(this.name, this.holder, this.leaseMs);
+    if (epoch === undefined) {
       if (this.leading) this.lose();
       return false;
     }
-    const epoch = Number(row.epoch);
     if (this.leading && epoch !== this.currentEpoch) this.lose(); // lost it in between: a new term starts clean
     this.leaderUntil = started + this.renewDeadlineMs;
     // Step down on time even if the next renewal hangs (database unreachable).

@@ -1,31 +1,31 @@
 import { hostname } from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
-import { FleetInventory, type Inventory, LiveView, MAX_ORGS_PER_LISTING } from '../cloud/inventory.js';
-import type { CloudPorts } from '../cloud/ports.js';
+import {
+  FleetInventory,
+  type Inventory,
+  type ListingScope,
+  listCloudflare,
+  MAX_ORGS_PER_LISTING,
+} from '../cloud/inventory.js';
+import type { ResourceKind } from '../cloud/ports.js';
+import type { CloudTargets, Target } from '../cloud/targets.js';
 import type { Config } from '../config.js';
 import type { Database, Subscription } from '../db/client.js';
 import { DesiredStateRepository, liveOwners, type OwnerRef } from '../db/desired.js';
-import { PinsCache } from '../db/pins.js';
+import { LeaseRepository } from '../db/leases.js';
 import { DesiredSnapshot } from '../db/snapshot.js';
 import { StatusRepository } from '../db/status.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { type Clock, systemClock } from './clock.js';
-import type { AnyController, ControllerName } from './controller.js';
+import type { ControllerName } from './controller.js';
 import { describeError } from './errors.js';
-import { Finalizers } from './finalizers.js';
 import { LeaderElector, type LeaseOptions } from './lease.js';
 import { WorkQueue } from './queue.js';
-import { Reconciler } from './reconciler.js';
+import type { Reconciler } from './reconciler.js';
+import type { ControllerRegistry } from './registry.js';
 
 export const DESIRED_CHANNEL = 'molecule_desired';
-
-const PROVISIONING_CONTROLLERS: readonly ControllerName[] = [
-  'tunnel',
-  'secrets',
-  'securitygroup',
-  'instance',
-];
 
 /** A periodic job that runs only on the leader (the orphan scan). */
 export interface LeaderJob {
@@ -37,12 +37,16 @@ export interface LeaderJob {
 export interface ManagerOptions {
   config: Config;
   database: Database;
-  ports: CloudPorts;
+  targets: CloudTargets;
   metrics: Metrics;
   logger: Logger;
-  controllers: AnyController[];
-  /** Controllers that are configured to run; the others are registered for ordering only. */
-  enabled?: ReadonlySet<ControllerName>;
+  registry: ControllerRegistry;
+  /** The reconciler of every controller that runs (in at least one target); each gets a queue. */
+  reconcilers: readonly Reconciler[];
+  /** The kinds a resync lists: those the running controllers keep. */
+  kinds: ReadonlySet<ResourceKind>;
+  /** Per-resync allowance of deep checks, shared with the reconcilers. */
+  deepChecks: DeepCheckBudget;
   jobs?: LeaderJob[];
   clock?: Clock;
   holder?: string;
@@ -52,8 +56,6 @@ export interface ManagerOptions {
   backoff?: { baseDelayMs?: number; maxDelayMs?: number };
   /** Maximum random delay added to each scheduled resync. */
   resyncJitterMs?: number;
-  /** How long AMI/image pins are cached (default 30 s). */
-  pinsTtlMs?: number;
 }
 
 /** What a resync hands a batch's reconciles: the cloud as listed, and the rows as read, for the batch. */
@@ -92,12 +94,9 @@ const ownerOf = (key: string): OwnerRef => {
 export class Manager {
   readonly elector: LeaderElector;
   private readonly controlled = new Map<ControllerName, Controlled>();
-  private readonly controllers: Map<ControllerName, AnyController>;
-  readonly enabled: ReadonlySet<ControllerName>;
   private readonly desired: DesiredStateRepository;
   private readonly clock: Clock;
   private readonly log: Logger;
-  private readonly live: LiveView;
   private subscription: Subscription | undefined;
   private readonly tasks: ScheduledTask[] = [];
   private resyncing: Promise<void> | undefined;
@@ -111,56 +110,29 @@ export class Manager {
     const { config, database, metrics } = options;
     this.clock = options.clock ?? systemClock;
     this.log = options.logger.child({ component: 'manager' });
-    this.controllers = new Map(options.controllers.map((c) => [c.name, c]));
-    this.enabled = options.enabled ?? new Set(this.controllers.keys());
     this.desired = new DesiredStateRepository(database.db);
-    this.live = new LiveView(options.ports, config.MOLECULE_ENV, config.EC2_VPC_ID);
-    const status = new StatusRepository(database.db);
-    const finalizers = new Finalizers(database.db);
-    const pins = new PinsCache(database.db, options.pinsTtlMs);
-    this.elector = new LeaderElector(database, {
+    this.elector = new LeaderElector(new LeaseRepository(database), {
       holder: options.holder ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       ...options.lease,
       onStartedLeading: (epoch) => this.startedLeading(epoch),
       onStoppedLeading: () => this.stoppedLeading(),
       onError: (e) => this.log.warn({ err: describeError(e) }, 'lease renewal failed'),
     });
-    for (const controller of options.controllers) {
-      if (!this.enabled.has(controller.name)) continue;
+    for (const reconciler of options.reconcilers) {
+      const name = reconciler.name;
       const queue = new WorkQueue({
         concurrency: options.concurrency ?? config.RECONCILE_CONCURRENCY,
         clock: this.clock,
         ...options.backoff,
-        onRetry: () => metrics.workqueueRetries.labels(controller.name).inc(),
+        onRetry: () => metrics.workqueueRetries.labels(name).inc(),
       });
-      metrics.watchWorkqueueDepth(controller.name, () => queue.depth);
-      const reconciler = new Reconciler(controller, {
-        config,
-        controllers: this.controllers,
-        enabled: this.enabled,
-        desired: this.desired,
-        loadOwner: (owner) => DesiredSnapshot.loadOwner(database, owner),
-        status,
-        finalizers,
-        liveView: this.live,
-        pins: () => pins.get(),
-        metrics,
-        logger: options.logger,
-        clock: this.clock,
-        assertLeader: () => this.elector.assertLeader(),
-        wake: (name, owner) => this.enqueue(name, owner, 'event'),
-        pollIntervalMs: options.pollIntervalMs ?? 2_000,
-        deepCheckBudget: this.deepChecks,
-      });
-      this.controlled.set(controller.name, { reconciler, queue, snapshots: new Map() });
+      metrics.watchWorkqueueDepth(name, () => queue.depth);
+      this.controlled.set(name, { reconciler, queue, snapshots: new Map() });
     }
-    // Every provisioning controller gets a series, also one not even registered (no Cloudflare).
-    for (const name of PROVISIONING_CONTROLLERS)
-      metrics.controllerEnabled.labels(name).set(this.enabled.has(name) ? 1 : 0);
+    // Every registered controller gets a series, also one that does not run (no Cloudflare).
+    for (const name of options.registry.names)
+      metrics.controllerEnabled.labels(name).set(this.controlled.has(name) ? 1 : 0);
   }
-
-  /** Shared per-resync allowance of expensive per-object checks (see ObserveContext.allowDeepCheck). */
-  private readonly deepChecks = new DeepCheckBudget();
 
   isLeader(): boolean {
     return this.elector.isLeader();
@@ -230,7 +202,7 @@ export class Manager {
     snapshot: ResyncSnapshot | undefined,
   ): void {
     const c = this.controlled.get(name);
-    if (!c || !this.controllers.get(name)?.owners.includes(kind)) return;
+    if (!c?.reconciler.spec.owners.includes(kind)) return;
     if (snapshot) c.snapshots.set(key, snapshot);
     else c.snapshots.delete(key);
     c.queue.add(key, reason);
@@ -258,32 +230,52 @@ export class Manager {
   }
 
   private async runResync(trigger: string): Promise<void> {
-    const { ports, config, database } = this.options;
+    const { targets, config, database } = this.options;
+    const env = config.MOLECULE_ENV;
+    const scope: ListingScope = { kinds: this.options.kinds };
     try {
-      const [owners, fleet] = await Promise.all([
+      // Cloudflare is one account for every target: listed once.
+      const [owners, cloudflare] = await Promise.all([
         liveOwners(database.db),
-        FleetInventory.list(ports, config.MOLECULE_ENV),
+        listCloudflare(targets.cloudflare, env, scope),
       ]);
+      const fleets = await Promise.all(
+        targets.all.map(async (t) => ({
+          target: t,
+          fleet: await FleetInventory.list(targets.portsFor(t), env, { ...scope, cloudflare }),
+        })),
+      );
       const ownerCount = owners.orgs.length + owners.workspaces.length;
+      const secrets = fleets.reduce((n, f) => n + f.fleet.all.secrets.length, 0);
       // Every owner has an instance and a security group besides the org's fleet-wide resources.
-      const managed = fleet.all.secrets.length + fleet.all.tunnels.length + fleet.all.dnsRecords.length;
+      const managed = secrets + cloudflare.tunnels.length + cloudflare.dnsRecords.length;
       const estimate = managed + 2 * ownerCount;
       // About a third of the steady-state call budget (1 call per 150 resources) goes to deep
       // checks; owners take turns, so every one is checked within `period` resyncs.
-      this.deepChecks.nextRound(fleet.all.tunnels.length, Math.max(10, Math.floor(estimate / 450)));
+      this.options.deepChecks.nextRound(cloudflare.tunnels.length, Math.max(10, Math.floor(estimate / 450)));
       this.lastResyncAt = this.clock.now();
       this.log.info(
         {
           trigger,
           owners: ownerCount,
-          secrets: fleet.all.secrets.length,
-          tunnels: fleet.all.tunnels.length,
-          dnsRecords: fleet.all.dnsRecords.length,
+          secrets,
+          tunnels: cloudflare.tunnels.length,
+          dnsRecords: cloudflare.dnsRecords.length,
         },
         'resync started',
       );
       await this.refreshStuckDeletions();
-      const listed = await this.queueInBatches(owners, fleet);
+      const listed = { instances: 0, securityGroups: 0 };
+      const byOrg = workspacesByOrg(owners.workspaces);
+      for (const { target, fleet } of fleets) {
+        const n = await this.queueInBatches(orgsIn(target, owners.orgs), byOrg, fleet);
+        listed.instances += n.instances;
+        listed.securityGroups += n.securityGroups;
+      }
+      // Workspaces whose org is no longer live (purged): their reconcile reads fresh rows and finds
+      // nothing to do, so they need no listing.
+      for (const ids of byOrg.values())
+        for (const id of ids) this.enqueueOwner({ kind: 'workspace', id }, 'resync');
       this.log.info({ trigger, owners: ownerCount, ...listed }, 'resync queued every owner');
     } catch (e) {
       // A failed listing is never read as "absent": nothing is queued against a partial inventory.
@@ -297,23 +289,18 @@ export class Manager {
    * Returns how many instances and groups were listed.
    */
   private async queueInBatches(
-    owners: { orgs: string[]; workspaces: { id: string; orgId: string }[] },
+    orgIds: string[],
+    byOrg: Map<string, string[]>,
     fleet: FleetInventory,
   ): Promise<{ instances: number; securityGroups: number }> {
-    const byOrg = new Map<string, string[]>();
-    for (const w of owners.workspaces) {
-      const list = byOrg.get(w.orgId);
-      if (list) list.push(w.id);
-      else byOrg.set(w.orgId, [w.id]);
-    }
     const batches: string[][] = [];
-    for (let i = 0; i < owners.orgs.length; i += RESYNC_BATCH_ORGS)
-      batches.push(owners.orgs.slice(i, i + RESYNC_BATCH_ORGS));
+    for (let i = 0; i < orgIds.length; i += RESYNC_BATCH_ORGS)
+      batches.push(orgIds.slice(i, i + RESYNC_BATCH_ORGS));
     const stillLeading = () => !this.stopping && this.isLeader();
-    const load = async (orgIds: string[]): Promise<ResyncSnapshot> => {
+    const load = async (ids: string[]): Promise<ResyncSnapshot> => {
       const [desired, inventory] = await Promise.all([
-        DesiredSnapshot.load(this.options.database, orgIds),
-        fleet.forOrgs(orgIds),
+        DesiredSnapshot.load(this.options.database, ids),
+        fleet.forOrgs(ids),
       ]);
       return { desired, inventory };
     };
@@ -337,10 +324,6 @@ export class Manager {
       }
       await this.queuedAtMost(Math.floor(keys / 2), stillLeading);
     }
-    // Workspaces whose org is no longer live (purged): their reconcile reads fresh rows and finds
-    // nothing to do, so they need no listing.
-    for (const ids of byOrg.values())
-      for (const id of ids) this.enqueueOwner({ kind: 'workspace', id }, 'resync');
     return listed;
   }
 
@@ -356,27 +339,18 @@ export class Manager {
 
   /** Sets molecule_deletion_stuck: owners still holding a controller's resource 10 minutes after deletion was requested. */
   async refreshStuckDeletions(): Promise<void> {
-    const rows = await this.options.database.query<{ controller: string; n: number }>(
-      `SELECT s.controller, count(*)::int AS n
-         FROM reconcile_status s
-         JOIN orgs o ON o.id = s.org_id
-         LEFT JOIN workspaces w ON w.id = s.owner_id
-        WHERE s.reason <> 'Deleted'
-          AND COALESCE(w.purged_at, o.purged_at) IS NULL
-          AND LEAST(COALESCE(w.deletion_requested_at, 'infinity'), COALESCE(o.deletion_requested_at, 'infinity')) < now() - interval '10 minutes'
-        GROUP BY s.controller`,
-    );
-    for (const name of this.controllers.keys()) {
-      this.options.metrics.deletionStuck.labels(name).set(rows.find((r) => r.controller === name)?.n ?? 0);
-    }
+    const stuck = await new StatusRepository(this.options.database.db).stuckDeletions();
+    for (const name of this.options.registry.names)
+      this.options.metrics.deletionStuck.labels(name).set(stuck.get(name) ?? 0);
   }
 
   /** Waits until every queue is empty and idle (tests, benchmarks, orderly shutdown). */
   async idle(): Promise<void> {
     for (;;) {
-      await this.resyncing; // a resync queues its owners batch by batch
+      // A resync queues its owners batch by batch, and may be followed by another.
+      while (this.resyncing) await this.resyncing;
       await Promise.all([...this.controlled.values()].map((c) => c.queue.drained()));
-      if ([...this.controlled.values()].every((c) => c.queue.depth === 0)) return;
+      if (!this.resyncing && [...this.controlled.values()].every((c) => c.queue.depth === 0)) return;
       await new Promise((r) => setTimeout(r, 10));
     }
   }
@@ -445,6 +419,21 @@ export class Manager {
     });
     this.tasks.push(task);
   }
+}
+
+function workspacesByOrg(workspaces: { id: string; orgId: string }[]): Map<string, string[]> {
+  const byOrg = new Map<string, string[]>();
+  for (const w of workspaces) {
+    const list = byOrg.get(w.orgId);
+    if (list) list.push(w.id);
+    else byOrg.set(w.orgId, [w.id]);
+  }
+  return byOrg;
+}
+
+/** The orgs placed in a target. */
+function orgsIn(target: Target, orgs: string[]): string[] {
+  return target.name === 'primary' ? orgs : [];
 }
 
 /**

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Org, StatusRow, Workspace } from '../../schema/index.js';
 import type { CloudView } from '../cloud/inventory.js';
+import type { TargetName, TargetSettings } from '../cloud/targets.js';
 import type { Config } from '../config.js';
 import type { DesiredStateRepository, OwnerRef } from '../db/desired.js';
+import type { FinalizerRepository } from '../db/finalizers.js';
 import type { DesiredSnapshot } from '../db/snapshot.js';
-import type { StatusPatch, StatusRepository } from '../db/status.js';
+import type { AuditEntry, StatusPatch, StatusRepository } from '../db/status.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Clock } from './clock.js';
@@ -19,8 +21,8 @@ import type {
   Pins,
 } from './controller.js';
 import { describeError, errorClassOf, NotLeaderError, TerminalError } from './errors.js';
-import type { Finalizers } from './finalizers.js';
 import type { Outcome } from './queue.js';
+import type { ControllerRegistry, RegisteredController } from './registry.js';
 
 /** What the reconciler decided to do for one owner, from desired + observed state. Pure data (used by `plan`). */
 export type Action =
@@ -52,38 +54,39 @@ export interface OwnerState {
   self: Partial<Record<ControllerName, StatusRow>>;
   org_: Partial<Record<ControllerName, StatusRow>>;
   /** Read from a resync's snapshot, not the database: good only for concluding there is nothing to do. */
-  fromSnapshot?: boolean;
+  fromSnapshot: boolean;
+}
+
+/** A target as the reconciler sees it. */
+export interface ReconcileTarget {
+  settings: TargetSettings;
+  /** Controllers that run in this target. */
+  enabled: ReadonlySet<ControllerName>;
+  /** Targeted reads of this target's cloud. */
+  liveView: CloudView;
 }
 
 /**
- * Thrown when a reconcile that started from a resync snapshot reaches anything that writes or
- * acts: the reconcile starts over on fresh rows (see {@link Reconciler.reconcile}).
+ * Everything a reconciler needs besides its own controller, built once by the composition root
+ * (src/operator.ts) and shared by every controller's reconciler.
  */
-class StaleSnapshot extends Error {}
-
-/** What one reconcile call carries across its passes (snapshot, then fresh). */
-interface Run {
-  /** The reconcile's child logger, built on first use: most reconciles log nothing. */
-  log(): Logger;
-  /** Whether this reconcile may spend a deep check, decided once (the budget is taken once). */
-  deepCheck(): boolean;
-}
-
 export interface ReconcilerDeps {
   config: Config;
-  controllers: ReadonlyMap<ControllerName, AnyController>;
-  enabled: ReadonlySet<ControllerName>;
+  registry: ControllerRegistry;
+  targets: ReadonlyMap<TargetName, ReconcileTarget>;
+  /** The target an org's resources live in. */
+  placement: (org: Org) => TargetName;
   desired: DesiredStateRepository;
   /** Fresh rows of one owner's org (DesiredSnapshot.loadOwner). */
   loadOwner: (owner: OwnerRef) => Promise<DesiredSnapshot>;
   status: StatusRepository;
-  finalizers: Finalizers;
-  liveView: CloudView;
+  finalizers: FinalizerRepository;
   /** AMI and image pins: a value while cached, a promise when they must be read. */
   pins: () => Pins | Promise<Pins>;
   metrics: Metrics;
   logger: Logger;
   clock: Clock;
+  /** Throws NotLeaderError unless this replica may act; checked before every write and mutation. */
   assertLeader: () => void;
   /** Wakes another controller for an owner (dependency became ready, finalizer released). */
   wake: (controller: ControllerName, owner: OwnerRef) => void;
@@ -95,6 +98,44 @@ export interface ReconcilerDeps {
 
 export const finalizerName = (controller: ControllerName) => `molecule.dev/${controller}`;
 
+/** The end of a reconcile that changes nothing in the cloud: what it records, and when to look again. */
+interface Settlement {
+  /** The status to write when it differs from the row. */
+  patch: StatusPatch | undefined;
+  /** A resource found in place of a create we could not confirm, or never recorded. */
+  adopted: AuditEntry | undefined;
+  /** The finalizer is not on the owner yet. */
+  addFinalizer: boolean;
+  /** Became Ready: what waited for it may go on. */
+  wakeDependents: boolean;
+  outcome: Outcome;
+}
+
+/** A decision with everything needed to carry it out. */
+type Decision =
+  | { kind: 'purge'; state: OwnerState; action: Action }
+  | { kind: 'settle'; state: OwnerState; action: Action; settle: Settlement; obs?: Observation }
+  | {
+      kind: 'mutate';
+      state: OwnerState;
+      action: Extract<Action, { type: 'create' | 'update' | 'delete' | 'release' }>;
+      desired: unknown;
+      obs: Observation;
+      client: AnyController;
+      /** Bookkeeping of the observation, merged into the status row. */
+      patch: StatusPatch;
+      /** An update first records what the adoption steps found. */
+      adoption: Pick<Settlement, 'adopted' | 'addFinalizer'> | undefined;
+    };
+
+/** What one reconcile call carries across its passes (snapshot, then fresh rows and live reads). */
+interface Run {
+  /** The reconcile's child logger, built on first use: most reconciles log nothing. */
+  log(): Logger;
+  /** Whether this reconcile may spend a deep check, decided once (the budget is taken once). */
+  deepCheck(): boolean;
+}
+
 /**
  * The one reconcile loop every controller runs through (crossplane's managed reconciler,
  * kubebuilder's numbered steps). Controllers only observe, create, update and delete.
@@ -103,13 +144,25 @@ export class Reconciler {
   /** Metric series of this controller, looked up once (every reconcile records them). */
   private readonly durationSeconds;
   private readonly totals = new Map<Outcome['result'], { inc(): void }>();
+  private readonly fin: string;
+  private readonly deps: ReconcilerDeps;
 
+  /**
+   * @param spec the controller's registry entry
+   * @param clients its client in each target where it runs
+   */
   constructor(
-    private readonly controller: AnyController,
-    private readonly deps: ReconcilerDeps,
+    readonly spec: RegisteredController,
+    private readonly clients: ReadonlyMap<TargetName, AnyController>,
+    deps: ReconcilerDeps,
   ) {
     this.deps = fenced(deps);
-    this.durationSeconds = deps.metrics.reconcileDuration.labels(controller.name);
+    this.fin = finalizerName(spec.name);
+    this.durationSeconds = deps.metrics.reconcileDuration.labels(spec.name);
+  }
+
+  get name(): ControllerName {
+    return this.spec.name;
   }
 
   private total(result: Outcome['result']): { inc(): void } {
@@ -121,21 +174,14 @@ export class Reconciler {
     return series;
   }
 
-  get name(): ControllerName {
-    return this.controller.name;
-  }
-
   /**
-   * One reconcile of one owner. With a resync `snapshot` of the desired and status rows, an owner
-   * that needs nothing costs no database read; anything that would write or act starts the
-   * reconcile over on fresh rows first (desired state is never acted on from a snapshot, as
-   * cloud state is never acted on from the inventory).
+   * One reconcile of one owner. `view` is a resync's inventory of the owner's target, and
+   * `snapshot` its rows: with both, an owner that needs nothing costs no database read and no
+   * cloud call. Anything that would write or act is decided again on fresh rows, and any cloud
+   * mutation on a live observation (desired state is never acted on from a snapshot, as cloud
+   * state is never acted on from the inventory).
    */
-  async reconcile(
-    owner: OwnerRef,
-    view: CloudView | undefined,
-    snapshot?: DesiredSnapshot,
-  ): Promise<Outcome> {
+  async reconcile(owner: OwnerRef, view?: CloudView, snapshot?: DesiredSnapshot): Promise<Outcome> {
     const started = performance.now();
     let child: Logger | undefined;
     let deep: boolean | undefined;
@@ -151,13 +197,7 @@ export class Reconciler {
     };
     let outcome: Outcome;
     try {
-      const firstView = view ?? this.deps.liveView;
-      try {
-        outcome = await this.reconcileOnce(owner, firstView, run, snapshot);
-      } catch (err) {
-        if (!(err instanceof StaleSnapshot)) throw err;
-        outcome = await this.reconcileOnce(owner, firstView, run, undefined);
-      }
+      outcome = await this.reconcileOwner(owner, view, snapshot, run);
     } catch (err) {
       outcome = await this.handleError(owner, err, run.log());
     }
@@ -168,76 +208,102 @@ export class Reconciler {
 
   /**
    * What this controller would do for an owner right now, from the same loading, observing and
-   * decision steps as {@link reconcile}, without changing anything (`molecule-operator plan`).
+   * deciding steps as {@link reconcile}, without changing anything (`molecule-operator plan`).
    */
   async plan(owner: OwnerRef, view: CloudView): Promise<PlannedAction | undefined> {
     const state = await this.load(owner);
     if (!state) return undefined;
-    const fin = finalizerName(this.controller.name);
-    if (state.deleting && !state.finalizers.includes(fin) && !state.status?.pending) {
-      return { action: { type: 'none' }, diff: [], note: 'nothing to delete' };
-    }
-    const blocker = state.deleting ? this.deletionBlocker(state) : this.creationBlocker(state);
-    if (blocker) return { action: { type: 'wait', ...blocker }, diff: [] };
-    const desired = this.controller.desired(this.desiredInput(state, await this.deps.pins()));
-    const ctx = this.actContext(state);
-    const readOnly: ActContext = {
-      ...ctx,
-      assertLeader: () => {
-        throw new Error('plan never acts');
-      },
+    const decision = await this.decide(state, view, undefined, true);
+    if (decision.kind === 'purge') return { action: decision.action, diff: [], note: 'nothing to delete' };
+    const obs = decision.obs;
+    return {
+      action: decision.action,
+      diff: obs?.diff ?? [],
+      ...(obs ? { externalIds: obs.externalIds } : {}),
     };
-    const obs = await this.controller.observe(desired, this.observeContext(readOnly, view, state));
-    return { action: this.decide(state, obs, desired), diff: obs.diff, externalIds: obs.externalIds };
   }
 
-  private async reconcileOnce(
+  private async reconcileOwner(
     owner: OwnerRef,
-    firstView: CloudView,
-    run: Run,
+    inventory: CloudView | undefined,
     snapshot: DesiredSnapshot | undefined,
+    run: Run,
   ): Promise<Outcome> {
-    const d = this.deps;
-    const c = this.controller;
-
-    // 1: Load the desired owner row, its org and the status rows this controller reads (from
-    //    the resync's snapshot without an await when it covers the owner: most reconciles).
-    const covered = snapshot ? this.loadFromSnapshot(owner, snapshot) : 'uncovered';
-    const state = covered === 'uncovered' ? await this.load(owner) : covered;
+    // 1: Load the owner row, its org and their status rows: from the resync's snapshot without
+    //    an await when it covers the owner (most reconciles), else fresh. A deletion cascade
+    //    always runs on fresh rows.
+    const covered = snapshot ? this.fromSnapshot(owner, snapshot) : 'uncovered';
+    let state: OwnerState | undefined =
+      covered === 'uncovered' || covered?.deleting ? await this.load(owner) : covered;
     if (!state) return { result: 'success' }; // owner purged or never existed: nothing is ours to do
-    const fin = finalizerName(c.name);
-    if (state.deleting) this.fresh(state); // the deletion cascade always runs on fresh rows
+
+    // 2-5: Decide (see decide). Whatever would write is decided again on fresh rows, and a cloud
+    //      mutation decided from the inventory again on a live observation.
+    let view = inventory;
+    for (;;) {
+      const decision = await this.decide(state, view, run, false);
+      const mutates = decision.kind === 'mutate';
+      if (state.fromSnapshot && (mutates || writes(decision))) {
+        state = await this.load(owner);
+        if (!state) return { result: 'success' };
+        continue;
+      }
+      if (mutates && view?.source === 'inventory') {
+        view = undefined; // live
+        continue;
+      }
+      return this.carryOut(decision, run);
+    }
+  }
+
+  /**
+   * Steps 2-5, pure but for the cloud reads of step 4: what to do for an owner in a given state.
+   */
+  private async decide(
+    state: OwnerState,
+    inventory: CloudView | undefined,
+    run: Run | undefined,
+    planning: boolean,
+  ): Promise<Decision> {
+    const d = this.deps;
 
     // 2: Being deleted and never created anything? Then there is nothing to clean up.
-    if (state.deleting && !state.finalizers.includes(fin) && !state.status?.pending) {
-      await this.maybePurge(state);
-      return { result: 'success' };
-    }
+    if (state.deleting && !state.finalizers.includes(this.fin) && !state.status?.pending)
+      return { kind: 'purge', state, action: { type: 'none' } };
 
     // 3: Wait for what must exist first (creation) or be gone first (deletion).
     const blocker = state.deleting ? this.deletionBlocker(state) : this.creationBlocker(state);
     if (blocker) {
-      await this.writeStatus(state, { ready: false, reason: blocker.reason, message: blocker.message });
-      return { result: 'success' }; // the dependency wakes us when it changes
+      return {
+        kind: 'settle',
+        state,
+        action: { type: 'wait', ...blocker },
+        // The dependency wakes us when it changes.
+        settle: settled(
+          { ready: false, reason: blocker.reason, message: blocker.message },
+          { result: 'success' },
+        ),
+      };
     }
 
-    // 4: Compute the desired resource and observe the actual one.
+    // 4: Compute the desired resource and observe the actual one, in the owner's target.
+    const targetName = d.placement(state.org);
+    const target = d.targets.get(targetName);
+    const client = this.clients.get(targetName);
+    if (!target || !client)
+      throw new TerminalError(`target ${targetName} is not configured`, { reason: 'TargetNotConfigured' });
     const cachedPins = d.pins();
     const pins = cachedPins instanceof Promise ? await cachedPins : cachedPins;
-    const desired = c.desired(this.desiredInput(state, pins));
-    const ctx = this.actContext(state);
-    let view = firstView;
-    let obs = await c.observe(desired, this.observeContext(ctx, view, state, run));
-    let action = this.decide(state, obs, desired);
+    const desired = client.desired(this.desiredInput(state, target, pins));
+    const view = inventory ?? target.liveView;
+    const obs = await client.observe(desired, this.observeContext(state, view, run, planning));
 
-    // 5: Never act on a snapshot: re-read the rows, then the cloud live, before any mutation
-    //    decided from the resync's snapshot or inventory.
-    if (isMutation(action)) this.fresh(state);
-    if (view.source === 'inventory' && isMutation(action)) {
-      view = d.liveView;
-      obs = await c.observe(desired, this.observeContext(ctx, view, state, run));
-      action = this.decide(state, obs, desired);
-    }
+    // 5: Decide from desired and observed.
+    const action = decideAction(state, obs, (previous) => client.createToken(desired, obs, previous), {
+      now: d.clock.now(),
+      createGraceMs: d.config.CREATE_GRACE,
+      pollIntervalMs: d.pollIntervalMs,
+    });
     const patch: StatusPatch = {
       externalIds: merged(state.status?.externalIds, obs.externalIds),
       state: merged(state.status?.state, obs.state),
@@ -246,12 +312,121 @@ export class Reconciler {
       lastError: null,
       nextAttemptAt: null,
     };
+    switch (action.type) {
+      case 'create':
+      case 'delete':
+      case 'release':
+        return { kind: 'mutate', state, action, desired, obs, client, patch, adoption: undefined };
+      case 'update':
+        return {
+          kind: 'mutate',
+          state,
+          action,
+          desired,
+          obs,
+          client,
+          patch,
+          adoption: this.adoption(state, obs, patch),
+        };
+      case 'wait':
+        patch.ready = false;
+        patch.reason = action.reason;
+        patch.message = action.message;
+        return {
+          kind: 'settle',
+          state,
+          action,
+          obs,
+          settle: settled(patch, { result: 'requeue', afterMs: action.afterMs ?? d.pollIntervalMs }),
+        };
+      default:
+        return { kind: 'settle', state, action, obs, settle: this.settle(state, obs, patch) };
+    }
+  }
 
+  /**
+   * 9: What an existing resource's owner must record before anything else: a create we could
+   * not confirm is taken over (its marker cleared), a resource never recorded is adopted, and the
+   * finalizer is held. Clears the pending marker on `patch`.
+   */
+  private adoption(
+    state: OwnerState,
+    obs: Observation,
+    patch: StatusPatch,
+  ): Pick<Settlement, 'adopted' | 'addFinalizer'> {
+    const s = state.status;
+    let adopted: AuditEntry | undefined;
+    if (s?.pending) {
+      // It exists after a create we could not confirm: take it over.
+      const known = Object.values((s.state as { createdIds?: Record<string, string> }).createdIds ?? {});
+      if (!Object.values(obs.externalIds).some((id) => known.includes(id)))
+        adopted = this.auditEntry(state, obs, 'adopted', { token: s.pending.token });
+      patch.pending = null;
+    } else if (!s?.externalIds || Object.keys(s.externalIds).length === 0) {
+      // Exists but we never recorded it (restored database, row re-created): adopt.
+      if (Object.keys(obs.externalIds).length > 0 && s?.reason !== 'Creating')
+        adopted = this.auditEntry(state, obs, 'adopted', { reason: 'found by tags or name' });
+    }
+    return { adopted, addFinalizer: !state.finalizers.includes(this.fin) };
+  }
+
+  /**
+   * How a reconcile that changes nothing in the cloud ends: the adoption steps, then progress
+   * or Ready.
+   */
+  private settle(state: OwnerState, obs: Observation, patch: StatusPatch): Settlement {
+    const { adopted, addFinalizer } = this.adoption(state, obs, patch);
+
+    // 11: Changing state by itself (instance pending/stopping): not ready, look again soon.
+    if (obs.progressing) {
+      patch.ready = false;
+      patch.reason = 'Progressing';
+      patch.message = obs.progressing;
+      return {
+        patch,
+        adopted,
+        addFinalizer,
+        wakeDependents: false,
+        outcome: { result: 'requeue', afterMs: this.deps.pollIntervalMs },
+      };
+    }
+
+    // 12: Up to date: Ready at this generation. Wake what waited for us.
+    //     (Set on the patch rather than spread into a new object: nearly every reconcile of a
+    //     steady fleet ends here, and a spread followed by more members is slow in V8.)
+    patch.ready = true;
+    patch.reason = obs.readyCondition?.reason ?? 'Available';
+    patch.message = obs.readyCondition?.message ?? 'resource is up to date';
+    patch.observedGeneration = state.generation;
+    return {
+      patch,
+      adopted,
+      addFinalizer,
+      wakeDependents: state.status?.ready !== true,
+      outcome: { result: 'success' },
+    };
+  }
+
+  /** Steps 6-12: carries a decision out. Rows are fresh here whenever anything is written. */
+  private async carryOut(decision: Decision, run: Run): Promise<Outcome> {
+    const d = this.deps;
+    const { state } = decision;
+    switch (decision.kind) {
+      case 'purge':
+        await this.maybePurge(state);
+        return { result: 'success' };
+      case 'settle':
+        if (!(await this.record(decision.settle, state, run))) return { result: 'success' };
+        if (decision.settle.wakeDependents) this.wakeDependents(state);
+        return decision.settle.outcome;
+    }
+    const { action, desired, obs, client, patch } = decision;
+    const ctx = this.actContext(state);
     switch (action.type) {
       // 6a: Deleting and the resource still exists: delete it (dependents are already gone).
       case 'delete': {
         d.assertLeader();
-        const res = await c.delete(desired, obs, ctx);
+        const res = await client.delete(desired, obs, ctx);
         await d.status.audit([this.auditEntry(state, obs, 'deleted', res.details)]);
         run
           .log()
@@ -267,9 +442,10 @@ export class Reconciler {
         }
         return { result: 'requeue', afterMs: 0 }; // confirm it is gone before releasing
       }
+
       // 6b: Deleting and confirmed gone: release the finalizer, wake what waited for us, purge if last.
       case 'release': {
-        await d.finalizers.remove(owner, fin);
+        await d.finalizers.remove(state.owner, this.fin);
         await this.writeStatus(state, {
           ...patch,
           pending: null,
@@ -279,26 +455,17 @@ export class Reconciler {
         });
         run.log().info({ op: 'release' }, 'released finalizer');
         this.wakeDeletionWaiters(state);
-        await this.maybePurge({ ...state, finalizers: state.finalizers.filter((f) => f !== fin) });
+        await this.maybePurge({ ...state, finalizers: state.finalizers.filter((f) => f !== this.fin) });
         return { result: 'success' };
       }
-      // 7: Missing, but a create is in flight and may not be visible yet: wait, do not create again.
-      case 'wait':
-        await this.writeStatus(state, {
-          ...patch,
-          ready: false,
-          reason: action.reason,
-          message: action.message,
-        });
-        return { result: 'requeue', afterMs: action.afterMs ?? d.pollIntervalMs };
+
       // 8: Missing: record the token first, then create. A crash after this point is adopted.
       case 'create': {
         // Purged since it was loaded: nothing may be created for it any more.
-        if (!state.finalizers.includes(fin) && !(await d.finalizers.add(owner, fin)))
+        if (!state.finalizers.includes(this.fin) && !(await d.finalizers.add(state.owner, this.fin)))
           return { result: 'success' };
-        const startedAt = new Date(d.clock.now()).toISOString();
         await d.status.upsert(this.key(state), {
-          pending: { token: action.token, startedAt },
+          pending: { token: action.token, startedAt: new Date(d.clock.now()).toISOString() },
           state: { ...patch.state, token: action.token },
           ready: false,
           reason: 'Creating',
@@ -310,9 +477,9 @@ export class Reconciler {
         // waited long in the rate limiter and retries, and a lost response may have created the
         // resource at any moment until it failed. Until then, not seeing it proves nothing.
         const attempted = () => ({ token: action.token, startedAt: new Date(d.clock.now()).toISOString() });
-        let res: Awaited<ReturnType<typeof c.create>>;
+        let res: Awaited<ReturnType<AnyController['create']>>;
         try {
-          res = await c.create(desired, action.token, ctx);
+          res = await client.create(desired, action.token, ctx);
         } catch (err) {
           if (errorClassOf(err) === 'Transient' && !(err instanceof NotLeaderError))
             await d.status.upsert(this.key(state), { pending: attempted() }).catch(() => {});
@@ -340,134 +507,66 @@ export class Reconciler {
         });
         return { result: 'requeue', afterMs: 0 }; // observe what was created
       }
-      // 9: It exists after a create we could not confirm: take it over.
-      case 'adopt':
-        break;
-      case 'update':
-      case 'none':
-        break;
-    }
 
-    if (state.status?.pending) {
-      this.fresh(state);
-      const created = (state.status.state as { createdIds?: Record<string, string> }).createdIds ?? {};
-      const known = Object.values(created);
-      const adopted = !Object.values(obs.externalIds).some((id) => known.includes(id));
-      if (adopted) {
-        await d.status.audit([this.auditEntry(state, obs, 'adopted', { token: state.status.pending.token })]);
-        run.log().info({ op: 'adopt', externalIds: obs.externalIds }, 'adopted external resource');
-      }
-      patch.pending = null;
-    } else if (!state.status?.externalIds || Object.keys(state.status.externalIds).length === 0) {
-      if (Object.keys(obs.externalIds).length > 0 && state.status?.reason !== 'Creating') {
-        this.fresh(state);
-        // Exists but we never recorded it (restored database, row re-created): adopt.
-        await d.status.audit([this.auditEntry(state, obs, 'adopted', { reason: 'found by tags or name' })]);
-      }
-    }
-    if (!state.finalizers.includes(fin)) {
-      this.fresh(state);
-      await d.finalizers.add(owner, fin);
-    }
-
-    // 10: Exists but differs: update. Drift (the spec did not change) is counted.
-    if (action.type === 'update') {
-      d.assertLeader();
-      const res = await c.update(desired, obs, ctx);
-      if (action.drift) d.metrics.driftCorrections.labels(c.name).inc();
-      await d.status.audit([
-        this.auditEntry(state, obs, action.drift ? 'drift_corrected' : 'updated', {
-          diff: action.diff,
-          ...res.details,
-        }),
-      ]);
-      run.log().info({ op: 'update', diff: action.diff, drift: action.drift }, 'updated external resource');
-      await this.writeStatus(state, {
-        ...patch,
-        externalIds: { ...patch.externalIds, ...(res.externalIds ?? {}) },
-        state: { ...patch.state, ...(res.state ?? {}) },
-        ready: false,
-        reason: action.drift ? 'CorrectingDrift' : 'Updating',
-        message: action.diff.join('; ').slice(0, 500),
-      });
-      return { result: 'requeue', afterMs: Math.min(d.pollIntervalMs, 250) };
-    }
-
-    // 11: Changing state by itself (instance pending/stopping): not ready, look again soon.
-    if (obs.progressing) {
-      await this.writeStatus(state, {
-        ...patch,
-        ready: false,
-        reason: 'Progressing',
-        message: obs.progressing,
-      });
-      return { result: 'requeue', afterMs: d.pollIntervalMs };
-    }
-
-    // 12: Up to date: Ready at this generation. Wake what waited for us.
-    //     (Set on the patch rather than spread into a new object: nearly every reconcile of a
-    //     steady fleet ends here, and a spread followed by more members is slow in V8.)
-    const wasReady = state.status?.ready === true;
-    patch.ready = true;
-    patch.reason = obs.readyCondition?.reason ?? 'Available';
-    patch.message = obs.readyCondition?.message ?? 'resource is up to date';
-    patch.observedGeneration = state.generation;
-    if (!state.status || statusChanged(state.status, patch)) await this.writeStatus(state, patch);
-    if (!wasReady) this.wakeDependents(state);
-    return { result: 'success' };
-  }
-
-  /** The pure decision at the heart of the loop. */
-  decide(state: OwnerState, obs: Observation, desired: unknown): Action {
-    const pending = state.status?.pending;
-    if (!obs.exists && pending) {
-      // Created moments ago and not visible yet (eventual consistency): its absence proves
-      // nothing, neither that it must be created again nor that a deletion is done.
-      const age = this.deps.clock.now() - Date.parse(pending.startedAt);
-      const grace = this.deps.config.CREATE_GRACE;
-      if (age < grace) {
-        return {
-          type: 'wait',
-          reason: state.deleting ? 'Deleting' : 'Creating',
-          message: state.deleting
-            ? 'created moments ago, waiting for it to become visible to delete it'
-            : 'created, waiting for it to become visible',
-          afterMs: Math.min(this.deps.pollIntervalMs, grace - age),
-        };
+      // 10: Exists but differs: update (after recording what the adoption steps found). Drift
+      //     (the spec did not change) is counted.
+      case 'update': {
+        const { adopted, addFinalizer } = decision.adoption!;
+        if (
+          !(await this.record(settled(undefined, { result: 'success' }, adopted, addFinalizer), state, run))
+        )
+          return { result: 'success' };
+        d.assertLeader();
+        const res = await client.update(desired, obs, ctx);
+        if (action.drift) d.metrics.driftCorrections.labels(this.name).inc();
+        await d.status.audit([
+          this.auditEntry(state, obs, action.drift ? 'drift_corrected' : 'updated', {
+            diff: action.diff,
+            ...res.details,
+          }),
+        ]);
+        run.log().info({ op: 'update', diff: action.diff, drift: action.drift }, 'updated external resource');
+        await this.writeStatus(state, {
+          ...patch,
+          externalIds: { ...patch.externalIds, ...(res.externalIds ?? {}) },
+          state: { ...patch.state, ...(res.state ?? {}) },
+          ready: false,
+          reason: action.drift ? 'CorrectingDrift' : 'Updating',
+          message: action.diff.join('; ').slice(0, 500),
+        });
+        return { result: 'requeue', afterMs: Math.min(d.pollIntervalMs, 250) };
       }
     }
-    if (state.deleting) return obs.exists ? { type: 'delete' } : { type: 'release' };
-    if (!obs.exists) {
-      const previous = (state.status?.state as { token?: string } | undefined)?.token ?? pending?.token;
-      return { type: 'create', token: this.controller.createToken(desired, obs, previous) };
-    }
-    if (!obs.upToDate) {
-      const drift =
-        state.status?.ready === true &&
-        (state.status?.observedGeneration ?? 0) >= state.generation &&
-        !state.status.pending;
-      return { type: 'update', diff: obs.diff, drift };
-    }
-    return state.status?.pending ? { type: 'adopt' } : { type: 'none' };
   }
 
   /**
-   * Loads everything one reconcile reads from the database (or from a resync's snapshot, when it
-   * covers the owner). Undefined when the owner is gone.
+   * Writes what a settlement found (adoption audit, finalizer, status); false when the owner was
+   * purged meanwhile and nothing may be recorded for it.
    */
-  async load(owner: OwnerRef, snapshot?: DesiredSnapshot): Promise<OwnerState | undefined> {
-    if (snapshot) {
-      const state = this.loadFromSnapshot(owner, snapshot);
-      if (state !== 'uncovered') return state;
+  private async record(s: Settlement, state: OwnerState, run: Run): Promise<boolean> {
+    if (s.adopted) {
+      await this.deps.status.audit([s.adopted]);
+      run
+        .log()
+        .info({ op: 'adopt', externalIds: s.adopted.details?.externalIds }, 'adopted external resource');
     }
-    // Fresh rows: the owner's org, its live workspaces and their status rows, in one round trip.
-    const state = this.loadFromSnapshot(owner, await this.deps.loadOwner(owner));
+    if (s.addFinalizer && !(await this.deps.finalizers.add(state.owner, this.fin))) return false;
+    if (s.patch) await this.writeStatus(state, s.patch);
+    return true;
+  }
+
+  /**
+   * Loads everything one reconcile reads: the owner's org, its live workspaces and their status
+   * rows, fresh, in one round trip. Undefined when the owner is gone.
+   */
+  async load(owner: OwnerRef): Promise<OwnerState | undefined> {
+    const state = this.fromSnapshot(owner, await this.deps.loadOwner(owner));
     if (state === 'uncovered') return undefined; // no such owner (or a purged workspace)
     if (state) state.fromSnapshot = false;
     return state;
   }
 
-  private loadFromSnapshot(owner: OwnerRef, snap: DesiredSnapshot): OwnerState | undefined | 'uncovered' {
+  private fromSnapshot(owner: OwnerRef, snap: DesiredSnapshot): OwnerState | undefined | 'uncovered' {
     let workspace: Workspace | undefined;
     if (owner.kind === 'workspace') {
       workspace = snap.workspace(owner.id);
@@ -477,11 +576,9 @@ export class Reconciler {
     if (!org || org.purgedAt || workspace?.purgedAt) return undefined;
     const self: OwnerState['self'] = {};
     const org_: OwnerState['org_'] = {};
-    const controllers = this.deps.controllers;
-    for (const r of snap.statusOf(owner.id))
-      if (controllers.has(r.controller as ControllerName)) self[r.controller as ControllerName] = r;
-    for (const r of snap.statusOf(org.id))
-      if (controllers.has(r.controller as ControllerName)) org_[r.controller as ControllerName] = r;
+    const registry = this.deps.registry;
+    for (const r of snap.statusOf(owner.id)) if (registry.get(r.controller)) self[r.controller] = r;
+    for (const r of snap.statusOf(org.id)) if (registry.get(r.controller)) org_[r.controller] = r;
     const row = workspace ?? org;
     return {
       owner,
@@ -498,32 +595,29 @@ export class Reconciler {
     };
   }
 
-  /** Refuses to go on from a snapshot: the caller starts the reconcile over on fresh rows. */
-  private fresh(state: OwnerState): void {
-    if (state.fromSnapshot) throw new StaleSnapshot();
-  }
-
-  desiredInput(state: OwnerState, pins: Pins): DesiredInput {
+  private desiredInput(state: OwnerState, target: ReconcileTarget, pins: Pins): DesiredInput {
     return {
       config: this.deps.config,
+      target: target.settings,
       owner: state.owner,
       org: state.org,
       workspace: state.workspace,
       self: state.self,
       org_: state.org_,
       pins,
-      enabled: this.deps.enabled,
+      enabled: target.enabled,
     };
   }
 
   private creationBlocker(state: OwnerState): { reason: string; message: string } | undefined {
-    for (const dep of this.controller.dependsOn) {
-      if (!this.deps.enabled.has(dep.controller)) continue; // disabled: proceed without it, the controller says so
-      const row = dep.scope === 'self' ? state.self[dep.controller] : state.org_[dep.controller];
+    const enabled = this.deps.targets.get(this.deps.placement(state.org))?.enabled;
+    for (const dep of this.spec.dependsOn) {
+      if (enabled && !enabled.has(dep.controller.name)) continue; // disabled: proceed without it, the controller says so
+      const row = dep.scope === 'self' ? state.self[dep.controller.name] : state.org_[dep.controller.name];
       if (!row?.ready) {
         return {
           reason: `WaitingFor${dep.label}`,
-          message: `waiting for the ${dep.scope === 'org' ? "org's " : ''}${dep.controller} to be ready`,
+          message: `waiting for the ${dep.scope === 'org' ? "org's " : ''}${dep.controller.name} to be ready`,
         };
       }
     }
@@ -531,20 +625,20 @@ export class Reconciler {
   }
 
   private deletionBlocker(state: OwnerState): { reason: string; message: string } | undefined {
-    for (const dep of this.controller.deleteAfter) {
-      const fin = finalizerName(dep.controller);
+    for (const dep of this.spec.deletesAfter) {
+      const fin = finalizerName(dep.controller.name);
       const holders =
         dep.scope === 'self'
           ? state.finalizers.includes(fin)
-            ? [state.owner.id]
-            : []
+            ? 1
+            : 0
           : state.owner.kind === 'org'
-            ? state.workspaces.filter((w) => w.finalizers.includes(fin)).map((w) => w.id)
-            : [];
-      if (holders.length > 0) {
+            ? state.workspaces.filter((w) => w.finalizers.includes(fin)).length
+            : 0;
+      if (holders > 0) {
         return {
           reason: `WaitingFor${dep.label}Deletion`,
-          message: `waiting for ${holders.length} ${dep.controller} resource(s) to be deleted first`,
+          message: `waiting for ${holders} ${dep.controller.name} resource(s) to be deleted first`,
         };
       }
     }
@@ -552,9 +646,9 @@ export class Reconciler {
   }
 
   private wakeDependents(state: OwnerState): void {
-    for (const other of this.deps.controllers.values()) {
+    for (const other of this.deps.registry.controllers) {
       for (const dep of other.dependsOn) {
-        if (dep.controller !== this.name) continue;
+        if (dep.controller.name !== this.name) continue;
         if (dep.scope === 'self' && other.owners.includes(state.owner.kind))
           this.deps.wake(other.name, state.owner);
         if (dep.scope === 'org' && state.owner.kind === 'org') {
@@ -568,9 +662,9 @@ export class Reconciler {
   }
 
   private wakeDeletionWaiters(state: OwnerState): void {
-    for (const other of this.deps.controllers.values()) {
-      for (const dep of other.deleteAfter) {
-        if (dep.controller !== this.name) continue;
+    for (const other of this.deps.registry.controllers) {
+      for (const dep of other.deletesAfter) {
+        if (dep.controller.name !== this.name) continue;
         if (dep.scope === 'self' && other.owners.includes(state.owner.kind))
           this.deps.wake(other.name, state.owner);
         if (dep.scope === 'workspaces' && state.owner.kind === 'workspace' && other.owners.includes('org')) {
@@ -589,7 +683,7 @@ export class Reconciler {
       // Decided from rows read a moment ago: purged only if no finalizer holds it now.
       if (!(await d.desired.purgeIfReleased(state.owner))) return;
       // The org may have been waiting for this workspace.
-      for (const name of d.controllers.keys()) d.wake(name, { kind: 'org', id: state.org.id });
+      for (const name of d.registry.names) d.wake(name, { kind: 'org', id: state.org.id });
       return;
     }
     const fresh = await d.desired.listWorkspaces([state.org.id]);
@@ -604,18 +698,27 @@ export class Reconciler {
     return { assertLeader: this.deps.assertLeader, status: state.status };
   }
 
-  private observeContext(ctx: ActContext, view: CloudView, state: OwnerState, run?: Run): ObserveContext {
+  private observeContext(
+    state: OwnerState,
+    view: CloudView,
+    run: Run | undefined,
+    planning: boolean,
+  ): ObserveContext {
     const budget = this.deps.deepCheckBudget;
     return {
-      assertLeader: ctx.assertLeader,
-      status: ctx.status,
+      assertLeader: planning
+        ? () => {
+            throw new Error('plan never acts');
+          }
+        : this.deps.assertLeader,
+      status: state.status,
       view,
       deleting: state.deleting,
       resync: view.source === 'inventory',
       allowDeepCheck: () => {
         if (view.source === 'live') return true;
         // A check that finds nothing wrong writes nothing, so it may run on the snapshot; one
-        // that finds drift leads to an update, which starts over on fresh rows and reads live.
+        // that finds drift leads to an update, which is decided again on fresh rows and live reads.
         return run ? run.deepCheck() : !budget || budget.take(state.owner.id);
       },
     };
@@ -635,12 +738,12 @@ export class Reconciler {
     obs: Observation,
     action: 'created' | 'adopted' | 'updated' | 'drift_corrected' | 'deleted',
     details?: Record<string, unknown>,
-  ) {
+  ): AuditEntry {
     return {
       ownerKind: state.owner.kind,
       ownerId: state.owner.id,
       orgId: state.org.id,
-      kind: this.controller.kind,
+      kind: this.spec.kinds[0]!.kind,
       externalId: firstId(obs.externalIds) ?? '',
       controller: this.name,
       action,
@@ -652,7 +755,6 @@ export class Reconciler {
   private async writeStatus(state: OwnerState, patch: StatusPatch): Promise<void> {
     const cur = state.status;
     if (cur && !statusChanged(cur, patch)) return;
-    this.fresh(state);
     await this.deps.status.upsert(this.key(state), patch);
   }
 
@@ -690,6 +792,68 @@ export class Reconciler {
 }
 
 /**
+ * The pure decision at the heart of the loop: from what the owner's rows say and what was
+ * observed, what to do (`createToken` names the next create from the previous attempt's token).
+ */
+export function decideAction(
+  state: Pick<OwnerState, 'deleting' | 'generation' | 'status'>,
+  obs: Observation,
+  createToken: (previous: string | undefined) => string,
+  timing: { now: number; createGraceMs: number; pollIntervalMs: number },
+): Action {
+  const pending = state.status?.pending;
+  if (!obs.exists && pending) {
+    // Created moments ago and not visible yet (eventual consistency): its absence proves
+    // nothing, neither that it must be created again nor that a deletion is done.
+    const age = timing.now - Date.parse(pending.startedAt);
+    if (age < timing.createGraceMs) {
+      return {
+        type: 'wait',
+        reason: state.deleting ? 'Deleting' : 'Creating',
+        message: state.deleting
+          ? 'created moments ago, waiting for it to become visible to delete it'
+          : 'created, waiting for it to become visible',
+        afterMs: Math.min(timing.pollIntervalMs, timing.createGraceMs - age),
+      };
+    }
+  }
+  if (state.deleting) return obs.exists ? { type: 'delete' } : { type: 'release' };
+  if (!obs.exists) {
+    const previous = (state.status?.state as { token?: string } | undefined)?.token ?? pending?.token;
+    return { type: 'create', token: createToken(previous) };
+  }
+  if (!obs.upToDate) {
+    const drift =
+      state.status?.ready === true &&
+      (state.status?.observedGeneration ?? 0) >= state.generation &&
+      !state.status.pending;
+    return { type: 'update', diff: obs.diff, drift };
+  }
+  return state.status?.pending ? { type: 'adopt' } : { type: 'none' };
+}
+
+function settled(
+  patch: StatusPatch | undefined,
+  outcome: Outcome,
+  adopted?: AuditEntry,
+  addFinalizer = false,
+): Settlement {
+  return { patch, adopted, addFinalizer, wakeDependents: false, outcome };
+}
+
+/** Whether carrying a decision out writes anything (then it must be decided on fresh rows). */
+function writes(decision: Decision): boolean {
+  if (decision.kind !== 'settle') return true;
+  const { patch, adopted, addFinalizer } = decision.settle;
+  const status = decision.state.status;
+  return (
+    adopted !== undefined ||
+    addFinalizer ||
+    (patch !== undefined && (!status || statusChanged(status, patch)))
+  );
+}
+
+/**
  * The deps with every database write of a reconcile behind the lease, checked right before the
  * write: a replica that lost the lease (paused, partitioned) writes nothing, just as it sends
  * nothing mutating to the cloud (CloudOptions.mutationGuard).
@@ -716,10 +880,6 @@ function fenced(deps: ReconcilerDeps): ReconcilerDeps {
       purgeIfReleased: guard(desired.purgeIfReleased.bind(desired)),
     }),
   };
-}
-
-function isMutation(a: Action): boolean {
-  return a.type === 'create' || a.type === 'update' || a.type === 'delete' || a.type === 'release';
 }
 
 /**

@@ -1,20 +1,5 @@
-/**
- * Benchmark 1 — steady-state resync cost (DESIGN §9).
- *
- * A fleet of N orgs × 3 workspaces is converged in the simulator by the operator itself
- * (`fast` profile, no buckets, high concurrency). Then, with an operator in production
- * settings, ONE full resync of every provisioning controller through the shared inventory is
- * measured — cloud calls by operation (simulator counters), mutating calls, calls per managed
- * resource, CPU and wall time, database transactions — and, in the same run, the same resync
- * observing each owner separately (the LiveView, as a naive reconciler would), and the orphan
- * scan's calls.
- *
- *   npx tsx test/bench/resync.ts [--orgs 1000] [--concurrency 64] [--smoke] [--out DIR]
- */
-import { createOrphanScanner } from '../../controllers/orphan.js';
 import { DEFAULT_BUCKETS, type LimitSpec } from '../../src/cloud/ratelimit.js';
 import { liveOwners } from '../../src/db/desired.js';
-import { createMetrics } from '../../src/observability/metrics.js';
 import { benchArgs, log, runMain } from './lib/cli.js';
 import { type BenchDatabase, createBenchDatabase, settleStats } from './lib/db.js';
 import { createFleet, expectedStatusRows, readyRows } from './lib/fleet.js';
@@ -25,7 +10,6 @@ import {
   type BenchOperator,
   benchConfig,
   liftedBuckets,
-  nullLogger,
   settleLeader,
   startBenchOperator,
 } from './lib/stack.js';
@@ -179,13 +163,7 @@ async function main() {
     });
 
     log(BENCH, 'orphan scan');
-    const scanner = createOrphanScanner({
-      config,
-      database,
-      ports: op.ports,
-      metrics: createMetrics({ defaults: false }),
-      logger: nullLogger(),
-    });
+    const scanner = op.operator.scanner;
     let scanResult: Awaited<ReturnType<typeof scanner.scan>> | undefined;
     const orphan = await measure(bdb, sim, async () => {
       scanResult = await scanner.scan();

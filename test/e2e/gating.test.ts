@@ -18,8 +18,8 @@ afterAll(async () => {
 
 describe('gating: missing Cloudflare settings', () => {
   it('disables only the tunnel controller and says why; secrets, groups and instances converge', async () => {
-    expect(stack.operator!.set.enabled.has('tunnel')).toBe(false);
-    expect(stack.operator!.set.disabled.tunnel).toMatch(/CLOUDFLARE_API_TOKEN/);
+    expect(stack.operator!.disabled.get('tunnel')).toMatch(/CLOUDFLARE_API_TOKEN/);
+    expect([...stack.operator!.disabled.keys()]).toEqual(['tunnel']);
     const org = (await stack.api('POST', '/cp/orgs', { slug: 'no-cf' })).body;
     await stack.api('POST', '/cp/orgs/no-cf/workspaces', { runtime: 'langgraph', tier: 3 });
     const ready = await eventually(async () => {

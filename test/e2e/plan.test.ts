@@ -2,7 +2,7 @@ import { TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runPlan } from '../../src/cli/plan.js';
 import { cloudReader } from '../helpers/cloud.js';
-import { eventually, type Stack, startStack } from '../helpers/stack.js';
+import { eventually, SIM_CREDENTIALS, type Stack, startStack } from '../helpers/stack.js';
 
 let stack: Stack;
 
@@ -22,7 +22,7 @@ async function plan(json: boolean) {
       stdout: (t) => (out += t),
       stderr: () => {},
     },
-    { database: stack.tdb.database, ports: stack.ports },
+    { database: stack.tdb.database, cloud: { awsCredentials: SIM_CREDENTIALS } },
   );
   return { code, out };
 }

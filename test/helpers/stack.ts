@@ -6,8 +6,8 @@ import type { CloudPorts } from '../../src/cloud/ports.js';
 import { RateLimiter } from '../../src/cloud/ratelimit.js';
 import type { Config } from '../../src/config.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
-import { type Operator, startOperator } from '../../src/operator.js';
+import type { Metrics } from '../../src/observability/metrics.js';
+import { type Operator, operatorMetrics, startOperator } from '../../src/operator.js';
 import { type SimOptions, type Simulator, startSimulator } from '../../src/sim/index.js';
 import { testConfig } from '../fixtures/config.js';
 import { SIM_CREDENTIALS, simEnv } from '../fixtures/sim.js';
@@ -57,10 +57,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ORPHAN_SCAN_CRON: '0 0 1 1 *',
     ...options.env,
   });
-  const metrics = createMetrics({ defaults: false });
+  const metrics = operatorMetrics(false);
   const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const ports = createCloudPorts(config, {
-    metrics,
+  const cloud = {
     awsCredentials: SIM_CREDENTIALS,
     maxAttempts: 3,
     // Buckets stay on, scaled up: tests exercise the limiter without waiting on it.
@@ -81,7 +80,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ),
       metrics,
     ),
-  });
+  };
+  const ports = createCloudPorts(config, { ...cloud, metrics });
   const app = await buildApiServer({ config, database: tdb.database, metrics, logger });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -113,7 +113,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         database: tdb.database,
         metrics,
         logger,
-        ports,
+        cloud,
+        pinsTtlMs: 0,
         manager: {
           pollIntervalMs: 50,
           lease: {
@@ -124,7 +125,6 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           },
           backoff: { baseDelayMs: 50, maxDelayMs: 1000 },
           resyncJitterMs: 0,
-          pinsTtlMs: 0,
         },
       });
       return stack.operator;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/client.js';
+import { LeaseRepository } from '../../src/db/leases.js';
 import { LeaderElector } from '../../src/runtime/lease.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -46,7 +47,7 @@ describe('leader election', () => {
     const b = partitionable(await tdb.open());
     const electors: Record<string, LeaderElector> = {};
     const mk = (who: string, other: string, db: Database) =>
-      new LeaderElector(db, {
+      new LeaderElector(new LeaseRepository(db), {
         ...timing,
         holder: who,
         onStartedLeading: () => {
@@ -92,7 +93,10 @@ describe('leader election', () => {
   });
 
   it('assertLeader refuses to act when not leading', async () => {
-    const e = new LeaderElector(tdb.database, { holder: 'x', name: `lease-${Math.random()}` });
+    const e = new LeaderElector(new LeaseRepository(tdb.database), {
+      holder: 'x',
+      name: `lease-${Math.random()}`,
+    });
     expect(() => e.assertLeader()).toThrow(/not the leader/);
     expect(await e.tryAcquireOrRenew()).toBe(true);
     expect(() => e.assertLeader()).not.toThrow();

@@ -1,12 +1,14 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudPorts, InstanceFilter, SecurityGroupFilter } from '../../src/cloud/ports.js';
+import { CloudTargets, targetSettings } from '../../src/cloud/targets.js';
 import { StatusRepository } from '../../src/db/status.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import type { Controller } from '../../src/runtime/controller.js';
+import { createOperator } from '../../src/operator.js';
+import type { Controller, ControllerSpec } from '../../src/runtime/controller.js';
 import { TransientError } from '../../src/runtime/errors.js';
-import { Manager } from '../../src/runtime/manager.js';
+import { ControllerRegistry } from '../../src/runtime/registry.js';
 import { testConfig } from '../fixtures/config.js';
 import { insertOrg } from '../fixtures/owners.js';
 import { createTestDatabase, type TestDatabase, usingServer } from '../helpers/db.js';
@@ -27,22 +29,32 @@ const emptyPorts = {
   tagging: { getResources: async () => [] },
 } as unknown as CloudPorts;
 
-function observingController(seen: Map<string, number>): Controller {
-  return {
-    name: 'securitygroup',
-    kind: 'security_group',
-    owners: ['org', 'workspace'],
-    dependsOn: [],
-    deleteAfter: [],
+/** A controller that only records when it first observed each owner. */
+function observingController(seen: Map<string, number>): ControllerSpec {
+  const client: Controller<string> = {
     desired: (input) => input.owner.id,
     async observe(id) {
-      if (!seen.has(id as string)) seen.set(id as string, performance.now());
+      if (!seen.has(id)) seen.set(id, performance.now());
       return { exists: true, upToDate: true, diff: [], externalIds: {} };
     },
     createToken: () => 'x',
     create: async () => ({}),
     update: async () => ({}),
     delete: async () => ({ gone: true }),
+  };
+  return {
+    name: 'securitygroup',
+    // Kinds a resync lists: secrets for the whole fleet, instances and groups per batch of orgs.
+    kinds: [
+      { kind: 'secret', statusKey: 'secretArn' },
+      { kind: 'ec2_instance', statusKey: 'instanceId' },
+      { kind: 'security_group', statusKey: 'groupId' },
+    ],
+    owners: ['org', 'workspace'],
+    waitsFor: () => [],
+    deleteAfter: () => [],
+    disabledBecause: () => undefined,
+    create: () => client,
   };
 }
 
@@ -58,18 +70,19 @@ function manager(
   seen: Map<string, number>,
   ports: CloudPorts = emptyPorts,
   lease = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 200 },
+  metrics = createMetrics({ defaults: false }),
 ) {
-  return new Manager({
-    // Resync once a year: anything reconciled below got there through NOTIFY.
-    config: testConfig({ RESYNC_CRON: '0 0 1 1 *', ORPHAN_SCAN_CRON: '0 0 1 1 *' }),
+  // Resync once a year: anything reconciled below got there through NOTIFY.
+  const config = testConfig({ RESYNC_CRON: '0 0 1 1 *', ORPHAN_SCAN_CRON: '0 0 1 1 *' });
+  return createOperator({
+    config,
     database: tdb.database,
-    ports,
-    metrics: createMetrics({ defaults: false }),
+    metrics,
     logger: createLogger({ level: 'silent' }),
-    controllers: [observingController(seen)],
-    lease: { name: `lease-${Math.random()}`, ...lease },
-    resyncJitterMs: 0,
-  });
+    registry: new ControllerRegistry([observingController(seen)]),
+    targets: new CloudTargets([{ ...targetSettings(config)[0]!, aws: ports }], undefined),
+    manager: { lease: { name: `lease-${Math.random()}`, ...lease }, resyncJitterMs: 0 },
+  }).manager;
 }
 
 describe('manager', () => {
@@ -206,7 +219,8 @@ describe('manager', () => {
   });
 
   it('reports deletions stuck for more than ten minutes', async () => {
-    const m = manager(new Map());
+    const metrics = createMetrics({ defaults: false });
+    const m = manager(new Map(), emptyPorts, undefined, metrics);
     const stuck = await insertOrg(tdb.database.db);
     const fresh = await insertOrg(tdb.database.db);
     await tdb.database.query(
@@ -223,7 +237,7 @@ describe('manager', () => {
     }
     await m.refreshStuckDeletions();
     expect(
-      await metricValue(m['options'].metrics.registry, 'molecule_deletion_stuck', {
+      await metricValue(metrics.registry, 'molecule_deletion_stuck', {
         controller: 'securitygroup',
       }),
     ).toBe(1);

@@ -2,15 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createOrphanScanner, listOrphans, type OrphanScannerDeps } from '../../controllers/orphan.js';
+import { RESOURCE_KINDS } from '../../controllers/index.js';
+import { createOrphanScanner, type OrphanScannerDeps } from '../../controllers/orphan.js';
 import { orgs, orphans, tenantResources } from '../../schema/index.js';
 import { runOrphansCommand } from '../../src/cli/orphans.js';
-import { createCloudPorts } from '../../src/cloud/index.js';
+import { createTargets } from '../../src/cloud/index.js';
 import type { CloudPorts, Tags } from '../../src/cloud/ports.js';
+import type { CloudTargets } from '../../src/cloud/targets.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { OrphanLedger } from '../../src/db/orphans.js';
 import { StatusRepository } from '../../src/db/status.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { createMetrics, type Metrics, RESOURCE_KINDS } from '../../src/observability/metrics.js';
+import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import {
   bootstrapSecretName,
   dnsComment,
@@ -32,6 +35,7 @@ const CREDENTIALS = { accessKeyId: 'x', secretAccessKey: 'y' };
 let tdb: TestDatabase;
 let sim: Simulator;
 let ports: CloudPorts;
+let targets: CloudTargets;
 let status: StatusRepository;
 
 const simEnv = (): Record<string, string> => ({
@@ -61,7 +65,8 @@ const configWith = (overrides: Record<string, string> = {}): Config =>
 beforeAll(async () => {
   tdb = await createTestDatabase();
   sim = await startSimulator({ port: 0, profile: 'fast' });
-  ports = createCloudPorts(configWith(), { awsCredentials: CREDENTIALS, maxAttempts: 1 });
+  targets = createTargets(configWith(), { awsCredentials: CREDENTIALS, maxAttempts: 1 });
+  ports = targets.portsFor(targets.primary);
   status = new StatusRepository(tdb.database.db);
 });
 
@@ -85,7 +90,7 @@ function scanner(env: Record<string, string> = {}, over: Partial<OrphanScannerDe
   const deps: OrphanScannerDeps = {
     config: configWith(env),
     database: tdb.database,
-    ports,
+    targets,
     metrics,
     logger: createLogger({ level: 'silent' }),
     ...over,
@@ -156,7 +161,7 @@ const instanceState = async (id: string) =>
   (await ports.ec2.describeInstances({ tags: ours() })).find((i) => i.id === id)?.state;
 
 const ledger = async () =>
-  (await listOrphans(tdb.database, { open: false })).map((r) => ({
+  (await new OrphanLedger(tdb.database.db).listAll({ open: false })).map((r) => ({
     kind: r.kind,
     externalId: r.externalId,
     reason: r.reason,
@@ -591,7 +596,7 @@ describe('orphan scan: ledger and exposition', () => {
       { action: 'orphan_detected', externalId: sg },
       { action: 'orphan_resolved', externalId: sg },
     ]);
-    expect(await listOrphans(tdb.database)).toEqual([]);
+    expect(await new OrphanLedger(tdb.database.db).listAll()).toEqual([]);
   });
 
   it('keeps first_seen and moves last_seen while an orphan stays', async () => {
@@ -646,7 +651,12 @@ describe('orphan scan: ledger and exposition', () => {
       },
       stderr: () => {},
     };
-    expect(await runOrphansCommand(['--scan', '--json'], ctx, { database: tdb.database, ports })).toBe(0);
+    expect(
+      await runOrphansCommand(['--scan', '--json'], ctx, {
+        database: tdb.database,
+        cloud: { awsCredentials: CREDENTIALS, maxAttempts: 1 },
+      }),
+    ).toBe(0);
     const body = JSON.parse(out) as {
       scan: { ok: boolean; counts: Record<string, number> };
       orphans: { externalId: string }[];

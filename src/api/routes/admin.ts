@@ -1,5 +1,5 @@
-import type { OrphanRow } from '../../../schema/index.js';
-import { RESOURCE_KINDS, type ResourceKind } from '../../observability/metrics.js';
+import { RESOURCE_KINDS } from '../../../controllers/index.js';
+import type { ResourceKind } from '../../cloud/ports.js';
 import type { App, RouteContext } from '../context.js';
 import { decodeCursor, encodeCursor, OrphanCursor } from '../cursor.js';
 import { ApiError, notFound } from '../errors.js';

@@ -1,11 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
+import { secrets as secretsSpec, tunnel as tunnelSpec } from '../../../controllers/index.js';
 import { createSecretsController } from '../../../controllers/secrets.js';
 import type { Org } from '../../../schema/index.js';
+import { targetSettings } from '../../../src/cloud/targets.js';
 import type { Config } from '../../../src/config.js';
 import type { Database } from '../../../src/db/client.js';
-import type { ControllerName } from '../../../src/runtime/controller.js';
 import { SEED, type SimStateDump, startSimulator } from '../../../src/sim/index.js';
 import { createBenchDatabase } from './db.js';
 import { createFleet, expectedStatusRows, readyRows } from './fleet.js';
@@ -312,16 +313,17 @@ export async function cloneFleet(
     for (const w of template.workspaces) wsRows.push(remap.apply(w, map));
     for (const s of template.status) {
       const row = remap.apply(s, map) as StatusJson;
-      if (row.controller === ('secrets' satisfies ControllerName)) {
+      if (row.controller === secretsSpec.name) {
         // The one derived value: a hash over the tunnel id and fixed inputs, from the controller itself.
         const org = { ...(remap.apply(template.orgs[0], map) as object), id: orgId, slug: `s-${c}` } as Org;
         const tunnel = remap.apply(
-          template.status.find((x) => x.controller === 'tunnel'),
+          template.status.find((x) => x.controller === tunnelSpec.name),
           map,
         ) as StatusJson;
         const tunnelId = tunnel.external_ids.tunnelId;
         const d = secrets.desired({
           config: target.config,
+          target: targetSettings(target.config)[0]!,
           owner: { kind: 'org', id: orgId },
           org,
           workspace: undefined,

@@ -10,9 +10,13 @@ import {
 import type { Config } from '../../../src/config.js';
 import type { Database } from '../../../src/db/client.js';
 import { createLogger, type Logger } from '../../../src/observability/logger.js';
-import { createMetrics, type Metrics } from '../../../src/observability/metrics.js';
-import { type Operator, startOperator } from '../../../src/operator.js';
-import type { ManagerOptions } from '../../../src/runtime/manager.js';
+import type { Metrics } from '../../../src/observability/metrics.js';
+import {
+  type Operator,
+  type OperatorOptions,
+  operatorMetrics,
+  startOperator,
+} from '../../../src/operator.js';
 import { testConfig } from '../../fixtures/config.js';
 import { SIM_CREDENTIALS, type SimEndpoint, simEnv } from '../../fixtures/sim.js';
 
@@ -83,25 +87,23 @@ export async function startBenchOperator(options: {
   database: Database;
   buckets?: Record<string, LimitSpec>;
   maxAttempts?: number;
-  manager?: Partial<
-    Omit<ManagerOptions, 'config' | 'database' | 'ports' | 'metrics' | 'logger' | 'controllers'>
-  >;
+  manager?: Partial<NonNullable<OperatorOptions['manager']>>;
   logger?: Logger;
 }): Promise<BenchOperator> {
-  const metrics = createMetrics({ defaults: false });
+  const metrics = operatorMetrics(false);
   const logger = options.logger ?? nullLogger();
-  const ports = createCloudPorts(options.config, {
-    metrics,
+  const cloud = {
     awsCredentials: SIM_CREDENTIALS,
     maxAttempts: options.maxAttempts ?? 3,
     limiter: new RateLimiter(options.buckets ?? options.config.RATE_LIMITS, metrics),
-  });
+  };
+  const ports = createCloudPorts(options.config, { ...cloud, metrics });
   const operator = await startOperator({
     config: options.config,
     database: options.database,
     metrics,
     logger,
-    ports,
+    cloud,
     manager: {
       // Production lease timings (the defaults): renewals are part of the operator's cost.
       lease: { name: `bench-${process.pid}-${Math.random().toString(36).slice(2, 8)}` },

@@ -1,8 +1,7 @@
-import { createOrphanScanner, type ScanResult } from '../../../controllers/orphan.js';
-import { createCloudPorts } from '../../../src/cloud/index.js';
+import type { ScanResult } from '../../../controllers/orphan.js';
 import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/observability/logger.js';
-import { createMetrics } from '../../../src/observability/metrics.js';
+import { createOperator, operatorMetrics } from '../../../src/operator.js';
 import {
   bootstrapSecretName,
   dnsComment,
@@ -261,20 +260,17 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
 
 /** One orphan scan in report mode with the operator's own scanner: what the leader would count. */
 export async function orphanScan(world: World): Promise<ScanResult> {
-  const config = loadConfig(world.operatorEnv());
-  const metrics = createMetrics({ defaults: false });
-  const scanner = createOrphanScanner({
-    config,
+  const operator = createOperator({
+    config: loadConfig(world.operatorEnv()),
     database: world.tdb.database,
-    ports: createCloudPorts(config, {
-      metrics,
-      awsCredentials: { accessKeyId: 'AKIDCHAOS', secretAccessKey: world.secrets.AWS_SECRET_ACCESS_KEY },
-    }),
-    metrics,
     logger: createLogger({ level: 'silent' }),
-    policy: 'report',
+    metrics: operatorMetrics(false),
+    cloud: {
+      awsCredentials: { accessKeyId: 'AKIDCHAOS', secretAccessKey: world.secrets.AWS_SECRET_ACCESS_KEY },
+    },
+    orphanPolicy: 'report',
   });
-  return scanner.scan();
+  return operator.scanner.scan();
 }
 
 export const totalOrphans = (scan: ScanResult) => Object.values(scan.counts).reduce((a, b) => a + b, 0);

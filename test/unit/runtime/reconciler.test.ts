@@ -2,16 +2,23 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { orgs, reconcileStatus, tenantResources } from '../../../schema/index.js';
 import type { CloudView } from '../../../src/cloud/inventory.js';
+import { targetSettings } from '../../../src/cloud/targets.js';
 import { DesiredStateRepository, type OwnerRef } from '../../../src/db/desired.js';
+import { FinalizerRepository } from '../../../src/db/finalizers.js';
 import { DesiredSnapshot } from '../../../src/db/snapshot.js';
 import { StatusRepository } from '../../../src/db/status.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { createMetrics } from '../../../src/observability/metrics.js';
 import { ManualClock } from '../../../src/runtime/clock.js';
-import { absent, type Controller, type ControllerName } from '../../../src/runtime/controller.js';
+import {
+  absent,
+  type Controller,
+  type ControllerName,
+  type ControllerSpec,
+} from '../../../src/runtime/controller.js';
 import { TerminalError, TransientError } from '../../../src/runtime/errors.js';
-import { Finalizers } from '../../../src/runtime/finalizers.js';
 import { finalizerName, Reconciler } from '../../../src/runtime/reconciler.js';
+import { ControllerRegistry } from '../../../src/runtime/registry.js';
 import { testConfig } from '../../fixtures/config.js';
 import { insertOrg } from '../../fixtures/owners.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.js';
@@ -39,15 +46,25 @@ const view = { source: 'live' } as CloudView;
 
 type Fake = Controller<{ owner: string; version: number }, { id: string; version: number }>;
 
-function fakeController(overrides: Partial<Fake> = {}): Fake {
-  const name: ControllerName = 'securitygroup';
+/** A registry entry for the fake controller (or a stand-in named otherwise). */
+function fakeSpec(over: Partial<ControllerSpec> = {}): ControllerSpec {
+  const name = over.name ?? 'securitygroup';
+  const kind = ({ tunnel: 'cf_tunnel', instance: 'ec2_instance' } as const)[name] ?? 'security_group';
+  return {
+    name,
+    kinds: [{ kind, statusKey: 'id' }],
+    owners: ['org', 'workspace'],
+    waitsFor: () => [],
+    deleteAfter: () => [],
+    disabledBecause: () => undefined,
+    create: () => fakeController(name),
+    ...over,
+  };
+}
+
+function fakeController(name: ControllerName = 'securitygroup'): Fake {
   const status = () => new StatusRepository(tdb.database.db);
   const c: Fake = {
-    name,
-    kind: 'security_group',
-    owners: ['org', 'workspace'],
-    dependsOn: [],
-    deleteAfter: [],
     desired: (input) => ({ owner: input.owner.id, version: input.org.name === 'v2' ? 2 : 1 }),
     async observe(d) {
       if (cloud.observeError) throw cloud.observeError;
@@ -78,26 +95,27 @@ function fakeController(overrides: Partial<Fake> = {}): Fake {
       cloud.resources.delete(d.owner);
       return { gone: true };
     },
-    ...overrides,
   };
   return c;
 }
 
-function reconcilerFor(controller: Controller<any, any>, others: Controller<any, any>[] = []) {
+/** The spec's reconciler, with `before` (what it may wait for) and `after` it in the registry. */
+function reconcilerFor(
+  spec: ControllerSpec = fakeSpec(),
+  { before = [], after = [] }: { before?: ControllerSpec[]; after?: ControllerSpec[] } = {},
+) {
   const db = tdb.database.db;
-  const all = new Map<ControllerName, Controller<any, any>>([
-    [controller.name, controller],
-    ...others.map((o) => [o.name, o] as const),
-  ]);
-  return new Reconciler(controller, {
+  const registry = new ControllerRegistry([...before, spec, ...after]);
+  const settings = targetSettings(config)[0]!;
+  return new Reconciler(registry.of(spec), new Map([['primary', spec.create({} as never)]]), {
     config,
-    controllers: all,
-    enabled: new Set(all.keys()),
+    registry,
+    targets: new Map([['primary', { settings, enabled: new Set(registry.names), liveView: view }]]),
+    placement: () => 'primary',
     desired: new DesiredStateRepository(db),
     loadOwner: (owner) => DesiredSnapshot.loadOwner(tdb.database, owner),
     status: new StatusRepository(db),
-    finalizers: new Finalizers(db),
-    liveView: view,
+    finalizers: new FinalizerRepository(db),
     pins: async () => ({ ami: () => undefined, image: () => undefined }),
     metrics,
     logger: createLogger({ level: 'silent' }),
@@ -123,7 +141,7 @@ const orgRow = async (id: string) => (await tdb.database.db.select().from(orgs).
  */
 async function createdButNotVisible() {
   const org = await insertOrg(tdb.database.db);
-  const r = reconcilerFor(fakeController());
+  const r = reconcilerFor();
   const owner: OwnerRef = { kind: 'org', id: org.id };
   expect(await r.reconcile(owner, view)).toEqual({ result: 'requeue', afterMs: 0 });
   expect((await statusRow(org.id))?.pending?.token).toBe(`token-${org.id}`);
@@ -154,7 +172,7 @@ beforeEach(() => {
 describe('generic reconciler', () => {
   it('create: records the create-pending token before calling create, then becomes Ready', async () => {
     const org = await insertOrg(tdb.database.db);
-    const r = reconcilerFor(fakeController());
+    const r = reconcilerFor();
     const owner: OwnerRef = { kind: 'org', id: org.id };
     expect(await r.reconcile(owner, view)).toEqual({ result: 'requeue', afterMs: 0 });
     expect(cloud.creates).toEqual([
@@ -177,7 +195,7 @@ describe('generic reconciler', () => {
 
   it('adopt: a create whose response was lost is adopted, not repeated', async () => {
     const org = await insertOrg(tdb.database.db);
-    const r = reconcilerFor(fakeController());
+    const r = reconcilerFor();
     const owner: OwnerRef = { kind: 'org', id: org.id };
     cloud.loseNextCreate = true;
     expect((await r.reconcile(owner, view)).result).toBe('error');
@@ -195,7 +213,7 @@ describe('generic reconciler', () => {
 
   it('grace window: a fresh pending create that is not visible yet is waited for, not repeated', async () => {
     const org = await insertOrg(tdb.database.db);
-    const r = reconcilerFor(fakeController());
+    const r = reconcilerFor();
     const owner: OwnerRef = { kind: 'org', id: org.id };
     await r.reconcile(owner, view);
     cloud.resources.clear(); // eventually consistent: not visible yet
@@ -258,7 +276,7 @@ describe('generic reconciler', () => {
 
   it('update: drift on a Ready resource is corrected and counted; a spec change is an update', async () => {
     const org = await insertOrg(tdb.database.db);
-    const r = reconcilerFor(fakeController());
+    const r = reconcilerFor();
     const owner: OwnerRef = { kind: 'org', id: org.id };
     await r.reconcile(owner, view);
     await r.reconcile(owner, view);
@@ -286,7 +304,7 @@ describe('generic reconciler', () => {
 
   it('delete: deletes, confirms it gone, releases the finalizer and purges the owner', async () => {
     const org = await insertOrg(tdb.database.db);
-    const r = reconcilerFor(fakeController());
+    const r = reconcilerFor();
     const owner: OwnerRef = { kind: 'org', id: org.id };
     await r.reconcile(owner, view);
     await r.reconcile(owner, view);
@@ -302,9 +320,9 @@ describe('generic reconciler', () => {
 
   it('dependency: waits with a Waiting reason and no cloud call until the dependency is ready', async () => {
     const org = await insertOrg(tdb.database.db);
-    const dep = fakeController({ name: 'tunnel' as ControllerName });
-    const c = fakeController({ dependsOn: [{ controller: 'tunnel', scope: 'self', label: 'Tunnel' }] });
-    const r = reconcilerFor(c, [dep]);
+    const dep = fakeSpec({ name: 'tunnel' });
+    const c = fakeSpec({ waitsFor: () => [{ controller: dep, scope: 'self', label: 'Tunnel' }] });
+    const r = reconcilerFor(c, { before: [dep] });
     const owner: OwnerRef = { kind: 'org', id: org.id };
     expect(await r.reconcile(owner, view)).toEqual({ result: 'success' });
     expect(cloud.creates).toHaveLength(0);
@@ -319,7 +337,7 @@ describe('generic reconciler', () => {
 
   it('errors: a terminal error is not retried and shows its reason; a transient one backs off', async () => {
     const org = await insertOrg(tdb.database.db);
-    const r = reconcilerFor(fakeController());
+    const r = reconcilerFor();
     const owner: OwnerRef = { kind: 'org', id: org.id };
     cloud.observeError = new TerminalError('not allowed', { reason: 'PermissionDenied' });
     expect(await r.reconcile(owner, view)).toEqual({ result: 'terminal' });
@@ -332,7 +350,7 @@ describe('generic reconciler', () => {
 
   it('unchanged status is not written again', async () => {
     const org = await insertOrg(tdb.database.db);
-    const r = reconcilerFor(fakeController());
+    const r = reconcilerFor();
     const owner: OwnerRef = { kind: 'org', id: org.id };
     await r.reconcile(owner, view);
     await r.reconcile(owner, view);
@@ -344,7 +362,7 @@ describe('generic reconciler', () => {
 
   it('resync snapshot: nothing to do costs no database read; something to do is decided again on fresh rows', async () => {
     const org = await insertOrg(tdb.database.db);
-    const r = reconcilerFor(fakeController());
+    const r = reconcilerFor();
     const owner: OwnerRef = { kind: 'org', id: org.id };
     await r.reconcile(owner, view);
     await r.reconcile(owner, view);
@@ -368,11 +386,12 @@ describe('generic reconciler', () => {
 
   it('wakes dependents when the resource becomes ready', async () => {
     const org = await insertOrg(tdb.database.db);
-    const dependent = fakeController({
-      name: 'instance' as ControllerName,
-      dependsOn: [{ controller: 'securitygroup', scope: 'self', label: 'SecurityGroup' }],
+    const sg = fakeSpec();
+    const dependent = fakeSpec({
+      name: 'instance',
+      waitsFor: () => [{ controller: sg, scope: 'self', label: 'SecurityGroup' }],
     });
-    const r = reconcilerFor(fakeController(), [dependent]);
+    const r = reconcilerFor(sg, { after: [dependent] });
     const owner: OwnerRef = { kind: 'org', id: org.id };
     await r.reconcile(owner, view);
     expect(woken).toEqual([]);

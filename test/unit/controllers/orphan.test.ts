@@ -11,9 +11,15 @@ import {
   type StatusRef,
   selectDeletions,
   zeroByKind,
-} from '../../controllers/orphan.diff.js';
-import type { Instance, SecretSummary, SecurityGroup, TaggedResource, Tags } from '../../src/cloud/ports.js';
-import type { ResourceKind } from '../../src/observability/metrics.js';
+} from '../../../controllers/orphan.diff.js';
+import type {
+  Instance,
+  ResourceKind,
+  SecretSummary,
+  SecurityGroup,
+  TaggedResource,
+  Tags,
+} from '../../../src/cloud/ports.js';
 
 const ENV = 'test';
 const ORG = '11111111-1111-4111-8111-111111111111';
@@ -102,7 +108,7 @@ const resource = (over: Partial<LiveResource> = {}): LiveResource => ({
   workspaceId: undefined,
   keep: false,
   attachedTo: undefined,
-  target: undefined,
+  cnameTarget: undefined,
   details: {},
   ...over,
 });
@@ -448,25 +454,25 @@ describe('classify', () => {
     },
     {
       reason: 'a CNAME pointing at another tunnel than the owner’s',
-      resources: [resource({ kind: 'cf_dns_record', externalId: 'r1', target: 'tx.cfargotunnel.com' })],
+      resources: [resource({ kind: 'cf_dns_record', externalId: 'r1', cnameTarget: 'tx.cfargotunnel.com' })],
       statuses: [status('tunnel', ORG, { tunnelId: 't1' })],
       want: ['r1:ForeignTunnel'],
     },
     {
       reason: 'a CNAME pointing at the owner’s tunnel',
-      resources: [resource({ kind: 'cf_dns_record', externalId: 'r1', target: 't1.cfargotunnel.com' })],
+      resources: [resource({ kind: 'cf_dns_record', externalId: 'r1', cnameTarget: 't1.cfargotunnel.com' })],
       statuses: [status('tunnel', ORG, { tunnelId: 't1' })],
       want: [],
     },
     {
       reason: 'the owner’s own record drifted: the tunnel controller fixes it',
-      resources: [resource({ kind: 'cf_dns_record', externalId: 'r1', target: 'tx.cfargotunnel.com' })],
+      resources: [resource({ kind: 'cf_dns_record', externalId: 'r1', cnameTarget: 'tx.cfargotunnel.com' })],
       statuses: [status('tunnel', ORG, { tunnelId: 't1', dnsRecordId: 'r1' })],
       want: [],
     },
     {
       reason: 'no foreign-tunnel verdict while the owner has no tunnel id',
-      resources: [resource({ kind: 'cf_dns_record', externalId: 'r1', target: 'tx.cfargotunnel.com' })],
+      resources: [resource({ kind: 'cf_dns_record', externalId: 'r1', cnameTarget: 'tx.cfargotunnel.com' })],
       statuses: [status('tunnel', ORG, {})],
       want: [],
     },

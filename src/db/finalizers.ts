@@ -1,13 +1,13 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
-import type { OwnerRef } from '../db/desired.js';
+import type { Db } from './client.js';
+import type { OwnerRef } from './desired.js';
 
 /**
  * Finalizers on owner rows say which controllers may still hold cloud resources for the
  * owner. A controller adds its finalizer before its first create and removes it once its
  * resource is confirmed gone; the owner is purged when none are left.
  */
-export class Finalizers {
+export class FinalizerRepository {
   constructor(private readonly db: Db) {}
 
   /**
