@@ -1,17 +1,18 @@
-import type { Org, StatusRow, Workspace } from '../../schema/index.js';
+import {
+  type Org,
+  orgs,
+  reconcileStatus,
+  type StatusRow,
+  type Workspace,
+  workspaces,
+} from '../../schema/index.js';
 import type { Database } from './client.js';
 import type { OwnerRef } from './desired.js';
-import {
-  mapOrg,
-  mapStatus,
-  mapWorkspace,
-  ORG_ROW,
-  type OrgTuple,
-  STATUS_ROW,
-  type StatusTuple,
-  WORKSPACE_ROW,
-  type WorkspaceTuple,
-} from './rows.js';
+import { jsonRow } from './rows.js';
+
+const ORG = jsonRow(orgs);
+const WORKSPACE = jsonRow(workspaces);
+const STATUS = jsonRow(reconcileStatus);
 
 // One statement: the three sets are read at one instant, and each arrives as one JSON array
 // (see rows.ts). Status rows are those of the orgs and of the live workspaces read here.
@@ -22,9 +23,9 @@ const loadSql = (orgIds: string) => `
     SELECT * FROM workspaces WHERE org_id = ANY((SELECT ids FROM ids)::uuid[]) AND purged_at IS NULL
   )
   SELECT
-    (SELECT json_agg(${ORG_ROW}) FROM orgs WHERE id = ANY((SELECT ids FROM ids)::uuid[])) AS orgs,
-    (SELECT json_agg(${WORKSPACE_ROW} ORDER BY created_at, id) FROM live) AS workspaces,
-    (SELECT json_agg(${STATUS_ROW}) FROM reconcile_status
+    (SELECT json_agg(${ORG.sql}) FROM orgs WHERE id = ANY((SELECT ids FROM ids)::uuid[])) AS orgs,
+    (SELECT json_agg(${WORKSPACE.sql} ORDER BY created_at, id) FROM live) AS workspaces,
+    (SELECT json_agg(${STATUS.sql}) FROM reconcile_status
       WHERE owner_id = ANY((SELECT ids FROM ids)::uuid[] || ARRAY(SELECT id FROM live))) AS status`;
 
 const LOAD = loadSql('$1::uuid[]');
@@ -33,7 +34,7 @@ const LOAD_OWNER = loadSql(
   "ARRAY[CASE WHEN $1 = 'org' THEN $2::uuid ELSE (SELECT org_id FROM workspaces WHERE id = $2::uuid) END]",
 );
 
-type LoadRow = { orgs: OrgTuple[] | null; workspaces: WorkspaceTuple[] | null; status: StatusTuple[] | null };
+type LoadRow = { orgs: unknown[][] | null; workspaces: unknown[][] | null; status: unknown[][] | null };
 
 /**
  * The desired rows and status rows of a batch of orgs (with their live workspaces), read in
@@ -66,7 +67,7 @@ export class DesiredSnapshot {
 
   /**
    * Reads the orgs, their live workspaces (creation order) and every status row of both. Raw
-   * SQL (see rows.ts): a resync reads every row, and drizzle's mapping was most of its CPU.
+   * SQL (rows.ts): a resync reads every row, and drizzle's mapping was most of its CPU.
    */
   static async load(database: Database, orgIds: string[]): Promise<DesiredSnapshot> {
     if (orgIds.length === 0) return new DesiredSnapshot([], [], []);
@@ -84,9 +85,9 @@ export class DesiredSnapshot {
 
   private static from([rows]: LoadRow[]): DesiredSnapshot {
     return new DesiredSnapshot(
-      (rows?.orgs ?? []).map(mapOrg),
-      (rows?.workspaces ?? []).map(mapWorkspace),
-      (rows?.status ?? []).map(mapStatus),
+      (rows?.orgs ?? []).map(ORG.decode),
+      (rows?.workspaces ?? []).map(WORKSPACE.decode),
+      (rows?.status ?? []).map(STATUS.decode),
     );
   }
 

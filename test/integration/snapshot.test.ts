@@ -2,17 +2,7 @@ import { and, asc, inArray, isNull } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orgs, reconcileStatus, type StatusRow, workspaces } from '../../schema/index.js';
 import type { Database } from '../../src/db/client.js';
-import {
-  mapOrg,
-  mapStatus,
-  mapWorkspace,
-  ORG_ROW,
-  type OrgTuple,
-  STATUS_ROW,
-  type StatusTuple,
-  WORKSPACE_ROW,
-  type WorkspaceTuple,
-} from '../../src/db/rows.js';
+import { jsonRow } from '../../src/db/rows.js';
 import { DesiredSnapshot } from '../../src/db/snapshot.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -197,38 +187,42 @@ afterAll(async () => {
   await tdb.drop();
 });
 
+const ORG_ROW = jsonRow(orgs);
+const WORKSPACE_ROW = jsonRow(workspaces);
+const STATUS_ROW = jsonRow(reconcileStatus);
+
 describe('raw row mapping', () => {
   it('maps every org exactly as drizzle does', async () => {
-    const raw = await rawRows<OrgTuple>(`SELECT ${ORG_ROW} AS row FROM orgs ORDER BY id`);
+    const raw = await rawRows<unknown[]>(`SELECT ${ORG_ROW.sql} AS row FROM orgs ORDER BY id`);
     const expected = await tdb.database.db.select().from(orgs).orderBy(asc(orgs.id));
     expect(expected).toHaveLength(5);
-    expectSameRows(raw.map(mapOrg), expected);
+    expectSameRows(raw.map(ORG_ROW.decode), expected);
   });
 
   it('maps every workspace exactly as drizzle does', async () => {
-    const raw = await rawRows<WorkspaceTuple>(`SELECT ${WORKSPACE_ROW} AS row FROM workspaces ORDER BY id`);
+    const raw = await rawRows<unknown[]>(`SELECT ${WORKSPACE_ROW.sql} AS row FROM workspaces ORDER BY id`);
     const expected = await tdb.database.db.select().from(workspaces).orderBy(asc(workspaces.id));
     expect(expected).toHaveLength(6);
-    expectSameRows(raw.map(mapWorkspace), expected);
+    expectSameRows(raw.map(WORKSPACE_ROW.decode), expected);
   });
 
   it('maps every status row exactly as drizzle does', async () => {
-    const raw = await rawRows<StatusTuple>(
-      `SELECT ${STATUS_ROW} AS row FROM reconcile_status ORDER BY owner_id, controller`,
+    const raw = await rawRows<unknown[]>(
+      `SELECT ${STATUS_ROW.sql} AS row FROM reconcile_status ORDER BY owner_id, controller`,
     );
     const expected = await tdb.database.db
       .select()
       .from(reconcileStatus)
       .orderBy(asc(reconcileStatus.ownerId), asc(reconcileStatus.controller));
     expect(expected).toHaveLength(12);
-    expectSameRows(raw.map(mapStatus), expected);
+    expectSameRows(raw.map(STATUS_ROW.decode), expected);
   });
 
   it('keeps the values drizzle gives for the tricky columns', async () => {
-    const [deleting] = await rawRows<OrgTuple>(`SELECT ${ORG_ROW} AS row FROM orgs WHERE id = $1`, [
+    const [deleting] = await rawRows<unknown[]>(`SELECT ${ORG_ROW.sql} AS row FROM orgs WHERE id = $1`, [
       ORG.deleting,
     ]);
-    const org = mapOrg(deleting!);
+    const org = ORG_ROW.decode(deleting!);
     expect(org.finalizers).toEqual([
       'molecule.dev/securitygroup',
       'a,b',
@@ -239,11 +233,11 @@ describe('raw row mapping', () => {
     ]);
     expect(org.deletionRequestedAt).toEqual(new Date('2024-05-01T10:00:00.500Z'));
     expect(org.purgedAt).toBeNull();
-    const rows = await rawRows<StatusTuple>(
-      `SELECT ${STATUS_ROW} AS row FROM reconcile_status WHERE owner_id = $1`,
+    const rows = await rawRows<unknown[]>(
+      `SELECT ${STATUS_ROW.sql} AS row FROM reconcile_status WHERE owner_id = $1`,
       [ORG.plain],
     );
-    const status = Object.fromEntries(rows.map(mapStatus).map((s) => [s.controller, s]));
+    const status = Object.fromEntries(rows.map(STATUS_ROW.decode).map((s) => [s.controller, s]));
     expect(status.securitygroup!.pending).toBeNull();
     expect(status.securitygroup!.lastError).toBeNull();
     expect(status.securitygroup!.externalIds).toEqual({ groupId: 'sg-1', nested: { a: [1, 2.5, null] } });
