@@ -32,8 +32,4 @@ export class PinsCache {
     this.cached = { at: now, pins };
     return pins;
   }
-
-  invalidate(): void {
-    this.cached = undefined;
-  }
 }

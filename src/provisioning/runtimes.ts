@@ -9,8 +9,3 @@ export const KNOWN_RUNTIMES = [
   'openclaw',
   'gemini-cli',
 ] as const;
-
-export type Runtime = (typeof KNOWN_RUNTIMES)[number];
-
-export const isKnownRuntime = (value: string): value is Runtime =>
-  (KNOWN_RUNTIMES as readonly string[]).includes(value);

@@ -80,7 +80,6 @@ export function errorClassOf(err: unknown): ErrorClass {
 
 export const isNotFound = (err: unknown) => errorClassOf(err) === 'NotFound';
 export const isConflict = (err: unknown) => errorClassOf(err) === 'Conflict';
-export const isTerminal = (err: unknown) => errorClassOf(err) === 'Terminal';
 
 /** The provider code of the first CloudError in the cause chain. */
 export function errorCodeOf(err: unknown): string | undefined {
