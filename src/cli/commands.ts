@@ -5,6 +5,14 @@ export type { CliContext, Command } from './types.js';
 type Run = (argv: string[], ctx: CliContext) => Promise<number>;
 
 /**
+ * Loads a development-only command (the demo, the simulator) by a computed path: the compiler
+ * then does not follow it, so the production build leaves it and the simulator out
+ * (tsconfig.build.json). Its module is type-checked on its own.
+ */
+const devOnly = (file: string): Promise<Run> =>
+  (import(new URL(file, import.meta.url).href) as Promise<{ run: Run }>).then((m) => m.run);
+
+/**
  * Every `molecule-operator` subcommand (DESIGN §8): what `--help` prints, and how to load the
  * implementation. A command loads only what it uses: `run`, `api` and `migrate` never load the
  * simulator (the production image does not ship it), and `--help` loads nothing. To add a
@@ -26,7 +34,7 @@ export const commands: Record<string, Command> = {
       '  --sim-port N   simulator port (default 4566; 0 picks a free one)',
       '  --no-samples   do not create the sample orgs',
     ].join('\n'),
-    load: () => import('./demo.js').then((m): Run => m.run),
+    load: () => devOnly('./demo.js'),
   },
   run: {
     summary: 'run the controllers (leader-elected), with /metrics /healthz /readyz on METRICS_PORT',
@@ -102,6 +110,6 @@ export const commands: Record<string, Command> = {
       'The AWS (EC2, Secrets Manager, Tagging API) and Cloudflare v4 simulator the tests and the demo',
       'use, for the real SDKs and the AWS CLI. It prints how to point them at it.',
     ].join('\n'),
-    load: () => import('./sim.js').then((m): Run => m.run),
+    load: () => devOnly('./sim.js'),
   },
 };

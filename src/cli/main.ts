@@ -39,8 +39,17 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
     ctx.stdout(`${command.usage}\n\n${command.summary}\n`);
     return 0;
   }
+  let run: Awaited<ReturnType<typeof command.load>>;
   try {
-    const run = await command.load();
+    run = await command.load();
+  } catch (e) {
+    const missing = (e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND';
+    if (!missing || !String((e as Error).message).includes(`/cli/${name}.js`)) throw e;
+    // The production image ships run, api and migrate only (tsconfig.build.json).
+    ctx.stderr(`${name}: not part of this build; run it from a checkout of the repository\n`);
+    return 1;
+  }
+  try {
     return await run(rest, ctx);
   } catch (e) {
     if (e instanceof ConfigError) {

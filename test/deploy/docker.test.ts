@@ -157,6 +157,16 @@ describe('image layout', () => {
     symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'), 'dir');
     expect(existsSync(join(app, 'dist', 'src', 'cli.js'))).toBe(true);
     expect(existsSync(join(app, 'src'))).toBe(false);
+    // The simulator and the demo are development tools: not in the image.
+    expect(existsSync(join(app, 'dist', 'src', 'sim'))).toBe(false);
+    const demo = spawnSync(process.execPath, ['bin/molecule-operator.js', 'demo'], {
+      cwd: app,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env,
+    });
+    expect(demo.status).toBe(1);
+    expect(demo.stderr).toContain('demo: not part of this build');
 
     const migrate = spawnSync(process.execPath, ['bin/molecule-operator.js', 'migrate'], {
       cwd: app,
