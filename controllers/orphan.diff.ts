@@ -27,7 +27,7 @@ import { RESOURCE_KINDS, registry } from './index.js';
  * one scan may delete ({@link selectDeletions}). No I/O; controllers/orphan.ts feeds them.
  */
 
-export type OrphanReason = 'OwnerGone' | 'Duplicate' | 'ForeignTunnel' | 'NoOwnerTag';
+export type OrphanReason = 'OwnerGone' | 'Duplicate' | 'ForeignTunnel' | 'NoOwnerTag' | 'OtherTarget';
 
 /** What one scan listed: the Tagging API plus the targeted reads that confirm it. */
 export interface CloudListing {
@@ -76,6 +76,9 @@ export interface ConfirmResult {
 const GONE_STATES = new Set(['shutting-down', 'terminated']);
 
 const isOurs = (tags: Tags, env: string) => tags[TAG.managedBy] === MANAGED_BY && tags[TAG.env] === env;
+
+/** Kinds that live in Cloudflare, one account for every target: found by the primary's scan, in no target. */
+export const CLOUDFLARE_KINDS: readonly ResourceKind[] = ['cf_tunnel', 'cf_dns_record'];
 
 export function kindOfType(resourceType: string): ResourceKind {
   switch (resourceType) {
@@ -279,9 +282,14 @@ function ownerState(
       const o = org(ws.orgId);
       if (o !== 'live') state = o;
     }
-    return { kind: 'workspace' as const, id: r.workspaceId, orgId: ws?.orgId ?? r.orgId, state };
+    const orgId = ws?.orgId ?? r.orgId;
+    const target = orgId ? owners.orgs.get(orgId)?.target : undefined;
+    return { kind: 'workspace' as const, id: r.workspaceId, orgId, state, target };
   }
-  if (r.orgId) return { kind: 'org' as const, id: r.orgId, orgId: r.orgId, state: org(r.orgId) };
+  if (r.orgId) {
+    const target = owners.orgs.get(r.orgId)?.target;
+    return { kind: 'org' as const, id: r.orgId, orgId: r.orgId, state: org(r.orgId), target };
+  }
   return undefined;
 }
 
@@ -293,7 +301,9 @@ function ownerState(
  *   resource of this kind that is itself live, so the owner uses that one, not this;
  * - `ForeignTunnel`: a CNAME with the owner's comment pointing at a tunnel other than the owner's
  *   recorded one, and not the record the owner's status tracks (drift there is the tunnel
- *   controller's to fix).
+ *   controller's to fix);
+ * - `OtherTarget`: an AWS resource of a live owner found in a target (account) other than the
+ *   one its org is placed in: the owner never uses it.
  * An owner being deleted is never an orphan source: its cascade is removing the resources.
  */
 export function classify(resources: LiveResource[], owners: Owners, statuses: StatusRef[]): Classification {
@@ -337,6 +347,10 @@ export function classify(resources: LiveResource[], owners: Owners, statuses: St
       continue;
     }
     if (owner.state === 'deleting') continue;
+    if (r.target && owner.target && r.target !== owner.target) {
+      orphan('OtherTarget', { ownerTarget: owner.target });
+      continue;
+    }
 
     const ids = STATUS_IDS[r.kind];
     const row = ids ? status.get(`${ids.controller}:${owner.id}`) : undefined;

@@ -1,5 +1,5 @@
 import type { CloudPorts, ResourceKind } from '../src/cloud/ports.js';
-import type { CloudTargets, TargetName } from '../src/cloud/targets.js';
+import type { CloudTargets, Target, TargetName } from '../src/cloud/targets.js';
 import type { Config } from '../src/config.js';
 import type { Database } from '../src/db/client.js';
 import { OrphanLedger, type Sighted } from '../src/db/orphans.js';
@@ -12,6 +12,7 @@ import { describeError, errorCodeOf, isNotFound } from '../src/runtime/errors.js
 import type { LeaderJob } from '../src/runtime/manager.js';
 import { RESOURCE_KINDS, registry } from './index.js';
 import {
+  CLOUDFLARE_KINDS,
   type CloudListing,
   classify,
   confirmLive,
@@ -41,8 +42,8 @@ export interface OrphanScannerDeps {
   metrics: Metrics;
   logger: Logger;
   clock?: Clock;
-  /** Throws when this replica may not touch the cloud; called right before every deletion. */
-  assertLeader?: () => void;
+  /** Throws when this replica may not touch the target's cloud; called right before every deletion. */
+  assertLeader?: (target: TargetName) => void;
   /** Overrides ORPHAN_POLICY (the CLI scans in report mode: it holds no lease). */
   policy?: Config['ORPHAN_POLICY'];
 }
@@ -51,6 +52,8 @@ export interface OrphanScannerDeps {
 export type DecisionWhy = SkipWhy | 'DependencyViolation' | 'DeleteFailed' | 'NoLongerOrphan';
 
 export interface ScanResult {
+  /** The target scanned (the primary's scan also covers Cloudflare). */
+  target: TargetName;
   /** False when a listing or the ledger write failed: gauges kept, nothing written or deleted. */
   ok: boolean;
   at: string;
@@ -71,52 +74,66 @@ export interface ScanResult {
 }
 
 export interface OrphanScanner {
-  /** One full scan. Never throws; concurrent calls share one run. */
-  scan(): Promise<ScanResult>;
-  /** The leader-only cron job for the manager. */
-  job(): LeaderJob;
-  /** The last finished scan (for /readyz and stats: a tripped fraction guard shows here). */
-  last(): ScanResult | undefined;
+  /** One full scan of a target (default the primary). Never throws; concurrent calls share one run. */
+  scan(target?: TargetName): Promise<ScanResult>;
+  /** A scan of every configured target, one after the other (the CLI, the demo). */
+  scanAll(): Promise<ScanResult[]>;
+  /** The cron jobs for the manager: one per target, run by that target's leader. */
+  jobs(): LeaderJob[];
+  /** The last finished scan of each target (for /readyz and stats: a tripped fraction guard shows here). */
+  last(): ScanResult[];
 }
 
 /** An orphan seen in this scan, with its ledger row. */
 type LedgerOrphan = Sighted<OpenOrphan>;
 
 export function createOrphanScanner(deps: OrphanScannerDeps): OrphanScanner {
-  let running: Promise<ScanResult> | undefined;
-  let last: ScanResult | undefined;
-  const scan = (): Promise<ScanResult> => {
-    running ??= runScan(deps)
+  const running = new Map<TargetName, Promise<ScanResult>>();
+  const last = new Map<TargetName, ScanResult>();
+  const scan = (name: TargetName = 'primary'): Promise<ScanResult> => {
+    let run = running.get(name);
+    if (run) return run;
+    run = runScan(deps, name)
       .catch((e): ScanResult => {
         // A bug must not escape into the cron tick: report it as a failed scan.
-        deps.metrics.orphanScanSuccess.set(0);
-        deps.logger.error({ controller: ORPHAN_CONTROLLER, err: describeError(e) }, 'orphan scan crashed');
-        return { ...emptyResult(deps, (deps.clock ?? systemClock).now()), errors: [describeError(e)] };
+        deps.metrics.orphanScanSuccess.labels(name).set(0);
+        deps.logger.error(
+          { controller: ORPHAN_CONTROLLER, target: name, err: describeError(e) },
+          'orphan scan crashed',
+        );
+        return { ...emptyResult(deps, name, (deps.clock ?? systemClock).now()), errors: [describeError(e)] };
       })
       .then((r) => {
-        last = r;
+        last.set(name, r);
         return r;
       })
-      .finally(() => {
-        running = undefined;
-      });
-    return running;
+      .finally(() => running.delete(name));
+    running.set(name, run);
+    return run;
   };
   return {
     scan,
-    last: () => last,
-    job: () => ({
-      name: 'orphan-scan',
-      cron: deps.config.ORPHAN_SCAN_CRON,
-      run: async () => {
-        await scan();
-      },
-    }),
+    scanAll: async () => {
+      const results: ScanResult[] = [];
+      for (const t of deps.targets.all) results.push(await scan(t.name));
+      return results;
+    },
+    last: () => [...last.values()],
+    jobs: () =>
+      deps.targets.all.map((t) => ({
+        name: `orphan-scan:${t.name}`,
+        cron: deps.config.ORPHAN_SCAN_CRON,
+        target: t.name,
+        run: async () => {
+          await scan(t.name);
+        },
+      })),
   };
 }
 
-function emptyResult(deps: OrphanScannerDeps, started: number): ScanResult {
+function emptyResult(deps: OrphanScannerDeps, target: TargetName, started: number): ScanResult {
   return {
+    target,
     ok: false,
     at: new Date(started).toISOString(),
     durationMs: 0,
@@ -133,17 +150,18 @@ function emptyResult(deps: OrphanScannerDeps, started: number): ScanResult {
   };
 }
 
-async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
+async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanResult> {
   const { config, metrics } = deps;
   const ledger = new OrphanLedger(deps.database.db, ORPHAN_CONTROLLER);
   const clock = deps.clock ?? systemClock;
-  const log = deps.logger.child({ controller: ORPHAN_CONTROLLER });
+  const log = deps.logger.child({ controller: ORPHAN_CONTROLLER, target: name });
   const env = config.MOLECULE_ENV;
   const started = clock.now();
-  const result = emptyResult(deps, started);
+  const result = emptyResult(deps, name, started);
+  const target = deps.targets.get(name);
   const fail = (stage: string, e: unknown) => {
     // A failed or partial read is never taken as "absent": the last good gauges stay.
-    metrics.orphanScanSuccess.set(0);
+    metrics.orphanScanSuccess.labels(name).set(0);
     result.errors.push(describeError(e));
     result.durationMs = clock.now() - started;
     log.warn({ stage, err: describeError(e) }, 'orphan scan failed; keeping the last counts');
@@ -152,11 +170,12 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
 
   // 1: List the cloud first, then the database: a resource is created after its owner row, so
   //    an owner written during the listing is still seen.
-  let live: ReturnType<typeof confirmLive>;
+  let live: Awaited<ReturnType<typeof listLive>>;
   let owners: Awaited<ReturnType<OrphanLedger['owners']>>;
   let statuses: Awaited<ReturnType<OrphanLedger['statusRefs']>>;
   try {
-    live = await listLive(deps.targets, env);
+    if (!target) throw new Error(`target ${name} is not configured`);
+    live = await listLive(deps.targets, target, env);
     [owners, statuses] = await Promise.all([ledger.owners(), ledger.statusRefs(STATUS_CONTROLLERS)]);
   } catch (e) {
     return fail('list', e);
@@ -170,7 +189,7 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
   const now = clock.now();
   let open: LedgerOrphan[];
   try {
-    const synced = await ledger.sync(env, found, live.scanned, new Date(now));
+    const synced = await ledger.sync(env, found, live.scanned, new Date(now), name, CLOUDFLARE_KINDS);
     open = synced.open;
     result.detected = synced.detected.length;
     result.resolved = synced.resolved.length;
@@ -196,7 +215,7 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
     managedTotal,
   });
   result.blockedByFraction = plan.blocked;
-  metrics.orphanDeletionBlocked.set(plan.blocked ? 1 : 0);
+  metrics.orphanDeletionBlocked.labels(name).set(plan.blocked ? 1 : 0);
   if (plan.blocked) {
     log.error(
       { open: open.length, managed: managedTotal, maxFraction: config.ORPHAN_MAX_FRACTION },
@@ -219,7 +238,7 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
       continue;
     }
     deleted.add(o);
-    metrics.orphanDeleted.labels(o.kind).inc();
+    metrics.orphanDeleted.labels(o.kind, name).inc();
     result.deleted.push({ kind: o.kind, externalId: o.externalId, reason: o.reason });
     try {
       await ledger.markDeleted(o, new Date(clock.now()));
@@ -248,13 +267,13 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
   const remaining = open.filter((o) => !deleted.has(o));
   const gauges = orphanGauges(remaining, clock.now());
   for (const o of deleted) managed[o.kind] = Math.max(0, managed[o.kind] - 1);
-  for (const kind of RESOURCE_KINDS) {
-    metrics.orphanResources.labels(kind, env).set(gauges.counts[kind]);
-    metrics.orphanOldestAge.labels(kind).set(gauges.oldestSeconds[kind]);
-    metrics.managedResources.labels(kind).set(managed[kind]);
+  for (const kind of live.scannedKinds) {
+    metrics.orphanResources.labels(kind, env, name).set(gauges.counts[kind]);
+    metrics.orphanOldestAge.labels(kind, name).set(gauges.oldestSeconds[kind]);
+    metrics.managedResources.labels(kind, name).set(managed[kind]);
   }
-  metrics.orphanScanSuccess.set(1);
-  metrics.orphanScanTimestamp.set(Math.floor(now / 1000));
+  metrics.orphanScanSuccess.labels(name).set(1);
+  metrics.orphanScanTimestamp.labels(name).set(Math.floor(now / 1000));
   result.ok = true;
   result.counts = gauges.counts;
   result.managed = managed;
@@ -275,22 +294,31 @@ async function runScan(deps: OrphanScannerDeps): Promise<ScanResult> {
 }
 
 /**
- * Everything ours that is really there, in every target and in Cloudflare. Any failed listing
- * fails the whole scan: a partial listing is not "absent".
+ * Everything ours that is really there in one target's account, and — for the primary's scan —
+ * in Cloudflare (one account for every target). Any failed listing fails the whole scan: a
+ * partial listing is not "absent".
  */
-async function listLive(targets: CloudTargets, env: string): Promise<ReturnType<typeof confirmLive>> {
-  const listings = await Promise.all([
-    ...targets.all.map(async (t) => ({ target: t.name, listing: await listAws(t.aws, env) })),
-    listCloudflare(targets, env).then((listing) => ({ target: undefined, listing })),
+async function listLive(
+  targets: CloudTargets,
+  target: Target,
+  env: string,
+): Promise<ReturnType<typeof confirmLive> & { scannedKinds: ResourceKind[] }> {
+  const [aws, cloudflare] = await Promise.all([
+    listAws(target.aws, env),
+    target.name === 'primary' ? listCloudflare(targets, env) : undefined,
   ]);
-  const all: ReturnType<typeof confirmLive> = { resources: [], scanned: [], ghosts: 0 };
-  for (const { target, listing } of listings) {
-    const confirmed = confirmLive(listing, env);
-    for (const r of confirmed.resources) all.resources.push(target ? { ...r, target } : r);
-    for (const k of confirmed.scanned) if (!all.scanned.includes(k)) all.scanned.push(k);
-    all.ghosts += confirmed.ghosts;
+  const confirmed = confirmLive(aws, env);
+  const all = {
+    ...confirmed,
+    resources: confirmed.resources.map((r): LiveResource => ({ ...r, target: target.name })),
+  };
+  if (cloudflare) {
+    const cf = confirmLive(cloudflare, env);
+    all.resources.push(...cf.resources);
+    for (const k of cf.scanned) if (!all.scanned.includes(k)) all.scanned.push(k);
   }
-  return all;
+  // Kinds whose gauges this scan sets: everything it could see, and `other`.
+  return { ...all, scannedKinds: RESOURCE_KINDS.filter((k) => all.scanned.includes(k)) };
 }
 
 const wrap = (what: string) => (cause: unknown) => {
@@ -364,7 +392,7 @@ async function deleteOrphan(
     return 'DeleteFailed';
   }
   try {
-    deps.assertLeader?.();
+    deps.assertLeader?.(o.target ?? 'primary');
   } catch {
     return 'NotLeader';
   }

@@ -40,12 +40,17 @@ export const orgs = pgTable(
     finalizers: text('finalizers').array().notNull().default(sql`'{}'::text[]`),
     purgedAt: timestamp('purged_at', { withTimezone: true }),
     ...timestamps,
+    /** Where its AWS resources live (DESIGN §10): set at creation, never changed by itself. */
+    target: text('target', { enum: ['primary', 'canary'] })
+      .notNull()
+      .default('primary'),
   },
   (t) => [
     uniqueIndex('orgs_live_slug_key').on(t.slug).where(sql`${t.purgedAt} IS NULL`),
     index('orgs_created_idx').on(t.createdAt, t.id),
     check('orgs_slug_format', sql`${t.slug} ~ '^[a-z0-9]([a-z0-9-]{1,30})[a-z0-9]$'`),
     check('orgs_power_state', sql`${t.powerState} IN ('running', 'stopped')`),
+    check('orgs_target', sql`${t.target} IN ('primary', 'canary')`),
   ],
 );
 
@@ -185,6 +190,8 @@ export const orphans = pgTable(
     lastSeen: timestamp('last_seen', { withTimezone: true }).notNull(),
     resolvedAt: timestamp('resolved_at', { withTimezone: true }),
     deletedAt: timestamp('deleted_at', { withTimezone: true }),
+    /** The target whose account holds it; null for Cloudflare objects (one account for all). */
+    target: text('target'),
   },
   (t) => [
     uniqueIndex('orphans_open_key')

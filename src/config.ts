@@ -91,6 +91,29 @@ export const ConfigSchema = z.object({
   TENANT_IMAGE: z.string().default('ghcr.io/molecule-ai/platform-tenant:latest'),
   CANARY_TENANT_IMAGE: optionalString,
 
+  // The canary target: a second AWS account (DESIGN §10). The first four come together.
+  CANARY_ROLE_ARN: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'expected an IAM role ARN')
+    .optional(),
+  CANARY_REGION: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as us-east-1')
+    .optional(),
+  CANARY_VPC_ID: z
+    .string()
+    .regex(/^vpc-[0-9a-f]{8,17}$/, 'expected a VPC id')
+    .optional(),
+  CANARY_SUBNET_ID: z
+    .string()
+    .regex(/^subnet-[0-9a-f]{8,17}$/, 'expected a subnet id')
+    .optional(),
+  CANARY_EIC_ENDPOINT_SG_ID: z
+    .string()
+    .regex(/^sg-[0-9a-f]{8,17}$/, 'expected a security group id')
+    .optional(),
+  CANARY_TENANT_IAM_PROFILE: optionalString,
+
   CLOUDFLARE_API_TOKEN: optionalString,
   CLOUDFLARE_ACCOUNT_ID: z
     .string()
@@ -209,8 +232,46 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     if (c.LEASE_RETRY_PERIOD >= c.LEASE_RENEW_DEADLINE)
       problems.push({ variable: 'LEASE_RETRY_PERIOD', message: 'must be shorter than LEASE_RENEW_DEADLINE' });
   }
+  problems.push(...canaryProblems(input));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return parsed.data;
+}
+
+/** The variables that describe the canary target, all or none of them. */
+export const CANARY_TARGET_KEYS = [
+  'CANARY_ROLE_ARN',
+  'CANARY_REGION',
+  'CANARY_VPC_ID',
+  'CANARY_SUBNET_ID',
+] as const;
+
+/**
+ * The canary target is configured by four variables together (seed); its EC2 Instance Connect
+ * group is required whenever the primary's is set (security group ids are per account).
+ */
+function canaryProblems(input: Record<string, string>): { variable: string; message: string }[] {
+  const set = CANARY_TARGET_KEYS.filter((k) => input[k] !== undefined);
+  if (set.length === 0) {
+    return ['CANARY_EIC_ENDPOINT_SG_ID', 'CANARY_TENANT_IAM_PROFILE']
+      .filter((k) => input[k] !== undefined)
+      .map((variable) => ({
+        variable,
+        message: `is set but the canary target is not (${CANARY_TARGET_KEYS.join(', ')})`,
+      }));
+  }
+  const problems: { variable: string; message: string }[] = CANARY_TARGET_KEYS.filter(
+    (k) => input[k] === undefined,
+  ).map((variable) => ({
+    variable,
+    message: `is required with ${set.join(', ')}: the canary target takes all four of ${CANARY_TARGET_KEYS.join(', ')}`,
+  }));
+  if (input.EIC_ENDPOINT_SG_ID !== undefined && input.CANARY_EIC_ENDPOINT_SG_ID === undefined) {
+    problems.push({
+      variable: 'CANARY_EIC_ENDPOINT_SG_ID',
+      message: 'is required with EIC_ENDPOINT_SG_ID and a canary target: security group ids are per account',
+    });
+  }
+  return problems;
 }
 
 const LeaseSchema = ConfigSchema.pick({

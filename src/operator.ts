@@ -3,8 +3,8 @@ import { createOrphanScanner, type OrphanScanner } from '../controllers/orphan.j
 import { type CloudOptions, createTargets } from './cloud/index.js';
 import { Inventory, LiveView } from './cloud/inventory.js';
 import type { ResourceKind } from './cloud/ports.js';
-import type { CloudTargets, TargetName } from './cloud/targets.js';
-import type { Config } from './config.js';
+import { type CloudTargets, TARGET_NAMES, type TargetName } from './cloud/targets.js';
+import { type Config, ConfigError } from './config.js';
 import type { Database } from './db/client.js';
 import { DesiredStateRepository, liveOwners, type OwnerRef } from './db/desired.js';
 import { FinalizerRepository } from './db/finalizers.js';
@@ -16,7 +16,7 @@ import { createMetrics, type Metrics } from './observability/metrics.js';
 import { type ProbeServer, startProbeServer } from './observability/server.js';
 import { type Clock, systemClock } from './runtime/clock.js';
 import type { AnyController, ControllerName } from './runtime/controller.js';
-import { NotLeaderError } from './runtime/errors.js';
+import { describeError, errorClassOf, NotLeaderError } from './runtime/errors.js';
 import { DeepCheckBudget, Manager, type ManagerOptions } from './runtime/manager.js';
 import { type Action, Reconciler, type ReconcilerDeps, type ReconcileTarget } from './runtime/reconciler.js';
 import type { ControllerRegistry } from './runtime/registry.js';
@@ -93,9 +93,9 @@ export function createOperator(options: OperatorOptions): Operator {
   const metrics = options.metrics ?? operatorMetrics();
   const clock = options.clock ?? systemClock;
   let manager: Manager | undefined;
-  const assertLeader = () => {
+  const assertLeader = (target: TargetName) => {
     if (!manager) throw new NotLeaderError();
-    manager.elector.assertLeader();
+    manager.assertLeader(target);
   };
   const targets =
     options.targets ??
@@ -142,13 +142,13 @@ export function createOperator(options: OperatorOptions): Operator {
   const pins = new PinsCache(database.db, options.pinsTtlMs);
   const deepChecks = new DeepCheckBudget();
   const reconcilers = (
-    hooks: Pick<ReconcilerDeps, 'assertLeader' | 'wake' | 'pollIntervalMs' | 'deepCheckBudget'>,
+    hooks: Pick<ReconcilerDeps, 'assertLeader' | 'leads' | 'wake' | 'pollIntervalMs' | 'deepCheckBudget'>,
   ) => {
     const deps: ReconcilerDeps = {
       config,
       registry,
       targets: reconcileTargets,
-      placement: () => 'primary',
+      placement: (org) => org.target,
       desired: new DesiredStateRepository(database.db),
       loadOwner: (owner) => DesiredSnapshot.loadOwner(database, owner),
       status: new StatusRepository(database.db),
@@ -184,11 +184,12 @@ export function createOperator(options: OperatorOptions): Operator {
     deepChecks,
     reconcilers: reconcilers({
       assertLeader,
+      leads: (target) => m.isLeader(target),
       wake: (name, owner) => m.enqueue(name, owner, 'event'),
       pollIntervalMs: options.manager?.pollIntervalMs ?? 2_000,
       deepCheckBudget: deepChecks,
     }),
-    jobs: [scanner.job()],
+    jobs: scanner.jobs(),
     ...options.manager,
     lease: {
       leaseDurationMs: config.LEASE_DURATION,
@@ -199,6 +200,8 @@ export function createOperator(options: OperatorOptions): Operator {
   });
   manager = m;
 
+  const identities = new Map<TargetName, { account: string; arn: string }>();
+  const starting = new AbortController();
   const readiness = () => {
     const r = m.readiness();
     return {
@@ -206,7 +209,17 @@ export function createOperator(options: OperatorOptions): Operator {
       details: {
         listener: r.listening ? 'ok' : 'reconnecting',
         leader: r.leader,
-        orphanDeletion: scanner.last()?.blockedByFraction
+        targets: Object.fromEntries(
+          targets.all.map((t) => [
+            t.name,
+            {
+              account: identities.get(t.name)?.account ?? 'unknown',
+              region: t.region,
+              leader: r.leads.includes(t.name),
+            },
+          ]),
+        ),
+        orphanDeletion: scanner.last().some((x) => x.blockedByFraction)
           ? 'blocked: orphans exceed ORPHAN_MAX_FRACTION'
           : 'ok',
         controllers: Object.fromEntries(
@@ -228,9 +241,29 @@ export function createOperator(options: OperatorOptions): Operator {
     disabled,
     start: async () => {
       for (const [controller, why] of disabled) logger.warn({ controller, why }, 'controller disabled');
+      await reportPlacements(database, targets, metrics, logger);
+      if (targets.all.length > 1) {
+        // Two accounts: nothing may act before both are known to be who they claim, and not the
+        // same account twice (a canary org would then land in the primary's account).
+        for (const [name, who] of await identifyTargets(targets, logger, starting.signal))
+          identities.set(name, who);
+      } else {
+        // One account: who it is only informs /readyz, and must not hold the start up.
+        void identifyTargets(targets, logger, starting.signal)
+          .then((found) => {
+            for (const [name, who] of found) identities.set(name, who);
+          })
+          .catch((e) =>
+            logger.warn({ err: describeError(e) }, 'cannot tell which AWS account the primary target is'),
+          );
+      }
+      if (starting.signal.aborted) return;
       await m.start();
     },
-    stop: () => m.stop(),
+    stop: async () => {
+      starting.abort();
+      await m.stop();
+    },
     readiness,
     serveProbes: (port, host) => startProbeServer({ database, metrics, logger, readiness }, port, host),
     plan: async () => {
@@ -238,12 +271,81 @@ export function createOperator(options: OperatorOptions): Operator {
         assertLeader: () => {
           throw new Error('plan never acts');
         },
+        leads: () => true,
         wake: () => {},
         pollIntervalMs: 0,
       });
       return planAll(database, targets, config.MOLECULE_ENV, planners);
     },
   };
+}
+
+/**
+ * Who each target's credentials are (STS GetCallerIdentity). Two targets in one account, or
+ * credentials the provider refuses, are configuration errors; a provider that cannot be reached
+ * is asked again, with a growing pause, until it answers or the operator stops.
+ */
+async function identifyTargets(
+  targets: CloudTargets,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<Map<TargetName, { account: string; arn: string }>> {
+  const found = new Map<TargetName, { account: string; arn: string }>();
+  for (const t of targets.all) {
+    let who: { account: string; arn: string } | undefined;
+    for (let attempt = 1; !who && !signal.aborted; attempt++) {
+      try {
+        who = await t.identify();
+      } catch (e) {
+        if (errorClassOf(e) === 'Terminal') {
+          throw new ConfigError([
+            {
+              variable: t.roleArn ? 'CANARY_ROLE_ARN' : 'AWS credentials',
+              message: `cannot act in the ${t.name} target: ${describeError(e)}`,
+            },
+          ]);
+        }
+        logger.warn(
+          { target: t.name, attempt, err: describeError(e) },
+          'cannot reach the target yet; retrying',
+        );
+        await systemClock.sleep(Math.min(30_000, 500 * 2 ** attempt), signal).catch(() => {});
+      }
+    }
+    if (!who) return found;
+    const same = [...found].find(([, other]) => other.account === who.account);
+    if (same) {
+      throw new ConfigError([
+        {
+          variable: 'CANARY_ROLE_ARN',
+          message: `the ${t.name} target is in account ${who.account}, as the ${same[0]} target is: one account configured twice`,
+        },
+      ]);
+    }
+    logger.info({ target: t.name, account: who.account, region: t.region }, 'target identified');
+    found.set(t.name, who);
+  }
+  return found;
+}
+
+/** Sets the per-target org gauges, and says loudly when orgs are placed in a target this operator cannot reach. */
+async function reportPlacements(
+  database: Database,
+  targets: CloudTargets,
+  metrics: Metrics,
+  logger: Logger,
+): Promise<void> {
+  const counts = await new DesiredStateRepository(database.db).orgsByTarget();
+  for (const name of TARGET_NAMES) {
+    const configured = targets.get(name) !== undefined;
+    metrics.targetConfigured.labels(name).set(configured ? 1 : 0);
+    metrics.targetOrgs.labels(name).set(counts.get(name) ?? 0);
+    if (!configured && (counts.get(name) ?? 0) > 0)
+      logger.error(
+        { target: name, orgs: counts.get(name) },
+        'orgs are placed in a target this operator is not configured for: they stay as they are (TargetNotConfigured)',
+      );
+  }
 }
 
 /** Assembles the operator and starts it. */
@@ -266,7 +368,7 @@ async function planAll(
   ]);
   const orgOf = new Map(owners.workspaces.map((w) => [w.id, w.orgId]));
   const refs: OwnerRef[] = [
-    ...owners.orgs.map((id) => ({ kind: 'org' as const, id })),
+    ...owners.orgs.map((o) => ({ kind: 'org' as const, id: o.id })),
     ...owners.workspaces.map((w) => ({ kind: 'workspace' as const, id: w.id })),
   ];
   const entries: PlanEntry[] = [];

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import type { DesiredStateRepository } from '../db/desired.js';
 import type { OrphanLedger } from '../db/orphans.js';
@@ -6,6 +7,7 @@ import type { Metrics } from '../observability/metrics.js';
 
 /** What route modules get: repositories over the one database handle, and the metrics registry. */
 export interface RouteContext {
+  config: Config;
   database: Database;
   desired: DesiredStateRepository;
   ledger: OrphanLedger;

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'SlugTaken'
   | 'OrgDeleting'
   | 'WorkspaceDeleting'
+  | 'TargetChangeRequiresRecreate'
   | 'PayloadTooLarge'
   | 'UnsupportedMediaType'
   | 'Internal';

@@ -38,6 +38,8 @@ export interface OrgView {
   slug: string;
   name: string;
   isCanary: boolean;
+  /** Where its AWS resources live: `primary` or `canary`. */
+  target: 'primary' | 'canary';
   powerState: 'running' | 'stopped';
   generation: number;
   deletionRequestedAt: string | null;
@@ -106,6 +108,7 @@ export function presentOrg(
     slug: org.slug,
     name: org.name,
     isCanary: org.isCanary,
+    target: org.target,
     powerState: org.powerState,
     generation: org.generation,
     deletionRequestedAt: iso(org.deletionRequestedAt),

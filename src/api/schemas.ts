@@ -39,6 +39,13 @@ export const CreateOrgBody = z.strictObject(
   OBJECT,
 );
 
+export const PatchOrgBody = z
+  .strictObject(
+    { name: displayName.optional(), isCanary: z.boolean('must be true or false').optional() },
+    OBJECT,
+  )
+  .refine((b) => b.name !== undefined || b.isCanary !== undefined, 'give at least one of name, isCanary');
+
 export const CreateWorkspaceBody = z.strictObject(
   {
     runtime: z.enum(KNOWN_RUNTIMES, `must be one of ${KNOWN_RUNTIMES.join(', ')}`),

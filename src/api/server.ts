@@ -71,6 +71,7 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
   });
 
   const ctx: RouteContext = {
+    config: deps.config,
     database: deps.database,
     desired: new DesiredStateRepository(deps.database.db),
     ledger: new OrphanLedger(deps.database.db),

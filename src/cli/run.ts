@@ -1,6 +1,6 @@
 import { loadConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
-import { startOperator } from '../operator.js';
+import { createOperator } from '../operator.js';
 import { parseFlags } from './args.js';
 import { describeDatabase, openConfiguredDatabase } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
@@ -17,18 +17,26 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       await database.migrate();
       logger.info({ database: describeDatabase(config) }, 'migrations applied');
     }
-    const operator = await startOperator({ config, database, logger });
+    const operator = createOperator({ config, database, logger });
+    // Probes first: while the targets are being checked /healthz answers and /readyz says why not yet.
     const probes = await operator.serveProbes(config.METRICS_PORT);
-    logger.info(
-      { metricsPort: probes.port, database: describeDatabase(config), env: config.MOLECULE_ENV },
-      'operator started',
-    );
-    const signal = await shutdown.signal;
-    logger.info({ signal }, 'shutting down');
-    await operator.stop();
-    await probes.close();
-    logger.info('stopped');
-    return 0;
+    try {
+      const started = operator.start();
+      const first = await Promise.race([started.then(() => 'started' as const), shutdown.signal]);
+      if (first === 'started')
+        logger.info(
+          { metricsPort: probes.port, database: describeDatabase(config), env: config.MOLECULE_ENV },
+          'operator started',
+        );
+      const signal = first === 'started' ? await shutdown.signal : first;
+      logger.info({ signal }, 'shutting down');
+      await operator.stop();
+      await started.catch(() => {});
+      logger.info('stopped');
+      return 0;
+    } finally {
+      await probes.close();
+    }
   } finally {
     await database.close();
   }

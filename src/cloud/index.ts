@@ -1,20 +1,24 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import Cloudflare from 'cloudflare';
 import type { Config } from '../config.js';
 import type { Metrics } from '../observability/metrics.js';
+import { AssumedRoleCredentials, EXPIRED_CREDENTIALS } from './aws/credentials.js';
 import { Ec2Adapter } from './aws/ec2.js';
+import { translateAwsError } from './aws/errors.js';
 import { SecretsAdapter } from './aws/secrets.js';
 import { TaggingAdapter } from './aws/tagging.js';
 import { CloudflareAdapter } from './cloudflare/adapter.js';
 import { type CallContext, READ_OPERATION } from './instrument.js';
-import type { AwsPorts, CloudflarePorts, CloudPorts } from './ports.js';
+import type { CloudflarePorts, CloudPorts } from './ports.js';
 import { RateLimiter } from './ratelimit.js';
-import { CloudTargets, type Target, type TargetSettings, targetSettings } from './targets.js';
+import { CloudTargets, type Target, type TargetName, targetSettings } from './targets.js';
 
 export interface CloudOptions {
   metrics?: Metrics;
+  /** One limiter for every target (tests); by default each target and Cloudflare get their own. */
   limiter?: CallContext['limiter'];
   /** Static AWS credentials (simulator, tests); otherwise the SDK's default provider chain. */
   awsCredentials?: { accessKeyId: string; secretAccessKey: string };
@@ -23,29 +27,70 @@ export interface CloudOptions {
   /** Page size of every listing (tests use small pages to exercise pagination). */
   pageSize?: number;
   /**
-   * Throws (NotLeaderError) when this process may no longer change anything. Checked right
-   * before every attempt of every mutating request leaves the process — after rate-limit waits
-   * and retry backoffs — so a leader paused past its lease cannot act on decisions it took
-   * while it still led.
+   * Throws (NotLeaderError) when this process may no longer change anything in a target.
+   * Checked right before every attempt of every mutating request leaves the process — after
+   * rate-limit waits and retry backoffs — so a leader paused past its lease cannot act on
+   * decisions it took while it still led.
    */
-  mutationGuard?: () => void;
+  mutationGuard?: (target: TargetName) => void;
 }
 
 /**
- * Builds every target's ports and the Cloudflare ports over the real SDKs. Endpoints come only
- * from AWS_ENDPOINT_URL and CLOUDFLARE_BASE_URL (or the SDK defaults), so the same code talks
- * to AWS or the simulator. Each target gets its own rate-limit buckets (AWS throttles per
- * account and Region); Cloudflare, one account for all, gets one.
+ * Builds every target's ports over the real SDKs. Endpoints come only from AWS_ENDPOINT_URL and
+ * CLOUDFLARE_BASE_URL (or the SDK defaults), so the same code talks to AWS or the simulator.
+ * Each target has its own clients and rate-limit buckets (AWS throttles per account and
+ * Region) and acts under its own lease; a target other than the primary acts with the
+ * credentials of its role, assumed from the primary's. Cloudflare is one account: every
+ * target's Cloudflare ports share one budget.
  */
 export function createTargets(config: Config, options: CloudOptions = {}): CloudTargets {
-  const limiter = () => options.limiter ?? new RateLimiter(config.RATE_LIMITS, options.metrics);
-  const targets = targetSettings(config).map(
-    (settings): Target => ({
+  const limiter = (target: string) =>
+    options.limiter ?? new RateLimiter(config.RATE_LIMITS, options.metrics, target);
+  const cloudflareLimiter = limiter('');
+  const base = {
+    maxAttempts: options.maxAttempts ?? 3,
+    ...(config.AWS_ENDPOINT_URL ? { endpoint: config.AWS_ENDPOINT_URL } : {}),
+    ...(options.awsCredentials ? { credentials: options.awsCredentials } : {}),
+  };
+  const targets = targetSettings(config).map((settings): Target => {
+    const role = settings.roleArn
+      ? new AssumedRoleCredentials(new STSClient({ ...base, region: settings.region }), settings.roleArn)
+      : undefined;
+    const client = { ...base, region: settings.region, ...(role ? { credentials: role.provider } : {}) };
+    const guard = options.mutationGuard ? () => options.mutationGuard!(settings.name) : undefined;
+    const ctx: CallContext = {
+      limiter: limiter(settings.name),
+      target: settings.name,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+    };
+    const sts = new STSClient(client);
+    return {
       ...settings,
-      aws: createAwsPorts(settings, config.AWS_ENDPOINT_URL, limiter(), options),
-    }),
-  );
-  return new CloudTargets(targets, createCloudflarePorts(config, limiter(), options));
+      aws: {
+        ec2: new Ec2Adapter(prepared(new EC2Client(client), guard, role), ctx, options.pageSize),
+        secrets: new SecretsAdapter(
+          prepared(new SecretsManagerClient(client), guard, role),
+          ctx,
+          small(options.pageSize),
+        ),
+        tagging: new TaggingAdapter(
+          prepared(new ResourceGroupsTaggingAPIClient(client), undefined, role),
+          ctx,
+          small(options.pageSize),
+        ),
+      },
+      cloudflare: createCloudflarePorts(config, { ...ctx, limiter: cloudflareLimiter }, guard, options),
+      identify: async () => {
+        try {
+          const id = await prepared(sts, undefined, role).send(new GetCallerIdentityCommand({}));
+          return { account: id.Account ?? '', arn: id.Arn ?? '' };
+        } catch (e) {
+          throw translateAwsError(e, 'sts', 'GetCallerIdentity');
+        }
+      },
+    };
+  });
+  return new CloudTargets(targets);
 }
 
 /** The primary target's ports (tests, and commands that look at the primary account only). */
@@ -54,35 +99,14 @@ export function createCloudPorts(config: Config, options: CloudOptions = {}): Cl
   return targets.portsFor(targets.primary);
 }
 
-function createAwsPorts(
-  target: TargetSettings,
-  endpoint: string | undefined,
-  limiter: CallContext['limiter'],
-  options: CloudOptions,
-): AwsPorts {
-  const ctx: CallContext = { limiter, ...(options.metrics ? { metrics: options.metrics } : {}) };
-  const aws = {
-    region: target.region,
-    maxAttempts: options.maxAttempts ?? 3,
-    ...(endpoint ? { endpoint } : {}),
-    ...(options.awsCredentials ? { credentials: options.awsCredentials } : {}),
-  };
-  const guard = options.mutationGuard;
-  return {
-    ec2: new Ec2Adapter(guarded(new EC2Client(aws), guard), ctx, options.pageSize),
-    secrets: new SecretsAdapter(guarded(new SecretsManagerClient(aws), guard), ctx, small(options.pageSize)),
-    tagging: new TaggingAdapter(new ResourceGroupsTaggingAPIClient(aws), ctx, small(options.pageSize)),
-  };
-}
-
 function createCloudflarePorts(
   config: Config,
-  limiter: CallContext['limiter'],
+  ctx: CallContext,
+  guard: (() => void) | undefined,
   options: CloudOptions,
 ): CloudflarePorts | undefined {
   if (!config.CLOUDFLARE_API_TOKEN || !config.CLOUDFLARE_ACCOUNT_ID || !config.CLOUDFLARE_ZONE_ID)
     return undefined;
-  const guard = options.mutationGuard;
   const client = new Cloudflare({
     apiToken: config.CLOUDFLARE_API_TOKEN,
     ...(config.CLOUDFLARE_BASE_URL ? { baseURL: config.CLOUDFLARE_BASE_URL } : {}),
@@ -100,7 +124,7 @@ function createCloudflarePorts(
   const cf = new CloudflareAdapter(
     client,
     { accountId: config.CLOUDFLARE_ACCOUNT_ID, zoneId: config.CLOUDFLARE_ZONE_ID },
-    { limiter, ...(options.metrics ? { metrics: options.metrics } : {}) },
+    ctx,
     options.pageSize,
   );
   return { tunnels: cf, dns: cf };
@@ -109,19 +133,35 @@ function createCloudflarePorts(
 /** Secrets Manager and the Tagging API page at most 100 items. */
 const small = (n: number | undefined) => (n === undefined ? undefined : Math.min(n, 100));
 
+type AwsClient = EC2Client | SecretsManagerClient | ResourceGroupsTaggingAPIClient | STSClient;
+
 /**
- * Adds the mutation guard to an AWS client, inside the retry middleware (so before each
- * attempt) and as the last step before the request is sent.
+ * Adds to an AWS client, inside the retry middleware (so per attempt): the mutation guard, as
+ * the last step before a mutating request is sent; and, for an assumed role, a fresh set of
+ * credentials when the provider says the ones used expired (the SDK then retries at once).
  */
-function guarded<C extends EC2Client | SecretsManagerClient>(client: C, guard: (() => void) | undefined): C {
-  if (!guard) return client;
+function prepared<C extends AwsClient>(
+  client: C,
+  guard: (() => void) | undefined,
+  role: AssumedRoleCredentials | undefined,
+): C {
+  if (!guard && !role) return client;
   (client.middlewareStack as EC2Client['middlewareStack']).add(
     (next, context) => async (args) => {
       const operation = (context.commandName ?? '').replace(/Command$/, '');
-      if (!READ_OPERATION.test(operation)) guard();
-      return next(args);
+      if (guard && !READ_OPERATION.test(operation)) guard();
+      try {
+        return await next(args);
+      } catch (e) {
+        const err = e as { name?: string; $retryable?: unknown };
+        if (role && EXPIRED_CREDENTIALS.has(err.name ?? '')) {
+          role.expire();
+          err.$retryable ??= {};
+        }
+        throw e;
+      }
     },
-    { step: 'deserialize', priority: 'low', name: 'moleculeMutationGuard' },
+    { step: 'deserialize', priority: 'low', name: 'moleculeTargetGuard' },
   );
   return client;
 }

@@ -13,6 +13,8 @@ const OUTCOME: Record<string, string> = {
 export interface CallContext {
   limiter: Pick<RateLimiter, 'take'>;
   metrics?: Metrics;
+  /** The target the calls are made for, as the metrics label them ('' for Cloudflare). */
+  target: string;
 }
 
 /**
@@ -31,7 +33,7 @@ export async function call<T>(
   const started = performance.now();
   try {
     const result = await fn();
-    ctx.metrics?.cloudRequests.labels(service, operation, 'ok').inc();
+    ctx.metrics?.cloudRequests.labels(service, operation, 'ok', ctx.target).inc();
     return result;
   } catch (err) {
     // The mutation guard refused the call (leadership lost): not a cloud outcome, passed on as is.
@@ -39,11 +41,13 @@ export async function call<T>(
     if (notLeader) throw notLeader;
     const translated = err instanceof CloudError ? err : translate(err, service, operation);
     ctx.metrics?.cloudRequests
-      .labels(service, operation, OUTCOME[errorClassOf(translated)] ?? 'transient')
+      .labels(service, operation, OUTCOME[errorClassOf(translated)] ?? 'transient', ctx.target)
       .inc();
     throw translated;
   } finally {
-    ctx.metrics?.cloudRequestDuration.labels(service).observe((performance.now() - started) / 1000);
+    ctx.metrics?.cloudRequestDuration
+      .labels(service, ctx.target)
+      .observe((performance.now() - started) / 1000);
   }
 }
 

@@ -151,9 +151,11 @@ export class RateLimiter {
   private readonly specs: Record<string, LimitSpec>;
   private readonly buckets = new Map<string, TokenBucket | SlidingWindow>();
 
+  /** @param target the target whose account and region these buckets stand for ('' for Cloudflare), a metric label */
   constructor(
     overrides: Record<string, LimitSpec> = {},
     private readonly metrics?: Metrics,
+    private readonly target = 'primary',
     private readonly now: () => number = () => performance.now(),
   ) {
     this.specs = { ...DEFAULT_BUCKETS, ...overrides };
@@ -173,7 +175,7 @@ export class RateLimiter {
       this.buckets.set(key, bucket);
     }
     const waited = await bucket.take();
-    if (waited > 0) this.metrics?.ratelimitWait.labels(name).inc(waited / 1000);
+    if (waited > 0) this.metrics?.ratelimitWait.labels(name, this.target).inc(waited / 1000);
   }
 }
 

@@ -17,18 +17,24 @@ export interface TargetSettings {
   eicSecurityGroupId: string | undefined;
   /** Instance profile the tenant and workspace instances launch with. */
   instanceProfile: string | undefined;
+  /** The role assumed (from the primary's credentials) to act in this target's account. */
+  roleArn: string | undefined;
   /** The variable each setting comes from, for messages that say what to set. */
   variables: Record<'vpcId' | 'subnetId' | 'sharedSecurityGroupId' | 'instanceProfile', string>;
 }
 
-/** A target with its own AWS clients (credentials, region, rate-limit buckets). */
+/** A target with its own clients (credentials, region, rate-limit buckets, lease guard). */
 export interface Target extends TargetSettings {
   aws: AwsPorts;
+  /** Cloudflare (one account for every target) under this target's lease. */
+  cloudflare: CloudflarePorts | undefined;
+  /** Who this target's credentials are (STS GetCallerIdentity). */
+  identify(): Promise<{ account: string; arn: string }>;
 }
 
-/** The targets the configuration describes: the primary always. */
+/** The targets the configuration describes: the primary always, the canary when configured. */
 export function targetSettings(config: Config): TargetSettings[] {
-  return [
+  const targets: TargetSettings[] = [
     {
       name: 'primary',
       region: config.AWS_REGION,
@@ -37,6 +43,7 @@ export function targetSettings(config: Config): TargetSettings[] {
       sharedSecurityGroupId: config.EC2_SECURITY_GROUP,
       eicSecurityGroupId: config.EIC_ENDPOINT_SG_ID,
       instanceProfile: config.EC2_TENANT_IAM_PROFILE,
+      roleArn: undefined,
       variables: {
         vpcId: 'EC2_VPC_ID',
         subnetId: 'EC2_SUBNET_ID',
@@ -45,7 +52,38 @@ export function targetSettings(config: Config): TargetSettings[] {
       },
     },
   ];
+  if (config.CANARY_ROLE_ARN && config.CANARY_REGION) {
+    targets.push({
+      name: 'canary',
+      region: config.CANARY_REGION,
+      vpcId: config.CANARY_VPC_ID,
+      subnetId: config.CANARY_SUBNET_ID,
+      // The canary target always has a VPC (CANARY_VPC_ID is required): no shared group.
+      sharedSecurityGroupId: undefined,
+      eicSecurityGroupId: config.CANARY_EIC_ENDPOINT_SG_ID,
+      instanceProfile: config.CANARY_TENANT_IAM_PROFILE ?? config.EC2_TENANT_IAM_PROFILE,
+      roleArn: config.CANARY_ROLE_ARN,
+      variables: {
+        vpcId: 'CANARY_VPC_ID',
+        subnetId: 'CANARY_SUBNET_ID',
+        sharedSecurityGroupId: 'CANARY_VPC_ID',
+        instanceProfile: 'CANARY_TENANT_IAM_PROFILE',
+      },
+    });
+  }
+  return targets;
 }
+
+/**
+ * Where a new org is placed (DESIGN §10): a canary org in the canary target when one is
+ * configured, else in the primary (as the seed does). The placement is stored on the org and
+ * never changes by itself.
+ */
+export function placementFor(config: Config, isCanary: boolean): TargetName {
+  return isCanary && config.CANARY_ROLE_ARN ? 'canary' : 'primary';
+}
+
+export const TARGET_NAMES: readonly TargetName[] = ['primary', 'canary'];
 
 /**
  * Every target's clients plus the one Cloudflare account, assembled once at startup. A
@@ -54,12 +92,14 @@ export function targetSettings(config: Config): TargetSettings[] {
 export class CloudTargets {
   private readonly byName: ReadonlyMap<TargetName, Target>;
 
-  constructor(
-    readonly all: readonly Target[],
-    readonly cloudflare: CloudflarePorts | undefined,
-  ) {
+  constructor(readonly all: readonly Target[]) {
     if (!all.some((t) => t.name === 'primary')) throw new Error('the primary target is required');
     this.byName = new Map(all.map((t) => [t.name, t]));
+  }
+
+  /** Cloudflare for reading (listings); mutations go through the acting target's ports. */
+  get cloudflare(): CloudflarePorts | undefined {
+    return this.primary.cloudflare;
   }
 
   get primary(): Target {
@@ -73,6 +113,6 @@ export class CloudTargets {
 
   /** The ports a controller uses for an owner in this target. */
   portsFor(target: Target): CloudPorts {
-    return this.cloudflare ? { ...target.aws, ...this.cloudflare } : { ...target.aws };
+    return target.cloudflare ? { ...target.aws, ...target.cloudflare } : { ...target.aws };
   }
 }

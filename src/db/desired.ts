@@ -51,7 +51,12 @@ const isUniqueViolation = (e: unknown): boolean => {
 export class DesiredStateRepository {
   constructor(private readonly db: Db) {}
 
-  async createOrg(input: { slug: string; name: string; isCanary: boolean }): Promise<Org> {
+  async createOrg(input: {
+    slug: string;
+    name: string;
+    isCanary: boolean;
+    target?: Org['target'];
+  }): Promise<Org> {
     try {
       const [row] = await this.db.insert(orgs).values(input).returning();
       return row!;
@@ -88,6 +93,16 @@ export class DesiredStateRepository {
       .orderBy(asc(orgs.createdAt), asc(orgs.id))
       .limit(limit);
     return rows.map(({ createdAtMicros, ...org }) => ({ org, cursor: { createdAtMicros, id: org.id } }));
+  }
+
+  /** Live orgs per target. */
+  async orgsByTarget(): Promise<Map<string, number>> {
+    const rows = await this.db
+      .select({ target: orgs.target, n: sql<number>`count(*)::int` })
+      .from(orgs)
+      .where(isNull(orgs.purgedAt))
+      .groupBy(orgs.target);
+    return new Map(rows.map((r) => [r.target, r.n]));
   }
 
   /** The slug of every live org, by id. */
@@ -143,6 +158,38 @@ export class DesiredStateRepository {
       if (!org || org.deletionRequestedAt || org.purgedAt) throw new OrgDeletingError(input.orgId);
       const [row] = await tx.insert(workspaces).values(input).returning();
       return row!;
+    });
+  }
+
+  /**
+   * Changes an org's name or canary flag in one statement (one generation bump). A new target
+   * is taken only while no controller has anything of the org's or its workspaces' in the cloud
+   * (no finalizer is held): otherwise 'HasResources', and nothing changes. Undefined when the
+   * org is purged or being deleted.
+   */
+  async updateOrgSpec(
+    id: string,
+    patch: { name?: string; isCanary: boolean; target: Org['target'] },
+  ): Promise<Org | 'HasResources' | undefined> {
+    return this.db.transaction(async (tx) => {
+      const [org] = await tx.select().from(orgs).where(eq(orgs.id, id)).for('update');
+      if (!org || org.deletionRequestedAt || org.purgedAt) return undefined;
+      if (patch.target !== org.target) {
+        const held = await tx
+          .select({ id: workspaces.id })
+          .from(workspaces)
+          .where(
+            and(
+              eq(workspaces.orgId, id),
+              isNull(workspaces.purgedAt),
+              sql`cardinality(${workspaces.finalizers}) > 0`,
+            ),
+          )
+          .limit(1);
+        if (org.finalizers.length > 0 || held.length > 0) return 'HasResources';
+      }
+      const [row] = await tx.update(orgs).set(patch).where(eq(orgs.id, id)).returning();
+      return row;
     });
   }
 
@@ -304,16 +351,17 @@ export class DesiredStateRepository {
   }
 }
 
-/** Every owner that is not purged (deleting ones included): what a full resync walks. */
-export async function liveOwners(
-  db: Db,
-): Promise<{ orgs: string[]; workspaces: { id: string; orgId: string }[] }> {
+/** Every owner that is not purged (deleting ones included), orgs with their target: what a full resync walks. */
+export async function liveOwners(db: Db): Promise<{
+  orgs: { id: string; target: Org['target'] }[];
+  workspaces: { id: string; orgId: string }[];
+}> {
   const [o, w] = await Promise.all([
-    db.select({ id: orgs.id }).from(orgs).where(isNull(orgs.purgedAt)),
+    db.select({ id: orgs.id, target: orgs.target }).from(orgs).where(isNull(orgs.purgedAt)),
     db
       .select({ id: workspaces.id, orgId: workspaces.orgId })
       .from(workspaces)
       .where(isNull(workspaces.purgedAt)),
   ]);
-  return { orgs: o.map((r) => r.id), workspaces: w };
+  return { orgs: o, workspaces: w };
 }

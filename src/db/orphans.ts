@@ -15,6 +15,8 @@ export interface OwnerRow {
   id: string;
   /** Set for workspaces. */
   orgId?: string;
+  /** Set for orgs: the target its resources live in. */
+  target?: string;
   deletionRequestedAt: Date | null;
   purgedAt: Date | null;
 }
@@ -42,6 +44,8 @@ export interface LedgerEntry {
   orgId: string | undefined;
   name: string | undefined;
   details: Record<string, unknown>;
+  /** The target whose account holds it; absent for Cloudflare objects. */
+  target?: string | undefined;
 }
 
 /** A found orphan with its ledger row: when its current continuous sighting began, and the last decision. */
@@ -126,7 +130,12 @@ export class OrphanLedger {
       .where(ids ? inArray(workspaces.id, ids) : undefined);
     const orgIds = ids ? [...new Set([...ids, ...ws.map((w) => w.orgId)])] : undefined;
     const og = await this.db
-      .select({ id: orgs.id, deletionRequestedAt: orgs.deletionRequestedAt, purgedAt: orgs.purgedAt })
+      .select({
+        id: orgs.id,
+        deletionRequestedAt: orgs.deletionRequestedAt,
+        purgedAt: orgs.purgedAt,
+        target: orgs.target,
+      })
       .from(orgs)
       .where(orgIds ? inArray(orgs.id, orgIds) : undefined);
     return { orgs: og, workspaces: ws };
@@ -152,15 +161,19 @@ export class OrphanLedger {
   }
 
   /**
-   * Brings the ledger in line with one scan of `env`, in one transaction: rows for what was
-   * found stay open (first_seen kept, last_seen now), new orphans get rows, and open rows of
-   * scanned kinds no longer found are resolved. Detections and resolutions are audited.
+   * Brings the ledger in line with one scan of `env` in one target, in one transaction: rows for
+   * what was found stay open (first_seen kept, last_seen now), new orphans get rows, and open
+   * rows this scan covers (a scanned kind, in the target scanned; Cloudflare objects in no target)
+   * that it no longer found are resolved. Detections and resolutions are audited.
    */
   async sync<E extends LedgerEntry>(
     env: string,
     found: E[],
     scannedKinds: readonly string[],
     at: Date,
+    target: string,
+    /** Kinds whose objects live in no target (Cloudflare's). */
+    cloudflareKinds: readonly string[],
   ): Promise<{ open: Sighted<E>[]; detected: E[]; resolved: OrphanRow[] }> {
     return this.db.transaction(async (tx) => {
       const rows = await tx
@@ -218,6 +231,7 @@ export class OrphanLedger {
               details: o.details,
               firstSeen: at,
               lastSeen: at,
+              target: o.target ?? null,
             })),
           )
           .returning({ id: orphans.id, kind: orphans.kind, externalId: orphans.externalId });
@@ -231,7 +245,9 @@ export class OrphanLedger {
           });
       }
       const scanned = new Set(scannedKinds);
-      const resolved = rows.filter((r) => scanned.has(r.kind) && !seen.has(keyOf(r.kind, r.externalId)));
+      const covered = (r: OrphanRow) =>
+        scanned.has(r.kind) && (r.target ?? null) === (cloudflareKinds.includes(r.kind) ? null : target);
+      const resolved = rows.filter((r) => covered(r) && !seen.has(keyOf(r.kind, r.externalId)));
       for (const batch of chunks(resolved)) {
         await tx
           .update(orphans)

@@ -25,41 +25,44 @@ export function createMetrics(options: MetricsOptions = {}) {
     registry,
     orphanResources: new Gauge({
       name: 'molecule_orphan_resources',
-      help: 'Resources tagged or named as ours for this env whose owner is gone, or duplicates the owner does not use',
-      labelNames: ['kind', 'env'] as const,
+      help: 'Resources tagged or named as ours for this env whose owner is gone, or duplicates the owner does not use, by the target whose scan found them',
+      labelNames: ['kind', 'env', 'target'] as const,
       registers: r,
     }),
     orphanOldestAge: new Gauge({
       name: 'molecule_orphan_oldest_age_seconds',
       help: 'Age of the oldest open orphan of each kind, from when it was first seen',
-      labelNames: ['kind'] as const,
+      labelNames: ['kind', 'target'] as const,
       registers: r,
     }),
     orphanScanSuccess: new Gauge({
       name: 'molecule_orphan_scan_success',
-      help: '1 when the last orphan scan completed, 0 when it failed (gauges then keep the last good values)',
+      help: '1 when the last orphan scan of the target completed, 0 when it failed (gauges then keep the last good values)',
+      labelNames: ['target'] as const,
       registers: r,
     }),
     orphanScanTimestamp: new Gauge({
       name: 'molecule_orphan_scan_timestamp_seconds',
-      help: 'Unix time of the last successful orphan scan',
+      help: 'Unix time of the last successful orphan scan of the target',
+      labelNames: ['target'] as const,
       registers: r,
     }),
     orphanDeleted: new Counter({
       name: 'molecule_orphan_deleted_total',
       help: 'Orphans deleted under ORPHAN_POLICY=delete',
-      labelNames: ['kind'] as const,
+      labelNames: ['kind', 'target'] as const,
       registers: r,
     }),
     orphanDeletionBlocked: new Gauge({
       name: 'molecule_orphan_deletion_blocked',
-      help: '1 when the last scan refused to delete because orphans exceeded ORPHAN_MAX_FRACTION of managed resources',
+      help: '1 when the last scan of the target refused to delete because orphans exceeded ORPHAN_MAX_FRACTION of managed resources',
+      labelNames: ['target'] as const,
       registers: r,
     }),
     managedResources: new Gauge({
       name: 'molecule_managed_resources',
-      help: 'Live resources tagged or named as ours for this env, by kind',
-      labelNames: ['kind'] as const,
+      help: 'Live resources tagged or named as ours for this env, by kind and the target whose scan found them',
+      labelNames: ['kind', 'target'] as const,
       registers: r,
     }),
     desiredObjects: new Gauge({
@@ -100,21 +103,21 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     cloudRequests: new Counter({
       name: 'molecule_cloud_requests_total',
-      help: 'Calls to AWS and Cloudflare by outcome (ok, not_found, conflict, throttled, transient, terminal)',
-      labelNames: ['service', 'operation', 'outcome'] as const,
+      help: 'Calls to AWS and Cloudflare by outcome (ok, not_found, conflict, throttled, transient, terminal) and target (empty for Cloudflare)',
+      labelNames: ['service', 'operation', 'outcome', 'target'] as const,
       registers: r,
     }),
     cloudRequestDuration: new Histogram({
       name: 'molecule_cloud_request_duration_seconds',
       help: 'Latency of calls to AWS and Cloudflare, including SDK retries',
-      labelNames: ['service'] as const,
+      labelNames: ['service', 'target'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: r,
     }),
     ratelimitWait: new Counter({
       name: 'molecule_ratelimit_wait_seconds_total',
-      help: 'Time spent waiting on client-side rate-limit buckets',
-      labelNames: ['bucket'] as const,
+      help: 'Time spent waiting on client-side rate-limit buckets (per target: AWS limits are per account and region)',
+      labelNames: ['bucket', 'target'] as const,
       registers: r,
     }),
     driftCorrections: new Counter({
@@ -125,13 +128,26 @@ export function createMetrics(options: MetricsOptions = {}) {
     }),
     isLeader: new Gauge({
       name: 'molecule_is_leader',
-      help: '1 while this replica holds the leader lease and reconciles',
+      help: "1 while this replica holds the target's leader lease and reconciles its orgs",
+      labelNames: ['target'] as const,
       registers: r,
     }),
     controllerEnabled: new Gauge({
       name: 'molecule_controller_enabled',
       help: '1 when the controller runs, 0 when required configuration is missing',
       labelNames: ['controller'] as const,
+      registers: r,
+    }),
+    targetOrgs: new Gauge({
+      name: 'molecule_target_orgs',
+      help: 'Live orgs placed in each target',
+      labelNames: ['target'] as const,
+      registers: r,
+    }),
+    targetConfigured: new Gauge({
+      name: 'molecule_target_configured',
+      help: '1 when this operator is configured for the target, 0 when orgs are placed in a target it cannot reach',
+      labelNames: ['target'] as const,
       registers: r,
     }),
     deletionStuck: new Gauge({
@@ -141,8 +157,7 @@ export function createMetrics(options: MetricsOptions = {}) {
       registers: r,
     }),
   };
-  m.isLeader.set(0);
-  m.orphanScanSuccess.set(0);
+
   for (const controller of options.labels?.controllers ?? []) {
     for (const result of ['success', 'requeue', 'error', 'terminal'])
       m.reconcileTotal.labels(controller, result).inc(0);
@@ -151,9 +166,16 @@ export function createMetrics(options: MetricsOptions = {}) {
     m.driftCorrections.labels(controller).inc(0);
     m.deletionStuck.labels(controller).set(0);
   }
-  for (const kind of options.labels?.kinds ?? []) m.orphanDeleted.labels(kind).inc(0);
+
+  const kinds = options.labels?.kinds ?? [];
   return {
     ...m,
+    /** Starts a target's series at zero (the composition root, once it knows the targets). */
+    watchTarget(target: string): void {
+      m.orphanScanSuccess.labels(target).set(0);
+      m.isLeader.labels(target).set(0);
+      for (const kind of kinds) m.orphanDeleted.labels(kind, target).inc(0);
+    },
     /** Reports a controller's work queue depth as `molecule_workqueue_depth` (read at scrape time). */
     watchWorkqueueDepth(controller: string, depth: () => number): void {
       depthSources.set(controller, depth);

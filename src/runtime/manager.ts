@@ -8,7 +8,7 @@ import {
   MAX_ORGS_PER_LISTING,
 } from '../cloud/inventory.js';
 import type { ResourceKind } from '../cloud/ports.js';
-import type { CloudTargets, Target } from '../cloud/targets.js';
+import type { CloudTargets, Target, TargetName } from '../cloud/targets.js';
 import type { Config } from '../config.js';
 import type { Database, Subscription } from '../db/client.js';
 import { DesiredStateRepository, liveOwners, type OwnerRef } from '../db/desired.js';
@@ -19,7 +19,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { type Clock, systemClock } from './clock.js';
 import type { ControllerName } from './controller.js';
-import { describeError } from './errors.js';
+import { describeError, NotLeaderError } from './errors.js';
 import { LeaderElector, type LeaseOptions } from './lease.js';
 import { WorkQueue } from './queue.js';
 import type { Reconciler } from './reconciler.js';
@@ -27,10 +27,11 @@ import type { ControllerRegistry } from './registry.js';
 
 export const DESIRED_CHANNEL = 'molecule_desired';
 
-/** A periodic job that runs only on the leader (the orphan scan). */
+/** A periodic job that runs only on the leader (the orphan scan): of its target, or of any. */
 export interface LeaderJob {
   name: string;
   cron: string;
+  target?: TargetName;
   run(): Promise<void>;
 }
 
@@ -92,7 +93,8 @@ const ownerOf = (key: string): OwnerRef => {
  * inventory. Standbys keep serving health and metrics but never reconcile.
  */
 export class Manager {
-  readonly elector: LeaderElector;
+  /** One lease per target: a replica leads the targets whose leases it holds. */
+  readonly electors: ReadonlyMap<TargetName, LeaderElector>;
   private readonly controlled = new Map<ControllerName, Controlled>();
   private readonly desired: DesiredStateRepository;
   private readonly clock: Clock;
@@ -111,13 +113,24 @@ export class Manager {
     this.clock = options.clock ?? systemClock;
     this.log = options.logger.child({ component: 'manager' });
     this.desired = new DesiredStateRepository(database.db);
-    this.elector = new LeaderElector(new LeaseRepository(database), {
-      holder: options.holder ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
-      ...options.lease,
-      onStartedLeading: (epoch) => this.startedLeading(epoch),
-      onStoppedLeading: () => this.stoppedLeading(),
-      onError: (e) => this.log.warn({ err: describeError(e) }, 'lease renewal failed'),
-    });
+    const holder = options.holder ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const leaseName = options.lease?.name ?? 'molecule-operator';
+    const leases = new LeaseRepository(database);
+    this.electors = new Map(
+      options.targets.all.map((t) => [
+        t.name,
+        new LeaderElector(leases, {
+          ...options.lease,
+          holder,
+          // The primary keeps the name it always had: an upgrade does not hand leadership around.
+          name: t.name === 'primary' ? leaseName : `${leaseName}-${t.name}`,
+          onStartedLeading: (epoch) => this.startedLeading(t.name, epoch),
+          onStoppedLeading: () => this.stoppedLeading(t.name),
+          onError: (e) => this.log.warn({ target: t.name, err: describeError(e) }, 'lease renewal failed'),
+        }),
+      ]),
+    );
+    for (const t of options.targets.all) metrics.isLeader.labels(t.name).set(0);
     for (const reconciler of options.reconcilers) {
       const name = reconciler.name;
       const queue = new WorkQueue({
@@ -134,13 +147,34 @@ export class Manager {
       metrics.controllerEnabled.labels(name).set(this.controlled.has(name) ? 1 : 0);
   }
 
-  isLeader(): boolean {
-    return this.elector.isLeader();
+  /** True while this replica leads at least one target (or this one). */
+  isLeader(target?: TargetName): boolean {
+    if (target) return this.electors.get(target)?.isLeader() ?? false;
+    for (const e of this.electors.values()) if (e.isLeader()) return true;
+    return false;
+  }
+
+  /** Throws NotLeaderError unless this replica leads the target right now. */
+  assertLeader(target: TargetName): void {
+    const elector = this.electors.get(target);
+    if (!elector) throw new NotLeaderError();
+    elector.assertLeader();
+  }
+
+  /** The targets this replica leads right now. */
+  ledTargets(): TargetName[] {
+    return [...this.electors].filter(([, e]) => e.isLeader()).map(([name]) => name);
   }
 
   /** Health as `/readyz` reports it. */
-  readiness(): { listening: boolean; leader: boolean; lastResyncAt: number | undefined } {
-    return { listening: this.listening, leader: this.isLeader(), lastResyncAt: this.lastResyncAt };
+  readiness(): {
+    listening: boolean;
+    leader: boolean;
+    leads: TargetName[];
+    lastResyncAt: number | undefined;
+  } {
+    const leads = this.ledTargets();
+    return { listening: this.listening, leader: leads.length > 0, leads, lastResyncAt: this.lastResyncAt };
   }
 
   async start(): Promise<void> {
@@ -164,8 +198,9 @@ export class Manager {
       () => this.resync('cron'),
       this.options.resyncJitterMs ?? 10_000,
     );
-    for (const job of this.options.jobs ?? []) this.schedule(job.name, job.cron, () => job.run(), 0);
-    this.elector.start();
+    for (const job of this.options.jobs ?? [])
+      this.schedule(job.name, job.cron, () => job.run(), 0, job.target);
+    for (const e of this.electors.values()) e.start();
   }
 
   async stop(): Promise<void> {
@@ -174,8 +209,8 @@ export class Manager {
     await this.subscription?.close();
     await Promise.all([...this.controlled.values()].map((c) => c.queue.stop()));
     await this.resyncing?.catch(() => {});
-    await this.elector.stop();
-    this.options.metrics.isLeader.set(0);
+    await Promise.all([...this.electors.values()].map((e) => e.stop()));
+    for (const name of this.electors.keys()) this.options.metrics.isLeader.labels(name).set(0);
   }
 
   /** Queues one owner for one controller. */
@@ -239,8 +274,10 @@ export class Manager {
         liveOwners(database.db),
         listCloudflare(targets.cloudflare, env, scope),
       ]);
+      // Each target this replica leads, listed on its own: another replica may lead the others.
+      const led = targets.all.filter((t) => this.isLeader(t.name));
       const fleets = await Promise.all(
-        targets.all.map(async (t) => ({
+        led.map(async (t) => ({
           target: t,
           fleet: await FleetInventory.list(targets.portsFor(t), env, { ...scope, cloudflare }),
         })),
@@ -268,14 +305,18 @@ export class Manager {
       const listed = { instances: 0, securityGroups: 0 };
       const byOrg = workspacesByOrg(owners.workspaces);
       for (const { target, fleet } of fleets) {
-        const n = await this.queueInBatches(orgsIn(target, owners.orgs), byOrg, fleet);
+        const n = await this.queueInBatches(target, orgsIn(target, owners.orgs), byOrg, fleet);
         listed.instances += n.instances;
         listed.securityGroups += n.securityGroups;
       }
       // Workspaces whose org is no longer live (purged): their reconcile reads fresh rows and finds
-      // nothing to do, so they need no listing.
-      for (const ids of byOrg.values())
-        for (const id of ids) this.enqueueOwner({ kind: 'workspace', id }, 'resync');
+      // nothing to do, so they need no listing. (Those of orgs in a target another replica leads
+      // stay with it.)
+      const others = new Set(
+        owners.orgs.filter((o) => !led.some((t) => t.name === o.target)).map((o) => o.id),
+      );
+      for (const [orgId, ids] of byOrg)
+        if (!others.has(orgId)) for (const id of ids) this.enqueueOwner({ kind: 'workspace', id }, 'resync');
       this.log.info({ trigger, owners: ownerCount, ...listed }, 'resync queued every owner');
     } catch (e) {
       // A failed listing is never read as "absent": nothing is queued against a partial inventory.
@@ -289,6 +330,7 @@ export class Manager {
    * Returns how many instances and groups were listed.
    */
   private async queueInBatches(
+    target: Target,
     orgIds: string[],
     byOrg: Map<string, string[]>,
     fleet: FleetInventory,
@@ -296,7 +338,7 @@ export class Manager {
     const batches: string[][] = [];
     for (let i = 0; i < orgIds.length; i += RESYNC_BATCH_ORGS)
       batches.push(orgIds.slice(i, i + RESYNC_BATCH_ORGS));
-    const stillLeading = () => !this.stopping && this.isLeader();
+    const stillLeading = () => !this.stopping && this.isLeader(target.name);
     const load = async (ids: string[]): Promise<ResyncSnapshot> => {
       const [desired, inventory] = await Promise.all([
         DesiredSnapshot.load(this.options.database, ids),
@@ -380,25 +422,33 @@ export class Manager {
     }
   }
 
-  private startedLeading(epoch: number): void {
-    this.options.metrics.isLeader.set(1);
-    this.log.info({ epoch, holder: this.elector.holder }, 'became leader');
-    for (const [name, c] of this.controlled) {
-      c.queue.start(async (key, info) => {
-        const snapshot = info.reason === 'resync' ? c.snapshots.get(key) : undefined;
-        c.snapshots.delete(key);
-        if (!this.elector.isLeader()) return { result: 'success' };
-        const outcome = await c.reconciler.reconcile(ownerOf(key), snapshot?.inventory, snapshot?.desired);
-        this.log.debug({ controller: name, key, result: outcome.result }, 'reconciled');
-        return outcome;
-      });
+  private startedLeading(target: TargetName, epoch: number): void {
+    this.options.metrics.isLeader.labels(target).set(1);
+    const first = this.ledTargets().length === 1;
+    this.log.info({ target, epoch, holder: this.electors.get(target)!.holder }, 'became leader');
+    if (first) {
+      for (const [name, c] of this.controlled) {
+        c.queue.start(async (key, info) => {
+          const snapshot = info.reason === 'resync' ? c.snapshots.get(key) : undefined;
+          c.snapshots.delete(key);
+          if (!this.isLeader()) return { result: 'success' };
+          // An owner whose target another replica leads is left to it (the reconciler checks).
+          const outcome = await c.reconciler.reconcile(ownerOf(key), snapshot?.inventory, snapshot?.desired);
+          this.log.debug({ controller: name, key, result: outcome.result }, 'reconciled');
+          return outcome;
+        });
+      }
     }
-    void this.resync('leader-elected', { followUp: true });
+    void this.resync(`leader-elected:${target}`, { followUp: true });
   }
 
-  private stoppedLeading(): void {
-    this.options.metrics.isLeader.set(0);
-    this.log.warn({ holder: this.elector.holder }, 'stopped leading; reconciling paused');
+  private stoppedLeading(target: TargetName): void {
+    this.options.metrics.isLeader.labels(target).set(0);
+    this.log.warn(
+      { target, holder: this.electors.get(target)!.holder },
+      'stopped leading; reconciling paused',
+    );
+    if (this.isLeader()) return; // still leading another target: its owners go on
     for (const c of this.controlled.values()) {
       void c.queue.stop();
       c.queue.clear();
@@ -406,11 +456,17 @@ export class Manager {
     }
   }
 
-  private schedule(name: string, expression: string, fn: () => Promise<void>, jitterMs: number): void {
+  private schedule(
+    name: string,
+    expression: string,
+    fn: () => Promise<void>,
+    jitterMs: number,
+    target?: TargetName,
+  ): void {
     const task = cron.schedule(expression, async () => {
-      // A tick never throws, and only the leader acts on it.
+      // A tick never throws, and only the leader (of its target, if it has one) acts on it.
       try {
-        if (!this.isLeader() || this.stopping) return;
+        if (!this.isLeader(target) || this.stopping) return;
         if (jitterMs > 0) await this.clock.sleep(Math.random() * jitterMs);
         await fn();
       } catch (e) {
@@ -432,8 +488,8 @@ function workspacesByOrg(workspaces: { id: string; orgId: string }[]): Map<strin
 }
 
 /** The orgs placed in a target. */
-function orgsIn(target: Target, orgs: string[]): string[] {
-  return target.name === 'primary' ? orgs : [];
+function orgsIn(target: Target, orgs: { id: string; target: TargetName }[]): string[] {
+  return orgs.filter((o) => o.target === target.name).map((o) => o.id);
 }
 
 /**

@@ -86,8 +86,10 @@ export interface ReconcilerDeps {
   metrics: Metrics;
   logger: Logger;
   clock: Clock;
-  /** Throws NotLeaderError unless this replica may act; checked before every write and mutation. */
-  assertLeader: () => void;
+  /** Throws NotLeaderError unless this replica leads the target; checked before every write and mutation. */
+  assertLeader: (target: TargetName) => void;
+  /** Whether this replica leads the target: an owner of a target another replica leads is left to it. */
+  leads: (target: TargetName) => boolean;
   /** Wakes another controller for an owner (dependency became ready, finalizer released). */
   wake: (controller: ControllerName, owner: OwnerRef) => void;
   /** Interval to look again at something that changes by itself (instance pending, create in flight). */
@@ -145,7 +147,9 @@ export class Reconciler {
   private readonly durationSeconds;
   private readonly totals = new Map<Outcome['result'], { inc(): void }>();
   private readonly fin: string;
+  /** For reads. Every write goes through {@link leaseOf}'s deps, behind the owner's target's lease. */
   private readonly deps: ReconcilerDeps;
+  private readonly fenced: Map<TargetName, ReconcilerDeps>;
 
   /**
    * @param spec the controller's registry entry
@@ -156,7 +160,8 @@ export class Reconciler {
     private readonly clients: ReadonlyMap<TargetName, AnyController>,
     deps: ReconcilerDeps,
   ) {
-    this.deps = fenced(deps);
+    this.deps = deps;
+    this.fenced = new Map([...deps.targets.keys(), 'primary' as TargetName].map((t) => [t, fenced(deps, t)]));
     this.fin = finalizerName(spec.name);
     this.durationSeconds = deps.metrics.reconcileDuration.labels(spec.name);
   }
@@ -236,6 +241,7 @@ export class Reconciler {
     let state: OwnerState | undefined =
       covered === 'uncovered' || covered?.deleting ? await this.load(owner) : covered;
     if (!state) return { result: 'success' }; // owner purged or never existed: nothing is ours to do
+    if (!this.deps.leads(this.leaseTarget(state))) return { result: 'success' }; // another replica's
 
     // 2-5: Decide (see decide). Whatever would write is decided again on fresh rows, and a cloud
     //      mutation decided from the inventory again on a live observation.
@@ -271,8 +277,30 @@ export class Reconciler {
     if (state.deleting && !state.finalizers.includes(this.fin) && !state.status?.pending)
       return { kind: 'purge', state, action: { type: 'none' } };
 
-    // 3: Wait for what must exist first (creation) or be gone first (deletion).
-    const blocker = state.deleting ? this.deletionBlocker(state) : this.creationBlocker(state);
+    // 3: The owner's target must be configured; never act for it anywhere else. Then wait for
+    //    what must exist first (creation) or be gone first (deletion).
+    const targetName = d.placement(state.org);
+    const target = d.targets.get(targetName);
+    if (!target) {
+      const message = `the org is placed in the ${targetName} target, which this operator is not configured for`;
+      return {
+        kind: 'settle',
+        state,
+        action: { type: 'wait', reason: 'TargetNotConfigured', message },
+        settle: settled({ ready: false, reason: 'TargetNotConfigured', message }, { result: 'success' }),
+      };
+    }
+    const client = this.clients.get(targetName);
+    // Not running in this target (its configuration is missing there): as for a controller off
+    // everywhere, nothing is recorded, and what waits for it goes on without it.
+    if (!client)
+      return {
+        kind: 'settle',
+        state,
+        action: { type: 'none' },
+        settle: settled(undefined, { result: 'success' }),
+      };
+    const blocker = state.deleting ? this.deletionBlocker(state) : this.creationBlocker(state, target);
     if (blocker) {
       return {
         kind: 'settle',
@@ -287,11 +315,6 @@ export class Reconciler {
     }
 
     // 4: Compute the desired resource and observe the actual one, in the owner's target.
-    const targetName = d.placement(state.org);
-    const target = d.targets.get(targetName);
-    const client = this.clients.get(targetName);
-    if (!target || !client)
-      throw new TerminalError(`target ${targetName} is not configured`, { reason: 'TargetNotConfigured' });
     const cachedPins = d.pins();
     const pins = cachedPins instanceof Promise ? await cachedPins : cachedPins;
     const desired = client.desired(this.desiredInput(state, target, pins));
@@ -409,30 +432,31 @@ export class Reconciler {
 
   /** Steps 6-12: carries a decision out. Rows are fresh here whenever anything is written. */
   private async carryOut(decision: Decision, run: Run): Promise<Outcome> {
-    const d = this.deps;
     const { state } = decision;
+    const d = this.leaseOf(state);
     switch (decision.kind) {
       case 'purge':
-        await this.maybePurge(state);
+        await this.maybePurge(d, state);
         return { result: 'success' };
       case 'settle':
-        if (!(await this.record(decision.settle, state, run))) return { result: 'success' };
+        if (!(await this.record(d, decision.settle, state, run))) return { result: 'success' };
         if (decision.settle.wakeDependents) this.wakeDependents(state);
         return decision.settle.outcome;
     }
     const { action, desired, obs, client, patch } = decision;
-    const ctx = this.actContext(state);
+    const target = d.placement(state.org);
+    const ctx = this.actContext(d, state);
     switch (action.type) {
       // 6a: Deleting and the resource still exists: delete it (dependents are already gone).
       case 'delete': {
-        d.assertLeader();
+        d.assertLeader(target);
         const res = await client.delete(desired, obs, ctx);
         await d.status.audit([this.auditEntry(state, obs, 'deleted', res.details)]);
         run
           .log()
           .info({ op: 'delete', externalIds: obs.externalIds, gone: res.gone }, 'deleting external resource');
         if (!res.gone) {
-          await this.writeStatus(state, {
+          await this.writeStatus(d, state, {
             ...patch,
             ready: false,
             reason: 'Deleting',
@@ -446,7 +470,7 @@ export class Reconciler {
       // 6b: Deleting and confirmed gone: release the finalizer, wake what waited for us, purge if last.
       case 'release': {
         await d.finalizers.remove(state.owner, this.fin);
-        await this.writeStatus(state, {
+        await this.writeStatus(d, state, {
           ...patch,
           pending: null,
           ready: false,
@@ -455,7 +479,7 @@ export class Reconciler {
         });
         run.log().info({ op: 'release' }, 'released finalizer');
         this.wakeDeletionWaiters(state);
-        await this.maybePurge({ ...state, finalizers: state.finalizers.filter((f) => f !== this.fin) });
+        await this.maybePurge(d, { ...state, finalizers: state.finalizers.filter((f) => f !== this.fin) });
         return { result: 'success' };
       }
 
@@ -472,7 +496,7 @@ export class Reconciler {
           message: 'creating the resource',
           observedGeneration: state.status?.observedGeneration ?? 0,
         });
-        d.assertLeader();
+        d.assertLeader(target);
         // The create grace runs from the end of the attempt, not its start: the call may have
         // waited long in the rate limiter and retries, and a lost response may have created the
         // resource at any moment until it failed. Until then, not seeing it proves nothing.
@@ -513,10 +537,15 @@ export class Reconciler {
       case 'update': {
         const { adopted, addFinalizer } = decision.adoption!;
         if (
-          !(await this.record(settled(undefined, { result: 'success' }, adopted, addFinalizer), state, run))
+          !(await this.record(
+            d,
+            settled(undefined, { result: 'success' }, adopted, addFinalizer),
+            state,
+            run,
+          ))
         )
           return { result: 'success' };
-        d.assertLeader();
+        d.assertLeader(target);
         const res = await client.update(desired, obs, ctx);
         if (action.drift) d.metrics.driftCorrections.labels(this.name).inc();
         await d.status.audit([
@@ -526,7 +555,7 @@ export class Reconciler {
           }),
         ]);
         run.log().info({ op: 'update', diff: action.diff, drift: action.drift }, 'updated external resource');
-        await this.writeStatus(state, {
+        await this.writeStatus(d, state, {
           ...patch,
           externalIds: { ...patch.externalIds, ...(res.externalIds ?? {}) },
           state: { ...patch.state, ...(res.state ?? {}) },
@@ -543,15 +572,15 @@ export class Reconciler {
    * Writes what a settlement found (adoption audit, finalizer, status); false when the owner was
    * purged meanwhile and nothing may be recorded for it.
    */
-  private async record(s: Settlement, state: OwnerState, run: Run): Promise<boolean> {
+  private async record(d: ReconcilerDeps, s: Settlement, state: OwnerState, run: Run): Promise<boolean> {
     if (s.adopted) {
-      await this.deps.status.audit([s.adopted]);
+      await d.status.audit([s.adopted]);
       run
         .log()
         .info({ op: 'adopt', externalIds: s.adopted.details?.externalIds }, 'adopted external resource');
     }
-    if (s.addFinalizer && !(await this.deps.finalizers.add(state.owner, this.fin))) return false;
-    if (s.patch) await this.writeStatus(state, s.patch);
+    if (s.addFinalizer && !(await d.finalizers.add(state.owner, this.fin))) return false;
+    if (s.patch) await this.writeStatus(d, state, s.patch);
     return true;
   }
 
@@ -609,10 +638,12 @@ export class Reconciler {
     };
   }
 
-  private creationBlocker(state: OwnerState): { reason: string; message: string } | undefined {
-    const enabled = this.deps.targets.get(this.deps.placement(state.org))?.enabled;
+  private creationBlocker(
+    state: OwnerState,
+    target: ReconcileTarget,
+  ): { reason: string; message: string } | undefined {
     for (const dep of this.spec.dependsOn) {
-      if (enabled && !enabled.has(dep.controller.name)) continue; // disabled: proceed without it, the controller says so
+      if (!target.enabled.has(dep.controller.name)) continue; // disabled: proceed without it, the controller says so
       const row = dep.scope === 'self' ? state.self[dep.controller.name] : state.org_[dep.controller.name];
       if (!row?.ready) {
         return {
@@ -675,9 +706,8 @@ export class Reconciler {
   }
 
   /** Marks the owner purged once every finalizer is released (an org also waits for its workspaces). */
-  private async maybePurge(state: OwnerState): Promise<void> {
+  private async maybePurge(d: ReconcilerDeps, state: OwnerState): Promise<void> {
     if (!state.deleting || state.finalizers.length > 0) return;
-    const d = this.deps;
     if (state.owner.kind === 'workspace') {
       if (!state.workspace?.deletionRequestedAt && !state.org.deletionRequestedAt) return;
       // Decided from rows read a moment ago: purged only if no finalizer holds it now.
@@ -694,8 +724,22 @@ export class Reconciler {
     this.deps.logger.info({ controller: this.name, owner: state.owner.id }, 'purged owner');
   }
 
-  private actContext(state: OwnerState): ActContext {
-    return { assertLeader: this.deps.assertLeader, status: state.status };
+  /**
+   * The deps whose writes are behind the lease of the owner's target (the primary's for an org
+   * placed in a target this operator is not configured for): a replica that does not lead it,
+   * or lost it (paused, partitioned), writes nothing and starts no mutation.
+   */
+  private leaseOf(state: OwnerState): ReconcilerDeps {
+    return this.fenced.get(this.leaseTarget(state))!;
+  }
+
+  private leaseTarget(state: OwnerState): TargetName {
+    const placed = this.deps.placement(state.org);
+    return this.deps.targets.has(placed) ? placed : 'primary';
+  }
+
+  private actContext(d: ReconcilerDeps, state: OwnerState): ActContext {
+    return { assertLeader: () => d.assertLeader(d.placement(state.org)), status: state.status };
   }
 
   private observeContext(
@@ -710,7 +754,7 @@ export class Reconciler {
         ? () => {
             throw new Error('plan never acts');
           }
-        : this.deps.assertLeader,
+        : () => this.deps.assertLeader(this.deps.placement(state.org)),
       status: state.status,
       view,
       deleting: state.deleting,
@@ -752,19 +796,14 @@ export class Reconciler {
   }
 
   /** Writes the status row only when something an operator can see changed. */
-  private async writeStatus(state: OwnerState, patch: StatusPatch): Promise<void> {
+  private async writeStatus(d: ReconcilerDeps, state: OwnerState, patch: StatusPatch): Promise<void> {
     const cur = state.status;
     if (cur && !statusChanged(cur, patch)) return;
-    await this.deps.status.upsert(this.key(state), patch);
+    await d.status.upsert(this.key(state), patch);
   }
 
   private async handleError(owner: OwnerRef, err: unknown, log: Logger): Promise<Outcome> {
     if (err instanceof NotLeaderError) return { result: 'success' }; // stepping down: the new leader takes over
-    try {
-      this.deps.assertLeader();
-    } catch {
-      return { result: 'success' }; // lost the lease meanwhile: not ours to record
-    }
     const terminal = err instanceof TerminalError || errorClassOf(err) === 'Terminal';
     const cond = conditionForError(err);
     log[terminal ? 'error' : 'warn'](
@@ -775,7 +814,8 @@ export class Reconciler {
       const state = await this.load(owner);
       if (state) {
         const attempts = (state.status?.attempts ?? 0) + 1;
-        await this.deps.status.upsert(this.key(state), {
+        // Behind the lease: a replica that lost it meanwhile records nothing.
+        await this.leaseOf(state).status.upsert(this.key(state), {
           ready: false,
           reason: cond.reason,
           message: cond.message,
@@ -785,6 +825,7 @@ export class Reconciler {
         });
       }
     } catch (e) {
+      if (e instanceof NotLeaderError) return { result: 'success' }; // not ours to record
       log.warn({ err: describeError(e) }, 'cannot record reconcile failure');
     }
     return { result: terminal ? 'terminal' : 'error' };
@@ -858,11 +899,11 @@ function writes(decision: Decision): boolean {
  * write: a replica that lost the lease (paused, partitioned) writes nothing, just as it sends
  * nothing mutating to the cloud (CloudOptions.mutationGuard).
  */
-function fenced(deps: ReconcilerDeps): ReconcilerDeps {
+function fenced(deps: ReconcilerDeps, target: TargetName): ReconcilerDeps {
   const guard =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> => {
-      deps.assertLeader();
+      deps.assertLeader(target);
       return fn(...args);
     };
   const { status, finalizers, desired } = deps;

@@ -179,7 +179,7 @@ async function main() {
     const live = await liveOwners(database.db);
     const naiveManager = op.operator.manager;
     const naive = await measure(bdb, sim, async () => {
-      for (const id of live.orgs) naiveManager.enqueueOwner({ kind: 'org', id }, 'event');
+      for (const o of live.orgs) naiveManager.enqueueOwner({ kind: 'org', id: o.id }, 'event');
       for (const w of live.workspaces) naiveManager.enqueueOwner({ kind: 'workspace', id: w.id }, 'event');
       await naiveManager.idle();
     });

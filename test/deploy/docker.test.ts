@@ -213,7 +213,7 @@ describe('image layout', () => {
       expect(res.status, probe!.httpGet!.path).toBe(200);
     }
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toMatch(/^molecule_is_leader 1$/m);
+    expect(metrics).toMatch(/^molecule_is_leader\{target="primary"\} 1$/m);
 
     const stopping = Date.now();
     proc.kill('SIGTERM');

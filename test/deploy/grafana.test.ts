@@ -105,7 +105,10 @@ describe('Grafana dashboard', () => {
       expect(all).toContain(metric);
     }
     expect(all).toMatch(/histogram_quantile\(/);
-    expect(all).toMatch(/sum by \(env, kind\) \(molecule_orphan_resources/);
+    expect(all).toMatch(/sum by \(target, env, kind\) \(molecule_orphan_resources/);
+    // Per target: the primary and the canary account each have their own leader and scan.
+    expect(all).toContain('molecule_target_orgs');
+    expect(all).toMatch(/and on \(job, instance, target\) \(molecule_is_leader/);
     expect(all).toMatch(/outcome="throttled"/);
   });
 
@@ -134,7 +137,7 @@ describe.skipIf(!promtool && !process.env.CI)('Grafana queries', () => {
       expr
         .replaceAll('$__rate_interval', '5m')
         .replaceAll('$__range', '1h')
-        .replace(/\$\{?(namespace|env)\}?/g, '.*');
+        .replace(/\$\{?(namespace|env|target)\}?/g, '.*');
     const rules = exprs.map((e, i) => ({ record: `dashboard:query_${i}`, expr: filled(e.expr) }));
     const work = mkdtempSync(join(tmpdir(), 'molecule-dashboard-'));
     try {

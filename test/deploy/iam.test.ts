@@ -26,6 +26,22 @@ const SERVICE_PREFIX: Record<string, string> = {
   '@aws-sdk/client-ec2': 'ec2',
   '@aws-sdk/client-secrets-manager': 'secretsmanager',
   '@aws-sdk/client-resource-groups-tagging-api': 'tag',
+  '@aws-sdk/client-sts': 'sts',
+};
+
+/** Calls AWS answers whoever asks: no policy grants or could deny them. */
+const NEEDS_NO_PERMISSION = new Set(['sts:GetCallerIdentity']);
+
+/** What the operator's role is granted only when a canary target is configured. */
+const ASSUME_FILE = join(DEPLOY, 'iam-canary-assume-policy.json');
+const assumeText = readText(ASSUME_FILE);
+const assume = JSON.parse(assumeText) as Policy;
+/** The trust policy of the canary account's role. */
+const TRUST_FILE = join(DEPLOY, 'iam-canary-trust-policy.json');
+const trustText = readText(TRUST_FILE);
+const trust = JSON.parse(trustText) as {
+  Version: string;
+  Statement: (Omit<Statement, 'Resource'> & { Principal: { AWS: OneOrMany } })[];
 };
 
 /**
@@ -101,9 +117,11 @@ describe('IAM policy', () => {
 
   it('finds the SDK commands in the adapters', () => {
     expect(fromCode.files.sort()).toEqual([
+      'src/cloud/aws/credentials.ts',
       'src/cloud/aws/ec2.ts',
       'src/cloud/aws/secrets.ts',
       'src/cloud/aws/tagging.ts',
+      'src/cloud/index.ts',
     ]);
     expect(fromCode.actions).toContain('ec2:RunInstances');
     expect(fromCode.actions).toContain('secretsmanager:CreateSecret');
@@ -114,9 +132,33 @@ describe('IAM policy', () => {
     }
   });
 
-  it('grants exactly the actions the code sends, plus iam:PassRole', () => {
-    const granted = new Set(statements.flatMap((s) => list(s.Action)));
-    expect(granted).toEqual(new Set([...fromCode.actions, 'iam:PassRole']));
+  it('grants exactly the actions the code sends, plus iam:PassRole (sts:AssumeRole in its own document)', () => {
+    const granted = new Set([...statements, ...assume.Statement].flatMap((s) => list(s.Action)));
+    const needed = [...fromCode.actions].filter((a) => !NEEDS_NO_PERMISSION.has(a));
+    expect(granted).toEqual(new Set([...needed, 'iam:PassRole']));
+    expect(statements.flatMap((s) => list(s.Action))).not.toContain('sts:AssumeRole');
+  });
+
+  it('lets the operator assume exactly the canary role, and the canary role admit only the operator', () => {
+    expect(assume.Statement).toHaveLength(1);
+    const [a] = assume.Statement;
+    expect(list(a!.Action)).toEqual(['sts:AssumeRole']);
+    expect(list(a!.Resource)).toEqual([
+      `arn:aws:iam::${placeholder('CANARY_ACCOUNT_ID')}:role/${placeholder('CANARY_ROLE_NAME')}`,
+    ]);
+    expect(trust.Version).toBe('2012-10-17');
+    expect(trust.Statement).toHaveLength(1);
+    const [t] = trust.Statement;
+    expect(t!.Effect).toBe('Allow');
+    expect(list(t!.Action)).toEqual(['sts:AssumeRole']);
+    expect(list(t!.Principal.AWS)).toEqual([
+      `arn:aws:iam::${placeholder('PRIMARY_ACCOUNT_ID')}:role/${placeholder('OPERATOR_ROLE_NAME')}`,
+    ]);
+    // The session name the operator uses (cloud/aws/credentials.ts).
+    expect(t!.Condition).toEqual({ StringEquals: { 'sts:RoleSessionName': 'molecule-operator' } });
+    const readme = readText(join(DEPLOY, 'README.md'));
+    expect(readme).toContain('iam-canary-assume-policy.json');
+    expect(readme).toContain('iam-canary-trust-policy.json');
   });
 
   it('passes only the tenant instance role, only to EC2', () => {

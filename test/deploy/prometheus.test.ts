@@ -49,6 +49,7 @@ const RUNBOOKS = [
   'runbook-leader-not-elected',
   'runbook-reconcile-errors',
   'runbook-orphan-scan-failing',
+  'runbook-target-not-configured',
 ];
 
 describe('alerting rules', () => {
@@ -180,7 +181,7 @@ describe.skipIf(!promtool && !inCi)('promtool', () => {
 const ns = 'namespace="molecule-system"';
 const A = `job="molecule-operator-metrics", instance="10.0.0.1:9090", ${ns}`;
 const B = `job="molecule-operator-metrics", instance="10.0.0.2:9090", ${ns}`;
-const NS = `{${ns}}`;
+const PRIMARY = `{target="primary", ${ns}}`;
 
 interface Scenario {
   name: string;
@@ -192,20 +193,20 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'healthy leader a, stale former leader b',
     series: [
-      [`molecule_is_leader{${A}}`, '1x30'],
-      [`molecule_is_leader{${B}}`, '0x30'],
-      [`molecule_orphan_oldest_age_seconds{${A}, kind="ec2_instance"}`, '7200x30'],
-      [`molecule_orphan_oldest_age_seconds{${A}, kind="secret"}`, '60x30'],
-      [`molecule_orphan_oldest_age_seconds{${B}, kind="cf_tunnel"}`, '99999x30'],
-      [`molecule_orphan_resources{${A}, kind="ec2_instance", env="prod"}`, '2x30'],
-      [`molecule_orphan_resources{${A}, kind="secret", env="prod"}`, '1x30'],
-      [`molecule_orphan_resources{${B}, kind="cf_tunnel", env="prod"}`, '5x30'],
-      [`molecule_orphan_scan_success{${A}}`, '1x30'],
-      [`molecule_orphan_scan_success{${B}}`, '0x30'],
-      [`molecule_orphan_scan_timestamp_seconds{${A}}`, '0+60x30'],
-      [`molecule_orphan_scan_timestamp_seconds{${B}}`, '0x30'],
-      [`molecule_orphan_deletion_blocked{${A}}`, '0x30'],
-      [`molecule_orphan_deletion_blocked{${B}}`, '1x30'],
+      [`molecule_is_leader{${A}, target="primary"}`, '1x30'],
+      [`molecule_is_leader{${B}, target="primary"}`, '0x30'],
+      [`molecule_orphan_oldest_age_seconds{${A}, target="primary", kind="ec2_instance"}`, '7200x30'],
+      [`molecule_orphan_oldest_age_seconds{${A}, target="primary", kind="secret"}`, '60x30'],
+      [`molecule_orphan_oldest_age_seconds{${B}, target="primary", kind="cf_tunnel"}`, '99999x30'],
+      [`molecule_orphan_resources{${A}, target="primary", kind="ec2_instance", env="prod"}`, '2x30'],
+      [`molecule_orphan_resources{${A}, target="primary", kind="secret", env="prod"}`, '1x30'],
+      [`molecule_orphan_resources{${B}, target="primary", kind="cf_tunnel", env="prod"}`, '5x30'],
+      [`molecule_orphan_scan_success{${A}, target="primary"}`, '1x30'],
+      [`molecule_orphan_scan_success{${B}, target="primary"}`, '0x30'],
+      [`molecule_orphan_scan_timestamp_seconds{${A}, target="primary"}`, '0+60x30'],
+      [`molecule_orphan_scan_timestamp_seconds{${B}, target="primary"}`, '0x30'],
+      [`molecule_orphan_deletion_blocked{${A}, target="primary"}`, '0x30'],
+      [`molecule_orphan_deletion_blocked{${B}, target="primary"}`, '1x30'],
       [`molecule_deletion_stuck{${A}, controller="instance"}`, '2x30'],
       [`molecule_deletion_stuck{${B}, controller="secrets"}`, '7x30'],
       [`molecule_workqueue_depth{${A}, controller="tunnel"}`, '500x30'],
@@ -219,20 +220,20 @@ const SCENARIOS: Scenario[] = [
       [`molecule_reconcile_total{${A}, controller="tunnel", result="success"}`, '0+99x30'],
       [`molecule_reconcile_total{${A}, controller="tunnel", result="terminal"}`, '0+1x30'],
       [
-        `molecule_cloud_requests_total{${A}, service="ec2", operation="RunInstances", outcome="ok"}`,
+        `molecule_cloud_requests_total{${A}, target="primary", service="ec2", operation="RunInstances", outcome="ok"}`,
         '0+90x30',
       ],
       [
-        `molecule_cloud_requests_total{${A}, service="ec2", operation="RunInstances", outcome="throttled"}`,
+        `molecule_cloud_requests_total{${A}, target="primary", service="ec2", operation="RunInstances", outcome="throttled"}`,
         '0+10x30',
       ],
       [
-        `molecule_cloud_requests_total{${A}, service="cloudflare", operation="ListTunnels", outcome="ok"}`,
+        `molecule_cloud_requests_total{${A}, target="primary", service="cloudflare", operation="ListTunnels", outcome="ok"}`,
         '0+100x30',
       ],
     ],
     checks: [
-      { alert: 'OrphanedResourcesPresent', want: [[`{kind="ec2_instance", ${ns}}`, 7200]] },
+      { alert: 'OrphanedResourcesPresent', want: [[`{kind="ec2_instance", target="primary", ${ns}}`, 7200]] },
       { alert: 'OrphanScanFailing', want: [] },
       { alert: 'OrphanScanStale', at: '20m', want: [] },
       { alert: 'OrphanDeletionBlocked', want: [] },
@@ -240,7 +241,7 @@ const SCENARIOS: Scenario[] = [
       { alert: 'WorkqueueBacklog', at: '29m', want: [[`{controller="tunnel", ${ns}}`, 500]] },
       { alert: 'ControllerDisabled', want: [[`{controller="tunnel", ${ns}}`, 0]] },
       { alert: 'ReconcileErrorsSustained', want: [[`{controller="instance", ${ns}}`, 0.25]] },
-      { alert: 'CloudThrottlingSustained', want: [[`{service="ec2", ${ns}}`, 0.1]] },
+      { alert: 'CloudThrottlingSustained', want: [[`{service="ec2", target="primary", ${ns}}`, 0.1]] },
       { alert: 'NoLeader', want: [] },
       { alert: 'SplitBrain', want: [] },
       { alert: 'OperatorMetricsAbsent', want: [] },
@@ -249,42 +250,76 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'the leader a cannot scan or delete; b holds stale good values',
     series: [
-      [`molecule_is_leader{${A}}`, '1x30'],
-      [`molecule_is_leader{${B}}`, '0x30'],
-      [`molecule_orphan_scan_success{${A}}`, '0x30'],
-      [`molecule_orphan_scan_success{${B}}`, '1x30'],
-      [`molecule_orphan_scan_timestamp_seconds{${A}}`, '0x30'],
-      [`molecule_orphan_scan_timestamp_seconds{${B}}`, '60x30'],
-      [`molecule_orphan_deletion_blocked{${A}}`, '1x30'],
+      [`molecule_is_leader{${A}, target="primary"}`, '1x30'],
+      [`molecule_is_leader{${B}, target="primary"}`, '0x30'],
+      [`molecule_orphan_scan_success{${A}, target="primary"}`, '0x30'],
+      [`molecule_orphan_scan_success{${B}, target="primary"}`, '1x30'],
+      [`molecule_orphan_scan_timestamp_seconds{${A}, target="primary"}`, '0x30'],
+      [`molecule_orphan_scan_timestamp_seconds{${B}, target="primary"}`, '60x30'],
+      [`molecule_orphan_deletion_blocked{${A}, target="primary"}`, '1x30'],
     ],
     checks: [
-      { alert: 'OrphanScanFailing', want: [[NS, 0]] },
-      { alert: 'OrphanDeletionBlocked', want: [[NS, 1]] },
+      { alert: 'OrphanScanFailing', want: [[PRIMARY, 0]] },
+      { alert: 'OrphanDeletionBlocked', want: [[PRIMARY, 1]] },
       { alert: 'OrphanScanStale', at: '10m', want: [] },
-      { alert: 'OrphanScanStale', at: '20m', want: [[NS, 1140]] },
+      { alert: 'OrphanScanStale', at: '20m', want: [[PRIMARY, 1140]] },
     ],
   },
   {
     name: 'nobody leads',
     series: [
-      [`molecule_is_leader{${A}}`, '0x30'],
-      [`molecule_is_leader{${B}}`, '0x30'],
+      [`molecule_is_leader{${A}, target="primary"}`, '0x30'],
+      [`molecule_is_leader{${B}, target="primary"}`, '0x30'],
     ],
     checks: [
-      { alert: 'NoLeader', want: [[NS, 0]] },
+      { alert: 'NoLeader', want: [[PRIMARY, 0]] },
       { alert: 'SplitBrain', want: [] },
     ],
   },
   {
     name: 'both claim to lead',
     series: [
-      [`molecule_is_leader{${A}}`, '1x30'],
-      [`molecule_is_leader{${B}}`, '1x30'],
+      [`molecule_is_leader{${A}, target="primary"}`, '1x30'],
+      [`molecule_is_leader{${B}, target="primary"}`, '1x30'],
     ],
     checks: [
-      { alert: 'SplitBrain', want: [[NS, 2]] },
+      { alert: 'SplitBrain', want: [[PRIMARY, 2]] },
       { alert: 'NoLeader', want: [] },
     ],
+  },
+  {
+    name: 'a leads the primary, b the canary; a led the canary before and keeps stale values',
+    series: [
+      [`molecule_is_leader{${A}, target="primary"}`, '1x30'],
+      [`molecule_is_leader{${A}, target="canary"}`, '0x30'],
+      [`molecule_is_leader{${B}, target="primary"}`, '0x30'],
+      [`molecule_is_leader{${B}, target="canary"}`, '1x30'],
+      [`molecule_orphan_oldest_age_seconds{${A}, target="primary", kind="ec2_instance"}`, '0x30'],
+      [`molecule_orphan_resources{${A}, target="primary", kind="ec2_instance", env="prod"}`, '0x30'],
+      [`molecule_orphan_oldest_age_seconds{${A}, target="canary", kind="secret"}`, '99999x30'],
+      [`molecule_orphan_resources{${A}, target="canary", kind="secret", env="prod"}`, '9x30'],
+      [`molecule_orphan_oldest_age_seconds{${B}, target="canary", kind="ec2_instance"}`, '7200x30'],
+      [`molecule_orphan_resources{${B}, target="canary", kind="ec2_instance", env="prod"}`, '1x30'],
+    ],
+    checks: [
+      { alert: 'NoLeader', want: [] },
+      { alert: 'SplitBrain', want: [] },
+      {
+        alert: 'OrphanedResourcesPresent',
+        want: [[`{kind="ec2_instance", target="canary", ${ns}}`, 7200]],
+      },
+    ],
+  },
+  {
+    name: 'orgs placed in a target the operator is not configured for',
+    series: [
+      [`molecule_is_leader{${A}, target="primary"}`, '1x30'],
+      [`molecule_target_orgs{${A}, target="primary"}`, '10x30'],
+      [`molecule_target_configured{${A}, target="primary"}`, '1x30'],
+      [`molecule_target_orgs{${A}, target="canary"}`, '3x30'],
+      [`molecule_target_configured{${A}, target="canary"}`, '0x30'],
+    ],
+    checks: [{ alert: 'TargetNotConfigured', want: [[`{target="canary", ${ns}}`, 3]] }],
   },
   {
     name: 'no replica scraped',

@@ -76,7 +76,7 @@ describe('npm start (the demo)', () => {
       expect(orgs).toHaveLength(3);
       expect(orgs.every((o) => o.status.ready && o.workspaces.every((w) => w.status.ready))).toBe(true);
       const metrics = await (await fetch(metricsUrl)).text();
-      expect(metrics).toMatch(/^molecule_orphan_resources\{kind="ec2_instance",env="demo"\} 1$/m);
+      expect(metrics).toMatch(/^molecule_orphan_resources\{kind="ec2_instance",env="demo",target="primary"\} 1$/m);
 
       first.child.kill('SIGINT');
       expect(await first.exited).toBe(0);

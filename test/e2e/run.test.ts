@@ -78,7 +78,7 @@ describe.skipIf(!usingServer())('molecule-operator run', () => {
       expect(await cloud.liveInstances({ OrgID: org.id })).toHaveLength(0);
       const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       expect(metrics).toMatch(/^molecule_controller_enabled\{controller="instance"\} 0$/m);
-      expect(metrics).toMatch(/^molecule_is_leader 1$/m);
+      expect(metrics).toMatch(/^molecule_is_leader\{target="primary"\} 1$/m);
 
       child.kill('SIGTERM');
       expect(await exited).toBe(0);

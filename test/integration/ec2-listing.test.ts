@@ -99,7 +99,7 @@ afterAll(async () => {
 });
 
 const adapter = (decode: boolean, pageSize: number) =>
-  new Ec2Adapter(client, { limiter: unlimited }, pageSize, decode);
+  new Ec2Adapter(client, { limiter: unlimited, target: 'primary' }, pageSize, decode);
 
 describe('EC2 listings decoded from the XML equal the SDK path', () => {
   it.each([5, 1000])('DescribeInstances, page size %i', async (pageSize) => {

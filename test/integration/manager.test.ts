@@ -80,7 +80,14 @@ function manager(
     metrics,
     logger: createLogger({ level: 'silent' }),
     registry: new ControllerRegistry([observingController(seen)]),
-    targets: new CloudTargets([{ ...targetSettings(config)[0]!, aws: ports }], undefined),
+    targets: new CloudTargets([
+      {
+        ...targetSettings(config)[0]!,
+        aws: ports,
+        cloudflare: undefined,
+        identify: async () => ({ account: '123456789012', arn: 'arn:aws:iam::123456789012:user/test' }),
+      },
+    ]),
     manager: { lease: { name: `lease-${Math.random()}`, ...lease }, resyncJitterMs: 0 },
   }).manager;
 }

@@ -211,12 +211,11 @@ describe('orphan scan: counting', () => {
     );
     ec2.destroy();
     const { scanner: s, metrics } = scanner();
-    const job = s.job();
-    expect(job).toMatchObject({ name: 'orphan-scan', cron: '*/5 * * * *' });
+    expect(s.jobs()).toMatchObject([{ name: 'orphan-scan:primary', cron: '*/5 * * * *', target: 'primary' }]);
     // Concurrent triggers (cron tick, CLI) share one run.
     const [result, again] = await Promise.all([s.scan(), s.scan()]);
     expect(again).toBe(result);
-    expect(s.last()).toBe(result);
+    expect(s.last()).toEqual([result]);
     expect(result.ok).toBe(true);
     expect(await gauges(metrics)).toEqual({ ...zero, ec2_instance: 1 });
     expect(await metricValue(metrics.registry, 'molecule_orphan_scan_success')).toBe(1);
@@ -631,13 +630,13 @@ describe('orphan scan: ledger and exposition', () => {
       expect(line, line).toMatch(line.startsWith('# HELP') ? help : line.startsWith('#') ? type : sample);
     for (const kind of RESOURCE_KINDS) {
       expect(text).toContain(
-        `molecule_orphan_resources{kind="${kind}",env="${ENV}"} ${kind === 'ec2_instance' ? 1 : 0}`,
+        `molecule_orphan_resources{kind="${kind}",env="${ENV}",target="primary"} ${kind === 'ec2_instance' ? 1 : 0}`,
       );
-      expect(text).toContain(`molecule_managed_resources{kind="${kind}"}`);
-      expect(text).toContain(`molecule_orphan_oldest_age_seconds{kind="${kind}"}`);
+      expect(text).toContain(`molecule_managed_resources{kind="${kind}",target="primary"}`);
+      expect(text).toContain(`molecule_orphan_oldest_age_seconds{kind="${kind}",target="primary"}`);
     }
-    expect(text).toMatch(/^molecule_orphan_scan_success 1$/m);
-    expect(text).toMatch(/^molecule_orphan_scan_timestamp_seconds \d+$/m);
+    expect(text).toMatch(/^molecule_orphan_scan_success\{target="primary"\} 1$/m);
+    expect(text).toMatch(/^molecule_orphan_scan_timestamp_seconds\{target="primary"\} \d+$/m);
   });
 
   it('runs one report-only scan from the CLI and prints the ledger', async () => {

@@ -1,3 +1,4 @@
+import { placementFor } from '../../cloud/targets.js';
 import type { App, RouteContext } from '../context.js';
 import { decodeCursor, encodeCursor, OrgCursor } from '../cursor.js';
 import { ApiError, notFound } from '../errors.js';
@@ -6,12 +7,13 @@ import {
   CreateOrgBody,
   CreateWorkspaceBody,
   PageQuery,
+  PatchOrgBody,
   parseInput,
   SLUG_PATTERN,
   SlugParams,
 } from '../schemas.js';
 
-export function registerOrgRoutes(app: App, { desired }: RouteContext): void {
+export function registerOrgRoutes(app: App, { config, desired }: RouteContext): void {
   const liveOrg = async (params: unknown) => {
     const { slug } = parseInput(SlugParams, params, 'params');
     // Not a slug: no such org. It never reaches PostgreSQL, which fails on a NUL byte (a 500).
@@ -23,10 +25,12 @@ export function registerOrgRoutes(app: App, { desired }: RouteContext): void {
   app.post('/cp/orgs', async (request, reply) => {
     const body = parseInput(CreateOrgBody, request.body, 'body');
     // A live duplicate slug surfaces as SlugTakenError → 409, decided by the unique index, not a pre-check.
+    const isCanary = body.isCanary ?? false;
     const org = await desired.createOrg({
       slug: body.slug,
       name: body.name ?? body.slug,
-      isCanary: body.isCanary ?? false,
+      isCanary,
+      target: placementFor(config, isCanary),
     });
     return reply
       .code(201)
@@ -56,6 +60,31 @@ export function registerOrgRoutes(app: App, { desired }: RouteContext): void {
   app.get('/cp/orgs/:slug', async (request) => {
     const [view] = await loadOrgViews(desired, [await liveOrg(request.params)]);
     return view;
+  });
+
+  app.patch('/cp/orgs/:slug', async (request, reply) => {
+    const body = parseInput(PatchOrgBody, request.body, 'body');
+    const org = await liveOrg(request.params);
+    if (org.deletionRequestedAt) throw new ApiError(409, 'OrgDeleting', 'the org is being deleted');
+    const isCanary = body.isCanary ?? org.isCanary;
+    // Placement follows isCanary only while the org has nothing in the cloud: moving a tenant
+    // between accounts would replace its machine and its data.
+    const target = isCanary === org.isCanary ? org.target : placementFor(config, isCanary);
+    const updated = await desired.updateOrgSpec(org.id, {
+      ...(body.name !== undefined ? { name: body.name } : {}),
+      isCanary,
+      target,
+    });
+    if (updated === 'HasResources') {
+      throw new ApiError(
+        409,
+        'TargetChangeRequiresRecreate',
+        `the org's resources live in the ${org.target} target; moving them to ${target} would replace its machine and data: delete the org and create it again`,
+      );
+    }
+    if (!updated) throw new ApiError(409, 'OrgDeleting', 'the org is being deleted');
+    const [view] = await loadOrgViews(desired, [updated]);
+    return reply.code(200).send(view);
   });
 
   app.delete('/cp/orgs/:slug', async (request, reply) => {

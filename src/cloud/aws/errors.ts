@@ -50,6 +50,11 @@ const TRANSIENT = new Set([
   'InsufficientInstanceCapacity',
   'InstanceLimitExceeded',
   'PaginationTokenExpiredException',
+  // Temporary credentials expired (our clock and the provider's disagree, or the session was
+  // revoked): fresh ones are fetched for the next attempt (cloud/aws/credentials.ts).
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'RequestExpired',
 ]);
 
 const TERMINAL_REASON: Record<string, string> = {
@@ -57,6 +62,8 @@ const TERMINAL_REASON: Record<string, string> = {
   AuthFailure: 'PermissionDenied',
   AccessDeniedException: 'PermissionDenied',
   AccessDenied: 'PermissionDenied',
+  InvalidClientTokenId: 'InvalidCredentials',
+  UnrecognizedClientException: 'InvalidCredentials',
   'InvalidAMIID.NotFound': 'InvalidImage',
   'InvalidAMIID.Malformed': 'InvalidImage',
   'InvalidSubnetID.NotFound': 'InvalidSubnet',

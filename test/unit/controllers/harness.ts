@@ -51,6 +51,7 @@ export const org = (over: Partial<Org> = {}): Org => ({
   purgedAt: null,
   createdAt: new Date(NOW),
   updatedAt: new Date(NOW),
+  target: 'primary',
   ...over,
 });
 

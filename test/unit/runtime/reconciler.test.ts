@@ -121,6 +121,7 @@ function reconcilerFor(
     logger: createLogger({ level: 'silent' }),
     clock,
     assertLeader: () => {},
+    leads: () => true,
     wake: (n, o) => woken.push(`${n}:${o.id}`),
     pollIntervalMs: 1000,
   });
