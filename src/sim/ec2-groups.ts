@@ -11,7 +11,6 @@ import {
   type QueryParams,
   tagField,
 } from './query.js';
-import { SEED } from './seed.js';
 import { type Rule, type SecurityGroup, settle, sgNameKey } from './state.js';
 import { list, tagSet } from './xml.js';
 
@@ -60,7 +59,7 @@ export function createSecurityGroup(ctx: SimContext, p: QueryParams, req: SimReq
   if (name.toLowerCase().startsWith('sg-')) {
     throw new AwsError('InvalidParameterValue', 'Group names may not be in the format sg-*');
   }
-  const vpcId = p.get('VpcId') ?? SEED.vpcId;
+  const vpcId = p.get('VpcId') ?? state.defaultVpcId;
   if (!state.vpcs.some((v) => v.id === vpcId)) {
     throw new AwsError('InvalidVpcID.NotFound', `The vpc ID '${vpcId}' does not exist`);
   }
@@ -79,7 +78,7 @@ export function createSecurityGroup(ctx: SimContext, p: QueryParams, req: SimReq
     description,
     vpcId,
     region: req.region,
-    ownerId: SEED.accountId,
+    ownerId: state.account,
     // A new VPC group allows all egress.
     rules: [
       { id: `sgr-${rng.hex(17)}`, egress: true, protocol: '-1', cidrIpv4: '0.0.0.0/0', tags: new Map() },
@@ -93,16 +92,19 @@ export function createSecurityGroup(ctx: SimContext, p: QueryParams, req: SimReq
     '<return>true</return>' +
     `<groupId>${sg.id}</groupId>` +
     tagSet(sg.tags) +
-    `<securityGroupArn>arn:aws:ec2:${sg.region}:${SEED.accountId}:security-group/${sg.id}</securityGroupArn>`
+    `<securityGroupArn>arn:aws:ec2:${sg.region}:${sg.ownerId}:security-group/${sg.id}</securityGroupArn>`
   );
 }
 
-function ruleValues(egress: boolean, pick: (r: Rule) => string | undefined): Extractor<SecurityGroup> {
+function ruleValues(
+  egress: boolean,
+  pick: (r: Rule, sg: SecurityGroup) => string | undefined,
+): Extractor<SecurityGroup> {
   return (sg) => {
     const out: string[] = [];
     for (const r of sg.rules) {
       if (r.egress !== egress) continue;
-      const v = pick(r);
+      const v = pick(r, sg);
       if (v !== undefined) out.push(v);
     }
     return out;
@@ -138,7 +140,7 @@ function groupField(name: string): Extractor<SecurityGroup> | undefined {
     case 'ip-permission.protocol':
       return ruleValues(egress, (r) => r.protocol);
     case 'ip-permission.user-id':
-      return ruleValues(egress, (r) => (r.groupId ? (r.userId ?? SEED.accountId) : undefined));
+      return ruleValues(egress, (r, sg) => (r.groupId ? (r.userId ?? sg.ownerId) : undefined));
     default:
       return undefined;
   }

@@ -5,15 +5,15 @@ import { el, iso, list, tagSet } from './xml.js';
 /** XML for EC2 shapes, using the element names the SDK's deserializer expects (reference A2). */
 
 export function instanceArn(i: Instance): string {
-  return `arn:aws:ec2:${i.region}:${SEED.accountId}:instance/${i.id}`;
+  return `arn:aws:ec2:${i.region}:${i.ownerId ?? SEED.accountId}:instance/${i.id}`;
 }
 
 export function groupArn(sg: SecurityGroup): string {
-  return `arn:aws:ec2:${sg.region}:${SEED.accountId}:security-group/${sg.id}`;
+  return `arn:aws:ec2:${sg.region}:${sg.ownerId}:security-group/${sg.id}`;
 }
 
 export function ruleArn(sg: SecurityGroup, r: Rule): string {
-  return `arn:aws:ec2:${sg.region}:${SEED.accountId}:security-group-rule/${r.id}`;
+  return `arn:aws:ec2:${sg.region}:${sg.ownerId}:security-group-rule/${r.id}`;
 }
 
 const STATE_XML = new Map<string, string>();
@@ -83,7 +83,7 @@ export function renderReservation(
 ): string {
   return (
     el('reservationId', reservationId) +
-    el('ownerId', SEED.accountId) +
+    el('ownerId', instances[0]?.ownerId ?? SEED.accountId) +
     '<groupSet/>' +
     list('instancesSet', instances, (i) => renderInstance(i, groupName))
   );
@@ -105,7 +105,7 @@ function portsXml(r: { protocol: string; fromPort?: number; toPort?: number }): 
  * NOTE: DescribeSecurityGroups groups rules sharing (protocol, from, to) into one
  * IpPermission with several `groups` / `ipRanges` items, in first-seen order.
  */
-export function renderPermissions(rules: Rule[], vpcId: string): string {
+export function renderPermissions(rules: Rule[], vpcId: string, ownerId: string): string {
   const byKey = new Map<string, Rule[]>();
   for (const r of rules) {
     const key = `${r.protocol}|${r.fromPort ?? ''}|${r.toPort ?? ''}`;
@@ -124,7 +124,7 @@ export function renderPermissions(rules: Rule[], vpcId: string): string {
           rs.filter((r) => r.groupId !== undefined),
           (r) =>
             el('description', r.description) +
-            el('userId', r.userId ?? SEED.accountId) +
+            el('userId', r.userId ?? ownerId) +
             el('groupId', r.groupId) +
             el('vpcId', vpcId),
         ) +
@@ -143,7 +143,9 @@ export function renderGroup(sg: SecurityGroup): string {
   const ingress = sg.rules.filter((r) => !r.egress);
   const egress = sg.rules.filter((r) => r.egress);
   const perms = (name: string, rules: Rule[]) =>
-    rules.length === 0 ? `<${name}/>` : `<${name}>${renderPermissions(rules, sg.vpcId)}</${name}>`;
+    rules.length === 0
+      ? `<${name}/>`
+      : `<${name}>${renderPermissions(rules, sg.vpcId, sg.ownerId)}</${name}>`;
   return (
     el('ownerId', sg.ownerId) +
     el('groupId', sg.id) +
@@ -169,7 +171,7 @@ export function renderRule(sg: SecurityGroup, r: Rule): string {
     el('toPort', isAll ? -1 : r.toPort) +
     el('cidrIpv4', r.cidrIpv4) +
     (r.groupId
-      ? `<referencedGroupInfo>${el('groupId', r.groupId)}${el('userId', r.userId ?? SEED.accountId)}</referencedGroupInfo>`
+      ? `<referencedGroupInfo>${el('groupId', r.groupId)}${el('userId', r.userId ?? sg.ownerId)}</referencedGroupInfo>`
       : '') +
     el('description', r.description) +
     tagSet(r.tags) +
@@ -195,7 +197,7 @@ export function renderRevokedRule(sg: SecurityGroup, r: Rule): string {
 export function renderVpc(v: Vpc): string {
   return (
     el('vpcId', v.id) +
-    el('ownerId', SEED.accountId) +
+    el('ownerId', v.ownerId ?? SEED.accountId) +
     el('state', 'available') +
     el('cidrBlock', v.cidr) +
     list(
@@ -216,9 +218,9 @@ export function renderVpc(v: Vpc): string {
 export function renderSubnet(s: Subnet, az: string, availableIps: number): string {
   return (
     el('subnetId', s.id) +
-    el('subnetArn', `arn:aws:ec2:${az.slice(0, -1)}:${SEED.accountId}:subnet/${s.id}`) +
+    el('subnetArn', `arn:aws:ec2:${az.slice(0, -1)}:${s.ownerId ?? SEED.accountId}:subnet/${s.id}`) +
     el('state', 'available') +
-    el('ownerId', SEED.accountId) +
+    el('ownerId', s.ownerId ?? SEED.accountId) +
     el('vpcId', s.vpcId) +
     el('cidrBlock', s.cidr) +
     el('availableIpAddressCount', availableIps) +

@@ -280,7 +280,7 @@ function runInstances(ctx: SimContext, p: QueryParams, req: SimRequest): string 
     throw new AwsError('InvalidParameterValue', `Invalid value '${instanceType}' for InstanceType.`);
   }
 
-  const subnetId = p.get('SubnetId') ?? SEED.subnetId;
+  const subnetId = p.get('SubnetId') ?? state.defaultSubnetId;
   const subnet = state.subnets.find((s) => s.id === subnetId);
   if (!subnet) throw new AwsError('InvalidSubnetID.NotFound', `The subnet ID '${subnetId}' does not exist`);
   const groupIds: string[] = [];
@@ -321,7 +321,7 @@ function runInstances(ctx: SimContext, p: QueryParams, req: SimRequest): string 
   const profileName = p.get('IamInstanceProfile.Name');
   const profileArn = p.get('IamInstanceProfile.Arn');
   if (profileName !== undefined || profileArn !== undefined) {
-    const arn = profileArn ?? `arn:aws:iam::${SEED.accountId}:instance-profile/${profileName}`;
+    const arn = profileArn ?? `arn:aws:iam::${state.account}:instance-profile/${profileName}`;
     if (!/^arn:aws:iam::\d{12}:instance-profile\/.+/.test(arn)) {
       throw new AwsError(
         'InvalidParameterValue',
@@ -386,6 +386,7 @@ function runInstances(ctx: SimContext, p: QueryParams, req: SimRequest): string 
     }));
     const instance: Instance = {
       seq: state.nextSeq(),
+      ownerId: state.account,
       id: `i-${rng.hex(17)}`,
       reservationId,
       region,
@@ -468,7 +469,7 @@ function instanceField(name: string): Extractor<Instance> | undefined {
     case 'iam-instance-profile.arn':
       return (i) => i.iamInstanceProfile?.arn;
     case 'owner-id':
-      return () => SEED.accountId;
+      return (i) => i.ownerId ?? SEED.accountId;
     case 'instance.group-id':
     case 'group-id':
       return (i) => (i.state === 'terminated' ? [] : i.securityGroupIds);
@@ -744,7 +745,7 @@ function describeVpcs(ctx: SimContext, p: QueryParams): string {
       case 'is-default':
         return (v) => String(v.isDefault);
       case 'owner-id':
-        return () => SEED.accountId;
+        return (v) => v.ownerId ?? SEED.accountId;
       case 'dhcp-options-id':
         return (v) => v.dhcpOptionsId;
       default:

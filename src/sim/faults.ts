@@ -24,6 +24,8 @@ export interface FaultSettings {
    */
   errorAfterCommitRatio?: number;
   operations?: Record<string, Partial<Pick<FaultSettings, 'errorRate' | 'throttleRate' | 'latencyMs'>>>;
+  /** Role ARNs STS refuses to let anyone assume (AccessDenied), e.g. a trust policy taken away. */
+  deniedRoles?: string[];
 }
 
 export const FAST_FAULTS: FaultSettings = {
@@ -61,6 +63,11 @@ export function mergeFaults(base: FaultSettings, patch: Partial<FaultSettings>):
     if (patch[key] !== undefined) (next as unknown as Record<string, unknown>)[key] = patch[key];
   }
   if (patch.errorAfterCommitRatio !== undefined) next.errorAfterCommitRatio = patch.errorAfterCommitRatio;
+  if (patch.deniedRoles !== undefined) {
+    if (!Array.isArray(patch.deniedRoles) || patch.deniedRoles.some((r) => typeof r !== 'string'))
+      throw new Error('deniedRoles must be a list of role ARNs');
+    next.deniedRoles = [...patch.deniedRoles];
+  }
   if (patch.operations !== undefined) {
     if (patch.operations === null || typeof patch.operations !== 'object')
       throw new Error('operations must be an object');

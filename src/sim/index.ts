@@ -99,6 +99,7 @@ export {
   type CallCount,
   type CallRecord,
   type InstanceDump,
+  type NetworkInfo,
   type SimOptions,
   type SimStateDump,
   type Simulator,

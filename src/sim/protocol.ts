@@ -1,13 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { SimClock } from './clock.js';
 import type { FaultSettings } from './faults.js';
+import type { Identities, Principal } from './iam.js';
 import type { BucketSpec } from './limits.js';
 import type { Rng } from './rng.js';
 import type { SimState } from './state.js';
 
 /** Shared request/response types and error classes for the service handlers. */
 
-export type ServiceName = 'ec2' | 'secretsmanager' | 'tagging' | 'cloudflare';
+export type ServiceName = 'ec2' | 'secretsmanager' | 'tagging' | 'cloudflare' | 'sts';
 
 export interface SimRequest {
   method: string;
@@ -34,6 +35,9 @@ export interface Prepared {
   /** What the call was about (group name, secret name, tunnel name, ...), for the call log. */
   target?: string;
   bucket?: { key: string; spec: BucketSpec };
+  /** For AWS calls: the caller's account and the region signed for (the call log records them). */
+  account?: string;
+  region?: string;
   run(): SimResponse;
   /** A throttling response; `retryAfterRealMs` is when a token will be back, in real ms. */
   throttled(retryAfterRealMs: number): SimResponse;
@@ -48,7 +52,11 @@ export interface Durations {
 }
 
 export interface SimContext {
+  /** The AWS objects of the caller's account and region (Cloudflare's live in the default one). */
   state: SimState;
+  /** Who made the request (the default account's administrator unless issued credentials say otherwise). */
+  caller: Principal;
+  identities: Identities;
   clock: SimClock;
   rng: Rng;
   durations: Durations;

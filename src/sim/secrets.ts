@@ -17,7 +17,6 @@ import {
 import { type BucketSpec, SECRETS_MANAGER_BUCKETS } from './limits.js';
 import { AwsError, type Prepared, type SimContext, type SimRequest } from './protocol.js';
 import { fnv } from './query.js';
-import { SEED } from './seed.js';
 import { type Secret, type SecretVersion, secretPurged } from './state.js';
 
 /** Secrets Manager over awsJson1_1 (reference B). */
@@ -239,7 +238,7 @@ function createSecret(ctx: SimContext, b: JsonBody, req: SimRequest): unknown {
   const hasValue = value.secretString !== undefined || value.secretBinary !== undefined;
   const secret: Secret = {
     seq: state.nextSeq(),
-    id: `arn:aws:secretsmanager:${req.region}:${SEED.accountId}:secret:${name}-${rng.alnum(6)}`,
+    id: `arn:aws:secretsmanager:${req.region}:${ctx.state.account}:secret:${name}-${rng.alnum(6)}`,
     name,
     region: req.region,
     description,

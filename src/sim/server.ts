@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { jsonError } from './awsjson.js';
 import { SimClock } from './clock.js';
 import { cfErrorResponse, prepareCloudflare } from './cloudflare.js';
-import { prepareEc2 } from './ec2.js';
+import { ec2Error, prepareEc2 } from './ec2.js';
 import {
   effectiveFaults,
   FAST_FAULTS,
@@ -14,6 +14,7 @@ import {
   REALISTIC_FAULTS,
   TokenBuckets,
 } from './faults.js';
+import { CredentialError, Identities, type IssuedCredentials } from './iam.js';
 import { CLOUDFLARE_BUCKET, DURATIONS } from './limits.js';
 import {
   AwsError,
@@ -26,7 +27,16 @@ import {
 import { Rng } from './rng.js';
 import { prepareSecrets } from './secrets.js';
 import { SEED, type SeedInfo } from './seed.js';
-import { type SerializedState, SimState, settle } from './state.js';
+import {
+  defaultNetwork,
+  isDefaultPartition,
+  type Partition,
+  partitionKey,
+  type SerializedState,
+  SimState,
+  settle,
+} from './state.js';
+import { prepareSts, stsError } from './sts.js';
 import { prepareTagging } from './tagging.js';
 
 /** The HTTP server: routing, the fault layer, call accounting, admin endpoints, persistence. */
@@ -64,6 +74,9 @@ export interface CallRecord {
   status: number;
   mutating: boolean;
   target?: string;
+  /** For AWS calls: the caller's account and region. */
+  account?: string;
+  region?: string;
 }
 
 export type InstanceDump = SerializedState['instances'][number] & { userDataDecoded?: string };
@@ -72,15 +85,36 @@ export interface SimStateDump extends Omit<SerializedState, 'instances'> {
   /** Simulated now (ms). */
   now: number;
   seed: SeedInfo;
+  /** The default account and region's objects (the seeded network) are the top-level fields. */
   instances: InstanceDump[];
   calls: CallCount[];
+  /** Every other account and region used so far, with its objects. */
+  partitions: (Partition & Omit<SerializedState, 'instances'> & { instances: InstanceDump[] })[];
 }
+
+/** A default VPC of an account and region, as a new account has it. */
+export interface NetworkInfo extends Partition {
+  vpcId: string;
+  vpcCidr: string;
+  subnetId: string;
+  /** The VPC's `default` security group. */
+  defaultSecurityGroupId: string;
+}
+
+/** What the state file holds: the default partition's state, the others', and issued credentials. */
+type SavedState = SerializedState & {
+  now?: number;
+  partitions?: (Partition & { state: SerializedState })[];
+  credentials?: IssuedCredentials[];
+};
 
 export interface Simulator {
   readonly url: string;
   readonly awsEndpoint: string;
   readonly cloudflareBaseUrl: string;
   readonly seed: SeedInfo;
+  /** The default VPC of an account and region (made on first use, as AWS does for a new account). */
+  network(account: string, region?: string): NetworkInfo;
   setFaults(f: Partial<FaultSettings>): void;
   getFaults(): FaultSettings;
   /** Empties every store except the seeded objects (and refills the buckets); calls are kept. */
@@ -159,6 +193,44 @@ function regionOf(req: IncomingMessage): string {
   return m?.[1] ?? SEED.region;
 }
 
+/** The signing service of a SigV4 request (`…/<region>/<service>/aws4_request`). */
+function signingService(req: SimRequest): string | undefined {
+  return /Credential=[^/]+\/\d{8}\/[a-z0-9-]+\/([a-z0-9-]+)\//.exec(
+    String(req.headers.authorization ?? ''),
+  )?.[1];
+}
+
+/** Credentials refused, as each protocol says it. */
+function credentialError(service: string, e: CredentialError, requestId: string): SimResponse {
+  const expired = e.problem === 'expired';
+  if (service === 'sts')
+    return stsError(
+      new AwsError(expired ? 'ExpiredToken' : 'InvalidClientTokenId', e.message, 403),
+      requestId,
+    );
+  if (service === 'ec2')
+    return ec2Error(
+      new AwsError(
+        expired ? 'ExpiredToken' : 'AuthFailure',
+        expired ? e.message : 'AWS was not able to validate the provided access credentials',
+        expired ? 400 : 401,
+      ),
+      requestId,
+    );
+  return jsonError(
+    new AwsError(expired ? 'ExpiredTokenException' : 'UnrecognizedClientException', e.message, 403),
+    requestId,
+  );
+}
+
+/** The operation a request names, for the call log of a request refused before it was parsed. */
+function operationOf(req: SimRequest, target: unknown): string {
+  if (typeof target === 'string') return target.slice(target.indexOf('.') + 1);
+  return (
+    new URLSearchParams(req.method === 'GET' ? req.query.toString() : req.body).get('Action') ?? 'Unknown'
+  );
+}
+
 function jsonAdmin(status: number, body: unknown): SimResponse {
   return { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
 }
@@ -168,6 +240,17 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   const clock = new SimClock(opts.now ?? Date.now, opts.timeScale ?? 1);
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 32);
   const state = new SimState();
+  /** The AWS objects of every account and region used so far; the default one is `state`. */
+  const partitions = new Map<string, SimState>([[partitionKey(state), state]]);
+  const partitionOf = (p: Partition): SimState => {
+    let s = partitions.get(partitionKey(p));
+    if (!s) {
+      s = new SimState(p);
+      partitions.set(partitionKey(p), s);
+    }
+    return s;
+  };
+  const identities = new Identities();
   const buckets = new TokenBuckets();
   const log = new CallLog();
   const faultRng = new Rng(seed ^ 0x5eed);
@@ -176,6 +259,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   let faults = mergeFaults(profile === 'realistic' ? REALISTIC_FAULTS : FAST_FAULTS, opts.faults ?? {});
   const ctx: SimContext = {
     state,
+    caller: { account: SEED.accountId, arn: '', userId: '' },
+    identities,
     clock,
     rng: new Rng(seed),
     durations: profile === 'realistic' ? DURATIONS.realistic : DURATIONS.fast,
@@ -183,9 +268,11 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   };
 
   if (opts.stateFile && existsSync(opts.stateFile)) {
-    const saved = JSON.parse(readFileSync(opts.stateFile, 'utf8')) as SerializedState & { now?: number };
+    const saved = JSON.parse(readFileSync(opts.stateFile, 'utf8')) as SavedState;
     if (typeof saved.now === 'number') clock.atLeast(saved.now);
     state.load(saved, clock.now());
+    for (const p of saved.partitions ?? []) partitionOf(p).load(p.state, clock.now());
+    identities.load(saved.credentials);
   }
 
   // --- persistence -------------------------------------------------------------
@@ -194,7 +281,15 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   const save = async (): Promise<void> => {
     if (!opts.stateFile) return;
     const file = opts.stateFile;
-    const text = JSON.stringify({ ...state.toJSON(), now: clock.now() });
+    const saved: SavedState = {
+      ...state.toJSON(),
+      now: clock.now(),
+      partitions: [...partitions.values()]
+        .filter((p) => p !== state)
+        .map((p) => ({ account: p.account, region: p.region, state: p.toJSON() })),
+      credentials: identities.toJSON(),
+    };
+    const text = JSON.stringify(saved);
     const tmp = `${file}.${process.pid}.tmp`;
     await writeFile(tmp, text);
     await rename(tmp, file);
@@ -211,28 +306,66 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   let lastSweep = Date.now();
   const sweep = (): void => {
     lastSweep = Date.now();
-    state.sweep(clock.now());
+    for (const p of partitions.values()) p.sweep(clock.now());
+    identities.sweep(clock.now());
   };
 
   // --- request pipeline -----------------------------------------------------------
   const route = (req: SimRequest): Prepared | SimResponse => {
+    // Cloudflare is one account: its objects live in the default state.
     if (req.path === '/client/v4' || req.path.startsWith('/client/v4/')) return prepareCloudflare(ctx, req);
     const target = req.headers['x-amz-target'];
-    if (typeof target === 'string') {
-      const dot = target.indexOf('.');
-      const prefix = target.slice(0, dot);
-      const op = target.slice(dot + 1);
-      if (prefix === 'secretsmanager') return prepareSecrets(ctx, req, op);
-      if (prefix === 'ResourceGroupsTaggingAPI_20170126') return prepareTagging(ctx, req, op);
-      return jsonError(new AwsError('UnknownOperationException', `Unknown target ${target}`), req.requestId);
-    }
     const isForm = String(req.headers['content-type'] ?? '').includes('x-www-form-urlencoded');
-    if ((req.method === 'POST' && (isForm || req.body.startsWith('Action='))) || req.query.has('Action')) {
-      return prepareEc2(ctx, req);
+    const query =
+      (req.method === 'POST' && (isForm || req.body.startsWith('Action='))) || req.query.has('Action');
+    const service =
+      typeof target === 'string'
+        ? target.slice(0, target.indexOf('.'))
+        : query
+          ? signingService(req) === 'sts'
+            ? 'sts'
+            : 'ec2'
+          : undefined;
+    if (service === undefined)
+      return cfErrorResponse(
+        new CfError(404, { code: 7000, message: `No route for ${req.method} ${req.path}` }),
+      );
+    // AWS: the caller's account (from its credentials) and region (from the signature) decide
+    // which objects it sees.
+    let caller: SimContext['caller'];
+    try {
+      caller = identities.resolve(req.headers, clock.now());
+    } catch (e) {
+      if (!(e instanceof CredentialError)) throw e;
+      const resp = credentialError(service, e, req.requestId);
+      log.add({
+        at: clock.now(),
+        service,
+        operation: operationOf(req, target),
+        status: resp.status,
+        mutating: false,
+      });
+      return resp;
     }
-    return cfErrorResponse(
-      new CfError(404, { code: 7000, message: `No route for ${req.method} ${req.path}` }),
-    );
+    const scoped: SimContext = {
+      ...ctx,
+      caller,
+      state: partitionOf({ account: caller.account, region: req.region }),
+    };
+    let prepared: Prepared;
+    if (typeof target === 'string') {
+      const op = target.slice(target.indexOf('.') + 1);
+      if (service === 'secretsmanager') prepared = prepareSecrets(scoped, req, op);
+      else if (service === 'ResourceGroupsTaggingAPI_20170126') prepared = prepareTagging(scoped, req, op);
+      else
+        return jsonError(
+          new AwsError('UnknownOperationException', `Unknown target ${target}`),
+          req.requestId,
+        );
+    } else prepared = service === 'sts' ? prepareSts(scoped, req) : prepareEc2(scoped, req);
+    prepared.account = caller.account;
+    prepared.region = req.region;
+    return prepared;
   };
 
   const execute = async (p: Prepared): Promise<SimResponse> => {
@@ -268,6 +401,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       status: resp.status,
       mutating: p.mutating,
       ...(p.target !== undefined && p.target !== '' ? { target: p.target } : {}),
+      ...(p.service !== 'cloudflare' ? { account: p.account, region: p.region } : {}),
     });
     return resp;
   };
@@ -305,6 +439,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       if ((method === 'PUT' || method === 'PATCH' || method === 'POST') && path === '/_sim/faults') {
         sim.setFaults(parse() as Partial<FaultSettings>);
         return jsonAdmin(200, sim.getFaults());
+      }
+      if (method === 'GET' && path === '/_sim/network') {
+        return jsonAdmin(
+          200,
+          sim.network(query.get('account') ?? SEED.accountId, query.get('region') ?? SEED.region),
+        );
       }
       if (method === 'POST' && path === '/_sim/reset') {
         sim.reset();
@@ -378,30 +518,61 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     awsEndpoint: url,
     cloudflareBaseUrl: `${url}/client/v4`,
     seed: { ...SEED },
+    network(account: string, region = SEED.region): NetworkInfo {
+      const part = partitionOf({ account, region });
+      if (isDefaultPartition(part)) {
+        return {
+          account,
+          region,
+          vpcId: SEED.vpcId,
+          vpcCidr: SEED.vpcCidr,
+          subnetId: SEED.subnetId,
+          defaultSecurityGroupId: SEED.eicSecurityGroupId,
+        };
+      }
+      const net = defaultNetwork(part);
+      return {
+        account,
+        region,
+        vpcId: net.vpcId,
+        vpcCidr: net.vpcCidr,
+        subnetId: net.subnetIds[0]!,
+        defaultSecurityGroupId: `sg-${net.vpcId.slice(4)}`,
+      };
+    },
     setFaults(f: Partial<FaultSettings>) {
       faults = mergeFaults(faults, f);
     },
     getFaults: () => structuredClone(faults),
     reset() {
       state.reset();
+      for (const key of [...partitions.keys()]) if (partitions.get(key) !== state) partitions.delete(key);
       buckets.reset();
       markDirty();
     },
     dump(): SimStateDump {
       const now = clock.now();
-      for (const i of state.instances.values()) settle(i, now);
-      const data = state.toJSON();
+      const dumped = (p: SimState) => {
+        for (const i of p.instances.values()) settle(i, now);
+        const data = p.toJSON();
+        return {
+          ...data,
+          instances: data.instances.map((i) => ({
+            ...i,
+            ...(i.userData !== undefined
+              ? { userDataDecoded: Buffer.from(i.userData, 'base64').toString('utf8') }
+              : {}),
+          })),
+        };
+      };
       return {
-        ...data,
+        ...dumped(state),
         now,
         seed: { ...SEED },
-        instances: data.instances.map((i) => ({
-          ...i,
-          ...(i.userData !== undefined
-            ? { userDataDecoded: Buffer.from(i.userData, 'base64').toString('utf8') }
-            : {}),
-        })),
         calls: log.totals(),
+        partitions: [...partitions.values()]
+          .filter((p) => p !== state)
+          .map((p) => ({ account: p.account, region: p.region, ...dumped(p) })),
       };
     },
     calls: () => log.totals(),

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DURATIONS } from './limits.js';
 import {
   SEED,
@@ -52,6 +53,8 @@ export interface Volume extends Taggable {
 export interface Instance extends Taggable {
   seq: number;
   id: string;
+  /** The account it lives in (absent in state saved before accounts: the default one). */
+  ownerId?: string;
   reservationId: string;
   region: string;
   availabilityZone: string;
@@ -181,6 +184,7 @@ export interface ClientTokenRecord {
 
 export interface Vpc {
   id: string;
+  ownerId?: string;
   cidr: string;
   dhcpOptionsId: string;
   isDefault: boolean;
@@ -189,6 +193,7 @@ export interface Vpc {
 
 export interface Subnet {
   id: string;
+  ownerId?: string;
   vpcId: string;
   cidr: string;
   tags: Tags;
@@ -217,8 +222,36 @@ export function secretPurged(s: Secret, now: number): boolean {
   return s.deletionDate !== undefined && now >= s.deletionDate;
 }
 
+/** Where a SimState's AWS objects live. The default partition holds the seeded network. */
+export interface Partition {
+  account: string;
+  region: string;
+}
+
+/**
+ * A default VPC as a new AWS account has in every region (172.31.0.0/16, a subnet per zone),
+ * with ids derived from the account and region so they stay the same across runs.
+ */
+export function defaultNetwork(part: Partition): { vpcId: string; vpcCidr: string; subnetIds: string[] } {
+  const hex = (salt: string) =>
+    createHash('sha256').update(`${part.account}/${part.region}/${salt}`).digest('hex').slice(0, 17);
+  return {
+    vpcId: `vpc-${hex('vpc')}`,
+    vpcCidr: '172.31.0.0/16',
+    subnetIds: ['a', 'b', 'c'].map((az) => `subnet-${hex(az)}`),
+  };
+}
+
 export class SimState {
   private seqCounter = 0;
+  /** The account and region whose AWS objects this holds (Cloudflare lives in the default one). */
+  readonly account: string;
+  readonly region: string;
+  /** Used when a call names no VPC or subnet. */
+  readonly defaultVpcId: string;
+  readonly defaultSubnetId: string;
+  /** The first address handed out in the default subnet: 10.42.x.y, or 172.31.x.y in a default VPC. */
+  private readonly ipPrefix: string;
   private ipCounter = 4;
   readonly instances = new OrderedStore<Instance>();
   readonly securityGroups = new OrderedStore<SecurityGroup>();
@@ -245,7 +278,19 @@ export class SimState {
   /** `<zoneId>\0<fqdn>` → records. */
   readonly dnsByName = new Map<string, DnsRecord[]>();
 
-  constructor() {
+  constructor(readonly partition?: Partition) {
+    this.account = partition?.account ?? SEED.accountId;
+    this.region = partition?.region ?? SEED.region;
+    if (partition && !isDefaultPartition(partition)) {
+      const net = defaultNetwork(partition);
+      this.defaultVpcId = net.vpcId;
+      this.defaultSubnetId = net.subnetIds[0]!;
+      this.ipPrefix = '172.31';
+    } else {
+      this.defaultVpcId = SEED.vpcId;
+      this.defaultSubnetId = SEED.subnetId;
+      this.ipPrefix = '10.42';
+    }
     this.seedObjects();
   }
 
@@ -254,14 +299,18 @@ export class SimState {
     return this.seqCounter;
   }
 
-  /** 10.42.0.4 upwards through the /16, wrapping (addresses are not reclaimed). */
+  /** .0.4 upwards through the /16, wrapping (addresses are not reclaimed). */
   nextPrivateIp(): string {
     const n = this.ipCounter;
     this.ipCounter = n >= 65_534 ? 4 : n + 1;
-    return `10.42.${n >> 8}.${n & 255}`;
+    return `${this.ipPrefix}.${n >> 8}.${n & 255}`;
   }
 
   private seedObjects(): void {
+    if (this.defaultVpcId !== SEED.vpcId) {
+      this.seedDefaultVpc();
+      return;
+    }
     this.vpcs.push({
       id: SEED.vpcId,
       cidr: SEED.vpcCidr,
@@ -297,6 +346,51 @@ export class SimState {
       createdAt: 0,
       eniId: SEED_EIC_ENI_ID,
       tags: new Map([['Name', 'eic-endpoint']]),
+      everTagged: false,
+    });
+  }
+
+  /** A new account's region: its default VPC, a subnet per zone and the VPC's `default` group. */
+  private seedDefaultVpc(): void {
+    const net = defaultNetwork({ account: this.account, region: this.region });
+    this.vpcs.push({
+      id: net.vpcId,
+      ownerId: this.account,
+      cidr: net.vpcCidr,
+      dhcpOptionsId: `dopt-${net.vpcId.slice(4)}`,
+      isDefault: true,
+      tags: new Map(),
+    });
+    net.subnetIds.forEach((id, n) => {
+      this.subnets.push({
+        id,
+        ownerId: this.account,
+        vpcId: net.vpcId,
+        cidr: `172.31.${n * 16}.0/20`,
+        tags: new Map(),
+      });
+    });
+    this.addSecurityGroup({
+      seq: 0,
+      id: `sg-${net.vpcId.slice(4)}`,
+      name: 'default',
+      description: 'default VPC security group',
+      vpcId: net.vpcId,
+      region: this.region,
+      ownerId: this.account,
+      rules: [
+        {
+          id: `sgr-${net.vpcId.slice(4)}`,
+          egress: true,
+          protocol: '-1',
+          cidrIpv4: '0.0.0.0/0',
+          tags: new Map(),
+        },
+      ],
+      createdAt: 0,
+      // NOTE: a VPC's default group cannot be deleted; holding an ENI stands for that here.
+      eniId: `eni-${net.vpcId.slice(4)}`,
+      tags: new Map(),
       everTagged: false,
     });
   }
@@ -541,11 +635,9 @@ export class SimState {
         rules: sg.rules.map((r) => ({ ...r, tags: toMap(r.tags) })),
       });
     }
-    if (!this.securityGroups.get(SEED.eicSecurityGroupId)) {
-      const fresh = new SimState();
-      const eic = fresh.securityGroups.get(SEED.eicSecurityGroupId)!;
-      this.addSecurityGroup(eic);
-    }
+    // The seeded groups are rebuilt, not loaded: put back any the saved state did not hold.
+    for (const sg of new SimState(this.partition).securityGroups.values())
+      if (!this.securityGroups.get(sg.id)) this.addSecurityGroup(sg);
     for (const s of data.secrets) this.addSecret({ ...s, tags: toMap(s.tags) }, now);
     for (const t of data.tunnels) this.addTunnel(t);
     for (const r of data.dnsRecords) this.addDnsRecord(r);
@@ -581,6 +673,12 @@ export interface SerializedState {
     at: number;
   }[];
 }
+
+export function isDefaultPartition(p: Partition): boolean {
+  return p.account === SEED.accountId && p.region === SEED.region;
+}
+
+export const partitionKey = (p: Partition) => `${p.account}/${p.region}`;
 
 export function sgNameKey(vpcId: string, name: string): string {
   return `${vpcId}\0${name.toLowerCase()}`;
