@@ -15,6 +15,11 @@ export interface LeaseOptions {
   onStartedLeading?: (epoch: number) => void;
   onStoppedLeading?: () => void;
   onError?: (err: unknown) => void;
+  /**
+   * Asked before each attempt to take the lease while not holding it (renewals are not asked):
+   * false leaves it to another replica this time (see Manager's sharing of targets).
+   */
+  mayAcquire?: () => boolean;
 }
 
 /**
@@ -84,8 +89,19 @@ export class LeaderElector {
     }
   }
 
+  /**
+   * Gives the lease up now but keeps campaigning (another replica should lead this one): it
+   * stops acting at once, and the row expires so that another replica may take it.
+   */
+  async release(): Promise<void> {
+    if (!this.leading) return;
+    this.lose();
+    await this.leases.release(this.name, this.holder).catch((e) => this.options.onError?.(e));
+  }
+
   /** One acquire-or-renew attempt; returns whether this replica now leads. */
   async tryAcquireOrRenew(): Promise<boolean> {
+    if (!this.leading && this.options.mayAcquire && !this.options.mayAcquire()) return false;
     const started = performance.now();
     const epoch = await this.leases.acquireOrRenew(this.name, this.holder, this.leaseMs);
     if (epoch === undefined) {

@@ -107,26 +107,34 @@ export class Manager {
   private listening = false;
   private stopping = false;
   private lastResyncAt: number | undefined;
+  private readonly holder: string;
+  private readonly leaseGroup: string;
+  private readonly leases: LeaseRepository;
+  /** Leases held by each live replica of this operator (this one included), from the last heartbeat. */
+  private loads: Map<string, number> | undefined;
+  private balancing: Promise<void> | undefined;
+  private readonly balancer = new AbortController();
 
   constructor(private readonly options: ManagerOptions) {
     const { config, database, metrics } = options;
     this.clock = options.clock ?? systemClock;
     this.log = options.logger.child({ component: 'manager' });
     this.desired = new DesiredStateRepository(database.db);
-    const holder = options.holder ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-    const leaseName = options.lease?.name ?? 'molecule-operator';
-    const leases = new LeaseRepository(database);
+    this.holder = options.holder ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    this.leaseGroup = options.lease?.name ?? 'molecule-operator';
+    this.leases = new LeaseRepository(database);
     this.electors = new Map(
       options.targets.all.map((t) => [
         t.name,
-        new LeaderElector(leases, {
+        new LeaderElector(this.leases, {
           ...options.lease,
-          holder,
+          holder: this.holder,
           // The primary keeps the name it always had: an upgrade does not hand leadership around.
-          name: t.name === 'primary' ? leaseName : `${leaseName}-${t.name}`,
+          name: t.name === 'primary' ? this.leaseGroup : `${this.leaseGroup}-${t.name}`,
           onStartedLeading: (epoch) => this.startedLeading(t.name, epoch),
           onStoppedLeading: () => this.stoppedLeading(t.name),
           onError: (e) => this.log.warn({ target: t.name, err: describeError(e) }, 'lease renewal failed'),
+          mayAcquire: () => this.mayAcquire(),
         }),
       ]),
     );
@@ -166,6 +174,54 @@ export class Manager {
     return [...this.electors].filter(([, e]) => e.isLeader()).map(([name]) => name);
   }
 
+  /**
+   * Replicas share the targets: one that already leads some may take another only if no live
+   * replica leads fewer (a replica that leads none always may). With one replica left, it leads
+   * them all.
+   */
+  private mayAcquire(): boolean {
+    const loads = this.loads;
+    if (!loads) return true;
+    const mine = this.ledTargets().length;
+    for (const [holder, n] of loads) if (holder !== this.holder && n < mine) return false;
+    return true;
+  }
+
+  /**
+   * Says this replica is alive, learns what every live replica leads, and gives up a target
+   * (never the primary) while it leads two more than another replica: two replicas lead one
+   * target each.
+   */
+  private async shareTargets(): Promise<void> {
+    const lease = this.options.lease ?? {};
+    const names = [...this.electors.values()].map((e) => e.name);
+    while (!this.balancer.signal.aborted) {
+      try {
+        this.loads = await this.leases.heartbeat(
+          this.leaseGroup,
+          this.holder,
+          lease.leaseDurationMs ?? 15_000,
+          names,
+        );
+        const led = this.ledTargets();
+        const others = [...this.loads].filter(([h]) => h !== this.holder).map(([, n]) => n);
+        if (others.length > 0 && led.length > Math.min(...others) + 1) {
+          const give = led.find((t) => t !== 'primary');
+          if (give) {
+            this.log.info(
+              { target: give, holder: this.holder },
+              'handing a target to a replica that leads fewer',
+            );
+            await this.electors.get(give)!.release();
+          }
+        }
+      } catch (e) {
+        this.log.warn({ err: describeError(e) }, 'cannot share targets with the other replicas');
+      }
+      await this.clock.sleep(lease.retryPeriodMs ?? 2_000, this.balancer.signal).catch(() => {});
+    }
+  }
+
   /** Health as `/readyz` reports it. */
   readiness(): {
     listening: boolean;
@@ -201,6 +257,7 @@ export class Manager {
     for (const job of this.options.jobs ?? [])
       this.schedule(job.name, job.cron, () => job.run(), 0, job.target);
     for (const e of this.electors.values()) e.start();
+    if (this.electors.size > 1) this.balancing = this.shareTargets();
   }
 
   async stop(): Promise<void> {
@@ -209,6 +266,8 @@ export class Manager {
     await this.subscription?.close();
     await Promise.all([...this.controlled.values()].map((c) => c.queue.stop()));
     await this.resyncing?.catch(() => {});
+    this.balancer.abort();
+    await this.balancing;
     await Promise.all([...this.electors.values()].map((e) => e.stop()));
     for (const name of this.electors.keys()) this.options.metrics.isLeader.labels(name).set(0);
   }
@@ -308,6 +367,16 @@ export class Manager {
         const n = await this.queueInBatches(target, orgsIn(target, owners.orgs), byOrg, fleet);
         listed.instances += n.instances;
         listed.securityGroups += n.securityGroups;
+      }
+      // Orgs placed in a target this operator is not configured for answer to the primary's
+      // leader: their reconciles only say so (TargetNotConfigured), from fresh rows.
+      if (this.isLeader('primary')) {
+        for (const o of owners.orgs) {
+          if (targets.get(o.target)) continue;
+          this.enqueueOwner({ kind: 'org', id: o.id }, 'resync');
+          for (const id of byOrg.get(o.id) ?? []) this.enqueueOwner({ kind: 'workspace', id }, 'resync');
+          byOrg.delete(o.id);
+        }
       }
       // Workspaces whose org is no longer live (purged): their reconcile reads fresh rows and finds
       // nothing to do, so they need no listing. (Those of orgs in a target another replica leads
