@@ -37,6 +37,8 @@ const SAMPLE_ORGS = [
 /** The demo's stand-in credentials for the simulator (it accepts any). */
 const SIM_CREDENTIALS = { accessKeyId: 'AKIDMOLECULEDEMO', secretAccessKey: 'molecule-demo-simulator' };
 const DEMO_ORPHAN_TAG = 'molecule-demo-orphan';
+const DEMO_CANARY_ACCOUNT = '222222222222';
+const DEMO_CANARY_REGION = 'us-west-2';
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const flags = parseFlags(argv, {
@@ -57,6 +59,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     stateFile: join(dataDir, 'sim-state.json'),
   });
   const generated = loadOrCreateGenerated(dataDir);
+  // Canary orgs live in a second simulated account, in another region, as in production.
+  const canaryNet = sim.network(DEMO_CANARY_ACCOUNT, DEMO_CANARY_REGION);
   const config = loadConfig({
     MOLECULE_ENV: 'demo',
     PGLITE_DIR: join(dataDir, 'pglite'),
@@ -66,6 +70,12 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     EC2_SUBNET_ID: sim.seed.subnetId,
     EIC_ENDPOINT_SG_ID: sim.seed.eicSecurityGroupId,
     EC2_TENANT_IAM_PROFILE: 'molecule-tenant-demo',
+    CANARY_ROLE_ARN: `arn:aws:iam::${DEMO_CANARY_ACCOUNT}:role/molecule-operator-canary`,
+    CANARY_REGION: canaryNet.region,
+    CANARY_VPC_ID: canaryNet.vpcId,
+    CANARY_SUBNET_ID: canaryNet.subnetId,
+    // The simulator seeds no Instance Connect endpoint in a new account: the VPC's default group stands in.
+    CANARY_EIC_ENDPOINT_SG_ID: canaryNet.defaultSecurityGroupId,
     CLOUDFLARE_BASE_URL: sim.cloudflareBaseUrl,
     CLOUDFLARE_API_TOKEN: sim.seed.apiToken,
     CLOUDFLARE_ACCOUNT_ID: sim.seed.cloudflareAccountId,
@@ -164,6 +174,10 @@ function printBanner(
   out(`Metrics      ${i.metricsUrl}`);
   out(`Simulator    ${i.sim.url}   (state dump: ${i.sim.url}/_sim/state)`);
   out(`Environment  MOLECULE_ENV=${i.config.MOLECULE_ENV}; data in ${i.dataDir}; logs in ${i.logFile}`);
+  out(`Targets      primary: account ${i.sim.seed.accountId}, ${i.config.AWS_REGION}`);
+  out(
+    `             canary:  account ${DEMO_CANARY_ACCOUNT}, ${i.config.CANARY_REGION} (role ${i.config.CANARY_ROLE_ARN}; canary orgs live here)`,
+  );
   out();
   out('Point the AWS CLI or any SDK at the simulator:');
   out(`  export AWS_ENDPOINT_URL=${i.sim.awsEndpoint} AWS_REGION=${i.sim.seed.region}`);
@@ -209,7 +223,7 @@ async function createSamples(api: Api, out: (l?: string) => void): Promise<void>
       if (ws.status !== 201) throw new Error(`POST workspace for ${o.slug}: ${ws.status}`);
     }
     out(
-      `  ${o.slug.padEnd(8)} ${o.workspaces.map((w) => `${w.runtime} (tier ${w.tier})`).join(', ')}${o.isCanary ? '  [canary]' : ''}`,
+      `  ${o.slug.padEnd(8)} ${o.workspaces.map((w) => `${w.runtime} (tier ${w.tier})`).join(', ')}${o.isCanary ? `  [canary: account ${DEMO_CANARY_ACCOUNT}, ${DEMO_CANARY_REGION}]` : ''}`,
     );
   }
   out();

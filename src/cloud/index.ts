@@ -2,6 +2,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { FinalizeRequestMiddleware, MetadataBearer } from '@aws-sdk/types';
 import Cloudflare from 'cloudflare';
 import type { Config } from '../config.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -136,32 +137,45 @@ const small = (n: number | undefined) => (n === undefined ? undefined : Math.min
 type AwsClient = EC2Client | SecretsManagerClient | ResourceGroupsTaggingAPIClient | STSClient;
 
 /**
- * Adds to an AWS client, inside the retry middleware (so per attempt): the mutation guard, as
- * the last step before a mutating request is sent; and, for an assumed role, a fresh set of
- * credentials when the provider says the ones used expired (the SDK then retries at once).
+ * Adds to an AWS client, per attempt (inside the retry middleware): the mutation guard, as the
+ * last step before a mutating request is sent; and, for an assumed role, fresh credentials when
+ * the provider says the ones used expired — the error is marked retryable, so the SDK's retry
+ * signs the next attempt with new ones.
  */
 function prepared<C extends AwsClient>(
   client: C,
   guard: (() => void) | undefined,
   role: AssumedRoleCredentials | undefined,
 ): C {
-  if (!guard && !role) return client;
-  (client.middlewareStack as EC2Client['middlewareStack']).add(
-    (next, context) => async (args) => {
-      const operation = (context.commandName ?? '').replace(/Command$/, '');
-      if (guard && !READ_OPERATION.test(operation)) guard();
+  const stack = client.middlewareStack as EC2Client['middlewareStack'];
+  if (guard) {
+    stack.add(
+      (next, context) => async (args) => {
+        const operation = (context.commandName ?? '').replace(/Command$/, '');
+        if (!READ_OPERATION.test(operation)) guard();
+        return next(args);
+      },
+      { step: 'deserialize', priority: 'low', name: 'moleculeMutationGuard' },
+    );
+  }
+  if (role) {
+    const refresh: FinalizeRequestMiddleware<object, MetadataBearer> = (next) => async (args) => {
       try {
         return await next(args);
       } catch (e) {
         const err = e as { name?: string; $retryable?: unknown };
-        if (role && EXPIRED_CREDENTIALS.has(err.name ?? '')) {
+        if (EXPIRED_CREDENTIALS.has(err.name ?? '')) {
           role.expire();
           err.$retryable ??= {};
         }
         throw e;
       }
-    },
-    { step: 'deserialize', priority: 'low', name: 'moleculeTargetGuard' },
-  );
+    };
+    stack.addRelativeTo(refresh, {
+      relation: 'after',
+      toMiddleware: 'retryMiddleware',
+      name: 'moleculeExpiredCredentials',
+    });
+  }
   return client;
 }

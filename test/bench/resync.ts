@@ -1,5 +1,6 @@
 import { DEFAULT_BUCKETS, type LimitSpec } from '../../src/cloud/ratelimit.js';
 import { liveOwners } from '../../src/db/desired.js';
+import { CANARY_ACCOUNT, CANARY_REGION, canaryEnv } from '../fixtures/sim.js';
 import { benchArgs, log, runMain } from './lib/cli.js';
 import { type BenchDatabase, createBenchDatabase, settleStats } from './lib/db.js';
 import { createFleet, expectedStatusRows, readyRows } from './lib/fleet.js';
@@ -32,6 +33,8 @@ interface Phase {
   cpuS: number;
   calls: Record<string, number>;
   totalCalls: number;
+  /** Calls by the account they were made in (`cloudflare` for Cloudflare's). */
+  callsByAccount: Record<string, number>;
   mutating: Record<string, number>;
   dbTransactions: number;
 }
@@ -51,7 +54,13 @@ async function measure(
   const wallS = (performance.now() - t0) / 1000;
   const cpuS = cpuSeconds(cpu0);
   const calls = callDelta(calls0, await sim.calls());
-  const mutating = mutatingByOp(await sim.callLog(since));
+  const records = await sim.callLog(since);
+  const mutating = mutatingByOp(records);
+  const callsByAccount: Record<string, number> = {};
+  for (const r of records) {
+    const key = r.service === 'cloudflare' ? 'cloudflare' : (r.account ?? 'refused');
+    callsByAccount[key] = (callsByAccount[key] ?? 0) + 1;
+  }
   await settleStats();
   // Minus the two statistics reads themselves.
   const dbTransactions = (await bdb.commits()) - commits0 - 1;
@@ -60,6 +69,7 @@ async function measure(
     cpuS: round(cpuS),
     calls,
     totalCalls: total(calls),
+    callsByAccount,
     mutating,
     dbTransactions,
   };
@@ -89,10 +99,45 @@ function bucketSeconds(calls: Record<string, number>): { seconds: number; bucket
   return best;
 }
 
+function sumByKind(list: Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const counts of list) for (const [k, n] of Object.entries(counts)) out[k] = (out[k] ?? 0) + n;
+  return out;
+}
+
+/**
+ * A target's share of a resync: the calls made in its account against the resources it keeps
+ * (Cloudflare, one account for all, is reported on its own line).
+ */
+function perTarget(
+  phase: Phase,
+  managed: {
+    primary: Record<string, number>;
+    canary: Record<string, number>;
+    cloudflare: Record<string, number>;
+  },
+  primaryAccount: string,
+  canaryOrgs: number,
+): BenchResult['figures'] {
+  const line = (name: string, calls: number, resources: number) => ({
+    figure: `calls per resync, ${name}`,
+    value: `${calls} for ${resources.toLocaleString('en-US')} resources (1 / ${calls ? round(resources / calls, 0) : '∞'})`,
+    target: '≤ 1 / 150',
+    met: calls * 150 <= resources,
+  });
+  const figures = [line('primary target', phase.callsByAccount[primaryAccount] ?? 0, total(managed.primary))];
+  if (canaryOrgs > 0)
+    figures.push(line('canary target', phase.callsByAccount[CANARY_ACCOUNT] ?? 0, total(managed.canary)));
+  figures.push(line('Cloudflare', phase.callsByAccount.cloudflare ?? 0, total(managed.cloudflare)));
+  return figures;
+}
+
 async function main() {
-  const args = benchArgs(['orgs', 'concurrency']);
+  const args = benchArgs(['orgs', 'concurrency', 'canary-percent']);
   const orgs = args.num('orgs', 1000, 20);
   const concurrency = args.num('concurrency', 64, 16);
+  // A share of the fleet is canary orgs, in the canary target's own account and region.
+  const canaryPercent = args.num('canary-percent', 10, 10);
   const started = new Date();
   const t0 = performance.now();
   const sim = await startRemoteSim({ profile: 'fast' });
@@ -100,13 +145,19 @@ async function main() {
   let op: BenchOperator | undefined;
   try {
     const { database } = bdb;
-    const fleet = await createFleet(database, orgs);
+    const canaryNet = await sim.network(CANARY_ACCOUNT, CANARY_REGION);
+    const canary = canaryPercent > 0 ? canaryEnv(canaryNet) : {};
+    const fleet = await createFleet(database, orgs, {
+      canaryEvery: canaryPercent > 0 ? Math.round(100 / canaryPercent) : 0,
+    });
+    const canaryOrgs = canaryPercent > 0 ? Math.floor(orgs / Math.round(100 / canaryPercent)) : 0;
     const owners = fleet.orgIds.length + fleet.workspaceIds.length;
     const expected = expectedStatusRows(fleet.orgIds.length, fleet.workspaceIds.length);
     log(BENCH, `${orgs} orgs × 3 workspaces written; converging with concurrency ${concurrency}`);
 
     // 1: Converge the fleet with the operator itself (seeding; buckets lifted, fast simulator).
     const convergeConfig = benchConfig(sim, {
+      ...canary,
       RECONCILE_CONCURRENCY: String(concurrency),
       CREATE_GRACE: '5s',
     });
@@ -138,17 +189,30 @@ async function main() {
     log(BENCH, `converged in ${convergeS} s (${convergeCalls} cloud calls)`);
 
     const dump = await sim.dump();
+    const awsManaged = (d: Pick<typeof dump, 'instances' | 'securityGroups' | 'secrets'>) => ({
+      instances: d.instances.filter((i) => i.state !== 'terminated').length,
+      securityGroups: d.securityGroups.filter((g) => g.deletedAt === undefined && g.tags.ManagedBy).length,
+      secrets: d.secrets.filter((s) => s.deletedAt === undefined).length,
+    });
+    const inCanary = dump.partitions.find((p) => p.account === CANARY_ACCOUNT && p.region === CANARY_REGION);
+    const managedByTarget = {
+      primary: awsManaged(dump),
+      canary: inCanary ? awsManaged(inCanary) : { instances: 0, securityGroups: 0, secrets: 0 },
+      cloudflare: {
+        tunnels: dump.tunnels.filter((t) => t.deletedAt === undefined).length,
+        dnsRecords: dump.dnsRecords.length,
+      },
+    };
     const managed = {
-      instances: dump.instances.filter((i) => i.state !== 'terminated').length,
-      securityGroups: dump.securityGroups.filter((g) => g.deletedAt === undefined && g.tags.ManagedBy).length,
-      secrets: dump.secrets.filter((s) => s.deletedAt === undefined).length,
-      tunnels: dump.tunnels.filter((t) => t.deletedAt === undefined).length,
-      dnsRecords: dump.dnsRecords.length,
+      instances: managedByTarget.primary.instances + managedByTarget.canary.instances,
+      securityGroups: managedByTarget.primary.securityGroups + managedByTarget.canary.securityGroups,
+      secrets: managedByTarget.primary.secrets + managedByTarget.canary.secrets,
+      ...managedByTarget.cloudflare,
     };
     const managedTotal = total(managed);
 
     // 2: The operator as production runs it (default buckets, concurrency, poll interval).
-    const config = benchConfig(sim);
+    const config = benchConfig(sim, canary);
     log(BENCH, "measuring one full resync through the inventory (twice: a new leader's, then warm)");
     let started2: BenchOperator | undefined;
     const cold = await measure(bdb, sim, async () => {
@@ -164,10 +228,16 @@ async function main() {
 
     log(BENCH, 'orphan scan');
     const scanner = op.operator.scanner;
-    let scanResult: Awaited<ReturnType<typeof scanner.scan>> | undefined;
+    let scans: Awaited<ReturnType<typeof scanner.scanAll>> = [];
     const orphan = await measure(bdb, sim, async () => {
-      scanResult = await scanner.scan();
+      scans = await scanner.scanAll();
     });
+    const scanResult = {
+      ok: scans.every((x) => x.ok),
+      counts: sumByKind(scans.map((x) => x.counts)),
+      managed: sumByKind(scans.map((x) => x.managed)),
+      ghosts: scans.reduce((n, x) => n + x.ghosts, 0),
+    };
     await op.stop();
     op = undefined;
 
@@ -196,7 +266,14 @@ async function main() {
       command: `npx tsx test/bench/resync.ts --orgs ${orgs}`,
       startedAt: started.toISOString(),
       durationS: round((performance.now() - t0) / 1000, 1),
-      params: { orgs, workspacesPerOrg: 3, owners, convergeConcurrency: concurrency, simProfile: 'fast' },
+      params: {
+        orgs,
+        canaryOrgs,
+        workspacesPerOrg: 3,
+        owners,
+        convergeConcurrency: concurrency,
+        simProfile: 'fast',
+      },
       figures: [
         { figure: 'managed resources', value: managedTotal },
         {
@@ -212,6 +289,7 @@ async function main() {
           met: perResource <= 1 / 150,
         },
         { figure: 'mutating calls', value: mutatingTotal, target: '0', met: mutatingTotal === 0 },
+        ...perTarget(inventory, managedByTarget, sim.seed.accountId, canaryOrgs),
         {
           figure: 'naive per-owner resync calls',
           value: naive.totalCalls,
@@ -226,6 +304,7 @@ async function main() {
       ],
       details: {
         managed,
+        managedByTarget,
         convergence: { seconds: convergeS, calls: convergeCalls, concurrency },
         inventoryResync: inventory,
         coldResync: cold,

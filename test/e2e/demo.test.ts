@@ -48,9 +48,11 @@ async function api(base: string, path: string) {
   return res.json() as Promise<any>;
 }
 
+type DumpInstance = { state: string; tags: Record<string, string> | { key: string; value: string }[] };
 interface SimDump {
-  instances: { state: string; tags: Record<string, string> | { key: string; value: string }[] }[];
+  instances: DumpInstance[];
   tunnels: { name: string; deletedAt?: number | string | null }[];
+  partitions: { account: string; region: string; instances: DumpInstance[] }[];
 }
 
 const tagsOf = (t: SimDump['instances'][number]['tags']): Record<string, string> =>
@@ -66,6 +68,8 @@ describe('npm start (the demo)', () => {
     try {
       const apiUrl = (await waitFor(first, /API\s+(http:\/\/\S+)/))[1]!;
       const metricsUrl = (await waitFor(first, /Metrics\s+(http:\/\/\S+)/))[1]!;
+      await waitFor(first, /canary:\s+account 222222222222, us-west-2/);
+      await waitFor(first, /globex .*\[canary: account 222222222222, us-west-2\]/);
       await waitFor(first, /All Ready in/);
       await waitFor(first, /Orphan scan: 1 ec2_instance orphaned/);
 
@@ -76,7 +80,9 @@ describe('npm start (the demo)', () => {
       expect(orgs).toHaveLength(3);
       expect(orgs.every((o) => o.status.ready && o.workspaces.every((w) => w.status.ready))).toBe(true);
       const metrics = await (await fetch(metricsUrl)).text();
-      expect(metrics).toMatch(/^molecule_orphan_resources\{kind="ec2_instance",env="demo",target="primary"\} 1$/m);
+      expect(metrics).toMatch(
+        /^molecule_orphan_resources\{kind="ec2_instance",env="demo",target="primary"\} 1$/m,
+      );
 
       first.child.kill('SIGINT');
       expect(await first.exited).toBe(0);
@@ -91,12 +97,25 @@ describe('npm start (the demo)', () => {
       const simUrl = (await waitFor(second, /Simulator\s+(http:\/\/\S+)/))[1]!;
       await waitFor(second, /Resuming/);
       await waitFor(second, /All Ready in/);
-      const orgs = (await api(apiUrl, '/cp/orgs')).items as { id: string; workspaces: { id: string }[] }[];
+      const orgs = (await api(apiUrl, '/cp/orgs')).items as {
+        id: string;
+        slug: string;
+        target: string;
+        workspaces: { id: string }[];
+      }[];
       expect(orgs).toHaveLength(3);
       const dump = (await (await fetch(`${simUrl}/_sim/state`)).json()) as SimDump;
-      const live = dump.instances
-        .filter((i) => i.state !== 'terminated' && i.state !== 'shutting-down')
-        .map((i) => tagsOf(i.tags));
+      const running = (list: DumpInstance[]) =>
+        list
+          .filter((i) => i.state !== 'terminated' && i.state !== 'shutting-down')
+          .map((i) => tagsOf(i.tags));
+      const canary = dump.partitions.find((p) => p.account === '222222222222' && p.region === 'us-west-2');
+      const live = [...running(dump.instances), ...running(canary?.instances ?? [])];
+      // The canary sample org lives in the canary account, and only there.
+      const globex = orgs.find((o) => o.slug === 'globex')!;
+      expect(globex.target).toBe('canary');
+      expect(running(canary?.instances ?? []).filter((t) => t.OrgID === globex.id)).toHaveLength(2);
+      expect(running(dump.instances).filter((t) => t.OrgID === globex.id)).toHaveLength(0);
       for (const org of orgs) {
         expect(live.filter((t) => t.OrgID === org.id && t.Role === 'tenant')).toHaveLength(1);
         for (const w of org.workspaces) expect(live.filter((t) => t.WorkspaceID === w.id)).toHaveLength(1);

@@ -9,6 +9,7 @@ import {
   ListSecretsCommand,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import Cloudflare from 'cloudflare';
 import type { Simulator } from '../../src/sim/index.js';
 import { SIM_CREDENTIALS } from './stack.js';
@@ -17,11 +18,11 @@ import { SIM_CREDENTIALS } from './stack.js';
  * Reads the simulated cloud with the raw SDKs, independently of the operator's own adapters
  * and database: what tests assert against.
  */
-export function cloudReader(sim: Simulator) {
+export function cloudReader(sim: Simulator, as?: { roleArn: string; region: string }) {
   const aws = {
     endpoint: sim.awsEndpoint,
-    region: sim.seed.region,
-    credentials: SIM_CREDENTIALS,
+    region: as?.region ?? sim.seed.region,
+    credentials: as ? assumed(sim, as.roleArn) : SIM_CREDENTIALS,
     maxAttempts: 1,
   };
   const ec2 = new EC2Client(aws);
@@ -98,3 +99,26 @@ export function cloudReader(sim: Simulator) {
 }
 
 export type CloudReader = ReturnType<typeof cloudReader>;
+
+/**
+ * Credentials of a role in another account, assumed from the test credentials. Assumed anew for
+ * every call: tests move the simulator's clock past any session's expiry.
+ */
+function assumed(sim: Simulator, roleArn: string) {
+  const sts = new STSClient({
+    endpoint: sim.awsEndpoint,
+    region: sim.seed.region,
+    credentials: SIM_CREDENTIALS,
+    maxAttempts: 1,
+  });
+  return async () => {
+    const c = (await sts.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'test-reader' })))
+      .Credentials!;
+    return {
+      accessKeyId: c.AccessKeyId!,
+      secretAccessKey: c.SecretAccessKey!,
+      sessionToken: c.SessionToken!,
+      expiration: new Date(),
+    };
+  };
+}

@@ -5,9 +5,9 @@ import { createCloudPorts } from '../../src/cloud/index.js';
 import type { CloudPorts } from '../../src/cloud/ports.js';
 import { RateLimiter } from '../../src/cloud/ratelimit.js';
 import type { Config } from '../../src/config.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
 import type { Metrics } from '../../src/observability/metrics.js';
-import { type Operator, operatorMetrics, startOperator } from '../../src/operator.js';
+import { type Operator, type OperatorOptions, operatorMetrics, startOperator } from '../../src/operator.js';
 import { type SimOptions, type Simulator, startSimulator } from '../../src/sim/index.js';
 import { testConfig } from '../fixtures/config.js';
 import { SIM_CREDENTIALS, simEnv } from '../fixtures/sim.js';
@@ -24,6 +24,9 @@ export interface Stack {
   config: Config;
   metrics: Metrics;
   ports: CloudPorts;
+  /** How the operator's cloud clients are built (simulator credentials, lifted buckets). */
+  cloud: NonNullable<OperatorOptions['cloud']>;
+  logger: Logger;
   app: FastifyInstance;
   apiUrl: string;
   operator: Operator | undefined;
@@ -35,7 +38,8 @@ export interface Stack {
 }
 
 export interface StackOptions {
-  env?: Record<string, string | undefined>;
+  /** Variables over the test defaults (a function of the simulator for values it decides, like the canary network). */
+  env?: Record<string, string | undefined> | ((sim: Simulator) => Record<string, string | undefined>);
   sim?: SimOptions;
   /** Start the controllers right away (default true). */
   operator?: boolean;
@@ -55,7 +59,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     CREATE_GRACE: '3s',
     RESYNC_CRON: '0 0 1 1 *',
     ORPHAN_SCAN_CRON: '0 0 1 1 *',
-    ...options.env,
+    ...(typeof options.env === 'function' ? options.env(sim) : options.env),
   });
   const metrics = operatorMetrics(false);
   const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -92,6 +96,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     config,
     metrics,
     ports,
+    cloud,
+    logger,
     app,
     apiUrl,
     operator: undefined,

@@ -15,15 +15,17 @@ export const WORKSPACE_MIX = [
 export async function createFleet(
   database: Database,
   orgs: number,
-  options: { prefix?: string; workspacesPerOrg?: number } = {},
+  options: { prefix?: string; workspacesPerOrg?: number; canaryEvery?: number } = {},
 ): Promise<{ orgIds: string[]; workspaceIds: string[] }> {
   const prefix = options.prefix ?? 'b';
   const per = options.workspacesPerOrg ?? WORKSPACE_MIX.length;
   const mix = WORKSPACE_MIX.slice(0, per);
+  // Every `canaryEvery`-th org is a canary org placed in the canary target (0: none).
   const rows = await database.query<{ kind: string; id: string }>(
     `WITH o AS (
-       INSERT INTO orgs (slug, name)
-       SELECT $1 || '-' || g, 'Bench org ' || g FROM generate_series(1, $2::int) g
+       INSERT INTO orgs (slug, name, is_canary, target)
+       SELECT $1 || '-' || g, 'Bench org ' || g, c, CASE WHEN c THEN 'canary' ELSE 'primary' END
+         FROM generate_series(1, $2::int) g, LATERAL (SELECT $6::int > 0 AND g % $6::int = 0 AS c) x
        RETURNING id
      ), w AS (
        INSERT INTO workspaces (org_id, name, runtime, tier)
@@ -31,7 +33,7 @@ export async function createFleet(
        RETURNING id
      )
      SELECT 'org' AS kind, id::text FROM o UNION ALL SELECT 'workspace', id::text FROM w`,
-    [prefix, orgs, mix.map((m) => m.runtime), mix.map((m) => m.tier), per],
+    [prefix, orgs, mix.map((m) => m.runtime), mix.map((m) => m.tier), per, options.canaryEvery ?? 0],
   );
   return {
     orgIds: rows.filter((r) => r.kind === 'org').map((r) => r.id),

@@ -9,7 +9,7 @@ import type {
   SimOptions,
   SimStateDump,
 } from '../../../src/sim/index.js';
-import { SEED } from '../../../src/sim/index.js';
+import { type NetworkInfo, SEED } from '../../../src/sim/index.js';
 
 /**
  * The simulator running in a child process, driven through its `/_sim/` admin API: the same
@@ -28,6 +28,8 @@ export interface RemoteSim {
   /** Simulated now (ms). */
   now(): Promise<number>;
   setFaults(f: Partial<FaultSettings>): Promise<void>;
+  /** The default network of an account and region (made on first use). */
+  network(account: string, region: string): Promise<NetworkInfo>;
   close(): Promise<void>;
 }
 
@@ -67,6 +69,8 @@ export async function startRemoteSim(options: SimOptions = {}): Promise<RemoteSi
     calls: () => admin<CallCount[]>('GET', '/_sim/calls'),
     callLog: (since) =>
       admin<CallRecord[]>('GET', `/_sim/log${since === undefined ? '' : `?since=${since}`}`),
+    network: (account, region) =>
+      admin<NetworkInfo>('GET', `/_sim/network?account=${account}&region=${region}`),
     resetCalls: async () => {
       await admin('DELETE', '/_sim/calls');
     },
