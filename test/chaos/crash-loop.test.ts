@@ -8,7 +8,8 @@ import { LONG, rng, sleep, startWorld, until, type World } from './lib/world.js'
 /**
  * Crash loop: `molecule-operator run` as a child process against PostgreSQL and the
  * simulator, SIGKILLed at random moments while the fleet is created, changed and partly
- * deleted through the API, and restarted each time. Afterwards every invariant holds.
+ * deleted through the API, and restarted each time. Afterwards every invariant holds, in both
+ * targets: the primary account and the canary account.
  */
 const KILLS = LONG ? 50 : 6;
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000_007);
@@ -16,7 +17,8 @@ const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000_007);
 describe.skipIf(!usingServer())('crash loop', () => {
   let world: World;
   beforeAll(async () => {
-    world = await startWorld();
+    // Canary orgs (a fifth of those created) live in a second account and region.
+    world = await startWorld({ canary: true });
   }, 60_000);
   afterAll(async () => {
     await world?.close();
@@ -27,7 +29,7 @@ describe.skipIf(!usingServer())('crash loop', () => {
   }, async () => {
     const r = rng(SEED);
     const fleet = new Fleet(world, r, 'crash');
-    for (let i = 0; i < (LONG ? 6 : 4); i++) await fleet.createOrg(r.int(1, 2));
+    for (let i = 0; i < (LONG ? 6 : 4); i++) await fleet.createOrg(r.int(1, 2), i === 0);
 
     let driving = true;
     const driver = (async () => {
@@ -76,6 +78,7 @@ describe.skipIf(!usingServer())('crash loop', () => {
     const report = await checkInvariants(world);
     const scan = await orphanScan(world);
 
+    expect(fleet.placed.canary).toBeGreaterThan(0);
     expect([...safety]).toEqual([]);
     expect(report.convergence).toEqual([]);
     expect(scan.ok, scan.errors.join('; ')).toBe(true);
@@ -89,6 +92,7 @@ describe.skipIf(!usingServer())('crash loop', () => {
       meanLifetimeMs: Math.round(lifetimes.reduce((a, b) => a + b, 0) / lifetimes.length),
       fleetOps: fleet.ops,
       finalCounts: report.counts,
+      orgsPlaced: fleet.placed,
       convergedAfterRestartMs: convergedMs,
       duplicates: 0,
       leaked: 0,

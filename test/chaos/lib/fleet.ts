@@ -39,6 +39,8 @@ export class Fleet {
     deleteWorkspace: 0,
     deleteOrg: 0,
   };
+  /** Orgs the API placed in each target. */
+  readonly placed: Record<string, number> = {};
   private n = 0;
 
   constructor(
@@ -57,13 +59,14 @@ export class Fleet {
     return res.body;
   }
 
-  async createOrg(workspaces = this.rng.int(0, 2)): Promise<FleetOrg> {
+  async createOrg(workspaces = this.rng.int(0, 2), isCanary = this.rng.chance(0.2)): Promise<FleetOrg> {
     const slug = `${this.prefix}-${++this.n}-${Math.floor(this.rng.next() * 1e6).toString(36)}`;
     const body = await this.ok('POST', '/cp/orgs', {
       slug,
       name: `Chaos ${slug}`,
-      isCanary: this.rng.chance(0.2),
+      isCanary,
     });
+    this.placed[body.target] = (this.placed[body.target] ?? 0) + 1;
     const org: FleetOrg = { id: body.id, slug, power: 'running', workspaces: new Map() };
     this.orgs.set(slug, org);
     this.ops.createOrg++;

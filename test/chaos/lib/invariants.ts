@@ -23,6 +23,7 @@ const TENANT_TYPE = 't3.small';
 interface OrgRow {
   id: string;
   slug: string;
+  target: string;
   power_state: string;
   deleting: boolean;
   purged: boolean;
@@ -44,6 +45,8 @@ export interface InvariantReport {
   convergence: string[];
   counts: {
     liveOrgs: number;
+    /** Of the live orgs, those in the canary target. */
+    canaryOrgs: number;
     liveWorkspaces: number;
     purgedOrgs: number;
     purgedWorkspaces: number;
@@ -63,19 +66,38 @@ function sshToWorld(r: { protocol: string; fromPort?: number; toPort?: number; c
   return (r.fromPort ?? 0) <= 22 && 22 <= (r.toPort ?? 65535);
 }
 
+/** Where an AWS object lives: the default account and region, or another partition. */
+type Where<T> = T & { where: string };
+
+/** Every account and region's AWS objects together, each marked with where it lives. */
+function awsObjects(dump: SimStateDump) {
+  const parts = [
+    { where: 'primary', ...dump },
+    ...dump.partitions.map((p) => ({ where: `${p.account}/${p.region}`, ...p })),
+  ];
+  const mark = <T>(where: string, xs: T[]): Where<T>[] => xs.map((x) => ({ ...x, where }));
+  return {
+    instances: parts.flatMap((p) => mark(p.where, p.instances)),
+    securityGroups: parts.flatMap((p) => mark(p.where, p.securityGroups)),
+    secrets: parts.flatMap((p) => mark(p.where, p.secrets)),
+  };
+}
+
 /** Safety invariants from the simulator's state alone; cheap enough to run after every step. */
 export function safetyViolations(dump: SimStateDump): string[] {
   const out: string[] = [];
-  for (const g of dump.securityGroups) {
+  const aws = awsObjects(dump);
+  for (const g of aws.securityGroups) {
     if (g.deletedAt !== undefined) continue;
     for (const r of g.rules)
       if (!r.egress && sshToWorld(r)) out.push(`SG ${g.id} ${g.name} opens tcp/22 to 0.0.0.0/0`);
   }
+  // One live instance per owner across every account and region: a copy elsewhere is a duplicate.
   const perOwner = new Map<string, string[]>();
-  for (const i of dump.instances) {
+  for (const i of aws.instances) {
     if (i.tags.MOLECULE_ENV !== ENV || !LIVE_STATES.has(i.state)) continue;
     const owner = i.tags.WorkspaceID ? `workspace ${i.tags.WorkspaceID}` : `org ${i.tags.OrgID}`;
-    perOwner.set(owner, [...(perOwner.get(owner) ?? []), i.id]);
+    perOwner.set(owner, [...(perOwner.get(owner) ?? []), `${i.id} (${i.where})`]);
   }
   for (const [owner, ids] of perOwner)
     if (ids.length > 1) out.push(`duplicate instances for ${owner}: ${ids.join(', ')}`);
@@ -99,7 +121,7 @@ export function safetyViolations(dump: SimStateDump): string[] {
 export async function checkInvariants(world: World): Promise<InvariantReport> {
   const q = world.tdb.database.query.bind(world.tdb.database);
   const orgs = await q<OrgRow>(
-    `SELECT id, slug, power_state, deletion_requested_at IS NOT NULL AS deleting, purged_at IS NOT NULL AS purged FROM orgs`,
+    `SELECT id, slug, target, power_state, deletion_requested_at IS NOT NULL AS deleting, purged_at IS NOT NULL AS purged FROM orgs`,
   );
   const wss = await q<WsRow>(
     `SELECT id, org_id, tier, runtime, power_state, deletion_requested_at IS NOT NULL AS deleting, purged_at IS NOT NULL AS purged FROM workspaces`,
@@ -130,9 +152,10 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
 
   const ours = <T extends { tags: Record<string, string> }>(xs: T[]) =>
     xs.filter((x) => x.tags.MOLECULE_ENV === ENV);
-  const instances = ours(dump.instances).filter((i) => i.state !== 'terminated');
-  const groups = ours(dump.securityGroups).filter((g) => g.deletedAt === undefined);
-  const secrets = dump.secrets.filter(
+  const aws = awsObjects(dump);
+  const instances = ours(aws.instances).filter((i) => i.state !== 'terminated');
+  const groups = ours(aws.securityGroups).filter((g) => g.deletedAt === undefined);
+  const secrets = aws.secrets.filter(
     (s) => s.deletedAt === undefined && s.name.startsWith(`molecule/${ENV}/`),
   );
   const tunnels = dump.tunnels.filter((t) => !t.deletedAt && t.name.startsWith(tunnelNamePrefix(ENV)));
@@ -145,15 +168,34 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
     const s = statusOf.get(`${controller}:${ownerId}`);
     if (!s?.ready) conv.push(`${what}: ${controller} not ready (${s?.reason ?? 'no status'})`);
   };
-  const cidr = world.sim.seed.vpcCidr;
+  // Each target's network: the seeded one, or the canary account's default VPC.
+  const network = (target: string) => {
+    if (target === 'canary' && world.canary)
+      return {
+        where: `${world.canary.account}/${world.canary.region}`,
+        cidr: world.canary.vpcCidr,
+        eic: world.canary.defaultSecurityGroupId,
+      };
+    return { where: 'primary', cidr: world.sim.seed.vpcCidr, eic: world.sim.seed.eicSecurityGroupId };
+  };
+  const misplaced = (
+    x: { where: string },
+    net: { where: string },
+    what: string,
+    kind: string,
+    id: string,
+  ) => {
+    if (x.where !== net.where) conv.push(`${what}: ${kind} ${id} is in ${x.where}, want ${net.where}`);
+  };
 
   const claimed = new Set<string>();
   const claim = (id: string) => claimed.add(id);
-  const checkGroup = (name: string, want: string[], what: string) => {
+  const checkGroup = (name: string, want: string[], what: string, net: ReturnType<typeof network>) => {
     const gs = groups.filter((g) => g.name === name);
     if (gs.length !== 1) return conv.push(`${what}: ${gs.length} security groups named ${name}`);
     const g = gs[0]!;
     claim(g.id);
+    misplaced(g, net, what, 'security group', g.id);
     needAudit('security group', g.id);
     const have = g.rules
       .filter((r) => !r.egress)
@@ -167,19 +209,20 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
     type: string,
     power: string,
     what: string,
+    net: ReturnType<typeof network>,
   ) => {
     const is = instances.filter(match);
     if (is.length !== 1) return conv.push(`${what}: ${is.length} non-terminated instances`);
     const i = is[0]!;
     claim(i.id);
+    misplaced(i, net, what, 'instance', i.id);
     needAudit('instance', i.id);
     if (i.instanceType !== type) conv.push(`${what}: instance ${i.id} is ${i.instanceType}, want ${type}`);
     if (i.state !== power) conv.push(`${what}: instance ${i.id} is ${i.state}, want ${power}`);
   };
-  const eic = world.sim.seed.eicSecurityGroupId;
-
   for (const o of liveOrgs) {
     const what = `org ${o.slug}`;
+    const net = network(o.target);
     const ts = tunnels.filter((t) => t.name === tunnelName(ENV, o.id));
     if (ts.length !== 1) conv.push(`${what}: ${ts.length} tunnels`);
     const tunnel = ts[0];
@@ -206,20 +249,34 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
     for (const s of ss) {
       claim(s.id);
       needAudit('secret', s.id);
+      misplaced(s, net, what, 'secret', s.name);
     }
-    checkGroup(tenantSecurityGroupName(ENV, o.id), [`tcp/22-22 ${eic}`, `tcp/8080-8080 ${cidr}`], what);
-    checkInstance((i) => i.tags.OrgID === o.id && i.tags.Role === 'tenant', TENANT_TYPE, o.power_state, what);
+    checkGroup(
+      tenantSecurityGroupName(ENV, o.id),
+      [`tcp/22-22 ${net.eic}`, `tcp/8080-8080 ${net.cidr}`],
+      what,
+      net,
+    );
+    checkInstance(
+      (i) => i.tags.OrgID === o.id && i.tags.Role === 'tenant',
+      TENANT_TYPE,
+      o.power_state,
+      what,
+      net,
+    );
     for (const c of ['tunnel', 'secrets', 'securitygroup', 'instance']) needReady(c, o.id, what);
   }
   for (const w of liveWs) {
     const what = `workspace ${w.id}`;
     const org = orgById.get(w.org_id)!;
-    checkGroup(workspaceSecurityGroupName(ENV, w.id), [`tcp/22-22 ${eic}`], what);
+    const net = network(org.target);
+    checkGroup(workspaceSecurityGroupName(ENV, w.id), [`tcp/22-22 ${net.eic}`], what, net);
     checkInstance(
       (i) => i.tags.WorkspaceID === w.id,
       workspaceResources(w.tier, w.runtime).instanceType,
       org.power_state === 'stopped' ? 'stopped' : w.power_state,
       what,
+      net,
     );
     for (const c of ['securitygroup', 'instance']) needReady(c, w.id, what);
   }
@@ -234,10 +291,12 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
         ? 'live'
         : 'gone';
   for (const i of instances)
-    if (!claimed.has(i.id)) conv.push(`leaked instance ${i.id} (${i.state}, owner ${owner(i.tags)})`);
+    if (!claimed.has(i.id))
+      conv.push(`leaked instance ${i.id} in ${i.where} (${i.state}, owner ${owner(i.tags)})`);
   for (const g of groups)
-    if (!claimed.has(g.id)) conv.push(`leaked security group ${g.id} ${g.name} (owner ${owner(g.tags)})`);
-  for (const s of secrets) if (!claimed.has(s.id)) conv.push(`leaked secret ${s.name}`);
+    if (!claimed.has(g.id))
+      conv.push(`leaked security group ${g.id} ${g.name} in ${g.where} (owner ${owner(g.tags)})`);
+  for (const s of secrets) if (!claimed.has(s.id)) conv.push(`leaked secret ${s.name} in ${s.where}`);
   for (const t of tunnels) if (!claimed.has(t.id)) conv.push(`leaked tunnel ${t.id} ${t.name}`);
   for (const r of records) if (!claimed.has(r.id)) conv.push(`leaked DNS record ${r.name} → ${r.content}`);
 
@@ -246,6 +305,7 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
     convergence: conv,
     counts: {
       liveOrgs: liveOrgs.length,
+      canaryOrgs: liveOrgs.filter((o) => o.target === 'canary').length,
       liveWorkspaces: liveWs.length,
       purgedOrgs: orgs.filter((o) => o.purged).length,
       purgedWorkspaces: wss.filter((w) => w.purged).length,
@@ -258,8 +318,19 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
   };
 }
 
-/** One orphan scan in report mode with the operator's own scanner: what the leader would count. */
-export async function orphanScan(world: World): Promise<ScanResult> {
+/** What the orphan scans of every target found together. */
+export interface FleetScan {
+  ok: boolean;
+  errors: string[];
+  /** Open orphans by `target/kind`. */
+  counts: Record<string, number>;
+}
+
+/**
+ * One orphan scan of every target in report mode with the operator's own scanner: what the
+ * leaders would count.
+ */
+export async function orphanScan(world: World): Promise<FleetScan> {
   const operator = createOperator({
     config: loadConfig(world.operatorEnv()),
     database: world.tdb.database,
@@ -270,7 +341,14 @@ export async function orphanScan(world: World): Promise<ScanResult> {
     },
     orphanPolicy: 'report',
   });
-  return operator.scanner.scan();
+  const results: ScanResult[] = await operator.scanner.scanAll();
+  return {
+    ok: results.every((r) => r.ok),
+    errors: results.flatMap((r) => r.errors.map((e) => `${r.target}: ${e}`)),
+    counts: Object.fromEntries(
+      results.flatMap((r) => Object.entries(r.counts).map(([kind, n]) => [`${r.target}/${kind}`, n])),
+    ),
+  };
 }
 
-export const totalOrphans = (scan: ScanResult) => Object.values(scan.counts).reduce((a, b) => a + b, 0);
+export const totalOrphans = (scan: FleetScan) => Object.values(scan.counts).reduce((a, b) => a + b, 0);

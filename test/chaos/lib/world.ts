@@ -7,8 +7,13 @@ import { buildApiServer } from '../../../src/api/server.js';
 import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { createMetrics } from '../../../src/observability/metrics.js';
-import { type FaultSettings, type Simulator, startSimulator } from '../../../src/sim/index.js';
-import { simAt, simEnv } from '../../fixtures/sim.js';
+import {
+  type FaultSettings,
+  type NetworkInfo,
+  type Simulator,
+  startSimulator,
+} from '../../../src/sim/index.js';
+import { CANARY_ACCOUNT, CANARY_REGION, canaryEnv, simAt, simEnv } from '../../fixtures/sim.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.js';
 import { killAll, OperatorProcess } from './process.js';
 
@@ -52,6 +57,8 @@ export interface World {
   tdb: TestDatabase;
   api: ChaosApi;
   secrets: ConfiguredSecrets;
+  /** The canary target's network (another account and region), when the world has one. */
+  canary?: NetworkInfo;
   operators: OperatorProcess[];
   /** Environment for `molecule-operator run`, pointed at the simulator (or a proxy in front of it). */
   operatorEnv(overrides?: {
@@ -69,7 +76,13 @@ export interface World {
 }
 
 export async function startWorld(
-  options: { faults?: Partial<FaultSettings>; logLevel?: string; seed?: number } = {},
+  options: {
+    faults?: Partial<FaultSettings>;
+    logLevel?: string;
+    seed?: number;
+    /** Configure the canary target too: canary orgs then live in a second account and region. */
+    canary?: boolean;
+  } = {},
 ): Promise<World> {
   const sim = await startSimulator({
     port: 0,
@@ -87,7 +100,9 @@ export async function startWorld(
     AWS_SECRET_ACCESS_KEY: secret('aws'),
   };
   const level = options.logLevel ?? 'info';
-  const api = await startApi(tdb, secrets.CP_ADMIN_API_TOKEN, level);
+  const canary = options.canary ? sim.network(CANARY_ACCOUNT, CANARY_REGION) : undefined;
+  const targetEnv = canary ? canaryEnv(canary) : {};
+  const api = await startApi(tdb, { CP_ADMIN_API_TOKEN: secrets.CP_ADMIN_API_TOKEN, ...targetEnv }, level);
   const operators: OperatorProcess[] = [];
 
   const operatorEnv: World['operatorEnv'] = (o = {}) => {
@@ -112,6 +127,7 @@ export async function startWorld(
       LEASE_RETRY_PERIOD: '250ms',
       METRICS_PORT: '0',
       LOG_LEVEL: level,
+      ...targetEnv,
       ...o.env,
     };
   };
@@ -121,6 +137,7 @@ export async function startWorld(
     tdb,
     api,
     secrets,
+    ...(canary ? { canary } : {}),
     operators,
     operatorEnv,
     async startOperator(label, overrides, opts = {}) {
@@ -149,7 +166,12 @@ export async function startWorld(
   return world;
 }
 
-async function startApi(tdb: TestDatabase, token: string, level: string): Promise<ChaosApi> {
+async function startApi(
+  tdb: TestDatabase,
+  env: { CP_ADMIN_API_TOKEN: string } & Record<string, string>,
+  level: string,
+): Promise<ChaosApi> {
+  const token = env.CP_ADMIN_API_TOKEN;
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -158,7 +180,7 @@ async function startApi(tdb: TestDatabase, token: string, level: string): Promis
     },
   });
   const app = await buildApiServer({
-    config: loadConfig({ CP_ADMIN_API_TOKEN: token, MOLECULE_ENV: ENV }),
+    config: loadConfig({ ...env, MOLECULE_ENV: ENV }),
     database: tdb.database,
     metrics: createMetrics({ defaults: false }),
     logger: createLogger({ level }, sink),
