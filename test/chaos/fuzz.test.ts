@@ -391,7 +391,7 @@ function sendRaw(bytes: Buffer, promisesMore: boolean): Promise<RawResponse | un
     const socket = net.connect(port, '127.0.0.1');
     const timer = setTimeout(() => socket.destroy(), 10_000);
     const hangUp = promisesMore ? setTimeout(() => socket.end(), 300) : undefined;
-    socket.on('data', (c) => chunks.push(c));
+    socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', () => {});
     socket.on('close', () => {
       clearTimeout(timer);
