@@ -56,6 +56,8 @@ export const secrets: ControllerSpec = {
   ],
   owners: ['org'],
   waitsFor: () => [{ controller: tunnel, scope: 'self', label: 'Tunnel' }],
+  // Its resource policy names the org's tenant instance: written again when one is launched.
+  follows: () => [{ controller: instance, scope: 'self', label: 'Instance' }],
   deleteAfter: () => [
     { controller: instance, scope: 'self', label: 'Instance' },
     { controller: instance, scope: 'workspaces', label: 'WorkspaceInstances' },

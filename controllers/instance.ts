@@ -1,6 +1,6 @@
 import type { CloudPorts, Instance, InstanceState } from '../src/cloud/ports.js';
 import type { TargetSettings } from '../src/cloud/targets.js';
-import { bootstrapSecretName } from '../src/provisioning/names.js';
+import { bootstrapSecretName, workspaceBootstrapSecretName } from '../src/provisioning/names.js';
 import { ownerTags, TAG, tagDrift } from '../src/provisioning/tags.js';
 import { TENANT_VOLUME_GB, workspaceResources } from '../src/provisioning/tiers.js';
 import { renderUserData } from '../src/provisioning/userdata.js';
@@ -73,11 +73,14 @@ export function createInstanceController(
       else if (d.powerState === 'stopped' && instance.state === 'running')
         diff.push('power: running → stopped');
       for (const k of tagDrift(d.tags, instance.tags)) diff.push(`tag ${k}`);
+      if (instance.metadata && !imdsLocked(instance)) diff.push(imdsDiff(instance));
       return {
         exists: true,
         // While it is changing state on its own, wait before acting on the power/type diff.
         upToDate:
-          diff.length === 0 || (progressing !== undefined && diff.every((x) => !x.startsWith('tag '))),
+          diff.length === 0 ||
+          (progressing !== undefined &&
+            diff.every((x) => !x.startsWith('tag ') && !x.startsWith('metadata'))),
         diff,
         ...(progressing ? { progressing } : {}),
         externalIds: { instanceId: instance.id },
@@ -133,6 +136,10 @@ export function createInstanceController(
       if (tagDrift(d.tags, instance.tags).length > 0) {
         await deps.ec2.tagResources([instance.id], d.tags);
         done.push('tags');
+      }
+      if (instance.metadata && !imdsLocked(instance) && !GONE.includes(instance.state)) {
+        await deps.ec2.requireImdsV2(instance.id);
+        done.push('imdsv2');
       }
       const typeWrong = instance.instanceType !== d.instanceType;
       if (instance.state === 'running' && (typeWrong || d.powerState === 'stopped')) {
@@ -194,7 +201,8 @@ function toDesired(input: DesiredInput): DesiredInstance {
     volumeGb: size.volumeGb,
     subnetId: target.subnetId ?? '',
     securityGroupId,
-    profile: target.instanceProfile ?? '',
+    // A workspace runs under its own role when one is configured (DESIGN §12).
+    profile: (workspace ? (target.workspaceProfile ?? target.instanceProfile) : target.instanceProfile) ?? '',
     keyName: config.EC2_KEY_NAME,
     tags,
     // Rendered when read (a launch), not on every reconcile of a running instance.
@@ -206,7 +214,8 @@ function toDesired(input: DesiredInput): DesiredInstance {
         orgId: org.id,
         ...(workspace ? { workspaceId: workspace.id, runtime: workspace.runtime } : {}),
         image,
-        secretName: bootstrapSecretName(env, org.id),
+        // A workspace boots from the env-wide workspace secret, never from its tenant's bundle.
+        secretName: workspace ? workspaceBootstrapSecretName(env) : bootstrapSecretName(env, org.id),
         cpBaseUrl: config.CP_BASE_URL,
       });
     },
@@ -224,6 +233,11 @@ export function instanceDisabledBecause(target: TargetSettings): string | undefi
   if (missing.length === 0) return undefined;
   return `instances are not launched without ${missing.join(' and ')} (the instance fetches its bootstrap bundle with its instance profile)`;
 }
+
+/** IMDSv2 only, one hop: containers on the instance cannot reach its role's credentials. */
+const imdsLocked = (i: Instance) => i.metadata?.httpTokens === 'required' && i.metadata.hopLimit === 1;
+const imdsDiff = (i: Instance) =>
+  `metadata: ${i.metadata!.httpTokens === 'required' ? '' : 'IMDSv1 allowed, '}hop limit ${i.metadata!.hopLimit} (want IMDSv2, 1)`;
 
 const byLaunch = (a: Instance, b: Instance) =>
   (a.launchTime?.getTime() ?? 0) - (b.launchTime?.getTime() ?? 0);

@@ -12,11 +12,13 @@ import {
 import type { TargetName } from '../src/cloud/targets.js';
 import type { OwnerRow, Owners, StatusRef } from '../src/db/orphans.js';
 import {
+  dnsCommentKept,
   MANAGED_BY,
   orgIdFromDnsComment,
   orgIdFromSecretName,
   orgIdFromTunnelName,
   tunnelCnameTarget,
+  workspaceBootstrapSecretName,
 } from '../src/provisioning/names.js';
 import { TAG } from '../src/provisioning/tags.js';
 import { RESOURCE_KINDS, registry } from './index.js';
@@ -56,7 +58,10 @@ export interface LiveResource {
   workspaceId: string | undefined;
   /** Tagged `molecule-keep=true`: never deleted by the scan. */
   keep: boolean;
-  /** The instance a root volume lives and dies with: counted as managed, never as its own orphan. */
+  /**
+   * What it lives and dies with — an instance for its root volume, `env` for the env-wide
+   * workspace bootstrap secret: counted as managed, never as its own orphan.
+   */
   attachedTo: string | undefined;
   /** What a DNS record points at. */
   cnameTarget: string | undefined;
@@ -176,6 +181,10 @@ export function confirmLive(listing: CloudListing, env: string): ConfirmResult {
       }
       const tags = Object.keys(s.tags).length > 0 ? s.tags : r.tags;
       if (!isOurs(tags, env)) continue;
+      if (s.name === workspaceBootstrapSecretName(env)) {
+        resources.push(live(kind, s.arn, s.name, tags, { tags }, { attachedTo: 'env' }));
+        continue;
+      }
       const orgId = tags[TAG.orgId] || orgIdFromSecretName(env, s.name);
       resources.push(live(kind, s.arn, s.name, tags, { tags }, { orgId }));
     } else {
@@ -218,14 +227,27 @@ export function confirmLive(listing: CloudListing, env: string): ConfirmResult {
   }
   if (listing.dnsRecords) {
     scanned.push('cf_dns_record');
+    const keptTargets = new Set<string>();
     for (const d of listing.dnsRecords) {
       const orgId = orgIdFromDnsComment(env, d.comment);
       if (!orgId) continue;
       const cnameTarget = d.type === 'CNAME' ? d.content : undefined;
+      const keep = dnsCommentKept(d.comment);
+      if (keep && cnameTarget) keptTargets.add(cnameTarget);
       resources.push(
-        live('cf_dns_record', d.id, d.name, {}, { type: d.type, content: d.content }, { orgId, cnameTarget }),
+        live(
+          'cf_dns_record',
+          d.id,
+          d.name,
+          {},
+          { type: d.type, content: d.content },
+          { orgId, cnameTarget, keep },
+        ),
       );
     }
+    // A tunnel is kept by a kept record that points at it.
+    for (const r of resources)
+      if (r.kind === 'cf_tunnel' && keptTargets.has(tunnelCnameTarget(r.externalId))) r.keep = true;
   }
   return { resources, scanned, ghosts };
 }

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type { CloudPorts, SecretSummary } from '../src/cloud/ports.js';
+import type { CloudPorts, InstanceState, SecretSummary } from '../src/cloud/ports.js';
 import { bootstrapSecretName } from '../src/provisioning/names.js';
+import { arnPlace, bundlePolicy, instanceArn, samePolicy } from '../src/provisioning/policies.js';
 import { ownerTags, tagDrift } from '../src/provisioning/tags.js';
 import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
 import { errorCodeOf, isConflict } from '../src/runtime/errors.js';
@@ -33,6 +34,12 @@ export interface DesiredSecret {
   recoveryDays: number;
   /** Fingerprint of the inputs that are not generated: a change means the bundle must be rewritten. */
   fingerprint: string;
+  /**
+   * The roles (named after the instance profiles) the resource policy is about; without a
+   * tenant profile no instance is launched and the policy is not managed.
+   */
+  tenantRole: string | undefined;
+  workspaceRole: string | undefined;
 }
 
 export interface ObservedSecret {
@@ -40,13 +47,21 @@ export interface ObservedSecret {
   /** Read only when the version changed since it was last verified; held in memory, never stored. */
   bundle: Partial<Bundle> | undefined;
   tunnelToken: string | undefined;
+  /** The resource policy to write, when the one in place does not say it. */
+  policy: string | undefined;
 }
 
 interface SecretState {
   verifiedVersionId?: string;
   fingerprint?: string;
   regenerated?: string[];
+  /** The policy last verified in place, and the secret's LastChangedDate then (any change moves it). */
+  policy?: string;
+  policyCheckedAt?: string;
 }
+
+/** Tenant instances that can still run (and so ask for their credentials). */
+const LIVE: InstanceState[] = ['pending', 'running', 'stopping', 'stopped'];
 
 /**
  * The tenant's Secrets Manager bootstrap bundle. The generated credentials live only in the
@@ -74,7 +89,7 @@ export function createSecretsController(
               upToDate: false,
               diff: ['deleting'],
               externalIds: ids(summary),
-              resource: { summary, bundle: undefined, tunnelToken: undefined },
+              resource: { summary, bundle: undefined, tunnelToken: undefined, policy: undefined },
             };
       }
       const state = (ctx.status?.state ?? {}) as SecretState;
@@ -92,16 +107,47 @@ export function createSecretsController(
         token = await tunnelToken(d);
         diff.push(...bundleDiff(d, bundle, token));
       }
+      // The resource policy follows the org's tenant instance (DESIGN §12). It is read back only
+      // when the secret changed since it was last verified, or the policy we want changed.
+      let policy: string | undefined;
+      let policyVerified: Partial<SecretState> = {};
+      const place = arnPlace(summary.arn);
+      if (!scheduled && d.tenantRole && place) {
+        const tenants = (await ctx.view.instances({ kind: 'org', id: d.orgId }, d.orgId)).filter((i) =>
+          LIVE.includes(i.state),
+        );
+        const want = bundlePolicy({
+          account: place.account,
+          tenantRole: d.tenantRole,
+          workspaceRole: d.workspaceRole ?? d.tenantRole,
+          instanceArns: tenants.map((i) => instanceArn(place.region, place.account, i.id)),
+        });
+        const changedAt = summary.lastChangedDate?.toISOString() ?? '';
+        if (!(state.policy === want && state.policyCheckedAt === changedAt)) {
+          if (samePolicy(await deps.secrets.getResourcePolicy(d.name), want))
+            policyVerified = { policy: want, policyCheckedAt: changedAt };
+          else {
+            policy = want;
+            diff.push(
+              tenants.length > 0
+                ? 'policy: not limited to the current tenant instance'
+                : 'policy: not closed until the tenant instance exists',
+            );
+          }
+        }
+      }
       const regenerated = state.regenerated ?? [];
       return {
         exists: true,
         upToDate: diff.length === 0,
         diff,
         externalIds: ids(summary),
-        state:
-          diff.length === 0 && !verified
+        state: {
+          ...(diff.length === 0 && !verified
             ? { verifiedVersionId: summary.currentVersionId, fingerprint: d.fingerprint }
-            : {},
+            : {}),
+          ...policyVerified,
+        },
         ...(regenerated.length > 0
           ? {
               readyCondition: {
@@ -110,7 +156,7 @@ export function createSecretsController(
               },
             }
           : {}),
-        resource: { summary, bundle, tunnelToken: token },
+        resource: { summary, bundle, tunnelToken: token, policy },
       };
     },
 
@@ -166,6 +212,11 @@ export function createSecretsController(
         await deps.secrets.tagSecret(d.name, d.tags);
         details.retagged = true;
       }
+      if (obs.resource!.policy) {
+        // Written, not marked verified: the next observe reads it back (LastChangedDate moved).
+        await deps.secrets.putResourcePolicy(d.name, obs.resource!.policy);
+        details.policy = 'written';
+      }
       const bundle = obs.resource!.bundle;
       if (bundle && bundleDiff(d, bundle, obs.resource!.tunnelToken).length > 0) {
         const regenerated = GENERATED.filter((k) => !bundle[k]);
@@ -218,6 +269,8 @@ function toDesired(input: DesiredInput): DesiredSecret {
     tags: ownerTags({ env: config.MOLECULE_ENV, orgId: org.id, orgSlug: org.slug, name }),
     ...fixed,
     recoveryDays: config.SECRET_RECOVERY_DAYS,
+    tenantRole: input.target.instanceProfile,
+    workspaceRole: input.target.workspaceProfile ?? input.target.instanceProfile,
     // A truncated hash of high-entropy inputs: enough to notice a change, useless to recover them.
     fingerprint: createHash('sha256')
       .update(JSON.stringify({ ...fixed, tunnelId: tunnelId ?? '' }))

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /**
@@ -84,6 +85,7 @@ export const ConfigSchema = z.object({
     .default('t3.small'),
   EC2_KEY_NAME: optionalString,
   EC2_TENANT_IAM_PROFILE: optionalString,
+  EC2_WORKSPACE_IAM_PROFILE: optionalString,
   EIC_ENDPOINT_SG_ID: z
     .string()
     .regex(/^sg-[0-9a-f]{8,17}$/, 'expected a security group id')
@@ -113,6 +115,7 @@ export const ConfigSchema = z.object({
     .regex(/^sg-[0-9a-f]{8,17}$/, 'expected a security group id')
     .optional(),
   CANARY_TENANT_IAM_PROFILE: optionalString,
+  CANARY_WORKSPACE_IAM_PROFILE: optionalString,
 
   CLOUDFLARE_API_TOKEN: optionalString,
   CLOUDFLARE_ACCOUNT_ID: z
@@ -171,6 +174,34 @@ export const ConfigSchema = z.object({
 
   PORT: int(8080, 0, 65535),
   METRICS_PORT: int(9090, 0, 65535),
+  /** API requests a minute per client address; failed authentications have their own budget. */
+  API_RATE_LIMIT: int(600, 1, 1_000_000),
+  API_AUTH_FAILURE_LIMIT: int(10, 1, 10_000),
+  /**
+   * Whose X-Forwarded-For to believe for the client's address: `true` (any), a number of proxy
+   * hops, or a comma-separated list of proxy addresses / CIDRs. Unset: none.
+   */
+  TRUST_PROXY: z
+    .string()
+    .optional()
+    .transform((v): boolean | number | string => {
+      if (v === undefined || v === 'false') return false;
+      if (v === 'true') return true;
+      return /^\d+$/.test(v) ? Number(v) : v;
+    }),
+  /**
+   * Slugs no org may take, comma-separated, on top of the built-in list (names that are, or look
+   * like, someone else's hostname: api, www, app, admin, status, mail … and CP_BASE_URL's host).
+   */
+  RESERVED_SLUGS: z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean),
+    ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -213,6 +244,25 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     if (value !== undefined && value.trim() !== '') input[key] = value;
   }
   const problems: { variable: string; message: string }[] = [];
+  // Credentials may come from files (Kubernetes secrets mounted as files): <KEY>_FILE.
+  for (const key of SECRET_KEYS) {
+    const file = env[`${key}_FILE`]?.trim();
+    if (!file) continue;
+    if (input[key] !== undefined) {
+      problems.push({ variable: `${key}_FILE`, message: `set either ${key} or ${key}_FILE, not both` });
+      continue;
+    }
+    try {
+      const value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      if (value.trim() !== '') input[key] = value;
+      else problems.push({ variable: `${key}_FILE`, message: `${file} is empty` });
+    } catch (e) {
+      problems.push({
+        variable: `${key}_FILE`,
+        message: `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
+      });
+    }
+  }
   for (const key of options.required ?? []) {
     if (input[key] === undefined) problems.push({ variable: key, message: 'is required for this command' });
   }
@@ -233,6 +283,18 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
       problems.push({ variable: 'LEASE_RETRY_PERIOD', message: 'must be shorter than LEASE_RENEW_DEADLINE' });
   }
   problems.push(...canaryProblems(input));
+  // Deleting what was seen orphaned a moment ago would take resources mid-creation or whose
+  // owner row is not visible yet: in delete mode the grace has a floor.
+  const orphans = OrphanSchema.safeParse(input);
+  if (
+    orphans.success &&
+    orphans.data.ORPHAN_POLICY === 'delete' &&
+    orphans.data.ORPHAN_GRACE < MIN_ORPHAN_GRACE_MS
+  )
+    problems.push({
+      variable: 'ORPHAN_GRACE',
+      message: `must be at least ${MIN_ORPHAN_GRACE_MS / 60_000}m with ORPHAN_POLICY=delete`,
+    });
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return parsed.data;
 }
@@ -252,7 +314,7 @@ export const CANARY_TARGET_KEYS = [
 function canaryProblems(input: Record<string, string>): { variable: string; message: string }[] {
   const set = CANARY_TARGET_KEYS.filter((k) => input[k] !== undefined);
   if (set.length === 0) {
-    return ['CANARY_EIC_ENDPOINT_SG_ID', 'CANARY_TENANT_IAM_PROFILE']
+    return ['CANARY_EIC_ENDPOINT_SG_ID', 'CANARY_TENANT_IAM_PROFILE', 'CANARY_WORKSPACE_IAM_PROFILE']
       .filter((k) => input[k] !== undefined)
       .map((variable) => ({
         variable,
@@ -273,6 +335,10 @@ function canaryProblems(input: Record<string, string>): { variable: string; mess
   }
   return problems;
 }
+
+/** The shortest ORPHAN_GRACE in delete mode: longer than CREATE_GRACE and a resync of a large fleet. */
+export const MIN_ORPHAN_GRACE_MS = 10 * 60_000;
+const OrphanSchema = ConfigSchema.pick({ ORPHAN_POLICY: true, ORPHAN_GRACE: true });
 
 const LeaseSchema = ConfigSchema.pick({
   LEASE_DURATION: true,

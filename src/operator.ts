@@ -1,5 +1,6 @@
 import { registry as controllerRegistry, METRIC_LABELS } from '../controllers/index.js';
 import { createOrphanScanner, type OrphanScanner } from '../controllers/orphan.js';
+import { createWorkspaceBootstrap } from '../controllers/workspace-bootstrap.js';
 import { type CloudOptions, createTargets } from './cloud/index.js';
 import { Inventory, LiveView } from './cloud/inventory.js';
 import type { ResourceKind } from './cloud/ports.js';
@@ -162,6 +163,7 @@ export function createOperator(options: OperatorOptions): Operator {
     return running.map((spec) => new Reconciler(spec, clients.get(spec.name)!, deps));
   };
 
+  const workspaceBootstrap = createWorkspaceBootstrap({ config, logger });
   const scanner = createOrphanScanner({
     config,
     database,
@@ -190,6 +192,12 @@ export function createOperator(options: OperatorOptions): Operator {
       deepCheckBudget: deepChecks,
     }),
     jobs: scanner.jobs(),
+    targetJobs: [
+      {
+        name: 'workspace-bootstrap',
+        run: (t) => workspaceBootstrap.ensure(t, targets.portsFor(t).secrets),
+      },
+    ],
     ...options.manager,
     lease: {
       leaseDurationMs: config.LEASE_DURATION,

@@ -22,7 +22,15 @@ export interface Instance {
   iamInstanceProfileArn: string | undefined;
   clientToken: string | undefined;
   launchTime: Date | undefined;
+  /** Instance metadata service settings, when the listing reports them. */
+  metadata: InstanceMetadata | undefined;
   tags: Tags;
+}
+
+/** IMDS settings: `required` tokens (IMDSv2) and a hop limit of 1 keep containers away from the role. */
+export interface InstanceMetadata {
+  httpTokens: string;
+  hopLimit: number;
 }
 
 export interface LaunchInput {
@@ -103,6 +111,8 @@ export interface Ec2Port {
   startInstance(id: string): Promise<void>;
   /** Only while stopped: Conflict otherwise. */
   modifyInstanceType(id: string, instanceType: string): Promise<void>;
+  /** IMDSv2 only, hop limit 1 (DESIGN §12); applies to a running instance at once. */
+  requireImdsV2(id: string): Promise<void>;
   /** Overwrites the given tag keys. */
   tagResources(ids: string[], tags: Tags): Promise<void>;
 
@@ -161,6 +171,10 @@ export interface SecretsPort {
   restoreSecret(name: string): Promise<void>;
   /** `recoveryDays` 0 deletes at once; 7–30 schedules. Idempotent on NotFound and on already-scheduled. */
   deleteSecret(name: string, recoveryDays: number): Promise<void>;
+  /** The secret's resource policy document, or undefined when it has none. NotFound when absent. */
+  getResourcePolicy(name: string): Promise<string | undefined>;
+  /** Replaces the resource policy; refused (and nothing written) when it would grant public access. */
+  putResourcePolicy(name: string, policy: string): Promise<void>;
   tagSecret(name: string, tags: Tags): Promise<void>;
 }
 

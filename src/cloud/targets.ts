@@ -15,8 +15,10 @@ export interface TargetSettings {
   sharedSecurityGroupId: string | undefined;
   /** The EC2 Instance Connect endpoint's group, the only SSH source (SG ids are per account). */
   eicSecurityGroupId: string | undefined;
-  /** Instance profile the tenant and workspace instances launch with. */
+  /** Instance profile the tenant instances launch with (its role has the same name). */
   instanceProfile: string | undefined;
+  /** Instance profile of workspace instances; the tenant's when not set. */
+  workspaceProfile: string | undefined;
   /** The role assumed (from the primary's credentials) to act in this target's account. */
   roleArn: string | undefined;
   /** The variable each setting comes from, for messages that say what to set. */
@@ -43,6 +45,7 @@ export function targetSettings(config: Config): TargetSettings[] {
       sharedSecurityGroupId: config.EC2_SECURITY_GROUP,
       eicSecurityGroupId: config.EIC_ENDPOINT_SG_ID,
       instanceProfile: config.EC2_TENANT_IAM_PROFILE,
+      workspaceProfile: config.EC2_WORKSPACE_IAM_PROFILE,
       roleArn: undefined,
       variables: {
         vpcId: 'EC2_VPC_ID',
@@ -62,6 +65,7 @@ export function targetSettings(config: Config): TargetSettings[] {
       sharedSecurityGroupId: undefined,
       eicSecurityGroupId: config.CANARY_EIC_ENDPOINT_SG_ID,
       instanceProfile: config.CANARY_TENANT_IAM_PROFILE ?? config.EC2_TENANT_IAM_PROFILE,
+      workspaceProfile: config.CANARY_WORKSPACE_IAM_PROFILE ?? config.EC2_WORKSPACE_IAM_PROFILE,
       roleArn: config.CANARY_ROLE_ARN,
       variables: {
         vpcId: 'CANARY_VPC_ID',

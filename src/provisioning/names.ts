@@ -12,9 +12,21 @@ export const workspaceSecurityGroupName = (env: string, workspaceId: string) =>
 export const secretNamePrefix = (env: string) => `molecule/${env}/tenant/`;
 export const bootstrapSecretName = (env: string, orgId: string) =>
   `molecule/${env}/tenant/${orgId}/bootstrap`;
+/** The env-wide secret workspaces boot from (DESIGN §12): no tenant secret in it. */
+export const workspaceBootstrapSecretName = (env: string) => `molecule/${env}/shared/workspace-bootstrap`;
 export const tenantHostname = (slug: string, appDomain: string) => `${slug}.${appDomain}`;
 export const tunnelCnameTarget = (tunnelId: string) => `${tunnelId}.cfargotunnel.com`;
 export const dnsComment = (env: string, orgId: string) => `molecule-operator env=${env} org=${orgId}`;
+/**
+ * The keep mark: the tag `molecule-keep=true` on AWS resources; on a DNS record, the comment
+ * followed by ` molecule-keep` (a tunnel is kept by a kept record that points at it). The orphan
+ * scan never deletes a kept resource.
+ */
+export const KEEP_MARK = 'molecule-keep';
+export const dnsCommentKept = (comment: string | undefined) => !!comment?.endsWith(` ${KEEP_MARK}`);
+/** The comment without its keep mark. */
+export const dnsCommentBase = (comment: string | undefined) =>
+  comment && dnsCommentKept(comment) ? comment.slice(0, -(KEEP_MARK.length + 1)) : comment;
 export const dnsCommentMarker = (env: string) => `molecule-operator env=${env} `;
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';

@@ -1,7 +1,15 @@
 /**
- * Boot script for tenant and workspace instances. It carries no secret (seed #113: the
- * plaintext user-data path was removed): the instance fetches its bootstrap bundle from
- * Secrets Manager by name, with its instance profile.
+ * Boot scripts for tenant and workspace instances. They carry no secret (seed #113: the
+ * plaintext user-data path was removed) and name only the secret the instance may read
+ * (DESIGN §12):
+ * - a tenant reads its org's bootstrap bundle, whose resource policy admits the tenant role
+ *   from this very instance only; the policy follows the launch, so the script retries until
+ *   the read succeeds;
+ * - a workspace reads the env-wide workspace bootstrap secret (pull credential, platform URL)
+ *   and nothing of its tenant's: it registers with its tenant by the instance identity
+ *   document, which the host fetches and hands to the container as a read-only file.
+ * Instances launch with IMDSv2 and a hop limit of 1: containers cannot reach the metadata
+ * service, so they cannot take the instance role's credentials.
  */
 export interface UserDataInput {
   role: 'tenant' | 'workspace';
@@ -11,11 +19,24 @@ export interface UserDataInput {
   workspaceId?: string;
   runtime?: string;
   image: string;
+  /** The secret this instance boots from: its org's bundle (tenant) or the workspace bootstrap secret. */
   secretName: string;
   cpBaseUrl: string;
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Reads the boot secret with the instance role, retrying while the secret's policy does not admit this instance yet. */
+const READ_SECRET = [
+  'read_boot_secret() {',
+  '  local tries=0',
+  '  until aws secretsmanager get-secret-value --region "$AWS_REGION" --secret-id "$MOLECULE_BOOTSTRAP_SECRET" --query SecretString --output text; do',
+  '    tries=$((tries + 1))',
+  '    if [ "$tries" -ge 120 ]; then echo "boot secret still unreadable after 10 minutes" >&2; return 1; fi',
+  '    sleep 5',
+  '  done',
+  '}',
+];
 
 export function renderUserData(input: UserDataInput): string {
   const vars: [string, string][] = [
@@ -29,17 +50,40 @@ export function renderUserData(input: UserDataInput): string {
     ['MOLECULE_BOOTSTRAP_SECRET', input.secretName],
     ['CP_BASE_URL', input.cpBaseUrl],
   ];
-  return [
+  const common = [
     '#!/bin/bash',
     'set -euo pipefail',
     ...vars.map(([k, v]) => `export ${k}=${shellQuote(v)}`),
-    '# The bundle is read with the instance profile; nothing secret is written to this script.',
-    'bundle=$(aws secretsmanager get-secret-value --region "$AWS_REGION" --secret-id "$MOLECULE_BOOTSTRAP_SECRET" --query SecretString --output text)',
+    '# Secrets are read with the instance role; nothing secret is written to this script.',
+    ...READ_SECRET,
     'install -d -m 0700 /etc/molecule',
-    'umask 077; printf "%s" "$bundle" > /etc/molecule/bootstrap.json',
-    'unset bundle',
+  ];
+  if (input.role === 'tenant')
+    return [
+      ...common,
+      '(umask 077; read_boot_secret > /etc/molecule/bootstrap.json)',
+      'jq -r .ghcrPullToken /etc/molecule/bootstrap.json | docker login ghcr.io --username molecule --password-stdin',
+      'docker pull "$MOLECULE_IMAGE"',
+      'docker run -d --restart=always --name molecule --env-file <(jq -r \'to_entries[] | "\\(.key)=\\(.value)"\' /etc/molecule/bootstrap.json) "$MOLECULE_IMAGE"',
+      '',
+    ].join('\n');
+  return [
+    ...common,
+    '(umask 077; read_boot_secret > /etc/molecule/workspace-bootstrap.json)',
+    'jq -r .ghcrPullToken /etc/molecule/workspace-bootstrap.json | docker login ghcr.io --username molecule --password-stdin',
+    '# The identity document proves to the tenant which instance (and so which workspace) this is.',
+    'imds_token=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 300")',
+    'curl -sf -H "X-aws-ec2-metadata-token: $imds_token" http://169.254.169.254/latest/dynamic/instance-identity/document > /etc/molecule/identity.json',
+    'curl -sf -H "X-aws-ec2-metadata-token: $imds_token" http://169.254.169.254/latest/dynamic/instance-identity/pkcs7 > /etc/molecule/identity.pkcs7',
+    'unset imds_token',
     'docker pull "$MOLECULE_IMAGE"',
-    'docker run -d --restart=always --name molecule --env-file <(jq -r \'to_entries[] | "\\(.key)=\\(.value)"\' /etc/molecule/bootstrap.json) "$MOLECULE_IMAGE"',
+    '# Only what the agent needs: who it is and where the platform is. No tenant secret.',
+    'docker run -d --restart=always --name molecule \\',
+    '  -e MOLECULE_ORG_ID -e MOLECULE_WORKSPACE_ID -e MOLECULE_RUNTIME -e MOLECULE_ENV \\',
+    '  -e CP_BASE_URL="$(jq -r .cpBaseUrl /etc/molecule/workspace-bootstrap.json)" \\',
+    '  -v /etc/molecule/identity.json:/etc/molecule/identity.json:ro \\',
+    '  -v /etc/molecule/identity.pkcs7:/etc/molecule/identity.pkcs7:ro \\',
+    '  "$MOLECULE_IMAGE"',
     '',
   ].join('\n');
 }

@@ -58,6 +58,12 @@ export interface ControllerSpec<D = unknown, R = unknown> {
   /** What must be gone before it deletes. */
   readonly deleteAfter: () => readonly DeletionDependency[];
   /**
+   * Controllers whose resources this one's desired state names without waiting for them (the
+   * bundle's policy names the tenant instance): it is woken when one of theirs is created or
+   * becomes Ready.
+   */
+  readonly follows?: () => readonly Dependency[];
+  /**
    * Why it cannot run in this target with this configuration (a sentence naming what to set),
    * or undefined. A disabled controller stays registered: deletion ordering still counts it.
    */

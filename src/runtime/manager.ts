@@ -35,6 +35,12 @@ export interface LeaderJob {
   run(): Promise<void>;
 }
 
+/** Work of a whole target (not of an owner) that its leader does on every resync. */
+export interface TargetJob {
+  name: string;
+  run(target: Target): Promise<unknown>;
+}
+
 export interface ManagerOptions {
   config: Config;
   database: Database;
@@ -49,6 +55,7 @@ export interface ManagerOptions {
   /** Per-resync allowance of deep checks, shared with the reconcilers. */
   deepChecks: DeepCheckBudget;
   jobs?: LeaderJob[];
+  targetJobs?: TargetJob[];
   clock?: Clock;
   holder?: string;
   lease?: Partial<Omit<LeaseOptions, 'holder' | 'onStartedLeading' | 'onStoppedLeading'>>;
@@ -340,6 +347,17 @@ export class Manager {
           target: t,
           fleet: await FleetInventory.list(targets.portsFor(t), env, { ...scope, cloudflare }),
         })),
+      );
+      await Promise.all(
+        led.flatMap((t) =>
+          (this.options.targetJobs ?? []).map((job) =>
+            job
+              .run(t)
+              .catch((e) =>
+                this.log.warn({ job: job.name, target: t.name, err: describeError(e) }, 'target job failed'),
+              ),
+          ),
+        ),
       );
       const ownerCount = owners.orgs.length + owners.workspaces.length;
       const secrets = fleets.reduce((n, f) => n + f.fleet.all.secrets.length, 0);

@@ -440,7 +440,10 @@ export class Reconciler {
         return { result: 'success' };
       case 'settle':
         if (!(await this.record(d, decision.settle, state, run))) return { result: 'success' };
-        if (decision.settle.wakeDependents) this.wakeDependents(state);
+        if (decision.settle.wakeDependents) {
+          this.wakeDependents(state);
+          this.wakeFollowers(state);
+        }
         return decision.settle.outcome;
     }
     const { action, desired, obs, client, patch } = decision;
@@ -529,6 +532,7 @@ export class Reconciler {
           // Keep the marker until the created resource is observed; with no id to wait for, observe afresh.
           pending: Object.keys(created).length === 0 ? null : attempted(),
         });
+        this.wakeFollowers(state);
         return { result: 'requeue', afterMs: 0 }; // observe what was created
       }
 
@@ -690,6 +694,18 @@ export class Reconciler {
         }
       }
     }
+  }
+
+  /** Wakes the controllers whose desired state names this one's resource (ControllerSpec.follows). */
+  private wakeFollowers(state: OwnerState): void {
+    for (const other of this.deps.registry.controllers)
+      for (const dep of other.following)
+        if (
+          dep.controller.name === this.name &&
+          dep.scope === 'self' &&
+          other.owners.includes(state.owner.kind)
+        )
+          this.deps.wake(other.name, state.owner);
   }
 
   private wakeDeletionWaiters(state: OwnerState): void {

@@ -12,6 +12,7 @@ import type {
 export interface RegisteredController extends ControllerSpec {
   readonly dependsOn: readonly Dependency[];
   readonly deletesAfter: readonly DeletionDependency[];
+  readonly following: readonly Dependency[];
 }
 
 /**
@@ -31,7 +32,12 @@ export class ControllerRegistry {
 
   constructor(specs: readonly ControllerSpec[]) {
     const registered = specs.map(
-      (s): RegisteredController => ({ ...s, dependsOn: s.waitsFor(), deletesAfter: s.deleteAfter() }),
+      (s): RegisteredController => ({
+        ...s,
+        dependsOn: s.waitsFor(),
+        deletesAfter: s.deleteAfter(),
+        following: s.follows?.() ?? [],
+      }),
     );
     const position = new Map(specs.map((s, i) => [s, i]));
     for (const c of registered) {
@@ -46,6 +52,8 @@ export class ControllerRegistry {
       for (const dep of c.deletesAfter)
         if (!position.has(dep.controller))
           throw new Error(`${c.name} deletes after an unregistered controller`);
+      for (const dep of c.following)
+        if (!position.has(dep.controller)) throw new Error(`${c.name} follows an unregistered controller`);
       for (const dep of c.dependsOn) {
         const at = position.get(dep.controller);
         if (at === undefined) throw new Error(`${c.name} waits for an unregistered controller`);

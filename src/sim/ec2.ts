@@ -50,6 +50,7 @@ const HANDLERS: Record<string, Handler> = {
   StopInstances: (ctx, p) => changeState(ctx, p, 'stop'),
   StartInstances: (ctx, p) => changeState(ctx, p, 'start'),
   ModifyInstanceAttribute: modifyInstanceAttribute,
+  ModifyInstanceMetadataOptions: modifyInstanceMetadataOptions,
   CreateSecurityGroup: createSecurityGroup,
   DescribeSecurityGroups: describeSecurityGroups,
   AuthorizeSecurityGroupIngress: (ctx, p) => authorizeIngress(ctx, p, false),
@@ -120,6 +121,7 @@ function targetOf(action: string, p: QueryParams): string | undefined {
     case 'StartInstances':
       return p.list('InstanceId').join(',');
     case 'ModifyInstanceAttribute':
+    case 'ModifyInstanceMetadataOptions':
       return p.get('InstanceId');
     case 'CreateSecurityGroup':
       return p.get('GroupName');
@@ -617,6 +619,37 @@ function modifyInstanceAttribute(ctx: SimContext, p: QueryParams): string {
   if (instanceType !== undefined) i!.instanceType = instanceType;
   if (userData !== undefined) i!.userData = userData;
   return '<return>true</return>';
+}
+
+/** IMDS settings of a live instance; unspecified ones keep their value (the change applies at once). */
+function modifyInstanceMetadataOptions(ctx: SimContext, p: QueryParams): string {
+  const now = ctx.clock.now();
+  const id = p.get('InstanceId');
+  if (id === undefined)
+    throw new AwsError('MissingParameter', 'The request must contain the parameter InstanceId');
+  const [i] = requireInstances(ctx, [id], now, false);
+  if (i!.state === 'terminated' || i!.state === 'shutting-down')
+    throw new AwsError(
+      'IncorrectInstanceState',
+      `The instance '${i!.id}' is not in a valid state for this operation.`,
+    );
+  const httpTokens = p.get('HttpTokens');
+  if (httpTokens !== undefined && httpTokens !== 'optional' && httpTokens !== 'required')
+    throw new AwsError('InvalidParameterValue', `Invalid value '${httpTokens}' for HttpTokens`);
+  const hops = p.int('HttpPutResponseHopLimit');
+  if (hops !== undefined && (hops < 1 || hops > 64))
+    throw new AwsError('InvalidParameterValue', 'The HttpPutResponseHopLimit must be between 1 and 64.');
+  const endpoint = p.get('HttpEndpoint');
+  if (endpoint !== undefined && endpoint !== 'enabled' && endpoint !== 'disabled')
+    throw new AwsError('InvalidParameterValue', `Invalid value '${endpoint}' for HttpEndpoint`);
+  const m = i!.metadataOptions;
+  i!.metadataOptions = {
+    httpTokens: httpTokens ?? m.httpTokens,
+    httpEndpoint: endpoint ?? m.httpEndpoint,
+    httpPutResponseHopLimit: hops ?? m.httpPutResponseHopLimit,
+  };
+  const n = i!.metadataOptions;
+  return `<instanceId>${i!.id}</instanceId><instanceMetadataOptions><state>pending</state><httpTokens>${n.httpTokens}</httpTokens><httpPutResponseHopLimit>${n.httpPutResponseHopLimit}</httpPutResponseHopLimit><httpEndpoint>${n.httpEndpoint}</httpEndpoint><httpProtocolIpv6>disabled</httpProtocolIpv6><instanceMetadataTags>disabled</instanceMetadataTags></instanceMetadataOptions>`;
 }
 
 // --- tags --------------------------------------------------------------------

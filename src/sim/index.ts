@@ -50,6 +50,13 @@
  *   unknown secret succeeds; a force-deleted name is reusable at once. PutSecretValue with a
  *   known token and another value → `ResourceExistsException`. Unlabelled versions beyond
  *   100 are dropped.
+ * - Resource policies (DESIGN §12, policy.ts): Put/Get/DeleteResourcePolicy; a policy change
+ *   moves `LastChangedDate`. A caller with an instance's credentials (/_sim/instance-
+ *   credentials/:id) has no permission of its own: only an Allow in the secret's policy lets
+ *   it act, and it is refused EC2 and tagging calls. Any other caller is the account's
+ *   administrator. An explicit Deny refuses anyone. A refused caller gets
+ *   `AccessDeniedException` whether or not the secret exists. Principals are not checked for
+ *   existence.
  *
  * Tagging API
  * - Ghosts are listed for 1 h after a resource left its own API: a group after delete, a
@@ -98,6 +105,7 @@ export { SEED, type SeedInfo } from './seed.js';
 export {
   type CallCount,
   type CallRecord,
+  type InstanceCredentials,
   type InstanceDump,
   type NetworkInfo,
   type SimOptions,

@@ -15,6 +15,7 @@ import {
   tagList,
 } from './awsjson.js';
 import { type BucketSpec, SECRETS_MANAGER_BUCKETS } from './limits.js';
+import { evaluate, isPublic, parsePolicy, requestContext } from './policy.js';
 import { AwsError, type Prepared, type SimContext, type SimRequest } from './protocol.js';
 import { fnv } from './query.js';
 import { type Secret, type SecretVersion, secretPurged } from './state.js';
@@ -34,12 +35,15 @@ const HANDLERS: Record<string, Handler> = {
   TagResource: tagResource,
   UntagResource: untagResource,
   UpdateSecret: updateSecret,
+  PutResourcePolicy: putResourcePolicy,
+  GetResourcePolicy: getResourcePolicy,
+  DeleteResourcePolicy: deleteResourcePolicy,
 };
 
-const READS = new Set(['GetSecretValue', 'DescribeSecret', 'ListSecrets']);
+const READS = new Set(['GetSecretValue', 'DescribeSecret', 'ListSecrets', 'GetResourcePolicy']);
 
 function bucketFor(op: string): { key: string; spec: BucketSpec } {
-  if (op === 'GetSecretValue' || op === 'DescribeSecret') {
+  if (op === 'GetSecretValue' || op === 'DescribeSecret' || op === 'GetResourcePolicy') {
     return { key: 'secretsmanager:read', spec: SECRETS_MANAGER_BUCKETS.read };
   }
   if (op === 'ListSecrets')
@@ -68,6 +72,7 @@ export function prepareSecrets(ctx: SimContext, req: SimRequest, op: string): Pr
       try {
         if (!handler) throw new AwsError('UnknownOperationException', `Unknown operation ${op}`);
         if (parseError) throw parseError;
+        authorize(ctx, op, body);
         return jsonResponse(200, handler(ctx, body, req), req.requestId);
       } catch (e) {
         if (e instanceof AwsError) return jsonError(e, req.requestId);
@@ -112,6 +117,37 @@ function requireSecret(ctx: SimContext, b: JsonBody, now: number): Secret {
   const s = findSecret(ctx, id, now);
   if (!s) throw new AwsError('ResourceNotFoundException', NOT_FOUND);
   return s;
+}
+
+/**
+ * DESIGN §12: an explicit Deny in the secret's resource policy refuses anyone. Otherwise the
+ * account's administrator (any caller but an instance's role) may act; an instance's role has
+ * no Secrets Manager permission of its own, so only an Allow in the policy lets it in. A
+ * caller that may not act learns nothing, not even whether the secret exists.
+ */
+function authorize(ctx: SimContext, op: string, b: JsonBody): void {
+  const caller = ctx.caller;
+  const admin = caller.sourceInstanceArn === undefined;
+  const id = typeof b.SecretId === 'string' ? b.SecretId : typeof b.Name === 'string' ? b.Name : '*';
+  const s = typeof b.SecretId === 'string' ? findSecret(ctx, b.SecretId, ctx.clock.now()) : undefined;
+  const decision =
+    s?.policy === undefined
+      ? 'none'
+      : evaluate(parsePolicy(s.policy), {
+          principal: caller,
+          action: `secretsmanager:${op}`,
+          resource: s.id,
+          context: requestContext(caller),
+        });
+  if (decision === 'allow' || (admin && decision === 'none')) return;
+  const why =
+    decision === 'deny'
+      ? 'with an explicit deny in a resource-based policy'
+      : `because no resource-based policy allows the secretsmanager:${op} action`;
+  throw new AwsError(
+    'AccessDeniedException',
+    `User: ${caller.arn} is not authorized to perform: secretsmanager:${op} on resource: ${s?.id ?? id} ${why}`,
+  );
 }
 
 function requireLive(s: Secret): void {
@@ -520,4 +556,36 @@ function untagResource(ctx: SimContext, b: JsonBody): unknown {
   requireLive(s);
   for (const k of (optArray(b, 'TagKeys') ?? []).map(String)) ctx.state.deleteTag(s, k);
   return {};
+}
+
+function putResourcePolicy(ctx: SimContext, b: JsonBody): unknown {
+  const s = requireSecret(ctx, b, ctx.clock.now());
+  requireLive(s);
+  const text = reqString(b, 'ResourcePolicy');
+  checkLength('resourcePolicy', text, 1, 20_480);
+  const statements = parsePolicy(text);
+  if ((optBool(b, 'BlockPublicPolicy') ?? false) && isPublic(statements)) {
+    throw new AwsError(
+      'PublicPolicyException',
+      'This resource policy will grant public access to the secret.',
+    );
+  }
+  s.policy = text;
+  s.lastChangedAt = ctx.clock.now();
+  return { ARN: s.id, Name: s.name };
+}
+
+function getResourcePolicy(ctx: SimContext, b: JsonBody): unknown {
+  const s = requireSecret(ctx, b, ctx.clock.now());
+  return dropUndefined({ ARN: s.id, Name: s.name, ResourcePolicy: s.policy });
+}
+
+function deleteResourcePolicy(ctx: SimContext, b: JsonBody): unknown {
+  const s = requireSecret(ctx, b, ctx.clock.now());
+  requireLive(s);
+  if (s.policy !== undefined) {
+    s.policy = undefined;
+    s.lastChangedAt = ctx.clock.now();
+  }
+  return { ARN: s.id, Name: s.name };
 }

@@ -101,6 +101,17 @@ export interface NetworkInfo extends Partition {
   defaultSecurityGroupId: string;
 }
 
+/** As the metadata service answers `iam/security-credentials/<role>`. */
+export interface InstanceCredentials {
+  Code: 'Success';
+  Type: 'AWS-HMAC';
+  LastUpdated: string;
+  AccessKeyId: string;
+  SecretAccessKey: string;
+  Token: string;
+  Expiration: string;
+}
+
 /** What the state file holds: the default partition's state, the others', and issued credentials. */
 type SavedState = SerializedState & {
   now?: number;
@@ -115,6 +126,13 @@ export interface Simulator {
   readonly seed: SeedInfo;
   /** The default VPC of an account and region (made on first use, as AWS does for a new account). */
   network(account: string, region?: string): NetworkInfo;
+  /**
+   * What the instance's metadata service would hand it (DESIGN §12): temporary credentials of
+   * the role of its instance profile (the profile and its role share the name). Requests signed
+   * with them carry the instance's ARN as `ec2:SourceInstanceARN`. Undefined unless the
+   * instance is running with a profile.
+   */
+  instanceCredentials(instanceId: string): InstanceCredentials | undefined;
   setFaults(f: Partial<FaultSettings>): void;
   getFaults(): FaultSettings;
   /** Empties every store except the seeded objects (and refills the buckets); calls are kept. */
@@ -133,6 +151,8 @@ export interface Simulator {
 const LOG_CAPACITY = 50_000;
 const SWEEP_EVERY_REAL_MS = 5_000;
 const SAVE_DEBOUNCE_MS = 250;
+/** Instance role credentials last six hours, as the metadata service hands them out. */
+const INSTANCE_CREDENTIALS_MS = 6 * 3_600_000;
 const MAX_BODY = 16 * 1024 * 1024;
 
 class CallLog {
@@ -352,6 +372,30 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       caller,
       state: partitionOf({ account: caller.account, region: req.region }),
     };
+    // An instance's role has no EC2 or tagging permission (deploy/: the tenant and workspace
+    // roles grant nothing of their own); Secrets Manager decides by the secret's policy.
+    if (caller.sourceInstanceArn && (service === 'ec2' || service === 'ResourceGroupsTaggingAPI_20170126')) {
+      const op = operationOf(req, target);
+      log.add({
+        at: clock.now(),
+        service: service === 'ec2' ? 'ec2' : 'tagging',
+        operation: op,
+        status: 403,
+        mutating: false,
+      });
+      return service === 'ec2'
+        ? ec2Error(
+            new AwsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403),
+            req.requestId,
+          )
+        : jsonError(
+            new AwsError(
+              'AccessDeniedException',
+              `User: ${caller.arn} is not authorized to perform: tag:${op}`,
+            ),
+            req.requestId,
+          );
+    }
     let prepared: Prepared;
     if (typeof target === 'string') {
       const op = target.slice(target.indexOf('.') + 1);
@@ -446,6 +490,13 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
           sim.network(query.get('account') ?? SEED.accountId, query.get('region') ?? SEED.region),
         );
       }
+      const creds = /^\/_sim\/instance-credentials\/([\w-]+)$/.exec(path);
+      if (method === 'GET' && creds) {
+        const answer = sim.instanceCredentials(creds[1]!);
+        return answer
+          ? jsonAdmin(200, answer)
+          : jsonAdmin(404, { error: `no running instance ${creds[1]} with an instance profile` });
+      }
       if (method === 'POST' && path === '/_sim/reset') {
         sim.reset();
         return jsonAdmin(200, { ok: true });
@@ -518,6 +569,38 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     awsEndpoint: url,
     cloudflareBaseUrl: `${url}/client/v4`,
     seed: { ...SEED },
+    instanceCredentials(instanceId: string): InstanceCredentials | undefined {
+      for (const part of partitions.values()) {
+        const i = part.instances.get(instanceId);
+        if (!i) continue;
+        const profile = /:instance-profile\/(?:.*\/)?([^/]+)$/.exec(i.iamInstanceProfile?.arn ?? '')?.[1];
+        if (i.state !== 'running' || !profile) return undefined;
+        const now = clock.now();
+        const creds = identities.issue(
+          {
+            account: part.account,
+            arn: `arn:aws:sts::${part.account}:assumed-role/${profile}/${i.id}`,
+            userId: `AROA${i.id.slice(2).toUpperCase()}:${i.id}`,
+            roleArn: `arn:aws:iam::${part.account}:role/${profile}`,
+            sourceInstanceArn: `arn:aws:ec2:${part.region}:${part.account}:instance/${i.id}`,
+          },
+          now,
+          INSTANCE_CREDENTIALS_MS,
+          ctx.rng,
+        );
+        markDirty();
+        return {
+          Code: 'Success',
+          Type: 'AWS-HMAC',
+          LastUpdated: new Date(now).toISOString(),
+          AccessKeyId: creds.accessKeyId,
+          SecretAccessKey: creds.secretAccessKey,
+          Token: creds.sessionToken,
+          Expiration: new Date(creds.expiresAt).toISOString(),
+        };
+      }
+      return undefined;
+    },
     network(account: string, region = SEED.region): NetworkInfo {
       const part = partitionOf({ account, region });
       if (isDefaultPartition(part)) {

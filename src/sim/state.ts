@@ -137,6 +137,8 @@ export interface Secret extends Taggable {
   deletedAt?: number;
   /** When the secret is (or was) permanently removed. */
   deletionDate?: number;
+  /** The resource policy (PutResourcePolicy), as sent. */
+  policy?: string;
 }
 
 export interface TunnelConfig {

@@ -209,6 +209,17 @@ describe.skipIf(!usingServer())('secret hygiene', () => {
         for (const [needle, what] of forms)
           if (needle && text.includes(needle)) hits.push(`${what} in ${where}`);
     expect(hits).toEqual([]);
+    // Workspaces boot from the env-wide workspace secret: no workspace user-data names a tenant bundle.
+    const workspaceUserData = world.sim
+      .dump()
+      .instances.filter((i) => i.tags.WorkspaceID)
+      .map((i) => i.userDataDecoded ?? '');
+    expect(workspaceUserData.length).toBeGreaterThan(0);
+    for (const text of workspaceUserData) {
+      expect(text).not.toContain('/tenant/');
+      expect(text).toContain('molecule/chaos/shared/workspace-bootstrap');
+      expect(text).not.toContain('--env-file');
+    }
     // The API's request logs never carry the Authorization header at all.
     expect(world.api.logs.filter((l) => /authorization/i.test(l) && !/\[REDACTED\]/.test(l))).toEqual([]);
     expect(sshChecks.violations).toEqual([]);

@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ownerTags, TAG } from '../../src/provisioning/tags.js';
 import { DEPLOY, placeholder, ROOT, readText } from './manifests.js';
 
 type OneOrMany = string | string[];
@@ -87,6 +88,10 @@ const statements = policy.Statement;
 const granting = (action: string) => statements.filter((s) => list(s.Action).includes(action));
 const ENV = placeholder('MOLECULE_ENV');
 const ROLE = placeholder('TENANT_ROLE_NAME');
+const WORKSPACE_ROLE = placeholder('WORKSPACE_ROLE_NAME');
+const VPC = placeholder('EC2_VPC_ID');
+const AMI_OWNER = placeholder('AMI_OWNER');
+const PLACEHOLDERS = ['MOLECULE_ENV', 'TENANT_ROLE_NAME', 'WORKSPACE_ROLE_NAME', 'EC2_VPC_ID', 'AMI_OWNER'];
 const OURS = { ManagedBy: 'molecule-operator', MOLECULE_ENV: ENV };
 
 /** True when the condition pins both ownership tags, on the resource or in the request. */
@@ -161,11 +166,14 @@ describe('IAM policy', () => {
     expect(readme).toContain('iam-canary-trust-policy.json');
   });
 
-  it('passes only the tenant instance role, only to EC2', () => {
+  it('passes only the tenant and workspace instance roles, only to EC2', () => {
     const [pass, ...more] = granting('iam:PassRole');
     expect(more).toEqual([]);
     expect(list(pass!.Action)).toEqual(['iam:PassRole']);
-    expect(list(pass!.Resource)).toEqual([`arn:aws:iam::*:role/${ROLE}`]);
+    expect(list(pass!.Resource)).toEqual([
+      `arn:aws:iam::*:role/${ROLE}`,
+      `arn:aws:iam::*:role/${WORKSPACE_ROLE}`,
+    ]);
     expect(pass!.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
   });
 
@@ -211,12 +219,31 @@ describe('IAM policy', () => {
     });
   });
 
-  it('launches instances with IMDSv2 and encrypted volumes only', () => {
+  it('launches instances with IMDSv2 (one hop) and encrypted volumes only', () => {
     const run = granting('ec2:RunInstances');
     const instance = run.find((s) => list(s.Resource).some((r) => r.endsWith(':instance/*')));
     const volume = run.find((s) => list(s.Resource).some((r) => r.endsWith(':volume/*')));
     expect(instance?.Condition?.StringEquals?.['ec2:MetadataHttpTokens']).toBe('required');
+    expect(instance?.Condition?.NumericLessThanEquals?.['ec2:MetadataHttpPutResponseHopLimit']).toBe('1');
     expect(volume?.Condition?.Bool?.['ec2:Encrypted']).toBe('true');
+  });
+
+  it('launches only into the configured VPC, from images of the allowed owner, and creates groups only there', () => {
+    const run = granting('ec2:RunInstances');
+    const resources = (kind: string) =>
+      run.filter((s) => list(s.Resource).some((r) => r.includes(`:${kind}/`)));
+    for (const kind of ['subnet', 'network-interface']) {
+      const [s, ...more] = resources(kind);
+      expect(more, kind).toEqual([]);
+      expect(s!.Condition, kind).toEqual({ ArnLike: { 'ec2:Vpc': `arn:aws:ec2:*:*:vpc/${VPC}` } });
+    }
+    const [image, ...moreImages] = resources('image');
+    expect(moreImages).toEqual([]);
+    expect(image!.Condition).toEqual({ StringEquals: { 'ec2:Owner': AMI_OWNER } });
+    const vpcGrants = granting('ec2:CreateSecurityGroup').filter((s) =>
+      list(s.Resource).some((r) => r.includes(':vpc/')),
+    );
+    expect(vpcGrants.flatMap((s) => list(s.Resource))).toEqual([`arn:aws:ec2:*:*:vpc/${VPC}`]);
   });
 
   it('confines Secrets Manager to molecule/<env>/ and creates secrets only with our tags', () => {
@@ -232,12 +259,53 @@ describe('IAM policy', () => {
       expect(pinsOwnership(s, 'RequestTag'), s.Sid).toBe(true);
   });
 
+  it('changes, deletes and retags only secrets tagged as this env’s, with only the tag keys the code writes', () => {
+    const changing = [
+      'secretsmanager:DeleteSecret',
+      'secretsmanager:PutResourcePolicy',
+      'secretsmanager:PutSecretValue',
+      'secretsmanager:RestoreSecret',
+      'secretsmanager:TagResource',
+    ];
+    for (const action of changing) {
+      expect(fromCode.actions, action).toContain(action);
+      for (const s of granting(action))
+        expect(pinsOwnership(s, 'ResourceTag'), `${action} in ${s.Sid}`).toBe(true);
+    }
+    // Every tag key a secret is created or retagged with, from the code that builds the tags.
+    const written = new Set([
+      ...Object.keys(ownerTags({ env: 'e', orgId: 'o', orgSlug: 's', name: 'n' })),
+      ...Object.keys(
+        ownerTags({ env: 'e', orgId: 'o', orgSlug: 's', name: 'n', workspace: { id: 'w', runtime: 'r' } }),
+      ),
+      TAG.name,
+      TAG.role,
+    ]);
+    for (const action of ['secretsmanager:CreateSecret', 'secretsmanager:TagResource'])
+      for (const s of granting(action)) {
+        const keys = new Set(list(s.Condition?.['ForAllValues:StringEquals']?.['aws:TagKeys']));
+        expect(keys, `${action} in ${s.Sid}`).toEqual(written);
+        if (action === 'secretsmanager:TagResource')
+          expect(s.Condition?.StringEqualsIfExists, s.Sid).toEqual({
+            'aws:RequestTag/ManagedBy': 'molecule-operator',
+            'aws:RequestTag/MOLECULE_ENV': ENV,
+          });
+      }
+  });
+
   it('has exactly the documented placeholders and is valid JSON once they are filled in', () => {
     const placeholders = new Set([...policyText.matchAll(/\$\{([^}]+)\}/g)].map((m) => m[1]));
-    expect(placeholders).toEqual(new Set(['MOLECULE_ENV', 'TENANT_ROLE_NAME']));
+    expect(placeholders).toEqual(new Set(PLACEHOLDERS));
     const readme = readText(join(DEPLOY, 'README.md'));
-    expect(readme).toContain(`envsubst '${ENV} ${ROLE}' < deploy/iam-policy.json`);
-    const rendered = policyText.replaceAll(ENV, 'prod').replaceAll(ROLE, 'molecule-tenant-prod');
+    expect(readme).toContain(
+      `envsubst '${PLACEHOLDERS.map(placeholder).join(' ')}' < deploy/iam-policy.json`,
+    );
+    const rendered = policyText
+      .replaceAll(ENV, 'prod')
+      .replaceAll(ROLE, 'molecule-tenant-prod')
+      .replaceAll(WORKSPACE_ROLE, 'molecule-workspace-prod')
+      .replaceAll(VPC, 'vpc-0123456789abcdef0')
+      .replaceAll(AMI_OWNER, 'amazon');
     expect(rendered).not.toMatch(/\$\{/);
     expect(JSON.parse(rendered).Statement).toHaveLength(statements.length);
   });

@@ -143,7 +143,13 @@ describe('provisioning lifecycle', () => {
     expect(cloud.volumeGb(wsLang.InstanceId!)).toBe(80);
     for (const i of instances) {
       const userData = cloud.userData(i.InstanceId!);
-      expect(userData).toContain(`molecule/test/tenant/${org.id}/bootstrap`);
+      // A tenant boots from its org's bundle, a workspace from the workspace secret only.
+      if (i === tenant) expect(userData).toContain(`molecule/test/tenant/${org.id}/bootstrap`);
+      else {
+        expect(userData).toContain('molecule/test/shared/workspace-bootstrap');
+        expect(userData).not.toContain('/tenant/');
+      }
+      expect(i.MetadataOptions).toMatchObject({ HttpTokens: 'required', HttpPutResponseHopLimit: 1 });
       for (const secret of [
         bundle.dbPassword,
         bundle.adminToken,

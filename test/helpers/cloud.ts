@@ -15,6 +15,39 @@ import type { Simulator } from '../../src/sim/index.js';
 import { SIM_CREDENTIALS } from './stack.js';
 
 /**
+ * Clients signed with what the instance's metadata service would hand it (its role, with its
+ * ARN as `ec2:SourceInstanceARN`); undefined unless it is running with a profile.
+ */
+export function asInstance(sim: Simulator, instanceId: string, region = sim.seed.region) {
+  const creds = sim.instanceCredentials(instanceId);
+  if (!creds) return undefined;
+  const aws = {
+    endpoint: sim.awsEndpoint,
+    region,
+    credentials: {
+      accessKeyId: creds.AccessKeyId,
+      secretAccessKey: creds.SecretAccessKey,
+      sessionToken: creds.Token,
+    },
+    maxAttempts: 1,
+  };
+  const sm = new SecretsManagerClient(aws);
+  return {
+    ec2: new EC2Client(aws),
+    sm,
+    /** The secret's value, or the error code AWS answered with. */
+    async read(secretId: string): Promise<{ value?: string; error?: string }> {
+      try {
+        const res = await sm.send(new GetSecretValueCommand({ SecretId: secretId }));
+        return { value: res.SecretString ?? '' };
+      } catch (e) {
+        return { error: (e as { name?: string }).name ?? String(e) };
+      }
+    },
+  };
+}
+
+/**
  * Reads the simulated cloud with the raw SDKs, independently of the operator's own adapters
  * and database: what tests assert against.
  */

@@ -211,6 +211,7 @@ describe('the XML reader', () => {
           iamInstanceProfileArn: undefined,
           clientToken: undefined,
           launchTime: new Date('2024-01-31T12:34:56.789Z'),
+          metadata: undefined,
           tags: { Unicode: 'żółw — 🐢', Entities: '🐢🐢 & <b>', Empty: '', Blank: '' },
         },
       ],

@@ -441,6 +441,9 @@ const E = {
   groupSet: name('groupSet'),
   groupId: name('groupId'),
   iamInstanceProfile: name('iamInstanceProfile'),
+  metadataOptions: name('metadataOptions'),
+  httpTokens: name('httpTokens'),
+  httpPutResponseHopLimit: name('httpPutResponseHopLimit'),
   arn: name('arn'),
   clientToken: name('clientToken'),
   launchTime: name('launchTime'),
@@ -534,6 +537,7 @@ function readInstance(r: PageReader): Instance {
     iamInstanceProfileArn: undefined,
     clientToken: undefined,
     launchTime: undefined,
+    metadata: undefined,
     tags: {},
   };
   if (r.empty) return instance;
@@ -585,6 +589,19 @@ function readInstance(r: PageReader): Instance {
           instance.iamInstanceProfileArn = r.shared();
         }
       }
+    } else if (r.is(E.metadataOptions)) {
+      if (r.empty) continue;
+      const metadata = { httpTokens: 'optional', hopLimit: 1 };
+      while (r.child(E.metadataOptions)) {
+        if (r.is(E.httpTokens)) {
+          r.leaf(E.httpTokens);
+          metadata.httpTokens = r.shared();
+        } else if (r.is(E.httpPutResponseHopLimit)) {
+          r.leaf(E.httpPutResponseHopLimit);
+          metadata.hopLimit = Number(r.shared()) || 1;
+        } else r.skip();
+      }
+      instance.metadata = metadata;
     } else if (r.is(E.clientToken)) {
       r.leaf(E.clientToken);
       instance.clientToken = r.text() || undefined;

@@ -11,6 +11,7 @@ import {
   type Filter,
   type IpPermission,
   ModifyInstanceAttributeCommand,
+  ModifyInstanceMetadataOptionsCommand,
   RevokeSecurityGroupIngressCommand,
   RunInstancesCommand,
   type Instance as SdkInstance,
@@ -41,6 +42,9 @@ import { translateAwsError } from './errors.js';
 
 /** EC2's largest page: a steady-state listing costs one call per thousand objects. */
 const PAGE = 1000;
+
+/** Instance metadata: IMDSv2 only, one hop (the host, not its containers) (DESIGN §12). */
+const IMDS = { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' } as const;
 
 export class Ec2Adapter implements Ec2Port {
   /** Root device name per AMI: the root volume can only be sized under the image's own device name. */
@@ -124,7 +128,7 @@ export class Ec2Adapter implements Ec2Port {
               },
             },
           ],
-          MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
+          MetadataOptions: IMDS,
           TagSpecifications: [tagSpec('instance'), tagSpec('volume')],
         }),
       ),
@@ -161,6 +165,12 @@ export class Ec2Adapter implements Ec2Port {
       this.client.send(
         new ModifyInstanceAttributeCommand({ InstanceId: id, InstanceType: { Value: instanceType } }),
       ),
+    );
+  }
+
+  async requireImdsV2(id: string): Promise<void> {
+    await this.send('ModifyInstanceMetadataOptions', 'ec2-mutating', () =>
+      this.client.send(new ModifyInstanceMetadataOptionsCommand({ InstanceId: id, ...IMDS })),
     );
   }
 
@@ -306,6 +316,12 @@ function toInstance(i: SdkInstance): Instance {
     iamInstanceProfileArn: i.IamInstanceProfile?.Arn,
     clientToken: i.ClientToken || undefined,
     launchTime: i.LaunchTime,
+    metadata: i.MetadataOptions
+      ? {
+          httpTokens: i.MetadataOptions.HttpTokens ?? 'optional',
+          hopLimit: i.MetadataOptions.HttpPutResponseHopLimit ?? 1,
+        }
+      : undefined,
     tags: fromTags(i.Tags),
   };
 }

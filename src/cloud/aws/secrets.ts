@@ -2,8 +2,10 @@ import {
   CreateSecretCommand,
   DeleteSecretCommand,
   DescribeSecretCommand,
+  GetResourcePolicyCommand,
   GetSecretValueCommand,
   ListSecretsCommand,
+  PutResourcePolicyCommand,
   PutSecretValueCommand,
   RestoreSecretCommand,
   type SecretListEntry,
@@ -105,6 +107,21 @@ export class SecretsAdapter implements SecretsPort {
       // Already gone, or already scheduled for deletion: the outcome we wanted.
       if (!isNotFound(e) && !isConflict(e)) throw e;
     }
+  }
+
+  async getResourcePolicy(name: string): Promise<string | undefined> {
+    const res = await this.send('GetResourcePolicy', () =>
+      this.client.send(new GetResourcePolicyCommand({ SecretId: name })),
+    );
+    return res.ResourcePolicy || undefined;
+  }
+
+  async putResourcePolicy(name: string, policy: string): Promise<void> {
+    await this.send('PutResourcePolicy', () =>
+      this.client.send(
+        new PutResourcePolicyCommand({ SecretId: name, ResourcePolicy: policy, BlockPublicPolicy: true }),
+      ),
+    );
   }
 
   async tagSecret(name: string, tags: Tags): Promise<void> {

@@ -11,6 +11,7 @@ import {
   tunnelCnameTarget,
   tunnelName,
   tunnelNamePrefix,
+  workspaceBootstrapSecretName,
   workspaceSecurityGroupName,
 } from '../../../src/provisioning/names.js';
 import { workspaceResources } from '../../../src/provisioning/tiers.js';
@@ -81,6 +82,18 @@ function awsObjects(dump: SimStateDump) {
     securityGroups: parts.flatMap((p) => mark(p.where, p.securityGroups)),
     secrets: parts.flatMap((p) => mark(p.where, p.secrets)),
   };
+}
+
+/** The instance ids a bundle policy lets read (its Allow's ec2:SourceInstanceARN); undefined without a policy. */
+function policyReaders(policy: string | undefined): string[] | undefined {
+  if (policy === undefined) return undefined;
+  const doc = JSON.parse(policy) as {
+    Statement: { Effect: string; Condition?: { ArnEquals?: Record<string, string | string[]> } }[];
+  };
+  return doc.Statement.filter((st) => st.Effect === 'Allow')
+    .flatMap((st) => [st.Condition?.ArnEquals?.['ec2:SourceInstanceARN'] ?? []].flat())
+    .map((arn) => arn.split('/').at(-1)!)
+    .sort();
 }
 
 /** Safety invariants from the simulator's state alone; cheap enough to run after every step. */
@@ -250,6 +263,12 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
       claim(s.id);
       needAudit('secret', s.id);
       misplaced(s, net, what, 'secret', s.name);
+      // Tenant isolation: the bundle is readable from the org's live tenant instance only.
+      const tenants = instances.filter((i) => i.tags.OrgID === o.id && i.tags.Role === 'tenant');
+      const readers = policyReaders(s.policy);
+      const want = tenants.map((i) => i.id).sort();
+      if (JSON.stringify(readers) !== JSON.stringify(want))
+        conv.push(`${what}: bundle policy admits ${JSON.stringify(readers)}, want ${JSON.stringify(want)}`);
     }
     checkGroup(
       tenantSecurityGroupName(ENV, o.id),
@@ -280,6 +299,13 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
     );
     for (const c of ['securitygroup', 'instance']) needReady(c, w.id, what);
   }
+
+  // The env-wide workspace bootstrap secret: at most one per account and region, and ours.
+  const shared = secrets.filter((s) => s.name === workspaceBootstrapSecretName(ENV));
+  for (const s of shared) claim(s.id);
+  const sharedWhere = shared.map((s) => s.where);
+  if (new Set(sharedWhere).size !== sharedWhere.length)
+    conv.push(`duplicate workspace bootstrap secrets: ${sharedWhere.join(', ')}`);
 
   // Anything of this env that no live owner claims is a leak (or an orphan in the making).
   const owner = (tags: Record<string, string>) =>

@@ -31,6 +31,7 @@ const BASE_ENV = {
   EC2_SUBNET_ID: 'subnet-0a1b2c3d4e5f60718',
   EIC_ENDPOINT_SG_ID: 'sg-0e1c0e1c0e1c0e1c0',
   EC2_TENANT_IAM_PROFILE: 'molecule-tenant',
+  EC2_WORKSPACE_IAM_PROFILE: 'molecule-workspace',
   CLOUDFLARE_API_TOKEN: 'cf-token',
   CLOUDFLARE_ACCOUNT_ID: '0123456789abcdef0123456789abcdef',
   CLOUDFLARE_ZONE_ID: 'fedcba9876543210fedcba9876543210',
@@ -98,6 +99,8 @@ export interface Cloud {
   groups?: SecurityGroup[];
   secrets?: SecretSummary[];
   secretValues?: Record<string, string>;
+  /** Resource policies by secret name. */
+  secretPolicies?: Record<string, string>;
   tunnels?: Tunnel[];
   tunnelTokens?: Record<string, string>;
   configs?: Record<string, TunnelConfig>;
@@ -199,6 +202,7 @@ function portsOf(cloud: Cloud): CloudPorts {
       stopInstance: noop,
       startInstance: noop,
       modifyInstanceType: noop,
+      requireImdsV2: noop,
       tagResources: noop,
       createSecurityGroup: noop,
       authorizeIngress: noop,
@@ -214,6 +218,8 @@ function portsOf(cloud: Cloud): CloudPorts {
       restoreSecret: noop,
       deleteSecret: noop,
       tagSecret: noop,
+      getResourcePolicy: async (name) => cloud.secretPolicies?.[name],
+      putResourcePolicy: noop,
     },
     tagging: { getResources: noop },
     tunnels: {

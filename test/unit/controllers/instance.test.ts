@@ -29,6 +29,7 @@ const tenantVm = (over: Partial<Instance> = {}): Instance => ({
   iamInstanceProfileArn: undefined,
   clientToken: `${ORG_ID}-1`,
   launchTime: new Date('2026-05-01T00:00:00Z'),
+  metadata: { httpTokens: 'required', hopLimit: 1 },
   tags: tenantTags,
   ...over,
 });

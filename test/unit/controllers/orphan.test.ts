@@ -56,6 +56,7 @@ const instance = (over: Partial<Instance> = {}): Instance => ({
   iamInstanceProfileArn: undefined,
   clientToken: undefined,
   launchTime: undefined,
+  metadata: { httpTokens: 'required', hopLimit: 1 },
   tags: ours({ OrgID: ORG, Role: 'tenant' }),
   ...over,
 });

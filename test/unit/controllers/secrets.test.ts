@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { secrets } from '../../../controllers/index.js';
-import type { SecretSummary } from '../../../src/cloud/ports.js';
+import type { Instance, SecretSummary } from '../../../src/cloud/ports.js';
 import { bootstrapSecretName } from '../../../src/provisioning/names.js';
+import { bundlePolicy, instanceArn } from '../../../src/provisioning/policies.js';
 import { ownerTags } from '../../../src/provisioning/tags.js';
 import { config, decide, type Given, ORG_ID } from './harness.js';
 
@@ -27,10 +28,38 @@ const bundle = (over: Record<string, string> = {}) =>
     cpBaseUrl: config.CP_BASE_URL,
     ...over,
   });
+const ACCOUNT = '123456789012';
+/** The policy the controller wants: the tenant role from these instances only. */
+const policy = (instanceIds: string[] = []) =>
+  bundlePolicy({
+    account: ACCOUNT,
+    tenantRole: 'molecule-tenant',
+    workspaceRole: 'molecule-workspace',
+    instanceArns: instanceIds.map((id) => instanceArn('us-east-1', ACCOUNT, id)),
+  });
+const tenantVm = (id: string, state: Instance['state'] = 'running'): Instance => ({
+  id,
+  state,
+  instanceType: 't3.small',
+  imageId: 'ami-1',
+  subnetId: undefined,
+  vpcId: undefined,
+  securityGroupIds: [],
+  iamInstanceProfileArn: undefined,
+  clientToken: undefined,
+  launchTime: undefined,
+  metadata: undefined,
+  tags: ownerTags({ env: 'test', orgId: ORG_ID, orgSlug: 'acme', name: 'vm' }),
+});
 const tunnelReady = { tunnel: { externalIds: { tunnelId: 't1' } } };
-const withValue = (value: string): Given => ({
+const withValue = (value: string, over: { policy?: string; instances?: Instance[] } = {}): Given => ({
   self: { ...tunnelReady, secrets: { externalIds: { secretArn: summary().arn } } },
-  cloud: { secrets: [summary()], secretValues: { [NAME]: value } },
+  cloud: {
+    secrets: [summary()],
+    secretValues: { [NAME]: value },
+    secretPolicies: { [NAME]: 'policy' in over ? over.policy! : policy() },
+    instances: over.instances ?? [],
+  },
 });
 
 describe('secrets: observed + desired → action', () => {
@@ -54,6 +83,32 @@ describe('secrets: observed + desired → action', () => {
       reason: 'the tunnel token changed: rewrite the bundle',
       given: withValue(bundle({ tunnelToken: 'token-old' })),
       want: { action: 'update', diff: ['bundle: tunnelToken outdated'] },
+    },
+    {
+      reason: 'no policy yet and no tenant instance: close it to everyone',
+      given: withValue(bundle(), { policy: undefined as never }),
+      want: { action: 'update', diff: ['policy: not closed until the tenant instance exists'] },
+    },
+    {
+      reason: 'the tenant instance launched: the policy must name it',
+      given: withValue(bundle(), { instances: [tenantVm('i-new', 'pending')] }),
+      want: { action: 'update', diff: ['policy: not limited to the current tenant instance'] },
+    },
+    {
+      reason: 'the policy names the current instance (whitespace and order aside): nothing to do',
+      given: withValue(bundle(), {
+        instances: [tenantVm('i-1'), tenantVm('i-gone', 'terminated')],
+        policy: JSON.stringify(JSON.parse(policy(['i-1'])), null, 2),
+      }),
+      want: { action: 'none', diff: [] },
+    },
+    {
+      reason: 'the policy still names a replaced instance: rewrite it',
+      given: withValue(bundle(), {
+        instances: [tenantVm('i-old', 'terminated'), tenantVm('i-new')],
+        policy: policy(['i-old']),
+      }),
+      want: { action: 'update', diff: ['policy: not limited to the current tenant instance'] },
     },
     {
       reason: 'an unreadable bundle is repaired like an empty one',
@@ -89,15 +144,36 @@ describe('secrets: observed + desired → action', () => {
     if (want.action === 'create') expect(action).toEqual({ type: 'create', token: `${ORG_ID}-bootstrap-1` });
   });
 
-  it('reads no value once a version is verified with the same inputs', async () => {
-    const first = await decide(secrets, withValue(bundle()));
-    const verified = first.obs.state as { verifiedVersionId: string; fingerprint: string };
-    expect(verified.verifiedVersionId).toBe('v1');
-    // The value would now read as broken: it is not read again.
+  it('reads neither value nor policy again until the secret changes', async () => {
+    const changed = new Date('2026-05-01T00:00:00Z');
+    const first = await decide(secrets, {
+      ...withValue(bundle()),
+      cloud: { ...withValue(bundle()).cloud, secrets: [summary({ lastChangedDate: changed })] },
+    });
+    const verified = first.obs.state as Record<string, unknown>;
+    expect(verified).toMatchObject({
+      verifiedVersionId: 'v1',
+      policy: policy(),
+      policyCheckedAt: changed.toISOString(),
+    });
+    // Value and policy would now read as broken: neither is read again.
     const again = await decide(secrets, {
       self: { ...tunnelReady, secrets: { externalIds: { secretArn: summary().arn }, state: verified } },
-      cloud: { secrets: [summary()], secretValues: { [NAME]: 'not json' } },
+      cloud: {
+        secrets: [summary({ lastChangedDate: changed })],
+        secretValues: { [NAME]: 'not json' },
+        secretPolicies: { [NAME]: '{}' },
+      },
     });
     expect(again.action).toEqual({ type: 'none' });
+    // Once LastChangedDate moves (someone changed the secret), the policy is read again.
+    const moved = await decide(secrets, {
+      self: { ...tunnelReady, secrets: { externalIds: { secretArn: summary().arn }, state: verified } },
+      cloud: {
+        secrets: [summary({ lastChangedDate: new Date('2026-05-02T00:00:00Z') })],
+        secretPolicies: { [NAME]: '{}' },
+      },
+    });
+    expect(moved.obs.diff).toEqual(['policy: not closed until the tenant instance exists']);
   });
 });

@@ -6,6 +6,7 @@ import {
   orgIdFromSecretName,
   orgIdFromTunnelName,
   tunnelName,
+  workspaceBootstrapSecretName,
 } from '../../../src/provisioning/names.js';
 import { ownerTags, TAG } from '../../../src/provisioning/tags.js';
 import { workspaceResources } from '../../../src/provisioning/tiers.js';
@@ -79,7 +80,29 @@ describe('user-data', () => {
     });
     expect(text).toContain(`MOLECULE_BOOTSTRAP_SECRET='molecule/prod/tenant/${ORG}/bootstrap'`);
     expect(text).toContain(`MOLECULE_IMAGE='ghcr.io/x/y:1 '\\''; rm -rf /'`);
-    expect(text).not.toMatch(/password|adminToken|tunnelToken/i);
+    expect(text).not.toMatch(/dbPassword|adminToken|tunnelToken/i);
+    // The secret's policy follows the launch: the script waits until it may read.
+    expect(text).toMatch(/until aws secretsmanager get-secret-value/);
+  });
+
+  it('gives a workspace the workspace bootstrap secret and nothing of its tenant', () => {
+    const text = renderUserData({
+      role: 'workspace',
+      env: 'prod',
+      region: 'us-east-1',
+      orgId: ORG,
+      workspaceId: 'w-1',
+      runtime: 'hermes',
+      image: 'ghcr.io/x/hermes:1',
+      secretName: workspaceBootstrapSecretName('prod'),
+      cpBaseUrl: 'https://api.example',
+    });
+    expect(text).toContain("MOLECULE_BOOTSTRAP_SECRET='molecule/prod/shared/workspace-bootstrap'");
+    expect(text).not.toContain('/tenant/');
+    expect(text).not.toContain('--env-file');
+    // The agent gets who it is and its identity document, read-only; the host reads IMDS with a token.
+    expect(text).toContain('/etc/molecule/identity.pkcs7:/etc/molecule/identity.pkcs7:ro');
+    expect(text).toContain('X-aws-ec2-metadata-token');
   });
 });
 
