@@ -4,35 +4,74 @@ import { ApiError } from './errors.js';
 
 const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 
-const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
-const CHALLENGE = { 'www-authenticate': 'Bearer realm="molecule-operator"' };
+const BEARER = /^Bearer +(\S+) *$/i;
+const REALM = 'realm="molecule-operator"';
+
+/** Looks up (without counting) and counts a client's failed authentications. */
+export interface FailureLimiter {
+  /** Seconds until the client may try again, or undefined while it is under its budget. */
+  blockedFor(request: FastifyRequest): Promise<number | undefined>;
+  record(request: FastifyRequest): Promise<void>;
+}
 
 /**
- * Bearer-token check for every route that is not public.
+ * Bearer-token check for every route that is not public (RFC 6750 §3):
  *
- * - no `Authorization` header, or not `Bearer <token>` → 401 `Unauthorized` (with a challenge);
- * - a well-formed but wrong token → 403 `Forbidden`.
+ * - no `Authorization` header, or another scheme → 401 with `WWW-Authenticate: Bearer realm=…`
+ *   and no error code (the client did not try);
+ * - a wrong bearer token → 401 with `error="invalid_token"`;
+ * - a client with too many failed attempts in the window → 429 with `Retry-After`, before its
+ *   token is even compared (so guessing gains nothing).
  *
+ * 403 is kept for a valid token that lacks a right (there is one token and it has every right).
  * Tokens are compared as SHA-256 digests with `timingSafeEqual`: equal-length inputs, so
  * neither the token's content nor its length leaks through timing.
  */
-export function createAuthHook(token: string, isPublic: (request: FastifyRequest) => boolean) {
+export function createAuthHook(
+  token: string,
+  isPublic: (request: FastifyRequest) => boolean,
+  failures: FailureLimiter,
+) {
   const expected = digest(token);
+  const refuse = async (request: FastifyRequest, err: ApiError) => {
+    await failures.record(request);
+    throw err;
+  };
   return async (request: FastifyRequest): Promise<void> => {
     if (isPublic(request)) return;
+    const retryAfter = await failures.blockedFor(request);
+    if (retryAfter !== undefined) {
+      throw new ApiError(
+        429,
+        'TooManyRequests',
+        `too many failed authentications from this client: retry in ${retryAfter} s`,
+        undefined,
+        { 'retry-after': String(retryAfter) },
+      );
+    }
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? BEARER.exec(header) : null;
     if (!match) {
-      throw new ApiError(
-        401,
-        'Unauthorized',
-        'missing or malformed Authorization header: expected "Bearer <CP_ADMIN_API_TOKEN>"',
-        undefined,
-        CHALLENGE,
+      await refuse(
+        request,
+        new ApiError(
+          401,
+          'Unauthorized',
+          'missing Authorization header: expected "Bearer <CP_ADMIN_API_TOKEN>"',
+          undefined,
+          { 'www-authenticate': `Bearer ${REALM}` },
+        ),
       );
+      return;
     }
-    if (!timingSafeEqual(digest(match[1]!), expected)) {
-      throw new ApiError(403, 'Forbidden', 'the bearer token is not valid');
+    const sent = match[1]!;
+    if (!timingSafeEqual(digest(sent), expected)) {
+      await refuse(
+        request,
+        new ApiError(401, 'Unauthorized', 'the bearer token is not valid', undefined, {
+          'www-authenticate': `Bearer ${REALM}, error="invalid_token", error_description="the bearer token is not valid"`,
+        }),
+      );
     }
   };
 }

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'TargetChangeRequiresRecreate'
   | 'PayloadTooLarge'
   | 'UnsupportedMediaType'
+  | 'TooManyRequests'
   | 'Internal';
 
 export interface FieldError {

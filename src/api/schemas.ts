@@ -10,16 +10,23 @@ const slug = z
   .regex(
     SLUG_PATTERN,
     'must be 3–32 characters of a-z, 0-9 and "-", starting and ending with a letter or digit',
-  );
+  )
+  // `xn--…` is punycode (another name in disguise); `--` there is reserved for such encodings.
+  .refine((s) => s.slice(2, 4) !== '--', 'must not have "--" in positions 3–4 (reserved for punycode, xn--)');
 
-// Names are shown to people and copied into Name tags: printable, no control characters.
+// Names are shown to people and copied into Name tags: printable, no control characters (C0,
+// C1), no line separators and no bidirectional controls (which can make a name read as another).
 const displayName = z
   .string()
   .trim()
   .min(1, 'must not be empty')
   .max(100, 'must be at most 100 characters')
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+  .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, 'must not contain control characters')
+  .regex(
+    /^[^\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$/,
+    'must not contain bidirectional formatting characters',
+  );
 
 // Any integer 1–10 is a valid request; clamping to the tiers that exist is a provisioning rule.
 const tier = z

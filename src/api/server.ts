@@ -1,11 +1,12 @@
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { DesiredStateRepository } from '../db/desired.js';
 import { OrphanLedger } from '../db/orphans.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { createAuthHook } from './auth.js';
+import { createAuthHook, type FailureLimiter } from './auth.js';
 import type { RouteContext } from './context.js';
 import { ApiError, BODY_LIMIT_BYTES, clientErrorHandler, toErrorResponse } from './errors.js';
 import { registerAdminRoutes } from './routes/admin.js';
@@ -41,7 +42,35 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
     // Requests still arriving on open connections during a graceful close are served as usual
     // (the database closes only after the server has); fastify's 503 would not be our error shape.
     return503OnClosing: false,
+    // Behind a load balancer, the client's address is in X-Forwarded-For (TRUST_PROXY says whose).
+    trustProxy: trustProxy(deps.config.TRUST_PROXY),
   }) as unknown as FastifyInstance;
+
+  // Rate limits per client address (before the routes: it hooks each one as it is declared).
+  // Probes are exempt: kubelet and load balancers must always get an answer.
+  const isPublic = (request: FastifyRequest) => PUBLIC_PATHS.has(request.routeOptions.url ?? '');
+  await app.register(rateLimit, {
+    global: true,
+    max: deps.config.API_RATE_LIMIT,
+    timeWindow: 60_000,
+    allowList: (request) => isPublic(request),
+    errorResponseBuilder: (_request, context) =>
+      new ApiError(
+        429,
+        'TooManyRequests',
+        `rate limit exceeded (${context.max} requests a minute): retry in ${context.after}`,
+      ),
+  });
+  const failed = app.createRateLimit({ max: deps.config.API_AUTH_FAILURE_LIMIT, timeWindow: 60_000 });
+  const failures: FailureLimiter = {
+    async blockedFor(request) {
+      const seen = await failed(request, { increment: false });
+      return !seen.isAllowed && seen.remaining === 0 ? Math.max(1, seen.ttlInSeconds) : undefined;
+    },
+    async record(request) {
+      await failed(request);
+    },
+  };
 
   // JSON only: anything else is a 415. An empty body counts as no body, so body-less POSTs
   // (stop/start) work from clients that always send Content-Type: application/json.
@@ -58,10 +87,7 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
   });
 
   // Fail closed: every route needs the token unless it is one of the public probes.
-  app.addHook(
-    'onRequest',
-    createAuthHook(token, (request) => PUBLIC_PATHS.has(request.routeOptions.url ?? '')),
-  );
+  app.addHook('onRequest', createAuthHook(token, isPublic, failures));
 
   const methodsByUrl = new Map<string, Set<string>>();
   app.addHook('onRoute', (route) => {
@@ -85,6 +111,13 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
 
   await app.ready();
   return app;
+}
+
+/** TRUST_PROXY as fastify takes it: a number of hops becomes "trust the first n". */
+function trustProxy(
+  v: boolean | number | string,
+): boolean | string | ((address: string, hop: number) => boolean) {
+  return typeof v === 'number' ? (_address, hop) => hop < v : v;
 }
 
 function sendError(reply: FastifyReply, error: unknown): FastifyReply {

@@ -2,6 +2,7 @@ import { buildApiServer } from '../api/server.js';
 import { loadConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
+import { startProbeServer } from '../observability/server.js';
 import { parseFlags } from './args.js';
 import { describeDatabase, openConfiguredDatabase } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
@@ -19,11 +20,19 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       await database.migrate();
       logger.info({ database: describeDatabase(config) }, 'migrations applied');
     }
-    const app = await buildApiServer({ config, database, metrics: createMetrics(), logger });
+    const metrics = createMetrics();
+    const app = await buildApiServer({ config, database, metrics, logger });
+    // Metrics (and probes) on METRICS_PORT, where monitoring scrapes; the API port faces clients.
+    const probes = await startProbeServer(
+      { database, metrics, logger, readiness: () => ({ ready: true, details: {} }) },
+      config.METRICS_PORT,
+    );
     await app.listen({ port: config.PORT, host: '0.0.0.0' });
+    logger.info({ port: config.PORT, metricsPort: probes.port }, 'api started');
     const signal = await shutdown.signal;
     logger.info({ signal }, 'shutting down');
     await app.close();
+    await probes.close();
     logger.info('stopped');
     return 0;
   } finally {

@@ -31,8 +31,11 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-/** A real API server on an ephemeral port over the given database, logging into memory. */
-export async function startApi(database: Database): Promise<TestApi> {
+/**
+ * A real API server on an ephemeral port over the given database, logging into memory. Every
+ * test client is 127.0.0.1, so the rate limits are lifted unless `env` sets them.
+ */
+export async function startApi(database: Database, env: Record<string, string> = {}): Promise<TestApi> {
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -41,7 +44,12 @@ export async function startApi(database: Database): Promise<TestApi> {
     },
   });
   const app = await buildApiServer({
-    config: loadConfig({ CP_ADMIN_API_TOKEN: TEST_TOKEN }),
+    config: loadConfig({
+      CP_ADMIN_API_TOKEN: TEST_TOKEN,
+      API_RATE_LIMIT: '1000000',
+      API_AUTH_FAILURE_LIMIT: '10000',
+      ...env,
+    }),
     database,
     metrics: createMetrics({ defaults: false }),
     logger: createLogger({ level: 'info' }, sink),

@@ -11,7 +11,7 @@ let wsId: string;
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
-  api = await startApi(tdb.database);
+  api = await startApi(tdb.database, { RESERVED_SLUGS: 'partner-portal, billing-eu' });
   // Fixtures the rejected requests aim at, so each one fails for the reason under test.
   expect((await api.request('POST', '/cp/orgs', { json: { slug: 'acme' } })).status).toBe(201);
   const ws = await api.request('POST', '/cp/orgs/acme/workspaces', { json: { runtime: 'hermes', tier: 3 } });
@@ -42,6 +42,8 @@ interface Case {
   code: string;
   /** A field error expected in details. */
   field?: string;
+  /** A bearer token was sent and is wrong: RFC 6750 `error="invalid_token"`. */
+  invalidToken?: boolean;
 }
 
 const org = (json: unknown): Pick<Case, 'method' | 'path' | 'json'> => ({
@@ -170,6 +172,15 @@ const cases: Case[] = [
   badSlug('underscore', 'ac_me'),
   badSlug('dot', 'ac.me'),
   badSlug('not a string', 12345),
+  // Slugs that are, or look like, a hostname of the platform (DESIGN §12).
+  badSlug('reserved: api', 'api'),
+  badSlug('reserved: www', 'www'),
+  badSlug('reserved: admin', 'admin'),
+  badSlug('reserved: status', 'status'),
+  badSlug('reserved: mail', 'mail'),
+  badSlug('reserved by RESERVED_SLUGS', 'partner-portal'),
+  badSlug('punycode', 'xn--80ak6aa92e'),
+  badSlug('"--" in positions 3–4', 'ab--cd'),
   {
     reason: 'empty name',
     ...org({ slug: 'named', name: '   ' }),
@@ -180,6 +191,27 @@ const cases: Case[] = [
   {
     reason: 'name with control characters',
     ...org({ slug: 'named', name: 'a\u0007b' }),
+    status: 400,
+    code: 'ValidationFailed',
+    field: 'body.name',
+  },
+  {
+    reason: 'name with a C1 control character',
+    ...org({ slug: 'named', name: 'a\u0085b' }),
+    status: 400,
+    code: 'ValidationFailed',
+    field: 'body.name',
+  },
+  {
+    reason: 'name with a bidi override (reads as another name)',
+    ...org({ slug: 'named', name: 'Acme \u202Eelgoog' }),
+    status: 400,
+    code: 'ValidationFailed',
+    field: 'body.name',
+  },
+  {
+    reason: 'name with a bidi isolate',
+    ...org({ slug: 'named', name: 'Acme \u2067x\u2069' }),
     status: 400,
     code: 'ValidationFailed',
     field: 'body.name',
@@ -431,22 +463,25 @@ const cases: Case[] = [
     reason: 'wrong token',
     ...org({ slug: 'wrong' }),
     headers: { authorization: 'Bearer not-the-token' },
-    status: 403,
-    code: 'Forbidden',
+    status: 401,
+    code: 'Unauthorized',
+    invalidToken: true,
   },
   {
     reason: 'wrong token of the right length',
     ...org({ slug: 'wrong' }),
     headers: { authorization: `Bearer ${'x'.repeat(TEST_TOKEN.length)}` },
-    status: 403,
-    code: 'Forbidden',
+    status: 401,
+    code: 'Unauthorized',
+    invalidToken: true,
   },
   {
     reason: 'token with a suffix',
     ...org({ slug: 'wrong' }),
     headers: { authorization: `Bearer ${TEST_TOKEN}x` },
-    status: 403,
-    code: 'Forbidden',
+    status: 401,
+    code: 'Unauthorized',
+    invalidToken: true,
   },
   {
     reason: 'missing auth on a read',
@@ -535,7 +570,13 @@ describe('every rejection answers a JSON 4xx and writes nothing', () => {
         expect.arrayContaining([expect.objectContaining({ path: c.field, message: expect.any(String) })]),
       );
     }
-    if (c.status === 401) expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    if (c.status === 401) {
+      // RFC 6750 §3: a challenge always; an error code only when a token was sent.
+      const challenge = res.headers.get('www-authenticate') ?? '';
+      expect(challenge).toMatch(/^Bearer realm="molecule-operator"/);
+      if (c.invalidToken) expect(challenge).toContain('error="invalid_token"');
+      else expect(challenge).not.toContain('error=');
+    }
     if (c.status === 405) expect(res.headers.get('allow')).toBe('GET, POST');
     expect(await snapshotTables(tdb.database)).toEqual(before);
   });

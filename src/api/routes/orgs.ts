@@ -1,4 +1,5 @@
 import { placementFor } from '../../cloud/targets.js';
+import { reservedSlugs } from '../../provisioning/slugs.js';
 import type { App, RouteContext } from '../context.js';
 import { decodeCursor, encodeCursor, OrgCursor } from '../cursor.js';
 import { ApiError, notFound } from '../errors.js';
@@ -14,6 +15,7 @@ import {
 } from '../schemas.js';
 
 export function registerOrgRoutes(app: App, { config, desired }: RouteContext): void {
+  const reserved = reservedSlugs(config);
   const liveOrg = async (params: unknown) => {
     const { slug } = parseInput(SlugParams, params, 'params');
     // Not a slug: no such org. It never reaches PostgreSQL, which fails on a NUL byte (a 500).
@@ -24,6 +26,10 @@ export function registerOrgRoutes(app: App, { config, desired }: RouteContext): 
 
   app.post('/cp/orgs', async (request, reply) => {
     const body = parseInput(CreateOrgBody, request.body, 'body');
+    if (reserved.has(body.slug))
+      throw new ApiError(400, 'ValidationFailed', 'invalid request body', [
+        { path: 'body.slug', message: 'is reserved: it is, or looks like, a hostname of the platform' },
+      ]);
     // A live duplicate slug surfaces as SlugTakenError → 409, decided by the unique index, not a pre-check.
     const isCanary = body.isCanary ?? false;
     const org = await desired.createOrg({
