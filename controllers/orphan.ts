@@ -1,12 +1,18 @@
-import type { CloudPorts, ResourceKind } from '../src/cloud/ports.js';
+import type { CloudPorts, ResourceKind, Tags } from '../src/cloud/ports.js';
 import type { CloudTargets, Target, TargetName } from '../src/cloud/targets.js';
 import type { Config } from '../src/config.js';
 import type { Database } from '../src/db/client.js';
 import { OrphanLedger, type Sighted } from '../src/db/orphans.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { Metrics } from '../src/observability/metrics.js';
-import { dnsCommentMarker, tunnelNamePrefix } from '../src/provisioning/names.js';
-import { ownershipTags } from '../src/provisioning/tags.js';
+import {
+  dnsCommentKept,
+  dnsCommentMarker,
+  MANAGED_BY,
+  orgIdFromDnsComment,
+  tunnelNamePrefix,
+} from '../src/provisioning/names.js';
+import { ownershipTags, TAG } from '../src/provisioning/tags.js';
 import { type Clock, systemClock } from '../src/runtime/clock.js';
 import { describeError, errorCodeOf, isNotFound } from '../src/runtime/errors.js';
 import type { LeaderJob } from '../src/runtime/manager.js';
@@ -392,6 +398,18 @@ async function deleteOrphan(
     return 'DeleteFailed';
   }
   try {
+    // The resource itself, read again right before the delete: tags stripped, a keep mark added
+    // or another owner named since the listing all win over the scan's view.
+    const why = await recheck(deps, o);
+    if (why) {
+      log.info({ ...fields, why }, 'orphan changed since the listing; not deleted');
+      return why;
+    }
+  } catch (e) {
+    log.warn({ ...fields, err: describeError(e) }, 'orphan re-read failed; not deleted');
+    return 'DeleteFailed';
+  }
+  try {
     deps.assertLeader?.(o.target ?? 'primary');
   } catch {
     return 'NotLeader';
@@ -411,6 +429,59 @@ async function deleteOrphan(
   }
   log.info(fields, 'orphan deleted');
   return undefined;
+}
+
+/**
+ * Reads one orphan again from its own service: undefined when it is still there, still ours for
+ * this env, unmarked and naming the same owner; otherwise why it must not be deleted.
+ */
+async function recheck(deps: OrphanScannerDeps, o: LedgerOrphan): Promise<DecisionWhy | undefined> {
+  const env = deps.config.MOLECULE_ENV;
+  const ports = portsOf(deps.targets, o.target);
+  const sameOwner = (tags: Tags) =>
+    tags[TAG.managedBy] === MANAGED_BY &&
+    tags[TAG.env] === env &&
+    (tags[TAG.orgId] || undefined) === (o.orgId ?? undefined) &&
+    (o.ownerKind !== 'workspace' || tags[TAG.workspaceId] === o.ownerId);
+  const verdict = (found: { tags: Tags } | undefined): DecisionWhy | undefined => {
+    if (!found || !sameOwner(found.tags)) return 'NoLongerOrphan';
+    return found.tags[TAG.keep] === 'true' ? 'KeepTag' : undefined;
+  };
+  switch (o.kind) {
+    case 'ec2_instance': {
+      const tags = { ...ownershipTags(env), ...(o.orgId ? { [TAG.orgId]: o.orgId } : {}) };
+      const found = (await ports.ec2.describeInstances({ tags })).find((i) => i.id === o.externalId);
+      return found && ['shutting-down', 'terminated'].includes(found.state)
+        ? 'NoLongerOrphan'
+        : verdict(found);
+    }
+    case 'security_group': {
+      const groups = await ports.ec2.describeSecurityGroups(
+        o.name ? { names: [o.name] } : { tags: ownershipTags(env) },
+      );
+      return verdict(groups.find((g) => g.id === o.externalId));
+    }
+    case 'secret': {
+      const found = await ports.secrets.describeSecret(o.name ?? o.externalId).catch((e) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      });
+      if (found?.deletedDate || (found && found.arn !== o.externalId)) return 'NoLongerOrphan';
+      return verdict(found);
+    }
+    case 'cf_dns_record': {
+      const records = ports.dns && o.name ? await ports.dns.listRecords({ name: o.name }) : [];
+      const found = records.find((r) => r.id === o.externalId);
+      if (!found || orgIdFromDnsComment(env, found.comment) !== o.orgId) return 'NoLongerOrphan';
+      return dnsCommentKept(found.comment) ? 'KeepTag' : undefined;
+    }
+    case 'cf_tunnel': {
+      const tunnels = ports.tunnels && o.name ? await ports.tunnels.listTunnels({ name: o.name }) : [];
+      return tunnels.some((t) => t.id === o.externalId && !t.deletedAt) ? undefined : 'NoLongerOrphan';
+    }
+    default:
+      return undefined;
+  }
 }
 
 /** The ports of the target a resource was found in (Cloudflare objects: any target's carry them). */

@@ -1,6 +1,9 @@
 import type { CloudflarePorts, DnsRecord, IngressConfigRule, Tunnel } from '../src/cloud/ports.js';
 import {
   dnsComment,
+  dnsCommentBase,
+  dnsCommentKept,
+  KEEP_MARK,
   orgIdFromDnsComment,
   tenantHostname,
   tunnelCnameTarget,
@@ -66,7 +69,8 @@ export function createTunnelController(cf: CloudflarePorts): Controller<DesiredT
       else {
         if (record.content !== tunnelCnameTarget(tunnel.id)) diff.push(`dns: points to ${record.content}`);
         if (!record.proxied) diff.push('dns: not proxied');
-        if (record.comment !== d.comment) diff.push('dns: comment');
+        // A keep mark an operator added is theirs to remove.
+        if (dnsCommentBase(record.comment) !== d.comment) diff.push('dns: comment');
       }
       if (foreign.length > 0 && !record) {
         throw new TerminalError(`${d.hostname} already has a record that is not ours`, {
@@ -111,7 +115,7 @@ export function createTunnelController(cf: CloudflarePorts): Controller<DesiredT
         name: d.hostname,
         content: tunnelCnameTarget(tunnel.id),
         proxied: true,
-        comment: d.comment,
+        comment: record && dnsCommentKept(record.comment) ? `${d.comment} ${KEEP_MARK}` : d.comment,
       };
       let dnsRecordId = record?.id;
       if (!record) {

@@ -46,7 +46,9 @@ export function orgIdFromSecretName(env: string, name: string): string | undefin
 /** The org id in one of our DNS record comments for this env. */
 export function orgIdFromDnsComment(env: string, comment: string | undefined): string | undefined {
   if (!comment) return undefined;
-  const m = new RegExp(`^molecule-operator env=${escapeRegExp(env)} org=(${UUID})$`).exec(comment);
+  const m = new RegExp(`^molecule-operator env=${escapeRegExp(env)} org=(${UUID})( ${KEEP_MARK})?$`).exec(
+    comment,
+  );
   return m?.[1];
 }
 

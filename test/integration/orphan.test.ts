@@ -9,7 +9,7 @@ import { runOrphansCommand } from '../../src/cli/orphans.js';
 import { createTargets } from '../../src/cloud/index.js';
 import type { CloudPorts, Tags } from '../../src/cloud/ports.js';
 import type { CloudTargets } from '../../src/cloud/targets.js';
-import { type Config, loadConfig } from '../../src/config.js';
+import { type Config, loadConfig, MIN_ORPHAN_GRACE_MS } from '../../src/config.js';
 import { OrphanLedger } from '../../src/db/orphans.js';
 import { StatusRepository } from '../../src/db/status.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -99,6 +99,18 @@ function scanner(env: Record<string, string> = {}, over: Partial<OrphanScannerDe
     scanner: createOrphanScanner({ ...deps, metrics: over.metrics ?? metrics }),
     metrics: over.metrics ?? metrics,
   };
+}
+
+/**
+ * A delete-mode scanner whose open orphans have already served ORPHAN_GRACE (at least 10 minutes
+ * in delete mode): one scan records them, then its clock moves past the grace.
+ */
+async function graced(env: Record<string, string> = {}, over: Partial<OrphanScannerDeps> = {}) {
+  const clock = new ManualClock();
+  const made = scanner({ ORPHAN_POLICY: 'delete', ORPHAN_GRACE: '10m', ...env }, { clock, ...over });
+  await made.scanner.scan();
+  clock.advance(MIN_ORPHAN_GRACE_MS + 1_000);
+  return { ...made, clock };
 }
 
 const gauge = (metrics: Metrics, kind: string) =>
@@ -387,7 +399,7 @@ describe('orphan scan: failures', () => {
     settle();
     const clock = new ManualClock();
     const { scanner: s, metrics } = scanner(
-      { ORPHAN_POLICY: 'delete', ORPHAN_GRACE: '1m', ORPHAN_MAX_FRACTION: '1' },
+      { ORPHAN_POLICY: 'delete', ORPHAN_GRACE: '10m', ORPHAN_MAX_FRACTION: '1' },
       { clock },
     );
     expect((await s.scan()).ok).toBe(true);
@@ -413,8 +425,8 @@ describe('orphan scan: failures', () => {
   it('stops deleting when this replica is no longer the leader', async () => {
     await launch(ours({ OrgID: randomUUID() }));
     settle();
-    const { scanner: s } = scanner(
-      { ORPHAN_POLICY: 'delete', ORPHAN_GRACE: '0s' },
+    const { scanner: s } = await graced(
+      {},
       {
         assertLeader: () => {
           throw new NotLeaderError();
@@ -484,11 +496,7 @@ describe('orphan scan: delete policy', () => {
   it('deletes at most ORPHAN_MAX_DELETIONS per scan', async () => {
     for (let n = 0; n < 3; n++) await launch(ours({ OrgID: randomUUID() }));
     settle();
-    const { scanner: s, metrics } = scanner({
-      ORPHAN_POLICY: 'delete',
-      ORPHAN_GRACE: '0s',
-      ORPHAN_MAX_DELETIONS: '2',
-    });
+    const { scanner: s, metrics } = await graced({ ORPHAN_MAX_DELETIONS: '2' });
     const first = await s.scan();
     expect(first.deleted).toHaveLength(2);
     expect(first.skipped.map((x) => x.why)).toEqual(['PerScanCap']);
@@ -504,11 +512,7 @@ describe('orphan scan: delete policy', () => {
     await launch(ours({ OrgID: randomUUID() }));
     await launch(ours({ OrgID: randomUUID() }));
     settle();
-    const { scanner: s, metrics } = scanner({
-      ORPHAN_POLICY: 'delete',
-      ORPHAN_GRACE: '0s',
-      ORPHAN_MAX_FRACTION: '0.2',
-    });
+    const { scanner: s, metrics } = await graced({ ORPHAN_MAX_FRACTION: '0.2' });
     const result = await s.scan();
     expect(result.blockedByFraction).toBe(true);
     expect(result.deleted).toEqual([]);
@@ -528,7 +532,7 @@ describe('orphan scan: delete policy', () => {
     const kept = await launch(ours({ OrgID: randomUUID(), 'molecule-keep': 'true' }));
     const noOwner = await launch(ours());
     settle();
-    const { scanner: s, metrics } = scanner({ ORPHAN_POLICY: 'delete', ORPHAN_GRACE: '0s' });
+    const { scanner: s, metrics } = await graced();
     const result = await s.scan();
     expect(result.deleted).toEqual([]);
     expect(Object.fromEntries(result.skipped.map((x) => [x.externalId, x.why]))).toEqual({
@@ -550,7 +554,7 @@ describe('orphan scan: delete policy', () => {
     await createRecord('gone-org', tunnelId, gone);
     await createSecret(bootstrapSecretName(ENV, gone), tags);
     settle();
-    const { scanner: s, metrics } = scanner({ ORPHAN_POLICY: 'delete', ORPHAN_GRACE: '0s' });
+    const { scanner: s, metrics } = await graced();
     const first = await s.scan();
     expect(first.deleted.map((d) => d.externalId).slice(0, 1)).toEqual([instance]);
     expect(first.deleted.map((d) => d.kind)).toContain('cf_dns_record');
@@ -644,7 +648,7 @@ describe('orphan scan: ledger and exposition', () => {
     settle();
     let out = '';
     const ctx = {
-      env: { ...simEnv(), ORPHAN_POLICY: 'delete', ORPHAN_GRACE: '0s' },
+      env: { ...simEnv(), ORPHAN_POLICY: 'delete', ORPHAN_GRACE: '10m' },
       stdout: (t: string) => {
         out += t;
       },
