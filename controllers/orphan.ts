@@ -2,6 +2,7 @@ import type { CloudPorts, ResourceKind, Tags } from '../src/cloud/ports.js';
 import type { CloudTargets, Target, TargetName } from '../src/cloud/targets.js';
 import type { Config } from '../src/config.js';
 import type { Database } from '../src/db/client.js';
+import type { Fence } from '../src/db/fence.js';
 import { OrphanLedger, type Sighted } from '../src/db/orphans.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { Metrics } from '../src/observability/metrics.js';
@@ -14,7 +15,7 @@ import {
 } from '../src/provisioning/names.js';
 import { ownershipTags, TAG } from '../src/provisioning/tags.js';
 import { type Clock, systemClock } from '../src/runtime/clock.js';
-import { describeError, errorCodeOf, isNotFound } from '../src/runtime/errors.js';
+import { describeError, errorCodeOf, FencedOutError, isNotFound } from '../src/runtime/errors.js';
 import type { LeaderJob } from '../src/runtime/manager.js';
 import { RESOURCE_KINDS, registry } from './index.js';
 import {
@@ -50,6 +51,13 @@ export interface OrphanScannerDeps {
   clock?: Clock;
   /** Throws when this replica may not touch the target's cloud; called right before every deletion. */
   assertLeader?: (target: TargetName) => void;
+  /**
+   * The lease term the ledger writes of a target's scan are fenced by (db/fence.ts); undefined
+   * for a scan by a process that holds no lease by design (a one-off report).
+   */
+  fence?: (target: TargetName) => Fence | undefined;
+  /** Told when the database refused a ledger write of an earlier term of `lease`. */
+  onFencedOut?: (lease: string) => void;
   /** Overrides ORPHAN_POLICY (the CLI scans in report mode: it holds no lease). */
   policy?: Config['ORPHAN_POLICY'];
 }
@@ -158,7 +166,8 @@ function emptyResult(deps: OrphanScannerDeps, target: TargetName, started: numbe
 
 async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanResult> {
   const { config, metrics } = deps;
-  const ledger = new OrphanLedger(deps.database.db, ORPHAN_CONTROLLER);
+  const unfenced = new OrphanLedger(deps.database.db, ORPHAN_CONTROLLER);
+  const ledger = deps.fence ? unfenced.fenced(() => deps.fence!(name)) : unfenced;
   const clock = deps.clock ?? systemClock;
   const log = deps.logger.child({ controller: ORPHAN_CONTROLLER, target: name });
   const env = config.MOLECULE_ENV;
@@ -166,6 +175,7 @@ async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanR
   const result = emptyResult(deps, name, started);
   const target = deps.targets.get(name);
   const fail = (stage: string, e: unknown) => {
+    if (e instanceof FencedOutError) deps.onFencedOut?.(e.lease);
     // A failed or partial read is never taken as "absent": the last good gauges stay.
     metrics.orphanScanSuccess.labels(name).set(0);
     result.errors.push(describeError(e));

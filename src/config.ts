@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { FAILPOINTS as FAILPOINT_NAMES, type Failpoint } from './runtime/failpoints.js';
 
 /**
  * Every environment variable the operator reads, validated once. Nothing else in the
@@ -188,6 +189,22 @@ export const ConfigSchema = z.object({
       if (v === undefined || v === 'false') return false;
       if (v === 'true') return true;
       return /^\d+$/.test(v) ? Number(v) : v;
+    }),
+  /** Chaos suite only (runtime/failpoints.ts): comma-separated points where the process stops itself once. */
+  FAILPOINTS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const points = (v ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      const unknown = points.filter((p) => !(FAILPOINT_NAMES as readonly string[]).includes(p));
+      if (unknown.length > 0) {
+        ctx.addIssue({ code: 'custom', message: `unknown failpoint ${unknown.join(', ')}` });
+        return z.NEVER;
+      }
+      return points as Failpoint[];
     }),
   /**
    * Slugs no org may take, comma-separated, on top of the built-in list (names that are, or look

@@ -8,6 +8,7 @@ import { type CloudTargets, TARGET_NAMES, type TargetName } from './cloud/target
 import { type Config, ConfigError } from './config.js';
 import type { Database } from './db/client.js';
 import { DesiredStateRepository, liveOwners, type OwnerRef } from './db/desired.js';
+import { fenceValid } from './db/fence.js';
 import { FinalizerRepository } from './db/finalizers.js';
 import { PinsCache } from './db/pins.js';
 import { DesiredSnapshot } from './db/snapshot.js';
@@ -17,7 +18,14 @@ import { createMetrics, type Metrics } from './observability/metrics.js';
 import { type ProbeServer, startProbeServer } from './observability/server.js';
 import { type Clock, systemClock } from './runtime/clock.js';
 import type { AnyController, ControllerName } from './runtime/controller.js';
-import { describeError, errorClassOf, NotLeaderError } from './runtime/errors.js';
+import {
+  describeError,
+  errorClassOf,
+  FencedOutError,
+  NotLeaderError,
+  TransientError,
+} from './runtime/errors.js';
+import { createFailpoints } from './runtime/failpoints.js';
 import { DeepCheckBudget, Manager, type ManagerOptions } from './runtime/manager.js';
 import { type Action, Reconciler, type ReconcilerDeps, type ReconcileTarget } from './runtime/reconciler.js';
 import type { ControllerRegistry } from './runtime/registry.js';
@@ -94,9 +102,33 @@ export function createOperator(options: OperatorOptions): Operator {
   const metrics = options.metrics ?? operatorMetrics();
   const clock = options.clock ?? systemClock;
   let manager: Manager | undefined;
+  const failpoint = createFailpoints(config.FAILPOINTS);
   const assertLeader = (target: TargetName) => {
     if (!manager) throw new NotLeaderError();
     manager.assertLeader(target);
+  };
+  // Right before a mutating request leaves: the lease must still be held at this replica's
+  // epoch, in database time, with a margin for the request itself (db/fence.ts). A replica that
+  // paused past its lease and still believes it leads is stopped here.
+  const leaseMargin = Math.min(1_000, config.LEASE_DURATION - config.LEASE_RENEW_DEADLINE);
+  // The answer is only good for the margin: one that took longer to arrive (a slow database, or
+  // a process frozen while it waited) is asked again, so that the request leaves within the
+  // margin of the database time the lease was found valid at.
+  const mutationGuard = async (target: TargetName) => {
+    for (let attempt = 0; ; attempt++) {
+      assertLeader(target);
+      const fence = manager!.fence(target);
+      failpoint('before-cloud-mutation');
+      const asked = performance.now();
+      const valid = await fenceValid(database.db, fence, leaseMargin);
+      if (!valid) {
+        manager?.fencedOut(fence.lease);
+        throw new FencedOutError(fence.lease);
+      }
+      if (performance.now() - asked < leaseMargin / 2) return;
+      if (attempt >= 2)
+        throw new TransientError('the lease check answered too slowly to send a mutation on it');
+    }
   };
   const targets =
     options.targets ??
@@ -104,7 +136,7 @@ export function createOperator(options: OperatorOptions): Operator {
       ...options.cloud,
       metrics,
       // Leadership is checked again as each mutating request leaves, not only when it was decided.
-      mutationGuard: assertLeader,
+      mutationGuard,
     });
 
   // Controllers: a client per target where each runs; the reasons where it does not.
@@ -143,7 +175,17 @@ export function createOperator(options: OperatorOptions): Operator {
   const pins = new PinsCache(database.db, options.pinsTtlMs);
   const deepChecks = new DeepCheckBudget();
   const reconcilers = (
-    hooks: Pick<ReconcilerDeps, 'assertLeader' | 'leads' | 'wake' | 'pollIntervalMs' | 'deepCheckBudget'>,
+    hooks: Pick<
+      ReconcilerDeps,
+      | 'assertLeader'
+      | 'fence'
+      | 'onFencedOut'
+      | 'failpoint'
+      | 'leads'
+      | 'wake'
+      | 'pollIntervalMs'
+      | 'deepCheckBudget'
+    >,
   ) => {
     const deps: ReconcilerDeps = {
       config,
@@ -172,6 +214,15 @@ export function createOperator(options: OperatorOptions): Operator {
     logger,
     clock,
     assertLeader,
+    // A started operator writes the ledger under its lease; one that never campaigns (a one-off
+    // report scan) holds none to fence by.
+    fence: (target) => {
+      if (!manager?.running) return undefined;
+      const fence = manager.fence(target);
+      failpoint('before-ledger-write');
+      return fence;
+    },
+    onFencedOut: (lease) => manager?.fencedOut(lease),
     ...(options.orphanPolicy ? { policy: options.orphanPolicy } : {}),
   });
   const m = new Manager({
@@ -186,6 +237,9 @@ export function createOperator(options: OperatorOptions): Operator {
     deepChecks,
     reconcilers: reconcilers({
       assertLeader,
+      fence: (target) => m.fence(target),
+      onFencedOut: (lease) => m.fencedOut(lease),
+      failpoint,
       leads: (target) => m.isLeader(target),
       wake: (name, owner) => m.enqueue(name, owner, 'event'),
       pollIntervalMs: options.manager?.pollIntervalMs ?? 2_000,
@@ -278,6 +332,9 @@ export function createOperator(options: OperatorOptions): Operator {
       const planners = reconcilers({
         assertLeader: () => {
           throw new Error('plan never acts');
+        },
+        fence: () => {
+          throw new Error('plan never writes');
         },
         leads: () => true,
         wake: () => {},

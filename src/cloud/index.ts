@@ -33,7 +33,7 @@ export interface CloudOptions {
    * rate-limit waits and retry backoffs — so a leader paused past its lease cannot act on
    * decisions it took while it still led.
    */
-  mutationGuard?: (target: TargetName) => void;
+  mutationGuard?: (target: TargetName) => void | Promise<void>;
 }
 
 /**
@@ -103,7 +103,7 @@ export function createCloudPorts(config: Config, options: CloudOptions = {}): Cl
 function createCloudflarePorts(
   config: Config,
   ctx: CallContext,
-  guard: (() => void) | undefined,
+  guard: (() => void | Promise<void>) | undefined,
   options: CloudOptions,
 ): CloudflarePorts | undefined {
   if (!config.CLOUDFLARE_API_TOKEN || !config.CLOUDFLARE_ACCOUNT_ID || !config.CLOUDFLARE_ZONE_ID)
@@ -116,7 +116,7 @@ function createCloudflarePorts(
     ...(guard
       ? {
           fetch: async (...args: Parameters<typeof fetch>) => {
-            if ((args[1]?.method ?? 'GET').toUpperCase() !== 'GET') guard();
+            if ((args[1]?.method ?? 'GET').toUpperCase() !== 'GET') await guard();
             return fetch(...args);
           },
         }
@@ -144,7 +144,7 @@ type AwsClient = EC2Client | SecretsManagerClient | ResourceGroupsTaggingAPIClie
  */
 function prepared<C extends AwsClient>(
   client: C,
-  guard: (() => void) | undefined,
+  guard: (() => void | Promise<void>) | undefined,
   role: AssumedRoleCredentials | undefined,
 ): C {
   const stack = client.middlewareStack as EC2Client['middlewareStack'];
@@ -152,7 +152,7 @@ function prepared<C extends AwsClient>(
     stack.add(
       (next, context) => async (args) => {
         const operation = (context.commandName ?? '').replace(/Command$/, '');
-        if (!READ_OPERATION.test(operation)) guard();
+        if (!READ_OPERATION.test(operation)) await guard();
         return next(args);
       },
       { step: 'deserialize', priority: 'low', name: 'moleculeMutationGuard' },

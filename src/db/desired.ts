@@ -8,6 +8,7 @@ import {
   workspaces,
 } from '../../schema/index.js';
 import type { Db } from './client.js';
+import { type FenceProvider, fencedWrite, lockFence } from './fence.js';
 
 /** An owner of cloud resources: the tenant (org) or one of its workspaces. */
 export type OwnerKind = 'org' | 'workspace';
@@ -49,7 +50,15 @@ const isUniqueViolation = (e: unknown): boolean => {
 
 /** Reads and writes desired state: orgs and workspaces. Every write bumps `generation` (trigger) and NOTIFYs. */
 export class DesiredStateRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly fence?: FenceProvider,
+  ) {}
+
+  /** The same repository, the operator's writes (purges) fenced by `fence` (fence.ts). */
+  fenced(fence: FenceProvider): DesiredStateRepository {
+    return new DesiredStateRepository(this.db, fence);
+  }
 
   async createOrg(input: {
     slug: string;
@@ -278,6 +287,17 @@ export class DesiredStateRepository {
   async purgeIfReleased(owner: OwnerRef): Promise<boolean> {
     const released = (f: typeof orgs.finalizers | typeof workspaces.finalizers) => sql`cardinality(${f}) = 0`;
     if (owner.kind === 'workspace') {
+      if (this.fence)
+        return (
+          (
+            await fencedWrite(
+              this.db,
+              this.fence(),
+              (holds) =>
+                sql`UPDATE workspaces SET purged_at = now() WHERE id = ${owner.id} AND purged_at IS NULL AND cardinality(finalizers) = 0 AND ${holds} RETURNING id`,
+            )
+          ).length > 0
+        );
       const rows = await this.db
         .update(workspaces)
         .set({ purgedAt: sql`now()` })
@@ -285,7 +305,9 @@ export class DesiredStateRepository {
         .returning({ id: workspaces.id });
       return rows.length > 0;
     }
+    const fence = this.fence?.();
     return this.db.transaction(async (tx) => {
+      if (fence) await lockFence(tx, fence);
       // Locked: a finalizer added to a workspace concurrently is either seen here or finds it purged.
       const held = await tx
         .select({ finalizers: workspaces.finalizers })

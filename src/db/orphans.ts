@@ -8,6 +8,7 @@ import {
   workspaces,
 } from '../../schema/index.js';
 import type { Db } from './client.js';
+import { type Fence, lockFence } from './fence.js';
 import type { AuditEntry } from './status.js';
 
 /** An org or workspace row, as far as the orphan scan cares. */
@@ -77,7 +78,26 @@ export class OrphanLedger {
   constructor(
     private readonly db: Db,
     private readonly controller = 'orphan',
+    private readonly fence?: () => Fence | undefined,
   ) {}
+
+  /**
+   * The same ledger, its writes fenced by `fence` (fence.ts): a scan by a stale leader writes
+   * nothing. A provider answering undefined leaves the write unfenced (a one-off report scan by
+   * a process that campaigns for no lease, such as `molecule-operator orphans --scan`).
+   */
+  fenced(fence: () => Fence | undefined): OrphanLedger {
+    return new OrphanLedger(this.db, this.controller, fence);
+  }
+
+  /** A write transaction: with a fence, the lease row is locked first and held until it commits. */
+  private write<T>(fn: (tx: Parameters<Parameters<Db['transaction']>[0]>[0]) => Promise<T>): Promise<T> {
+    const fence = this.fence?.();
+    return this.db.transaction(async (tx) => {
+      if (fence) await lockFence(tx, fence);
+      return fn(tx);
+    });
+  }
 
   /** Ledger rows in id order after `afterId`; open ones only (neither resolved nor deleted) unless `all`. */
   async list(limit: number, options: { afterId?: number; all?: boolean } = {}): Promise<OrphanRow[]> {
@@ -175,7 +195,7 @@ export class OrphanLedger {
     /** Kinds whose objects live in no target (Cloudflare's). */
     cloudflareKinds: readonly string[],
   ): Promise<{ open: Sighted<E>[]; detected: E[]; resolved: OrphanRow[] }> {
-    return this.db.transaction(async (tx) => {
+    return this.write(async (tx) => {
       const rows = await tx
         .select()
         .from(orphans)
@@ -283,7 +303,7 @@ export class OrphanLedger {
 
   /** Closes the row of an orphan the scan deleted, and audits the deletion. */
   async markDeleted(o: Sighted<LedgerEntry>, at: Date): Promise<void> {
-    await this.db.transaction(async (tx) => {
+    await this.write(async (tx) => {
       await tx
         .update(orphans)
         .set({ deletedAt: at, details: sql`${orphans.details} || '{"decision":"Deleted"}'::jsonb` })
@@ -298,7 +318,7 @@ export class OrphanLedger {
   async recordDecisions(decisions: { orphan: Sighted<LedgerEntry>; why: string }[]): Promise<void> {
     const changed = decisions.filter((d) => d.orphan.decision !== d.why);
     if (changed.length === 0) return;
-    await this.db.transaction(async (tx) => {
+    await this.write(async (tx) => {
       const byWhy = new Map<string, number[]>();
       for (const d of changed) {
         const ids = byWhy.get(d.why) ?? [];

@@ -2,6 +2,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import { type AuditRow, reconcileStatus, type StatusRow, tenantResources } from '../../schema/index.js';
 import type { Db } from './client.js';
 import type { OwnerKind } from './desired.js';
+import { type FenceProvider, fencedInsert } from './fence.js';
 
 export type StatusPatch = Partial<
   Pick<
@@ -22,9 +23,21 @@ export type StatusPatch = Partial<
 
 export type AuditEntry = Omit<AuditRow, 'id' | 'at' | 'details'> & { details?: Record<string, unknown> };
 
-/** Per-(controller, owner) status rows and the audit trail. Each controller writes only its own rows. */
+/**
+ * Per-(controller, owner) status rows and the audit trail. Each controller writes only its own
+ * rows. With a fence (the reconciler's), every write commits only under the lease term it was
+ * decided in (fence.ts).
+ */
 export class StatusRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly fence?: FenceProvider,
+  ) {}
+
+  /** The same repository, its writes fenced by `fence`. */
+  fenced(fence: FenceProvider): StatusRepository {
+    return new StatusRepository(this.db, fence);
+  }
 
   async get(controller: string, ownerId: string): Promise<StatusRow | undefined> {
     const [row] = await this.db
@@ -38,6 +51,14 @@ export class StatusRepository {
     key: { controller: string; ownerId: string; ownerKind: OwnerKind; orgId: string },
     patch: StatusPatch,
   ): Promise<void> {
+    if (this.fence) {
+      await fencedInsert(this.db, this.fence(), reconcileStatus, [{ ...key, ...patch }], {
+        target: [reconcileStatus.controller, reconcileStatus.ownerId],
+        update: Object.keys(patch).filter((k) => patch[k as keyof StatusPatch] !== undefined),
+        also: sql`updated_at = now()`,
+      });
+      return;
+    }
     await this.db
       .insert(reconcileStatus)
       .values({ ...key, ...patch })
@@ -68,6 +89,8 @@ export class StatusRepository {
 
   async audit(entries: AuditEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.db.insert(tenantResources).values(entries.map((e) => ({ ...e, details: e.details ?? {} })));
+    const rows = entries.map((e) => ({ ...e, details: e.details ?? {} }));
+    if (this.fence) await fencedInsert(this.db, this.fence(), tenantResources, rows);
+    else await this.db.insert(tenantResources).values(rows);
   }
 }

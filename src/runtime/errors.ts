@@ -65,9 +65,20 @@ export class TerminalError extends CloudError {
 
 /** Thrown when this replica lost (or never had) the leader lease: it must not touch the cloud. */
 export class NotLeaderError extends Error {
-  constructor() {
-    super('not the leader: refusing to act');
+  constructor(message = 'not the leader: refusing to act') {
+    super(message);
     this.name = 'NotLeaderError';
+  }
+}
+
+/**
+ * The database refused a write (or a cloud mutation) of an earlier lease term (db/fence.ts):
+ * another replica leads now, whatever this one still believes. It steps down at once.
+ */
+export class FencedOutError extends NotLeaderError {
+  constructor(readonly lease: string) {
+    super(`the lease ${lease} changed hands: a write of an earlier term was refused`);
+    this.name = 'FencedOutError';
   }
 }
 

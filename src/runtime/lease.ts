@@ -1,3 +1,4 @@
+import type { Fence } from '../db/fence.js';
 import type { LeaseRepository } from '../db/leases.js';
 import { type Clock, systemClock } from './clock.js';
 import { NotLeaderError } from './errors.js';
@@ -67,6 +68,15 @@ export class LeaderElector {
     return this.currentEpoch;
   }
 
+  /**
+   * The term a write belongs to (db/fence.ts): this lease, this holder, the current epoch.
+   * Throws {@link NotLeaderError} unless this replica may act right now.
+   */
+  fence(): Fence {
+    if (!this.isLeader()) throw new NotLeaderError();
+    return { lease: this.name, holder: this.holder, epoch: this.currentEpoch };
+  }
+
   /** Throws {@link NotLeaderError} unless this replica may act right now. Called before every cloud mutation. */
   assertLeader(): void {
     if (!this.isLeader()) throw new NotLeaderError();
@@ -87,6 +97,14 @@ export class LeaderElector {
       this.lose();
       await this.leases.release(this.name, this.holder).catch((e) => this.options.onError?.(e));
     }
+  }
+
+  /**
+   * Stops acting at once because the database refused a write of this term (db/fence.ts): the
+   * lease is someone else's, whatever the local timers say. Keeps campaigning.
+   */
+  fencedOut(): void {
+    if (this.leading) this.lose();
   }
 
   /**

@@ -12,6 +12,7 @@ import type { CloudTargets, Target, TargetName } from '../cloud/targets.js';
 import type { Config } from '../config.js';
 import type { Database, Subscription } from '../db/client.js';
 import { DesiredStateRepository, liveOwners, type OwnerRef } from '../db/desired.js';
+import type { Fence } from '../db/fence.js';
 import { LeaseRepository } from '../db/leases.js';
 import { DesiredSnapshot } from '../db/snapshot.js';
 import { StatusRepository } from '../db/status.js';
@@ -113,6 +114,8 @@ export class Manager {
   private resyncFollowUp: string | undefined;
   private listening = false;
   private stopping = false;
+  /** Campaigning for leases (between start and stop). */
+  running = false;
   private lastResyncAt: number | undefined;
   private readonly holder: string;
   private readonly leaseGroup: string;
@@ -167,6 +170,25 @@ export class Manager {
     if (target) return this.electors.get(target)?.isLeader() ?? false;
     for (const e of this.electors.values()) if (e.isLeader()) return true;
     return false;
+  }
+
+  /** The lease term of `target` for a fenced write (db/fence.ts); NotLeaderError when not leading it. */
+  fence(target: TargetName): Fence {
+    const elector = this.electors.get(target);
+    if (!elector) throw new NotLeaderError();
+    return elector.fence();
+  }
+
+  /**
+   * The database refused a write of an earlier term of `lease` (db/fence.ts): stop acting for
+   * that target at once rather than when the local deadline runs out.
+   */
+  fencedOut(lease: string): void {
+    for (const [target, e] of this.electors) {
+      if (e.name !== lease) continue;
+      this.log.warn({ target, lease }, 'a write of an earlier lease term was refused: stepping down');
+      e.fencedOut();
+    }
   }
 
   /** Throws NotLeaderError unless this replica leads the target right now. */
@@ -241,6 +263,7 @@ export class Manager {
   }
 
   async start(): Promise<void> {
+    this.running = true;
     const { database, config } = this.options;
     this.subscription = await database.listen(DESIRED_CHANNEL, {
       onMessage: (payload) => this.onNotify(payload),
@@ -269,6 +292,7 @@ export class Manager {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.running = false;
     for (const t of this.tasks) await t.stop();
     await this.subscription?.close();
     await Promise.all([...this.controlled.values()].map((c) => c.queue.stop()));

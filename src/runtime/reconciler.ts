@@ -4,6 +4,7 @@ import type { CloudView } from '../cloud/inventory.js';
 import type { TargetName, TargetSettings } from '../cloud/targets.js';
 import type { Config } from '../config.js';
 import type { DesiredStateRepository, OwnerRef } from '../db/desired.js';
+import type { Fence } from '../db/fence.js';
 import type { FinalizerRepository } from '../db/finalizers.js';
 import type { DesiredSnapshot } from '../db/snapshot.js';
 import type { AuditEntry, StatusPatch, StatusRepository } from '../db/status.js';
@@ -20,7 +21,8 @@ import type {
   ObserveContext,
   Pins,
 } from './controller.js';
-import { describeError, errorClassOf, NotLeaderError, TerminalError } from './errors.js';
+import { describeError, errorClassOf, FencedOutError, NotLeaderError, TerminalError } from './errors.js';
+import type { Failpoint } from './failpoints.js';
 import type { Outcome } from './queue.js';
 import type { ControllerRegistry, RegisteredController } from './registry.js';
 
@@ -88,6 +90,12 @@ export interface ReconcilerDeps {
   clock: Clock;
   /** Throws NotLeaderError unless this replica leads the target; checked before every write and mutation. */
   assertLeader: (target: TargetName) => void;
+  /** The lease term every database write of the target's reconciles is fenced by (db/fence.ts). */
+  fence: (target: TargetName) => Fence;
+  /** Told when the database refused a write of an earlier term of `lease`: step down now. */
+  onFencedOut?: (lease: string) => void;
+  /** Chaos suite only (runtime/failpoints.ts): called between capturing a write's term and making it. */
+  failpoint?: (point: Failpoint) => void;
   /** Whether this replica leads the target: an owner of a target another replica leads is left to it. */
   leads: (target: TargetName) => boolean;
   /** Wakes another controller for an owner (dependency became ready, finalizer released). */
@@ -819,6 +827,10 @@ export class Reconciler {
   }
 
   private async handleError(owner: OwnerRef, err: unknown, log: Logger): Promise<Outcome> {
+    if (err instanceof FencedOutError) {
+      log.warn({ err: describeError(err) }, 'write refused by the lease fence: not the leader any more');
+      this.deps.onFencedOut?.(err.lease);
+    }
     if (err instanceof NotLeaderError) return { result: 'success' }; // stepping down: the new leader takes over
     const terminal = err instanceof TerminalError || errorClassOf(err) === 'Terminal';
     const cond = conditionForError(err);
@@ -911,31 +923,29 @@ function writes(decision: Decision): boolean {
 }
 
 /**
- * The deps with every database write of a reconcile behind the lease, checked right before the
- * write: a replica that lost the lease (paused, partitioned) writes nothing, just as it sends
+ * The deps with every database write of a reconcile behind the lease: checked in memory right
+ * before the write (cheap, catches a replica that knows it lost), and fenced in the database by
+ * the lease term (db/fence.ts: the write commits only if the lease row is still held at that
+ * epoch). A replica that lost the lease (paused, partitioned) writes nothing, just as it sends
  * nothing mutating to the cloud (CloudOptions.mutationGuard).
  */
 function fenced(deps: ReconcilerDeps, target: TargetName): ReconcilerDeps {
-  const guard =
-    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
-    (...args: A): Promise<R> => {
-      deps.assertLeader(target);
-      return fn(...args);
-    };
-  const { status, finalizers, desired } = deps;
+  const fence = (point: Failpoint) => () => {
+    deps.assertLeader(target);
+    const f = deps.fence(target);
+    deps.failpoint?.(point);
+    return f;
+  };
+  const statusFence = fence('before-status-write');
+  const auditFence = fence('before-audit-write');
+  const status = Object.assign(Object.create(deps.status.fenced(statusFence)) as StatusRepository, {
+    audit: (entries: AuditEntry[]) => deps.status.fenced(auditFence).audit(entries),
+  });
   return {
     ...deps,
-    status: Object.assign(Object.create(status), {
-      upsert: guard(status.upsert.bind(status)),
-      audit: guard(status.audit.bind(status)),
-    }),
-    finalizers: Object.assign(Object.create(finalizers), {
-      add: guard(finalizers.add.bind(finalizers)),
-      remove: guard(finalizers.remove.bind(finalizers)),
-    }),
-    desired: Object.assign(Object.create(desired), {
-      purgeIfReleased: guard(desired.purgeIfReleased.bind(desired)),
-    }),
+    status,
+    finalizers: deps.finalizers.fenced(fence('before-finalizer-write')),
+    desired: deps.desired.fenced(fence('before-purge')),
   };
 }
 

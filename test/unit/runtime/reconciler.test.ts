@@ -4,7 +4,9 @@ import { orgs, reconcileStatus, tenantResources } from '../../../schema/index.js
 import type { CloudView } from '../../../src/cloud/inventory.js';
 import { targetSettings } from '../../../src/cloud/targets.js';
 import { DesiredStateRepository, type OwnerRef } from '../../../src/db/desired.js';
+import type { Fence } from '../../../src/db/fence.js';
 import { FinalizerRepository } from '../../../src/db/finalizers.js';
+import { LeaseRepository } from '../../../src/db/leases.js';
 import { DesiredSnapshot } from '../../../src/db/snapshot.js';
 import { StatusRepository } from '../../../src/db/status.js';
 import { createLogger } from '../../../src/observability/logger.js';
@@ -121,6 +123,7 @@ function reconcilerFor(
     logger: createLogger({ level: 'silent' }),
     clock,
     assertLeader: () => {},
+    fence: () => fence,
     leads: () => true,
     wake: (n, o) => woken.push(`${n}:${o.id}`),
     pollIntervalMs: 1000,
@@ -150,8 +153,13 @@ async function createdButNotVisible() {
   return { org, r, owner };
 }
 
+/** The lease these reconciles write under (every write is fenced by it). */
+let fence: Fence;
+
 beforeAll(async () => {
   tdb = await createTestDatabase();
+  const epoch = await new LeaseRepository(tdb.database).acquireOrRenew('reconciler-test', 'test', 3_600_000);
+  fence = { lease: 'reconciler-test', holder: 'test', epoch: epoch! };
 });
 afterAll(async () => {
   await tdb.drop();
