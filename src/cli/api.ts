@@ -2,6 +2,7 @@ import { buildApiServer } from '../api/server.js';
 import { loadConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
+import { startProbeServer } from '../observability/server.js';
 import { parseFlags } from './args.js';
 import { describeDatabase, openConfiguredDatabase } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
@@ -19,11 +20,18 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       await database.migrate();
       logger.info({ database: describeDatabase(config) }, 'migrations applied');
     }
-    const app = await buildApiServer({ config, database, metrics: createMetrics(), logger });
+    const metrics = createMetrics();
+    const app = await buildApiServer({ config, database, metrics, logger });
     await app.listen({ port: config.PORT, host: '0.0.0.0' });
+    // Metrics for monitoring only, on their own port: API clients reach PORT alone.
+    const probes = await startProbeServer(
+      { database, metrics, logger, readiness: () => ({ ready: true, details: {} }) },
+      config.METRICS_PORT,
+    );
     const signal = await shutdown.signal;
     logger.info({ signal }, 'shutting down');
     await app.close();
+    await probes.close();
     logger.info('stopped');
     return 0;
   } finally {

@@ -464,8 +464,17 @@ const cases: Case[] = [
     status: 401,
     code: 'Unauthorized',
   },
+  {
+    reason: 'missing auth on /metrics (not served on the API port)',
+    method: 'GET',
+    path: '/metrics',
+    headers: { authorization: '' },
+    status: 401,
+    code: 'Unauthorized',
+  },
   // Routing
   { reason: 'unknown route', method: 'GET', path: '/cp/nothing-here', status: 404, code: 'NotFound' },
+  { reason: '/metrics on the API port', method: 'GET', path: '/metrics', status: 404, code: 'NotFound' },
   { reason: 'unknown org', method: 'DELETE', path: '/cp/orgs/nobody', status: 404, code: 'NotFound' },
   {
     reason: 'unknown tenant',

@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { buildApiServer } from '../../src/api/server.js';
 import { loadConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/client.js';
 import { DesiredStateRepository } from '../../src/db/desired.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
+import { startProbeServer } from '../../src/observability/server.js';
 import { KNOWN_RUNTIMES } from '../../src/provisioning/runtimes.js';
 import { type ApiResponse, AUTH, startApi, TEST_TOKEN, type TestApi } from '../helpers/api.js';
 
@@ -458,8 +459,21 @@ describe('health and metrics', () => {
     }
   });
 
-  it('/metrics exports desired object counts that match the stats', async () => {
-    const res = await fetch(`${api.url}/metrics`);
+  it('serves no /metrics to API clients; its metrics listener exports counts that match the stats', async () => {
+    expect((await api.request('GET', '/metrics')).status).toBe(404);
+    // As `molecule-operator api` serves them: on METRICS_PORT, apart from the client port.
+    const listener = await startProbeServer(
+      {
+        database: tdb.database,
+        metrics: createMetrics({ defaults: false }),
+        logger: createLogger({ level: 'silent' }),
+        readiness: () => ({ ready: true, details: {} }),
+      },
+      0,
+      '127.0.0.1',
+    );
+    onTestFinished(() => listener.close());
+    const res = await fetch(`http://127.0.0.1:${listener.port}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/plain');
     const text = await res.text();

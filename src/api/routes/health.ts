@@ -5,10 +5,14 @@ import type { App, RouteContext } from '../context.js';
 /** A readiness probe must answer quickly even when the database hangs. */
 const PING_TIMEOUT_MS = 2_000;
 
-/** Public endpoints: liveness, readiness (database reachable) and Prometheus metrics. */
-export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+/** Public endpoints: liveness and readiness (database reachable). */
+export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
 
-export function registerHealthRoutes(app: App, { database, desired, metrics }: RouteContext): void {
+/**
+ * Liveness and readiness. Prometheus metrics are not served here, on the port API clients
+ * reach, but on METRICS_PORT by the probe server (src/observability/server.ts).
+ */
+export function registerHealthRoutes(app: App, { database }: RouteContext): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (request, reply) => {
@@ -28,16 +32,6 @@ export function registerHealthRoutes(app: App, { database, desired, metrics }: R
     } finally {
       clearTimeout(timer);
     }
-  });
-
-  app.get('/metrics', async (request, reply) => {
-    try {
-      await refreshDesiredObjects(metrics, desired);
-    } catch (err) {
-      // Serve the last values rather than fail the scrape; the gap shows in the log.
-      request.log.warn({ err }, 'cannot refresh desired object counts');
-    }
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 }
 
