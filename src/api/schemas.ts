@@ -10,7 +10,8 @@ const slug = z
   .regex(
     SLUG_PATTERN,
     'must be 3–32 characters of a-z, 0-9 and "-", starting and ending with a letter or digit',
-  );
+  )
+  .meta({ description: 'DNS label of the tenant: `<slug>.<APP_DOMAIN>`' });
 
 // Names are shown to people and copied into Name tags: printable, no control characters.
 const displayName = z
@@ -19,7 +20,8 @@ const displayName = z
   .min(1, 'must not be empty')
   .max(100, 'must be at most 100 characters')
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
+  .meta({ description: 'Shown to people: 1–100 characters, no control characters' });
 
 // Any integer 1–10 is a valid request; clamping to the tiers that exist is a provisioning rule.
 const tier = z
@@ -64,27 +66,32 @@ const limit = z
   .regex(/^\d+$/, 'must be an integer between 1 and 200')
   .transform(Number)
   .pipe(z.int().min(1, 'must be between 1 and 200').max(200, 'must be between 1 and 200'))
-  .default(50);
+  .default(50)
+  .meta({ description: 'Page size, 1–200 (default 50)' });
+const cursor = z.string().optional().meta({ description: 'nextCursor of the previous page' });
 
-export const PageQuery = z.strictObject({ limit, cursor: z.string().optional() });
+export const PageQuery = z.strictObject({ limit, cursor });
 
 export const OrphanQuery = z.strictObject({
   limit,
-  cursor: z.string().optional(),
+  cursor,
   all: z
     .enum(['true', 'false'], 'must be true or false')
     .optional()
-    .transform((v) => v === 'true'),
+    .transform((v) => v === 'true')
+    .meta({ description: 'true: resolved and deleted entries too' }),
 });
 
-export const SlugParams = z.strictObject({ slug: z.string() });
-export const IdParams = z.strictObject({ id: z.guid('must be a UUID') });
+export const SlugParams = z.strictObject({ slug: z.string().meta({ description: "The org's slug" }) });
+export const IdParams = z.strictObject({
+  id: z.guid('must be a UUID').meta({ description: 'The workspace id' }),
+});
 
 /** Validates one part of a request; a failure is a 400 listing every problem with its path. */
 export function parseInput<T extends z.ZodType>(
   schema: T,
   value: unknown,
-  where: 'body' | 'query' | 'params',
+  where: 'body' | 'query' | 'params' | 'headers',
 ): z.output<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import pkg from '../../package.json' with { type: 'json' };
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { DesiredStateRepository } from '../db/desired.js';
@@ -6,10 +7,11 @@ import { OrphanLedger } from '../db/orphans.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAuthHook } from './auth.js';
-import type { RouteContext } from './context.js';
+import type { App, RouteContext } from './context.js';
 import { ApiError, BODY_LIMIT_BYTES, clientErrorHandler, toErrorResponse } from './errors.js';
+import { registerOpenApi, registerOpenApiRoute, useZodSchemas } from './openapi.js';
 import { registerAdminRoutes } from './routes/admin.js';
-import { PUBLIC_PATHS, registerHealthRoutes } from './routes/health.js';
+import { PROBE_PATHS, registerHealthRoutes } from './routes/health.js';
 import { registerOrgRoutes } from './routes/orgs.js';
 import { registerWorkspaceRoutes } from './routes/workspaces.js';
 
@@ -22,9 +24,20 @@ export interface ApiServerDeps {
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
+/** Routes that need no bearer token: the probes and the API's own description. */
+export const PUBLIC_PATHS: ReadonlySet<string> = new Set([...PROBE_PATHS, '/openapi.json']);
+
+/** Method and URL of every documented route of a server built here, in registration order. */
+const routeTables = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
+export function routesOf(app: FastifyInstance): readonly { method: string; url: string }[] {
+  return routeTables.get(app) ?? [];
+}
+
 /**
  * The control-plane HTTP API (DESIGN §8), ready but not listening: the caller listens and
  * closes. Throws when CP_ADMIN_API_TOKEN is unset: the API never runs unauthenticated.
+ * Prometheus metrics are not served here but on METRICS_PORT (`startProbeServer`), out of
+ * reach of API clients.
  */
 export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstance> {
   const token = deps.config.CP_ADMIN_API_TOKEN;
@@ -53,20 +66,34 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
   });
 
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
+  useZodSchemas(app);
+
+  const routeUrl = (request: { routeOptions: { url?: string } }) => request.routeOptions.url ?? '';
   app.setNotFoundHandler(() => {
     throw new ApiError(404, 'NotFound', 'no such route');
   });
+  // Before any route, so that it documents the routes registered after it.
+  await registerOpenApi(app, {
+    isPublic: (url) => PUBLIC_PATHS.has(url),
+    isRateLimited: () => false,
+    version: pkg.version,
+  });
 
-  // Fail closed: every route needs the token unless it is one of the public probes.
+  // Fail closed: every route needs the token unless it is public.
   app.addHook(
     'onRequest',
-    createAuthHook(token, (request) => PUBLIC_PATHS.has(request.routeOptions.url ?? '')),
+    createAuthHook(token, (request) => PUBLIC_PATHS.has(routeUrl(request))),
   );
 
   const methodsByUrl = new Map<string, Set<string>>();
+  const routes: { method: string; url: string }[] = [];
+  routeTables.set(app, routes);
   app.addHook('onRoute', (route) => {
     const methods = methodsByUrl.get(route.url) ?? new Set<string>();
-    for (const m of [route.method].flat()) methods.add(m);
+    for (const m of [route.method].flat()) {
+      methods.add(m);
+      if (m !== 'HEAD' && !route.schema?.hide) routes.push({ method: m, url: route.url });
+    }
     methodsByUrl.set(route.url, methods);
   });
 
@@ -77,10 +104,12 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
     ledger: new OrphanLedger(deps.database.db),
     metrics: deps.metrics,
   };
-  registerHealthRoutes(app, ctx);
-  registerOrgRoutes(app, ctx);
-  registerWorkspaceRoutes(app, ctx);
-  registerAdminRoutes(app, ctx);
+  const api = app.withTypeProvider() as unknown as App;
+  registerHealthRoutes(api, ctx);
+  registerOpenApiRoute(app);
+  registerOrgRoutes(api, ctx);
+  registerWorkspaceRoutes(api, ctx);
+  registerAdminRoutes(api, ctx);
   registerMethodNotAllowed(app, methodsByUrl);
 
   await app.ready();
@@ -105,6 +134,7 @@ function registerMethodNotAllowed(app: FastifyInstance, methodsByUrl: Map<string
     app.route({
       method: [...missing],
       url,
+      schema: { hide: true },
       handler: async () => {
         throw new ApiError(405, 'MethodNotAllowed', `allowed methods: ${allow}`, undefined, { allow });
       },

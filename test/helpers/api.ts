@@ -31,8 +31,14 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-/** A real API server on an ephemeral port over the given database, logging into memory. */
-export async function startApi(database: Database): Promise<TestApi> {
+/**
+ * A real API server on an ephemeral port over the given database, logging into memory;
+ * `env` adds configuration to the test token.
+ */
+export async function startApi(
+  database: Database,
+  env: Record<string, string | undefined> = {},
+): Promise<TestApi> {
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -41,7 +47,7 @@ export async function startApi(database: Database): Promise<TestApi> {
     },
   });
   const app = await buildApiServer({
-    config: loadConfig({ CP_ADMIN_API_TOKEN: TEST_TOKEN }),
+    config: loadConfig({ CP_ADMIN_API_TOKEN: TEST_TOKEN, ...env }),
     database,
     metrics: createMetrics({ defaults: false }),
     logger: createLogger({ level: 'info' }, sink),
