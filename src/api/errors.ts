@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'TargetChangeRequiresRecreate'
   | 'PayloadTooLarge'
   | 'UnsupportedMediaType'
+  | 'TooManyRequests'
   | 'Internal';
 
 export interface FieldError {
@@ -76,6 +77,7 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   405: 'MethodNotAllowed',
   413: 'PayloadTooLarge',
   415: 'UnsupportedMediaType',
+  429: 'TooManyRequests',
 };
 
 /**

@@ -9,6 +9,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { createAuthHook } from './auth.js';
 import type { App, RouteContext } from './context.js';
 import { ApiError, BODY_LIMIT_BYTES, clientErrorHandler, toErrorResponse } from './errors.js';
+import { failureBudgetMessage, registerRateLimits } from './limits.js';
 import { registerOpenApi, registerOpenApiRoute, useZodSchemas } from './openapi.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { PROBE_PATHS, registerHealthRoutes } from './routes/health.js';
@@ -48,6 +49,9 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
   const app = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: BODY_LIMIT_BYTES,
+    // Who the client is, for the per-client rate limits: the peer, or X-Forwarded-For from a
+    // proxy trusted by API_TRUST_PROXY.
+    trustProxy: deps.config.API_TRUST_PROXY,
     clientErrorHandler,
     // Malformed URLs (bad percent-encoding) are rejected before routing; keep our error shape.
     frameworkErrors: (error, _request, reply) => sendError(reply as FastifyReply, error),
@@ -72,17 +76,27 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
   app.setNotFoundHandler(() => {
     throw new ApiError(404, 'NotFound', 'no such route');
   });
+  const { failures, requestBudget } = await registerRateLimits(app, deps.config, (request) =>
+    PROBE_PATHS.has(routeUrl(request)),
+  );
   // Before any route, so that it documents the routes registered after it.
   await registerOpenApi(app, {
     isPublic: (url) => PUBLIC_PATHS.has(url),
-    isRateLimited: () => false,
+    isRateLimited: (url) => !PROBE_PATHS.has(url),
     version: pkg.version,
   });
 
-  // Fail closed: every route needs the token unless it is public.
+  // A flood is refused first, before any other work; then, failing closed, every route needs
+  // the token unless it is public.
+  if (requestBudget) app.addHook('onRequest', requestBudget);
   app.addHook(
     'onRequest',
-    createAuthHook(token, (request) => PUBLIC_PATHS.has(routeUrl(request))),
+    createAuthHook(
+      token,
+      (request) => PUBLIC_PATHS.has(routeUrl(request)),
+      failures,
+      failureBudgetMessage(deps.config),
+    ),
   );
 
   const methodsByUrl = new Map<string, Set<string>>();

@@ -63,7 +63,7 @@ describe('GET /openapi.json', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
-  it('says which routes need the bearer token, and what a missing one answers', () => {
+  it('says which routes need the bearer token, and what a missing token and a flood answer', () => {
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
     expect(doc.security).toEqual([{ bearerAuth: [] }]);
     for (const { method, path, op } of operations()) {
@@ -79,6 +79,13 @@ describe('GET /openapi.json', () => {
         expect(op.security, where).toEqual([]);
         expect(op.responses['401'], where).toBeUndefined();
       }
+      if (path === '/healthz' || path === '/readyz') expect(op.responses['429'], where).toBeUndefined();
+      else {
+        expect(op.responses['429'], where).toMatchObject({
+          headers: { 'retry-after': expect.any(Object) },
+          content: { 'application/json': { schema: error } },
+        });
+      }
       for (const [status, response] of Object.entries(op.responses as Record<string, Json>)) {
         expect(response.description, `${where} ${status}`).toMatch(/\w{3,}/);
         // Every error is the Error shape; /readyz answers its own shape when it is not ready.
@@ -92,7 +99,7 @@ describe('GET /openapi.json', () => {
   it('documents the errors each route answers: 404 for unknown owners, 409 for conflicts', () => {
     const responses = (method: string, path: string) => Object.keys(doc.paths[path][method].responses);
     expect(responses('post', '/cp/orgs')).toEqual(
-      expect.arrayContaining(['201', '400', '401', '409', '413', '415']),
+      expect.arrayContaining(['201', '400', '401', '409', '413', '415', '429']),
     );
     expect(responses('get', '/cp/orgs/{slug}')).toEqual(expect.arrayContaining(['200', '404']));
     expect(responses('post', '/cp/orgs/{slug}/workspaces')).toEqual(

@@ -42,7 +42,12 @@ interface Case {
   code: string;
   /** A field error expected in details. */
   field?: string;
+  /** The WWW-Authenticate challenge of a 401 (RFC 6750 §3). */
+  challenge?: string;
 }
+
+const REALM = 'Bearer realm="molecule-operator"';
+const INVALID_TOKEN = `${REALM}, error="invalid_token"`;
 
 const org = (json: unknown): Pick<Case, 'method' | 'path' | 'json'> => ({
   method: 'POST',
@@ -405,13 +410,14 @@ const cases: Case[] = [
     code: 'ValidationFailed',
     field: 'query.all',
   },
-  // Auth
+  // Auth (RFC 6750 §3): no credentials → a bare challenge; a wrong bearer token → invalid_token
   {
     reason: 'missing Authorization',
     ...org({ slug: 'noauth' }),
     headers: { authorization: '' },
     status: 401,
     code: 'Unauthorized',
+    challenge: REALM,
   },
   {
     reason: 'Basic credentials',
@@ -419,6 +425,7 @@ const cases: Case[] = [
     headers: { authorization: `Basic ${Buffer.from(`admin:${TEST_TOKEN}`).toString('base64')}` },
     status: 401,
     code: 'Unauthorized',
+    challenge: REALM,
   },
   {
     reason: 'Bearer without a token',
@@ -426,27 +433,39 @@ const cases: Case[] = [
     headers: { authorization: 'Bearer ' },
     status: 401,
     code: 'Unauthorized',
+    challenge: REALM,
   },
   {
     reason: 'wrong token',
     ...org({ slug: 'wrong' }),
     headers: { authorization: 'Bearer not-the-token' },
-    status: 403,
-    code: 'Forbidden',
+    status: 401,
+    code: 'Unauthorized',
+    challenge: INVALID_TOKEN,
   },
   {
     reason: 'wrong token of the right length',
     ...org({ slug: 'wrong' }),
     headers: { authorization: `Bearer ${'x'.repeat(TEST_TOKEN.length)}` },
-    status: 403,
-    code: 'Forbidden',
+    status: 401,
+    code: 'Unauthorized',
+    challenge: INVALID_TOKEN,
   },
   {
     reason: 'token with a suffix',
     ...org({ slug: 'wrong' }),
     headers: { authorization: `Bearer ${TEST_TOKEN}x` },
-    status: 403,
-    code: 'Forbidden',
+    status: 401,
+    code: 'Unauthorized',
+    challenge: INVALID_TOKEN,
+  },
+  {
+    reason: 'two tokens in one header',
+    ...org({ slug: 'wrong' }),
+    headers: { authorization: `Bearer ${TEST_TOKEN} forged` },
+    status: 401,
+    code: 'Unauthorized',
+    challenge: INVALID_TOKEN,
   },
   {
     reason: 'missing auth on a read',
@@ -455,6 +474,7 @@ const cases: Case[] = [
     headers: { authorization: '' },
     status: 401,
     code: 'Unauthorized',
+    challenge: REALM,
   },
   {
     reason: 'missing auth on an unknown route',
@@ -463,6 +483,7 @@ const cases: Case[] = [
     headers: { authorization: '' },
     status: 401,
     code: 'Unauthorized',
+    challenge: REALM,
   },
   {
     reason: 'missing auth on /metrics (not served on the API port)',
@@ -471,6 +492,7 @@ const cases: Case[] = [
     headers: { authorization: '' },
     status: 401,
     code: 'Unauthorized',
+    challenge: REALM,
   },
   // Routing
   { reason: 'unknown route', method: 'GET', path: '/cp/nothing-here', status: 404, code: 'NotFound' },
@@ -544,7 +566,7 @@ describe('every rejection answers a JSON 4xx and writes nothing', () => {
         expect.arrayContaining([expect.objectContaining({ path: c.field, message: expect.any(String) })]),
       );
     }
-    if (c.status === 401) expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect(res.headers.get('www-authenticate')).toBe(c.status === 401 ? c.challenge : null);
     if (c.status === 405) expect(res.headers.get('allow')).toBe('GET, POST');
     expect(await snapshotTables(tdb.database)).toEqual(before);
   });

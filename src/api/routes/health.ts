@@ -6,7 +6,7 @@ import { Health, Readiness } from '../responses.js';
 /** A readiness probe must answer quickly even when the database hangs. */
 const PING_TIMEOUT_MS = 2_000;
 
-/** Probes: public. */
+/** Probes: public, and never rate limited (a flood must not fail the readiness of every replica). */
 export const PROBE_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
 
 /**
