@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { compileErrors, validate } from '@readme/openapi-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SLUG_PATTERN } from '../../src/api/schemas.js';
 import { routesOf } from '../../src/api/server.js';
+import { SLUG_PATTERN } from '../../src/api/slugs.js';
 import { KNOWN_RUNTIMES } from '../../src/provisioning/runtimes.js';
 import { startApi, type TestApi } from '../helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -20,7 +20,10 @@ const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 
 beforeAll(async () => {
   tdb = await createTestDatabase();
-  api = await startApi(tdb.database);
+  api = await startApi(tdb.database, {
+    RESERVED_SLUGS: 'partners',
+    CP_BASE_URL: 'https://cp-east.example.com',
+  });
   const res = await fetch(`${api.url}/openapi.json`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^application\/json/);
@@ -117,6 +120,9 @@ describe('GET /openapi.json', () => {
     expect(body.additionalProperties).toBe(false);
     expect(body.required).toEqual(['slug']);
     expect(body.properties.slug.pattern).toBe(SLUG_PATTERN.source);
+    const [reserved, encoded] = body.properties.slug.not.anyOf;
+    expect(reserved.enum).toEqual(expect.arrayContaining(['api', 'www', 'status', 'partners', 'cp-east']));
+    expect(encoded).toEqual({ pattern: '^..--' });
     const ws = doc.paths['/cp/orgs/{slug}/workspaces'].post.requestBody.content['application/json'].schema;
     expect(ws.properties.runtime.enum).toEqual([...KNOWN_RUNTIMES]);
     expect(ws.properties.tier).toMatchObject({ type: 'integer', minimum: 1, maximum: 10 });
@@ -147,7 +153,7 @@ describe('GET /openapi.json', () => {
     expect(keys((await api.request('GET', '/cp/orgs')).body)).toEqual(props('OrgPage'));
     expect(keys((await api.request('GET', '/cp/admin/stats')).body)).toEqual(props('Stats'));
     expect(keys((await api.request('GET', '/cp/admin/orphans')).body)).toEqual(props('OrphanPage'));
-    const bad = await api.request('POST', '/cp/orgs', { json: { slug: 'A' } });
+    const bad = await api.request('POST', '/cp/orgs', { json: { slug: 'www' } });
     expect(bad.status).toBe(400);
     expect(keys(bad.body)).toEqual(props('Error'));
     expect(keys(bad.body.error)).toEqual(Object.keys(component('Error').properties.error.properties).sort());

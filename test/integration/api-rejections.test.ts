@@ -67,6 +67,13 @@ const badSlug = (reason: string, slug: unknown): Case => ({
   code: 'ValidationFailed',
   field: 'body.slug',
 });
+const badName = (reason: string, name: string): Case => ({
+  reason: `name ${reason}`,
+  ...org({ slug: 'named', name }),
+  status: 400,
+  code: 'ValidationFailed',
+  field: 'body.name',
+});
 const badTier = (tier: unknown): Case => ({
   reason: `tier ${JSON.stringify(tier)}`,
   ...ws({ runtime: 'hermes', tier }),
@@ -175,6 +182,12 @@ const cases: Case[] = [
   badSlug('underscore', 'ac_me'),
   badSlug('dot', 'ac.me'),
   badSlug('not a string', 12345),
+  // Hostnames people expect to belong to the service (DESIGN §12)
+  ...['api', 'www', 'app', 'admin', 'status', 'mail', 'login', 'docs', 'support', 'cdn', 'ns1'].map((slug) =>
+    badSlug(`reserved: ${slug}`, slug),
+  ),
+  badSlug('punycode', 'xn--80ak6aa92e'),
+  badSlug('"--" in positions 3–4', 'ab--cd'),
   {
     reason: 'empty name',
     ...org({ slug: 'named', name: '   ' }),
@@ -182,13 +195,15 @@ const cases: Case[] = [
     code: 'ValidationFailed',
     field: 'body.name',
   },
-  {
-    reason: 'name with control characters',
-    ...org({ slug: 'named', name: 'a\u0007b' }),
-    status: 400,
-    code: 'ValidationFailed',
-    field: 'body.name',
-  },
+  badName('with control characters', 'a\u0007b'),
+  badName('with a C1 control character', 'a\u0085b'),
+  badName('with a line separator', 'a\u2028b'),
+  badName('with a right-to-left override', 'invoice\u202Etxt.exe'),
+  badName('with a left-to-right embedding', 'a\u202Ab'),
+  badName('with a first-strong isolate', 'a\u2068b\u2069'),
+  badName('with a right-to-left mark', 'a\u200Fb'),
+  badName('with a lone surrogate', 'a\uD800b'),
+  badName('too long', 'n'.repeat(101)),
   {
     reason: 'isCanary as a string',
     ...org({ slug: 'canary', isCanary: 'yes' }),

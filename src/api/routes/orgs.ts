@@ -5,13 +5,14 @@ import { ApiError, notFound } from '../errors.js';
 import { loadOrgViews, presentOrg, presentWorkspace } from '../present.js';
 import { errors, OrgPage, OrgView, WorkspaceView } from '../responses.js';
 import {
-  CreateOrgBody,
   CreateWorkspaceBody,
+  createOrgBody,
   PageQuery,
   PatchOrgBody,
   SLUG_PATTERN,
   SlugParams,
 } from '../schemas.js';
+import { reservedSlugs } from '../slugs.js';
 
 const tags = ['orgs'];
 const orgNotFound: [number, string] = [404, 'No live org has this slug'];
@@ -32,6 +33,7 @@ export function registerOrgRoutes(app: App, { config, desired }: RouteContext): 
     if (!org) throw notFound(`org ${JSON.stringify(slug)}`);
     return org;
   };
+  const CreateOrgBody = createOrgBody(reservedSlugs(config));
 
   app.post(
     '/cp/orgs',
