@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'NotFound'
   | 'MethodNotAllowed'
   | 'SlugTaken'
+  | 'SlugBeingReleased'
   | 'OrgDeleting'
   | 'WorkspaceDeleting'
   | 'TargetChangeRequiresRecreate'

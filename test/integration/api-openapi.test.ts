@@ -104,6 +104,7 @@ describe('GET /openapi.json', () => {
     expect(responses('post', '/cp/orgs')).toEqual(
       expect.arrayContaining(['201', '400', '401', '409', '413', '415', '429']),
     );
+    expect(doc.paths['/cp/orgs'].post.responses['409'].description).toMatch(/SlugBeingReleased/);
     expect(responses('get', '/cp/orgs/{slug}')).toEqual(expect.arrayContaining(['200', '404']));
     expect(responses('post', '/cp/orgs/{slug}/workspaces')).toEqual(
       expect.arrayContaining(['201', '400', '404', '409']),

@@ -216,7 +216,7 @@ const cases: Case[] = [
     reason: 'slug held by an org being deleted',
     ...org({ slug: 'leaving' }),
     status: 409,
-    code: 'SlugTaken',
+    code: 'SlugBeingReleased',
   },
   // Workspace fields
   badTier(1.5),

@@ -287,7 +287,11 @@ describe('org deletion', () => {
     expect(stop.status).toBe(409);
     const dup = await api.request('POST', '/cp/orgs', { json: { slug: 'doomed' } });
     expect(dup.status).toBe(409);
-    expect(dup.body.error.code).toBe('SlugTaken');
+    expect(dup.body.error).toEqual({
+      code: 'SlugBeingReleased',
+      message: expect.stringMatching(/being deleted/),
+    });
+    expect(dup.body.error.message).not.toMatch(/live org/);
 
     await desired.purge({ kind: 'org', id: org.id });
     expect((await api.request('GET', '/cp/orgs/doomed')).status).toBe(404);

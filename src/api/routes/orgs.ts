@@ -1,4 +1,5 @@
 import { placementFor } from '../../cloud/targets.js';
+import { SlugTakenError } from '../../db/desired.js';
 import type { App, RouteContext } from '../context.js';
 import { decodeCursor, encodeCursor, OrgCursor } from '../cursor.js';
 import { ApiError, notFound } from '../errors.js';
@@ -47,19 +48,37 @@ export function registerOrgRoutes(app: App, { config, desired }: RouteContext): 
         body: CreateOrgBody,
         response: {
           201: OrgView,
-          ...errors(invalid, [409, 'SlugTaken: an org holds the slug'], ...body),
+          ...errors(
+            invalid,
+            [
+              409,
+              'SlugTaken: a live org holds the slug; SlugBeingReleased: the org holding it is being deleted, the slug is free once it is purged',
+            ],
+            ...body,
+          ),
         },
       },
     },
     async (request, reply) => {
       const { slug, name, isCanary = false } = request.body;
-      // A live duplicate slug surfaces as SlugTakenError → 409, decided by the unique index, not a pre-check.
-      const org = await desired.createOrg({
-        slug,
-        name: name ?? slug,
-        isCanary,
-        target: placementFor(config, isCanary),
-      });
+      const spec = { slug, name: name ?? slug, isCanary, target: placementFor(config, isCanary) };
+      // A live duplicate slug is decided by the unique index, not a pre-check (no race).
+      let org: Awaited<ReturnType<typeof desired.createOrg>>;
+      try {
+        org = await desired.createOrg(spec);
+      } catch (e) {
+        if (!(e instanceof SlugTakenError)) throw e;
+        const holder = await desired.getOrgBySlug(slug);
+        // Purged between the insert and this read: the slug is free now.
+        if (!holder) org = await desired.createOrg(spec);
+        else if (holder.deletionRequestedAt) {
+          throw new ApiError(
+            409,
+            'SlugBeingReleased',
+            `slug ${slug} is being released: the org holding it is being deleted, and the slug can be taken once its deletion completes`,
+          );
+        } else throw e;
+      }
       return reply
         .code(201)
         .header('location', `/cp/orgs/${org.slug}`)
