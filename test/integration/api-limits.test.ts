@@ -78,15 +78,17 @@ describe('failed authentications', () => {
   it('count again once the window has passed', async () => {
     const api = await server({
       API_AUTH_FAILURE_LIMIT: '1',
-      API_AUTH_FAILURE_WINDOW: '1s',
+      API_AUTH_FAILURE_WINDOW: '2s',
       API_TRUST_PROXY: '127.0.0.1',
     });
     const client = '203.0.113.8';
     expect((await api.request('GET', '/cp/orgs', { headers: from(client, WRONG) })).status).toBe(401);
     const locked = await api.request('GET', '/cp/orgs', { headers: from(client) });
     expect(locked.status).toBe(429);
-    expect(locked.headers.get('retry-after')).toBe('1');
-    await new Promise((r) => setTimeout(r, 1_100));
+    const retryAfter = Number(locked.headers.get('retry-after'));
+    expect([1, 2]).toContain(retryAfter);
+    // Retry-After is what a client needs: after it, the client is heard again.
+    await new Promise((r) => setTimeout(r, retryAfter * 1000 + 100));
     expect((await api.request('GET', '/cp/orgs', { headers: from(client) })).status).toBe(200);
   });
 
