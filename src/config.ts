@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { FAILPOINTS as FAILPOINT_NAMES, type Failpoint } from './runtime/failpoints.js';
 
@@ -45,6 +46,58 @@ const cron = (fallback: string) =>
       const n = v.trim().split(/\s+/).length;
       return n === 5 || n === 6;
     }, 'expected a cron expression with 5 or 6 fields');
+
+/** A comma-separated list of DNS labels, lowercased, duplicates dropped; unset is an empty list. */
+const labelList = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const labels = (v ?? '')
+      .split(',')
+      .map((l) => l.trim().toLowerCase())
+      .filter(Boolean);
+    const bad = labels.filter((l) => !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
+    if (bad.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected comma-separated DNS labels such as "billing,partners"; not labels: ${bad.join(', ')}`,
+      });
+      return z.NEVER;
+    }
+    return [...new Set(labels)];
+  });
+
+/**
+ * Which proxies may say who the client is through X-Forwarded-For (fastify's `trustProxy`):
+ * `false` (default: the peer address is the client), comma-separated addresses / CIDRs of the
+ * proxies, or `true` (any peer: only when nothing but the proxy can reach the API).
+ */
+const trustProxy = z
+  .string()
+  .optional()
+  .transform((v, ctx): boolean | string[] => {
+    if (v === undefined || v === 'false') return false;
+    if (v === 'true') return true;
+    const entries = v
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
+    const bad = entries.filter((e) => {
+      const [address, prefix, ...rest] = e.split('/');
+      const family = isIP(address ?? '');
+      if (family === 0 || rest.length > 0) return true;
+      if (prefix === undefined) return false;
+      return !/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128);
+    });
+    if (entries.length === 0 || bad.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected false, true or comma-separated proxy addresses/CIDRs such as 10.0.0.0/8${bad.length > 0 ? `; not addresses: ${bad.join(', ')}` : ''}`,
+      });
+      return z.NEVER;
+    }
+    return entries;
+  });
 
 const bucketOverride = z.object({ capacity: z.number().positive(), refillPerSecond: z.number().positive() });
 
@@ -173,23 +226,16 @@ export const ConfigSchema = z.object({
       }
     }),
 
+  // HTTP API (src/api): request budgets per client address, and hostnames slugs must not take.
+  API_RATE_LIMIT: int(6000, 0, 1_000_000),
+  API_RATE_LIMIT_WINDOW: duration('1m', { positive: true }),
+  API_AUTH_FAILURE_LIMIT: int(20, 0, 1_000_000),
+  API_AUTH_FAILURE_WINDOW: duration('1m', { positive: true }),
+  API_TRUST_PROXY: trustProxy,
+  RESERVED_SLUGS: labelList,
+
   PORT: int(8080, 0, 65535),
   METRICS_PORT: int(9090, 0, 65535),
-  /** API requests a minute per client address; failed authentications have their own budget. */
-  API_RATE_LIMIT: int(600, 1, 1_000_000),
-  API_AUTH_FAILURE_LIMIT: int(10, 1, 10_000),
-  /**
-   * Whose X-Forwarded-For to believe for the client's address: `true` (any), a number of proxy
-   * hops, or a comma-separated list of proxy addresses / CIDRs. Unset: none.
-   */
-  TRUST_PROXY: z
-    .string()
-    .optional()
-    .transform((v): boolean | number | string => {
-      if (v === undefined || v === 'false') return false;
-      if (v === 'true') return true;
-      return /^\d+$/.test(v) ? Number(v) : v;
-    }),
   /** Chaos suite only (runtime/failpoints.ts): comma-separated points where the process stops itself once. */
   FAILPOINTS: z
     .string()
@@ -206,19 +252,6 @@ export const ConfigSchema = z.object({
       }
       return points as Failpoint[];
     }),
-  /**
-   * Slugs no org may take, comma-separated, on top of the built-in list (names that are, or look
-   * like, someone else's hostname: api, www, app, admin, status, mail … and CP_BASE_URL's host).
-   */
-  RESERVED_SLUGS: z
-    .string()
-    .optional()
-    .transform((v) =>
-      (v ?? '')
-        .split(',')
-        .map((s) => s.trim().toLowerCase())
-        .filter(Boolean),
-    ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

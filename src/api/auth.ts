@@ -1,77 +1,61 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from './errors.js';
+import { type FailureBudget, tooManyRequests } from './limits.js';
 
 const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 
-const BEARER = /^Bearer +(\S+) *$/i;
-const REALM = 'realm="molecule-operator"';
-
-/** Looks up (without counting) and counts a client's failed authentications. */
-export interface FailureLimiter {
-  /** Seconds until the client may try again, or undefined while it is under its budget. */
-  blockedFor(request: FastifyRequest): Promise<number | undefined>;
-  record(request: FastifyRequest): Promise<void>;
-}
+const REALM = 'Bearer realm="molecule-operator"';
+/** `Bearer <b64token>` (RFC 6750 §2.1), with the leniency real clients need: any case, extra spaces. */
+const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
+/** The scheme is Bearer and something follows it: a token was sent, well-formed or not. */
+const BEARER_WITH_CREDENTIALS = /^Bearer\s+\S/i;
 
 /**
  * Bearer-token check for every route that is not public (RFC 6750 §3):
  *
- * - no `Authorization` header, or another scheme → 401 with `WWW-Authenticate: Bearer realm=…`
- *   and no error code (the client did not try);
- * - a wrong bearer token → 401 with `error="invalid_token"`;
- * - a client with too many failed attempts in the window → 429 with `Retry-After`, before its
- *   token is even compared (so guessing gains nothing).
+ * - no credentials (no `Authorization` header, another scheme, `Bearer` alone) → 401
+ *   `Unauthorized` with `WWW-Authenticate: Bearer realm="molecule-operator"`;
+ * - a bearer token that is not the one configured (or not a token at all) → 401 with
+ *   `error="invalid_token"` in the challenge;
+ * - a client that used up its failed-authentication budget → 429 with Retry-After, whatever
+ *   it sends, until its window ends.
  *
- * 403 is kept for a valid token that lacks a right (there is one token and it has every right).
+ * 403 stays for a valid token that lacks a right (there is one token today, holding all rights).
  * Tokens are compared as SHA-256 digests with `timingSafeEqual`: equal-length inputs, so
  * neither the token's content nor its length leaks through timing.
  */
 export function createAuthHook(
   token: string,
   isPublic: (request: FastifyRequest) => boolean,
-  failures: FailureLimiter,
+  failures?: FailureBudget,
+  failureMessage = 'too many failed authentications',
 ) {
   const expected = digest(token);
-  const refuse = async (request: FastifyRequest, err: ApiError) => {
-    await failures.record(request);
-    throw err;
-  };
   return async (request: FastifyRequest): Promise<void> => {
     if (isPublic(request)) return;
-    const retryAfter = await failures.blockedFor(request);
-    if (retryAfter !== undefined) {
-      throw new ApiError(
-        429,
-        'TooManyRequests',
-        `too many failed authentications from this client: retry in ${retryAfter} s`,
-        undefined,
-        { 'retry-after': String(retryAfter) },
-      );
-    }
     const header = request.headers.authorization;
-    const match = typeof header === 'string' ? BEARER.exec(header) : null;
-    if (!match) {
-      await refuse(
-        request,
-        new ApiError(
-          401,
-          'Unauthorized',
-          'missing Authorization header: expected "Bearer <CP_ADMIN_API_TOKEN>"',
-          undefined,
-          { 'www-authenticate': `Bearer ${REALM}` },
-        ),
-      );
+    const sent = typeof header === 'string' && BEARER_WITH_CREDENTIALS.test(header);
+    const match = sent ? BEARER.exec(header) : null;
+    const valid = timingSafeEqual(digest(match?.[1] ?? ''), expected);
+    if (valid) {
+      const budget = await failures?.exhausted(request);
+      if (budget?.over) throw tooManyRequests(`${failureMessage}; retry later`, budget.retryAfterSeconds);
       return;
     }
-    const sent = match[1]!;
-    if (!timingSafeEqual(digest(sent), expected)) {
-      await refuse(
-        request,
-        new ApiError(401, 'Unauthorized', 'the bearer token is not valid', undefined, {
-          'www-authenticate': `Bearer ${REALM}, error="invalid_token", error_description="the bearer token is not valid"`,
-        }),
+    const budget = await failures?.fail(request);
+    if (budget?.over) throw tooManyRequests(`${failureMessage}; retry later`, budget.retryAfterSeconds);
+    if (!sent) {
+      throw new ApiError(
+        401,
+        'Unauthorized',
+        'missing Authorization header: expected "Bearer <CP_ADMIN_API_TOKEN>"',
+        undefined,
+        { 'www-authenticate': REALM },
       );
     }
+    throw new ApiError(401, 'Unauthorized', 'the bearer token is not valid', undefined, {
+      'www-authenticate': `${REALM}, error="invalid_token"`,
+    });
   };
 }

@@ -1,9 +1,16 @@
-import type { FastifyInstance } from 'fastify';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify';
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import type { DesiredStateRepository } from '../db/desired.js';
 import type { OrphanLedger } from '../db/orphans.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { ZodTypeProvider } from './openapi.js';
 
 /** What route modules get: repositories over the one database handle, and the metrics registry. */
 export interface RouteContext {
@@ -14,4 +21,11 @@ export interface RouteContext {
   metrics: Metrics;
 }
 
-export type App = FastifyInstance;
+/** The server as routes see it: request parts typed by their zod schemas. */
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;

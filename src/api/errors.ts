@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'NotFound'
   | 'MethodNotAllowed'
   | 'SlugTaken'
+  | 'SlugBeingReleased'
   | 'OrgDeleting'
   | 'WorkspaceDeleting'
   | 'TargetChangeRequiresRecreate'
@@ -77,6 +78,7 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   405: 'MethodNotAllowed',
   413: 'PayloadTooLarge',
   415: 'UnsupportedMediaType',
+  429: 'TooManyRequests',
 };
 
 /**

@@ -1,53 +1,14 @@
+import type { z } from 'zod';
 import { registry } from '../../controllers/index.js';
 import type { Org, OrphanRow, StatusRow, Workspace } from '../../schema/index.js';
 import type { DesiredStateRepository } from '../db/desired.js';
+import type * as views from './responses.js';
 
-export interface ConditionView {
-  controller: string;
-  ready: boolean;
-  reason: string;
-  message: string;
-  observedGeneration: number;
-  lastReconciledAt: string | null;
-}
-
-export interface StatusView {
-  ready: boolean;
-  reason: string;
-  conditions: ConditionView[];
-  /** External ids each controller recorded for this owner (tunnel id, instance id, …). */
-  resources: Record<string, Record<string, string>>;
-}
-
-export interface WorkspaceView {
-  id: string;
-  orgId: string;
-  name: string;
-  runtime: string;
-  tier: number;
-  powerState: 'running' | 'stopped';
-  generation: number;
-  deletionRequestedAt: string | null;
-  createdAt: string;
-  updatedAt: string;
-  status: StatusView;
-}
-
-export interface OrgView {
-  id: string;
-  slug: string;
-  name: string;
-  isCanary: boolean;
-  /** Where its AWS resources live: `primary` or `canary`. */
-  target: 'primary' | 'canary';
-  powerState: 'running' | 'stopped';
-  generation: number;
-  deletionRequestedAt: string | null;
-  createdAt: string;
-  updatedAt: string;
-  status: StatusView;
-  workspaces: WorkspaceView[];
-}
+export type ConditionView = z.output<typeof views.ConditionView>;
+export type StatusView = z.output<typeof views.StatusView>;
+export type WorkspaceView = z.output<typeof views.WorkspaceView>;
+export type OrgView = z.output<typeof views.OrgView>;
+export type OrphanView = z.output<typeof views.OrphanView>;
 
 // Conditions are listed in dependency order so "the first one not ready" is the one blocking.
 const controllerRank = (name: string) => registry.rank(name);
@@ -156,7 +117,7 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** An orphan ledger row as the API and `molecule-operator orphans --json` show it. */
-export function presentOrphan(row: OrphanRow) {
+export function presentOrphan(row: OrphanRow): OrphanView {
   return {
     id: row.id,
     kind: row.kind,

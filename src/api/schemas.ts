@@ -1,32 +1,52 @@
 import { z } from 'zod';
 import { KNOWN_RUNTIMES } from '../provisioning/runtimes.js';
 import { ApiError, type FieldError } from './errors.js';
+import { SLUG_PATTERN, slugRefusal } from './slugs.js';
 
-/** Same rule as the orgs_slug_format check constraint: a DNS label of 3–32 characters. */
-export const SLUG_PATTERN = /^[a-z0-9]([a-z0-9-]{1,30})[a-z0-9]$/;
+export { SLUG_PATTERN } from './slugs.js';
 
-const slug = z
-  .string()
-  .regex(
-    SLUG_PATTERN,
-    'must be 3–32 characters of a-z, 0-9 and "-", starting and ending with a letter or digit',
-  )
-  // `xn--…` is punycode (another name in disguise); `--` there is reserved for such encodings.
-  .refine((s) => s.slice(2, 4) !== '--', 'must not have "--" in positions 3–4 (reserved for punycode, xn--)');
+const SLUG_RULE = 'must be 3–32 characters of a-z, 0-9 and "-", starting and ending with a letter or digit';
 
-// Names are shown to people and copied into Name tags: printable, no control characters (C0,
-// C1), no line separators and no bidirectional controls (which can make a name read as another).
+/**
+ * The slug of a new org: a DNS label that is not reserved, not punycode and has no `--` in
+ * positions 3–4. The JSON Schema says the same with `not`, so clients can check it too.
+ */
+export function newSlug(reserved: ReadonlySet<string>) {
+  return z
+    .string()
+    .regex(SLUG_PATTERN, SLUG_RULE)
+    .superRefine((slug, ctx) => {
+      const refusal = SLUG_PATTERN.test(slug) ? slugRefusal(slug, reserved) : undefined;
+      if (refusal) ctx.addIssue({ code: 'custom', message: refusal });
+    })
+    .meta({
+      description:
+        'DNS label of the tenant: `<slug>.<APP_DOMAIN>`. Reserved hostnames, punycode and "--" in positions 3–4 are refused.',
+      not: { anyOf: [{ enum: [...reserved].sort() }, { pattern: '^..--' }] },
+    });
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u;
+/** Bidi embeddings, overrides and isolates, and the implicit marks: text that displays in another order. */
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+const LONE_SURROGATE = /\p{Cs}/u;
+
+// Names are shown to people and copied into Name tags: printable, in the order they are stored.
 const displayName = z
   .string()
   .trim()
   .min(1, 'must not be empty')
   .max(100, 'must be at most 100 characters')
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-  .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, 'must not contain control characters')
-  .regex(
-    /^[^\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$/,
-    'must not contain bidirectional formatting characters',
-  );
+  .refine((s) => !CONTROL.test(s), 'must not contain control characters')
+  .refine(
+    (s) => !BIDI.test(s),
+    'must not contain bidirectional formatting characters (U+202A–U+202E, U+2066–U+2069, U+200E/F, U+061C)',
+  )
+  .refine((s) => !LONE_SURROGATE.test(s), 'must be valid Unicode text')
+  .meta({
+    description: 'Shown to people: 1–100 characters, no control or bidirectional formatting characters',
+  });
 
 // Any integer 1–10 is a valid request; clamping to the tiers that exist is a provisioning rule.
 const tier = z
@@ -37,14 +57,15 @@ const powerState = z.enum(['running', 'stopped'], 'must be "running" or "stopped
 
 const OBJECT = 'must be a JSON object';
 
-export const CreateOrgBody = z.strictObject(
-  {
-    slug,
-    name: displayName.optional(),
-    isCanary: z.boolean('must be true or false').optional(),
-  },
-  OBJECT,
-);
+export const createOrgBody = (reserved: ReadonlySet<string>) =>
+  z.strictObject(
+    {
+      slug: newSlug(reserved),
+      name: displayName.optional(),
+      isCanary: z.boolean('must be true or false').optional(),
+    },
+    OBJECT,
+  );
 
 export const PatchOrgBody = z
   .strictObject(
@@ -71,27 +92,32 @@ const limit = z
   .regex(/^\d+$/, 'must be an integer between 1 and 200')
   .transform(Number)
   .pipe(z.int().min(1, 'must be between 1 and 200').max(200, 'must be between 1 and 200'))
-  .default(50);
+  .default(50)
+  .meta({ description: 'Page size, 1–200 (default 50)' });
+const cursor = z.string().optional().meta({ description: 'nextCursor of the previous page' });
 
-export const PageQuery = z.strictObject({ limit, cursor: z.string().optional() });
+export const PageQuery = z.strictObject({ limit, cursor });
 
 export const OrphanQuery = z.strictObject({
   limit,
-  cursor: z.string().optional(),
+  cursor,
   all: z
     .enum(['true', 'false'], 'must be true or false')
     .optional()
-    .transform((v) => v === 'true'),
+    .transform((v) => v === 'true')
+    .meta({ description: 'true: resolved and deleted entries too' }),
 });
 
-export const SlugParams = z.strictObject({ slug: z.string() });
-export const IdParams = z.strictObject({ id: z.guid('must be a UUID') });
+export const SlugParams = z.strictObject({ slug: z.string().meta({ description: "The org's slug" }) });
+export const IdParams = z.strictObject({
+  id: z.guid('must be a UUID').meta({ description: 'The workspace id' }),
+});
 
 /** Validates one part of a request; a failure is a 400 listing every problem with its path. */
 export function parseInput<T extends z.ZodType>(
   schema: T,
   value: unknown,
-  where: 'body' | 'query' | 'params',
+  where: 'body' | 'query' | 'params' | 'headers',
 ): z.output<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;

@@ -1,16 +1,18 @@
-import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import pkg from '../../package.json' with { type: 'json' };
 import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { DesiredStateRepository } from '../db/desired.js';
 import { OrphanLedger } from '../db/orphans.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { createAuthHook, type FailureLimiter } from './auth.js';
-import type { RouteContext } from './context.js';
+import { createAuthHook } from './auth.js';
+import type { App, RouteContext } from './context.js';
 import { ApiError, BODY_LIMIT_BYTES, clientErrorHandler, toErrorResponse } from './errors.js';
+import { failureBudgetMessage, registerRateLimits } from './limits.js';
+import { registerOpenApi, registerOpenApiRoute, useZodSchemas } from './openapi.js';
 import { registerAdminRoutes } from './routes/admin.js';
-import { PUBLIC_PATHS, registerHealthRoutes } from './routes/health.js';
+import { PROBE_PATHS, registerHealthRoutes } from './routes/health.js';
 import { registerOrgRoutes } from './routes/orgs.js';
 import { registerWorkspaceRoutes } from './routes/workspaces.js';
 
@@ -23,9 +25,20 @@ export interface ApiServerDeps {
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
+/** Routes that need no bearer token: the probes and the API's own description. */
+export const PUBLIC_PATHS: ReadonlySet<string> = new Set([...PROBE_PATHS, '/openapi.json']);
+
+/** Method and URL of every documented route of a server built here, in registration order. */
+const routeTables = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
+export function routesOf(app: FastifyInstance): readonly { method: string; url: string }[] {
+  return routeTables.get(app) ?? [];
+}
+
 /**
  * The control-plane HTTP API (DESIGN §8), ready but not listening: the caller listens and
  * closes. Throws when CP_ADMIN_API_TOKEN is unset: the API never runs unauthenticated.
+ * Prometheus metrics are not served here but on METRICS_PORT (`startProbeServer`), out of
+ * reach of API clients.
  */
 export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstance> {
   const token = deps.config.CP_ADMIN_API_TOKEN;
@@ -36,41 +49,16 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
   const app = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: BODY_LIMIT_BYTES,
+    // Who the client is, for the per-client rate limits: the peer, or X-Forwarded-For from a
+    // proxy trusted by API_TRUST_PROXY.
+    trustProxy: deps.config.API_TRUST_PROXY,
     clientErrorHandler,
     // Malformed URLs (bad percent-encoding) are rejected before routing; keep our error shape.
     frameworkErrors: (error, _request, reply) => sendError(reply as FastifyReply, error),
     // Requests still arriving on open connections during a graceful close are served as usual
     // (the database closes only after the server has); fastify's 503 would not be our error shape.
     return503OnClosing: false,
-    // Behind a load balancer, the client's address is in X-Forwarded-For (TRUST_PROXY says whose).
-    trustProxy: trustProxy(deps.config.TRUST_PROXY),
   }) as unknown as FastifyInstance;
-
-  // Rate limits per client address (before the routes: it hooks each one as it is declared).
-  // Probes are exempt: kubelet and load balancers must always get an answer.
-  const isPublic = (request: FastifyRequest) => PUBLIC_PATHS.has(request.routeOptions.url ?? '');
-  await app.register(rateLimit, {
-    global: true,
-    max: deps.config.API_RATE_LIMIT,
-    timeWindow: 60_000,
-    allowList: (request) => isPublic(request),
-    errorResponseBuilder: (_request, context) =>
-      new ApiError(
-        429,
-        'TooManyRequests',
-        `rate limit exceeded (${context.max} requests a minute): retry in ${context.after}`,
-      ),
-  });
-  const failed = app.createRateLimit({ max: deps.config.API_AUTH_FAILURE_LIMIT, timeWindow: 60_000 });
-  const failures: FailureLimiter = {
-    async blockedFor(request) {
-      const seen = await failed(request, { increment: false });
-      return !seen.isAllowed && seen.remaining === 0 ? Math.max(1, seen.ttlInSeconds) : undefined;
-    },
-    async record(request) {
-      await failed(request);
-    },
-  };
 
   // JSON only: anything else is a 415. An empty body counts as no body, so body-less POSTs
   // (stop/start) work from clients that always send Content-Type: application/json.
@@ -82,17 +70,44 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
   });
 
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
+  useZodSchemas(app);
+
+  const routeUrl = (request: { routeOptions: { url?: string } }) => request.routeOptions.url ?? '';
   app.setNotFoundHandler(() => {
     throw new ApiError(404, 'NotFound', 'no such route');
   });
+  const { failures, requestBudget } = await registerRateLimits(app, deps.config, (request) =>
+    PROBE_PATHS.has(routeUrl(request)),
+  );
+  // Before any route, so that it documents the routes registered after it.
+  await registerOpenApi(app, {
+    isPublic: (url) => PUBLIC_PATHS.has(url),
+    isRateLimited: (url) => !PROBE_PATHS.has(url),
+    version: pkg.version,
+  });
 
-  // Fail closed: every route needs the token unless it is one of the public probes.
-  app.addHook('onRequest', createAuthHook(token, isPublic, failures));
+  // A flood is refused first, before any other work; then, failing closed, every route needs
+  // the token unless it is public.
+  if (requestBudget) app.addHook('onRequest', requestBudget);
+  app.addHook(
+    'onRequest',
+    createAuthHook(
+      token,
+      (request) => PUBLIC_PATHS.has(routeUrl(request)),
+      failures,
+      failureBudgetMessage(deps.config),
+    ),
+  );
 
   const methodsByUrl = new Map<string, Set<string>>();
+  const routes: { method: string; url: string }[] = [];
+  routeTables.set(app, routes);
   app.addHook('onRoute', (route) => {
     const methods = methodsByUrl.get(route.url) ?? new Set<string>();
-    for (const m of [route.method].flat()) methods.add(m);
+    for (const m of [route.method].flat()) {
+      methods.add(m);
+      if (m !== 'HEAD' && !route.schema?.hide) routes.push({ method: m, url: route.url });
+    }
     methodsByUrl.set(route.url, methods);
   });
 
@@ -103,21 +118,16 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
     ledger: new OrphanLedger(deps.database.db),
     metrics: deps.metrics,
   };
-  registerHealthRoutes(app, ctx);
-  registerOrgRoutes(app, ctx);
-  registerWorkspaceRoutes(app, ctx);
-  registerAdminRoutes(app, ctx);
+  const api = app.withTypeProvider() as unknown as App;
+  registerHealthRoutes(api, ctx);
+  registerOpenApiRoute(app);
+  registerOrgRoutes(api, ctx);
+  registerWorkspaceRoutes(api, ctx);
+  registerAdminRoutes(api, ctx);
   registerMethodNotAllowed(app, methodsByUrl);
 
   await app.ready();
   return app;
-}
-
-/** TRUST_PROXY as fastify takes it: a number of hops becomes "trust the first n". */
-function trustProxy(
-  v: boolean | number | string,
-): boolean | string | ((address: string, hop: number) => boolean) {
-  return typeof v === 'number' ? (_address, hop) => hop < v : v;
 }
 
 function sendError(reply: FastifyReply, error: unknown): FastifyReply {
@@ -138,6 +148,7 @@ function registerMethodNotAllowed(app: FastifyInstance, methodsByUrl: Map<string
     app.route({
       method: [...missing],
       url,
+      schema: { hide: true },
       handler: async () => {
         throw new ApiError(405, 'MethodNotAllowed', `allowed methods: ${allow}`, undefined, { allow });
       },

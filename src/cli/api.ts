@@ -22,13 +22,12 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     }
     const metrics = createMetrics();
     const app = await buildApiServer({ config, database, metrics, logger });
-    // Metrics (and probes) on METRICS_PORT, where monitoring scrapes; the API port faces clients.
+    await app.listen({ port: config.PORT, host: '0.0.0.0' });
+    // Metrics for monitoring only, on their own port: API clients reach PORT alone.
     const probes = await startProbeServer(
       { database, metrics, logger, readiness: () => ({ ready: true, details: {} }) },
       config.METRICS_PORT,
     );
-    await app.listen({ port: config.PORT, host: '0.0.0.0' });
-    logger.info({ port: config.PORT, metricsPort: probes.port }, 'api started');
     const signal = await shutdown.signal;
     logger.info({ signal }, 'shutting down');
     await app.close();

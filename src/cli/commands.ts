@@ -54,7 +54,8 @@ export const commands: Record<string, Command> = {
     usage: [
       'molecule-operator api [--migrate]',
       '',
-      'Serves /cp/* (bearer token CP_ADMIN_API_TOKEN), /healthz, /readyz and /metrics on 0.0.0.0:PORT.',
+      'Serves /cp/* (bearer token CP_ADMIN_API_TOKEN), /healthz, /readyz and /openapi.json on 0.0.0.0:PORT;',
+      '/metrics, /healthz and /readyz on METRICS_PORT, for monitoring only.',
       'Stops gracefully on SIGINT or SIGTERM.',
       '',
       '  --migrate   apply pending migrations before serving',

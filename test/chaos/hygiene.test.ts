@@ -162,7 +162,7 @@ describe.skipIf(!usingServer())('secret hygiene', () => {
     await grab(`http://127.0.0.1:${metricsPort}/metrics`);
     await grab(`http://127.0.0.1:${metricsPort}/readyz`);
     await grab(`http://127.0.0.1:${metricsPort}/healthz`);
-    await grab(`${world.api.url}/metrics`);
+    await grab(`${world.api.url}/openapi.json`);
     await grab(`${world.api.url}/readyz`);
     for (const path of [
       '/cp/orgs',

@@ -125,7 +125,7 @@ describe('environment variables in the manifests', () => {
   it('listens where the manifests expect: PORT and METRICS_PORT match the container ports', () => {
     const config = loadConfig(baseConfig);
     expect(operator.ports?.map((p) => p.containerPort)).toEqual([config.METRICS_PORT]);
-    expect(api.ports?.map((p) => p.containerPort)).toEqual([config.PORT]);
+    expect(api.ports?.map((p) => p.containerPort)).toEqual([config.PORT, config.METRICS_PORT]);
   });
 
   it('reports orphans by default, with the grace period the alert assumes', () => {

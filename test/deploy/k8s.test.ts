@@ -171,6 +171,7 @@ describe('pods', () => {
     const c = only(apiPod.spec);
     expect(c.args).toEqual(['api']);
     expect(c.ports).toContainEqual(expect.objectContaining({ name: 'http', containerPort: 8080 }));
+    expect(c.ports).toContainEqual(expect.objectContaining({ name: 'metrics', containerPort: 9090 }));
     expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
     expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
   });
@@ -210,6 +211,7 @@ describe('pods', () => {
 describe('services and monitoring', () => {
   const services = ofKind<Service>(objects, 'Service');
   const metrics = find<Service>(objects, 'Service', 'molecule-operator-metrics');
+  const apiMetrics = find<Service>(objects, 'Service', 'molecule-api-metrics');
   const apiService = find<Service>(objects, 'Service', 'molecule-api');
   const monitor = find<ServiceMonitor>(objects, 'ServiceMonitor', 'molecule-operator');
 
@@ -221,7 +223,15 @@ describe('services and monitoring', () => {
     ]);
   });
 
-  it('exposes the API on 8080', () => {
+  it('exposes the metrics port of the API pods apart from the port clients reach', () => {
+    expect(selects(apiMetrics.spec.selector, apiPod.metadata.labels)).toBe(true);
+    expect(selects(apiMetrics.spec.selector, operatorPod.metadata.labels)).toBe(false);
+    expect(apiMetrics.spec.ports).toEqual([
+      expect.objectContaining({ name: 'metrics', port: 9090, targetPort: 'metrics' }),
+    ]);
+  });
+
+  it('exposes the API on 8080, and only the API port', () => {
     expect(selects(apiService.spec.selector, apiPod.metadata.labels)).toBe(true);
     expect(apiService.spec.ports).toEqual([expect.objectContaining({ port: 8080, targetPort: 'http' })]);
   });
@@ -241,14 +251,19 @@ describe('services and monitoring', () => {
     }
   });
 
-  it('has a ServiceMonitor that selects the metrics Service, and only it', () => {
+  it('has a ServiceMonitor that selects the two metrics Services, and only them', () => {
     expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
     const selected = services.filter((s) => selects(monitor.spec.selector.matchLabels, s.metadata.labels));
-    expect(selected.map((s) => s.metadata.name)).toEqual(['molecule-operator-metrics']);
+    expect(selected.map((s) => s.metadata.name).sort()).toEqual([
+      'molecule-api-metrics',
+      'molecule-operator-metrics',
+    ]);
     expect(monitor.spec.endpoints).toContainEqual(
       expect.objectContaining({ port: 'metrics', path: '/metrics' }),
     );
-    for (const e of monitor.spec.endpoints) expect(metrics.spec.ports.map((p) => p.name)).toContain(e.port);
+    for (const e of monitor.spec.endpoints) {
+      for (const s of selected) expect(s.spec.ports.map((p) => p.name)).toContain(e.port);
+    }
   });
 
   it('keeps one controller and one API pod through voluntary disruptions', () => {
@@ -288,9 +303,16 @@ describe('network policies', () => {
     });
   });
 
-  it('lets clients reach the API port; the API and the Job reach only Postgres and DNS', () => {
+  it('lets clients reach the API port, monitoring its metrics port; the API and the Job reach only Postgres and DNS', () => {
     const ingress = forPod(apiPod.metadata.labels).flatMap((p) => p.spec.ingress ?? []);
-    expect(ingress.flatMap((i) => i.ports ?? [])).toContainEqual(port(8080));
+    expect(ingress).toContainEqual({ ports: [port(8080)] });
+    // The metrics port only from the monitoring namespace: never open to whoever reaches the API.
+    expect(ingress.filter((i) => (i.ports ?? []).some((p) => p.port === 9090))).toEqual([
+      {
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+        ports: [port(9090)],
+      },
+    ]);
     for (const labels of [apiPod.metadata.labels, migration.spec.template.metadata.labels]) {
       expect(new Set(egressPorts(labels).map((p) => p.port))).toEqual(new Set([53, 5432]));
     }

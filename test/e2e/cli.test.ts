@@ -133,11 +133,14 @@ describe('molecule-operator', () => {
     expect(second.stdout).toContain('up to date');
 
     const port = await freePort();
+    let metricsPort = await freePort();
+    while (metricsPort === port) metricsPort = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const api = start(['api'], {
       ...dbEnv,
       CP_ADMIN_API_TOKEN: TOKEN,
       PORT: String(port),
+      METRICS_PORT: String(metricsPort),
       LOG_LEVEL: 'info',
     });
     const deadline = Date.now() + 60_000;
@@ -176,6 +179,11 @@ describe('molecule-operator', () => {
     });
     expect((await fetch(`${base}/cp/orgs/e2e-org`)).status).toBe(401);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    // Metrics on METRICS_PORT only, for monitoring; API clients on PORT do not get them.
+    expect((await fetch(`${base}/metrics`, { headers })).status).toBe(404);
+    const scrape = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(scrape.status).toBe(200);
+    expect(await scrape.text()).toMatch(/^molecule_desired_objects\{kind="org",state="total"\} 1$/m);
 
     api.child.kill('SIGTERM');
     const exit = await api.exited;

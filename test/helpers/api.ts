@@ -32,10 +32,13 @@ export interface TestApi {
 }
 
 /**
- * A real API server on an ephemeral port over the given database, logging into memory. Every
- * test client is 127.0.0.1, so the rate limits are lifted unless `env` sets them.
+ * A real API server on an ephemeral port over the given database, logging into memory;
+ * `env` adds configuration to the test token.
  */
-export async function startApi(database: Database, env: Record<string, string> = {}): Promise<TestApi> {
+export async function startApi(
+  database: Database,
+  env: Record<string, string | undefined> = {},
+): Promise<TestApi> {
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -44,12 +47,7 @@ export async function startApi(database: Database, env: Record<string, string> =
     },
   });
   const app = await buildApiServer({
-    config: loadConfig({
-      CP_ADMIN_API_TOKEN: TEST_TOKEN,
-      API_RATE_LIMIT: '1000000',
-      API_AUTH_FAILURE_LIMIT: '10000',
-      ...env,
-    }),
+    config: loadConfig({ CP_ADMIN_API_TOKEN: TEST_TOKEN, ...env }),
     database,
     metrics: createMetrics({ defaults: false }),
     logger: createLogger({ level: 'info' }, sink),

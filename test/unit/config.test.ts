@@ -200,3 +200,78 @@ describe('loadConfig: lease timings', () => {
     ]);
   });
 });
+
+describe('loadConfig: the HTTP API', () => {
+  it('defaults to budgets the demo and the benchmarks stay under, no trusted proxy, no extra reserved slugs', () => {
+    expect(loadConfig({})).toMatchObject({
+      API_RATE_LIMIT: 6000,
+      API_RATE_LIMIT_WINDOW: 60_000,
+      API_AUTH_FAILURE_LIMIT: 20,
+      API_AUTH_FAILURE_WINDOW: 60_000,
+      API_TRUST_PROXY: false,
+      RESERVED_SLUGS: [],
+    });
+  });
+
+  it.each([
+    {
+      reason: 'limits off',
+      given: { API_RATE_LIMIT: '0', API_AUTH_FAILURE_LIMIT: '0' },
+      want: { API_RATE_LIMIT: 0, API_AUTH_FAILURE_LIMIT: 0 },
+    },
+    {
+      reason: 'windows with units',
+      given: { API_RATE_LIMIT_WINDOW: '10s', API_AUTH_FAILURE_WINDOW: '15m' },
+      want: { API_RATE_LIMIT_WINDOW: 10_000, API_AUTH_FAILURE_WINDOW: 900_000 },
+    },
+    { reason: 'trust any proxy', given: { API_TRUST_PROXY: 'true' }, want: { API_TRUST_PROXY: true } },
+    {
+      reason: 'trust no proxy, said so',
+      given: { API_TRUST_PROXY: 'false' },
+      want: { API_TRUST_PROXY: false },
+    },
+    {
+      reason: 'trusted proxies by address and CIDR, IPv4 and IPv6',
+      given: { API_TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,fd00::/8' },
+      want: { API_TRUST_PROXY: ['10.0.0.0/8', '192.168.1.7', 'fd00::/8'] },
+    },
+    {
+      reason: 'reserved slugs, trimmed, lowercased, once each',
+      given: { RESERVED_SLUGS: ' Billing ,partners,,billing' },
+      want: { RESERVED_SLUGS: ['billing', 'partners'] },
+    },
+  ])('accepts $reason', ({ given, want }) => {
+    expect(loadConfig(given)).toMatchObject(want);
+  });
+
+  it.each([
+    { variable: 'API_RATE_LIMIT', value: 'lots' },
+    { variable: 'API_RATE_LIMIT', value: '-1' },
+    { variable: 'API_RATE_LIMIT_WINDOW', value: '0s' },
+    { variable: 'API_AUTH_FAILURE_LIMIT', value: '2.5' },
+    { variable: 'API_AUTH_FAILURE_WINDOW', value: 'a while' },
+    { variable: 'API_TRUST_PROXY', value: 'ingress.local' },
+    { variable: 'API_TRUST_PROXY', value: '10.0.0.0/33' },
+    { variable: 'API_TRUST_PROXY', value: '2' },
+    { variable: 'RESERVED_SLUGS', value: 'ok,not_a_label' },
+  ])('rejects $variable=$value naming the variable', ({ variable, value }) => {
+    const err = configError({ [variable]: value });
+    expect(err.problems.map((p) => p.variable)).toEqual([variable]);
+  });
+
+  it('names the entries it cannot use, together with every other problem', () => {
+    const err = configError({
+      API_TRUST_PROXY: '10.0.0.1, proxy.internal',
+      RESERVED_SLUGS: 'fine,-bad-',
+      API_RATE_LIMIT: 'many',
+    });
+    expect(err.problems).toEqual(
+      expect.arrayContaining([
+        { variable: 'API_TRUST_PROXY', message: expect.stringContaining('proxy.internal') },
+        { variable: 'RESERVED_SLUGS', message: expect.stringContaining('-bad-') },
+        { variable: 'API_RATE_LIMIT', message: expect.any(String) },
+      ]),
+    );
+    expect(err.message).toMatch(/3 problems/);
+  });
+});

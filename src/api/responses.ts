@@ -1,0 +1,172 @@
+import { z } from 'zod';
+
+/**
+ * What the API answers, as zod schemas: the OpenAPI description is generated from them and
+ * the presenters' return types (present.ts) are inferred from them, so the two cannot drift.
+ * They document; responses are not validated at runtime. A schema with an `id` becomes a named
+ * component (`#/components/schemas/<id>`) that operations refer to.
+ */
+
+const timestamp = z.iso.datetime();
+const powerState = z.enum(['running', 'stopped']);
+
+export const ConditionView = z
+  .object({
+    controller: z.string(),
+    ready: z.boolean(),
+    reason: z.string().meta({ description: 'CamelCase reason, e.g. WaitingForSecret' }),
+    message: z.string(),
+    observedGeneration: z.int(),
+    lastReconciledAt: timestamp.nullable(),
+  })
+  .meta({ id: 'Condition', description: "One controller's view of an owner" });
+
+export const StatusView = z
+  .object({
+    ready: z.boolean(),
+    reason: z
+      .string()
+      .meta({ description: 'Ready, Pending, Deleting, or the reason of the first condition not ready' }),
+    conditions: z.array(ConditionView).meta({ description: 'One per controller, in dependency order' }),
+    resources: z.record(z.string(), z.record(z.string(), z.string())).meta({
+      description: 'External ids each controller recorded (tunnel id, instance id, …), by controller',
+    }),
+  })
+  .meta({ id: 'Status', description: 'Overall readiness and the per-controller conditions' });
+
+export const WorkspaceView = z
+  .object({
+    id: z.uuid(),
+    orgId: z.uuid(),
+    name: z.string(),
+    runtime: z.string(),
+    tier: z
+      .int()
+      .meta({ description: 'As requested (1–10); provisioning clamps it to the tiers that exist' }),
+    powerState,
+    generation: z.int(),
+    deletionRequestedAt: timestamp.nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+    status: StatusView,
+  })
+  .meta({ id: 'Workspace', description: 'A workspace' });
+
+export const OrgView = z
+  .object({
+    id: z.uuid(),
+    slug: z.string(),
+    name: z.string(),
+    isCanary: z.boolean(),
+    target: z
+      .enum(['primary', 'canary'])
+      .meta({ description: 'Where its AWS resources live; decided when the org is created' }),
+    powerState,
+    generation: z.int(),
+    deletionRequestedAt: timestamp.nullable(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+    status: StatusView,
+    workspaces: z.array(WorkspaceView),
+  })
+  .meta({ id: 'Org', description: 'An org (tenant) with its live workspaces' });
+
+export const OrgPage = z
+  .object({
+    items: z.array(OrgView),
+    nextCursor: z
+      .string()
+      .nullable()
+      .meta({ description: 'Pass as ?cursor= for the next page; null on the last' }),
+  })
+  .meta({ id: 'OrgPage', description: 'A page of orgs, oldest first' });
+
+const kindCounts = z.record(z.string(), z.int());
+
+export const Stats = z
+  .object({
+    orgs: z.int(),
+    workspaces: z.int(),
+    ready: z.object({ orgs: z.int(), workspaces: z.int() }),
+    deleting: z.object({ orgs: z.int(), workspaces: z.int() }),
+    orphans: kindCounts.meta({
+      description: 'Open orphans by resource kind (every kind present, 0 when none)',
+    }),
+  })
+  .meta({ id: 'Stats', description: 'Fleet counts' });
+
+export const OrphanView = z
+  .object({
+    id: z.int(),
+    kind: z.string(),
+    externalId: z.string(),
+    env: z.string(),
+    ownerKind: z.string().nullable(),
+    ownerId: z.string().nullable(),
+    reason: z.string(),
+    details: z.record(z.string(), z.unknown()),
+    firstSeen: timestamp,
+    lastSeen: timestamp,
+    resolvedAt: timestamp.nullable(),
+    deletedAt: timestamp.nullable(),
+  })
+  .meta({ id: 'Orphan', description: 'An orphan ledger entry' });
+
+export const OrphanPage = z
+  .object({ items: z.array(OrphanView), nextCursor: z.string().nullable() })
+  .meta({ id: 'OrphanPage', description: 'A page of the orphan ledger' });
+
+export const Health = z.object({ status: z.literal('ok') }).meta({ description: 'The process is alive' });
+
+export const Readiness = z
+  .object({
+    status: z.enum(['ok', 'unavailable']),
+    checks: z.object({ database: z.enum(['ok', 'unreachable']) }),
+  })
+  .meta({ description: 'Whether the database answers' });
+
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string().meta({ description: 'Stable, CamelCase: ValidationFailed, SlugTaken, …' }),
+      message: z.string(),
+      details: z
+        .array(
+          z.object({
+            path: z
+              .string()
+              .meta({ description: 'body.slug, query.limit, params.id; body for the body as a whole' }),
+            message: z.string(),
+          }),
+        )
+        .optional()
+        .meta({ description: 'Every problem of the request (ValidationFailed)' }),
+    }),
+  })
+  .meta({ id: 'Error', description: 'Error: a stable code, a message for people, field errors' });
+
+/** Named components: every schema above with an `id`, by id. */
+export const COMPONENTS: Record<string, z.ZodType> = Object.fromEntries(
+  [ConditionView, StatusView, WorkspaceView, OrgView, OrgPage, Stats, OrphanView, OrphanPage, ErrorBody].map(
+    (s) => [z.globalRegistry.get(s)!.id!, s],
+  ),
+);
+
+const errorDescriptions = new WeakMap<z.ZodType, string>();
+
+/** The description of an error response made by {@link errors}, or undefined. */
+export const errorDescription = (schema: z.ZodType) => errorDescriptions.get(schema);
+
+/**
+ * Response entries for the errors a route can answer, each described for the reader; all of
+ * them have the {@link ErrorBody} shape.
+ */
+export function errors(...entries: [status: number, description: string][]) {
+  return Object.fromEntries(
+    entries.map(([status, description]) => {
+      const schema = ErrorBody.meta({ description });
+      errorDescriptions.set(schema, description);
+      return [status, schema];
+    }),
+  ) as Record<number, typeof ErrorBody>;
+}
