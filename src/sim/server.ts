@@ -27,6 +27,7 @@ import {
 import { Rng } from './rng.js';
 import { prepareSecrets } from './secrets.js';
 import { SEED, type SeedInfo } from './seed.js';
+import { commandsOn, prepareSsm } from './ssm.js';
 import {
   defaultNetwork,
   isDefaultPartition,
@@ -79,7 +80,11 @@ export interface CallRecord {
   region?: string;
 }
 
-export type InstanceDump = SerializedState['instances'][number] & { userDataDecoded?: string };
+export type InstanceDump = SerializedState['instances'][number] & {
+  userDataDecoded?: string;
+  /** The SSM Run Commands sent to it, oldest first (absent when none). */
+  commands?: ReturnType<typeof commandsOn>;
+};
 
 export interface SimStateDump extends Omit<SerializedState, 'instances'> {
   /** Simulated now (ms). */
@@ -217,8 +222,9 @@ function credentialError(service: string, e: CredentialError, requestId: string)
       ),
       requestId,
     );
+  // NOTE: the JSON services answer both with 400 (STS and IAM, Query services, with 403).
   return jsonError(
-    new AwsError(expired ? 'ExpiredTokenException' : 'UnrecognizedClientException', e.message, 403),
+    new AwsError(expired ? 'ExpiredTokenException' : 'UnrecognizedClientException', e.message, 400),
     requestId,
   );
 }
@@ -265,6 +271,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     rng: new Rng(seed),
     durations: profile === 'realistic' ? DURATIONS.realistic : DURATIONS.fast,
     faults: () => faults,
+    chance: () => faultRng.next(),
+    states: () => partitions.values(),
   };
 
   if (opts.stateFile && existsSync(opts.stateFile)) {
@@ -357,6 +365,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       const op = target.slice(target.indexOf('.') + 1);
       if (service === 'secretsmanager') prepared = prepareSecrets(scoped, req, op);
       else if (service === 'ResourceGroupsTaggingAPI_20170126') prepared = prepareTagging(scoped, req, op);
+      else if (service === 'AmazonSSM') prepared = prepareSsm(scoped, req, op);
       else
         return jsonError(
           new AwsError('UnknownOperationException', `Unknown target ${target}`),
@@ -561,6 +570,9 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
             ...i,
             ...(i.userData !== undefined
               ? { userDataDecoded: Buffer.from(i.userData, 'base64').toString('utf8') }
+              : {}),
+            ...(p.commandsByInstance.has(i.id)
+              ? { commands: commandsOn(p.commandsByInstance.get(i.id), i.id, now) }
               : {}),
           })),
         };
