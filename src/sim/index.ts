@@ -85,7 +85,7 @@
  */
 
 export { runSimCommand, type SimCommandIo } from './command.js';
-export type { FaultSettings } from './faults.js';
+export { type FaultSettings, NO_FIDELITY, STRICT_FIDELITY } from './faults.js';
 export type { BucketSpec } from './limits.js';
 export {
   CLOUDFLARE_BUCKET,
@@ -98,6 +98,7 @@ export { SEED, type SeedInfo } from './seed.js';
 export {
   type CallCount,
   type CallRecord,
+  type InstanceCredentials,
   type InstanceDump,
   type NetworkInfo,
   type SimOptions,

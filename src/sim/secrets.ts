@@ -15,6 +15,7 @@ import {
   tagList,
 } from './awsjson.js';
 import { type BucketSpec, SECRETS_MANAGER_BUCKETS } from './limits.js';
+import { accessDenied, evaluate, isPublic, parsePolicy } from './policy.js';
 import { AwsError, type Prepared, type SimContext, type SimRequest } from './protocol.js';
 import { fnv } from './query.js';
 import { type Secret, type SecretVersion, secretPurged } from './state.js';
@@ -34,9 +35,12 @@ const HANDLERS: Record<string, Handler> = {
   TagResource: tagResource,
   UntagResource: untagResource,
   UpdateSecret: updateSecret,
+  PutResourcePolicy: putResourcePolicy,
+  GetResourcePolicy: getResourcePolicy,
+  DeleteResourcePolicy: deleteResourcePolicy,
 };
 
-const READS = new Set(['GetSecretValue', 'DescribeSecret', 'ListSecrets']);
+const READS = new Set(['GetSecretValue', 'DescribeSecret', 'ListSecrets', 'GetResourcePolicy']);
 
 function bucketFor(op: string): { key: string; spec: BucketSpec } {
   if (op === 'GetSecretValue' || op === 'DescribeSecret') {
@@ -68,6 +72,7 @@ export function prepareSecrets(ctx: SimContext, req: SimRequest, op: string): Pr
       try {
         if (!handler) throw new AwsError('UnknownOperationException', `Unknown operation ${op}`);
         if (parseError) throw parseError;
+        if (ctx.caller.sourceInstanceArn !== undefined) authorize(ctx, op, body);
         return jsonResponse(200, handler(ctx, body, req), req.requestId);
       } catch (e) {
         if (e instanceof AwsError) return jsonError(e, req.requestId);
@@ -84,6 +89,26 @@ export function prepareSecrets(ctx: SimContext, req: SimRequest, op: string): Pr
         req.requestId,
       ),
   };
+}
+
+// --- authorization ----------------------------------------------------------------
+
+/**
+ * NOTE: only an instance's credentials (its instance profile's role) are checked, against the
+ * secret's resource policy: the role has no Secrets Manager permission of its own (DESIGN §12),
+ * so calls that name no secret, and secrets that do not exist, are denied too. Every other
+ * caller acts as its account's administrator.
+ */
+function authorize(ctx: SimContext, op: string, b: JsonBody): void {
+  const principal = ctx.caller;
+  const action = `secretsmanager:${op}`;
+  const id = typeof b.SecretId === 'string' ? b.SecretId : undefined;
+  const s = id === undefined ? undefined : findSecret(ctx, id, ctx.clock.now());
+  if (!s) throw accessDenied({ action, resource: id ?? '*', principal }, 'noIdentityPolicy');
+  const request = { action, resource: s.id, principal };
+  const decision =
+    s.resourcePolicy === undefined ? 'implicitDeny' : evaluate(parsePolicy(s.resourcePolicy), request);
+  if (decision !== 'allow') throw accessDenied(request, decision);
 }
 
 // --- helpers ------------------------------------------------------------------
@@ -520,4 +545,37 @@ function untagResource(ctx: SimContext, b: JsonBody): unknown {
   requireLive(s);
   for (const k of (optArray(b, 'TagKeys') ?? []).map(String)) ctx.state.deleteTag(s, k);
   return {};
+}
+
+// --- resource policies -------------------------------------------------------------
+
+function putResourcePolicy(ctx: SimContext, b: JsonBody): unknown {
+  const s = requireSecret(ctx, b, ctx.clock.now());
+  requireLive(s);
+  const text = reqString(b, 'ResourcePolicy');
+  checkLength('resourcePolicy', text, 1, 20_480);
+  const statements = parsePolicy(text);
+  // NOTE: BlockPublicPolicy defaults to false, as in the API; a public policy is an Allow for
+  // Principal "*" with no condition.
+  if ((optBool(b, 'BlockPublicPolicy') ?? false) && isPublic(statements))
+    throw new AwsError(
+      'PublicPolicyException',
+      'The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.',
+    );
+  s.resourcePolicy = text;
+  s.lastChangedAt = ctx.clock.now();
+  return { ARN: s.id, Name: s.name };
+}
+
+function getResourcePolicy(ctx: SimContext, b: JsonBody): unknown {
+  const s = requireSecret(ctx, b, ctx.clock.now());
+  return dropUndefined({ ARN: s.id, Name: s.name, ResourcePolicy: s.resourcePolicy });
+}
+
+function deleteResourcePolicy(ctx: SimContext, b: JsonBody): unknown {
+  const s = requireSecret(ctx, b, ctx.clock.now());
+  requireLive(s);
+  s.resourcePolicy = undefined;
+  s.lastChangedAt = ctx.clock.now();
+  return { ARN: s.id, Name: s.name };
 }

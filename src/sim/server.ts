@@ -6,6 +6,7 @@ import { jsonError } from './awsjson.js';
 import { SimClock } from './clock.js';
 import { cfErrorResponse, prepareCloudflare } from './cloudflare.js';
 import { ec2Error, prepareEc2 } from './ec2.js';
+import { instanceArn } from './ec2-render.js';
 import {
   effectiveFaults,
   FAST_FAULTS,
@@ -24,12 +25,14 @@ import {
   type SimRequest,
   type SimResponse,
 } from './protocol.js';
+import { fnv } from './query.js';
 import { Rng } from './rng.js';
 import { prepareSecrets } from './secrets.js';
 import { SEED, type SeedInfo } from './seed.js';
 import { commandsOn, prepareSsm } from './ssm.js';
 import {
   defaultNetwork,
+  type Instance,
   isDefaultPartition,
   type Partition,
   partitionKey,
@@ -132,7 +135,37 @@ export interface Simulator {
   advance(ms: number): void;
   /** Simulated now (ms). */
   now(): number;
+  /**
+   * What the instance's metadata service would hand out: temporary credentials of its instance
+   * profile's role, whose requests carry the instance's ARN as `ec2:SourceInstanceARN`. Throws
+   * for an unknown instance, one that is not running, or one without an instance profile.
+   */
+  instanceCredentials(instanceId: string): InstanceCredentials;
   close(): Promise<void>;
+}
+
+/** The metadata service's `iam/security-credentials/<role>` document, plus whose they are. */
+export interface InstanceCredentials {
+  Code: 'Success';
+  Type: 'AWS-HMAC';
+  LastUpdated: string;
+  AccessKeyId: string;
+  SecretAccessKey: string;
+  Token: string;
+  Expiration: string;
+  RoleArn: string;
+  InstanceArn: string;
+  InstanceProfileArn: string;
+}
+
+/** Why /_sim/instance-credentials refused, with the status the admin route answers. */
+class InstanceCredentialsRefused extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 const LOG_CAPACITY = 50_000;
@@ -455,6 +488,15 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
           sim.network(query.get('account') ?? SEED.accountId, query.get('region') ?? SEED.region),
         );
       }
+      const creds = /^\/_sim\/instance-credentials\/([^/]+)$/.exec(path);
+      if (method === 'GET' && creds) {
+        try {
+          return jsonAdmin(200, sim.instanceCredentials(decodeURIComponent(creds[1]!)));
+        } catch (e) {
+          if (!(e instanceof InstanceCredentialsRefused)) throw e;
+          return jsonAdmin(e.status, { error: e.message });
+        }
+      }
       if (method === 'POST' && path === '/_sim/reset') {
         sim.reset();
         return jsonAdmin(200, { ok: true });
@@ -595,6 +637,50 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       sweep();
     },
     now: () => clock.now(),
+    instanceCredentials(instanceId: string): InstanceCredentials {
+      const now = clock.now();
+      let found: Instance | undefined;
+      for (const p of partitions.values()) found ??= p.instances.get(instanceId);
+      if (!found) throw new InstanceCredentialsRefused(404, `no instance ${instanceId}`);
+      settle(found, now);
+      if (found.state !== 'running')
+        throw new InstanceCredentialsRefused(409, `instance ${instanceId} is ${found.state}, not running`);
+      const profile = found.iamInstanceProfile?.arn;
+      const m = profile === undefined ? null : /^arn:aws:iam::(\d{12}):instance-profile\/(.+)$/.exec(profile);
+      if (!profile || !m)
+        throw new InstanceCredentialsRefused(404, `instance ${instanceId} has no instance profile`);
+      // NOTE: a profile's role is the role of the same path and name in the profile's account,
+      // as the console creates them.
+      const roleArn = `arn:aws:iam::${m[1]}:role/${m[2]}`;
+      const roleName = m[2]!.slice(m[2]!.lastIndexOf('/') + 1);
+      const account = found.ownerId ?? SEED.accountId;
+      const roleId = `AROA${fnv(roleArn).toUpperCase()}${fnv(`${roleArn}/id`).toUpperCase().slice(0, 9)}`;
+      const issued = identities.issue(
+        {
+          account,
+          arn: `arn:aws:sts::${account}:assumed-role/${roleName}/${instanceId}`,
+          userId: `${roleId}:${instanceId}`,
+          roleArn,
+          sourceInstanceArn: instanceArn(found),
+        },
+        now,
+        DURATIONS.instanceCredentialsMs,
+        ctx.rng,
+      );
+      markDirty();
+      return {
+        Code: 'Success',
+        Type: 'AWS-HMAC',
+        LastUpdated: new Date(now).toISOString(),
+        AccessKeyId: issued.accessKeyId,
+        SecretAccessKey: issued.secretAccessKey,
+        Token: issued.sessionToken,
+        Expiration: new Date(issued.expiresAt).toISOString(),
+        RoleArn: roleArn,
+        InstanceArn: instanceArn(found),
+        InstanceProfileArn: profile,
+      };
+    },
     async close() {
       if (closed) return;
       closed = true;

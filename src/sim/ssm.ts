@@ -176,7 +176,7 @@ function sendCommand(ctx: SimContext, b: JsonBody): unknown {
     if (i) settle(i, now);
     // NOTE: only a running instance has an agent to take the command; any other state, or
     // an instance of another account or region, is InvalidInstanceId.
-    if (!i || i.state !== 'running') throw invalidInstance();
+    if (i?.state !== 'running') throw invalidInstance();
   }
   const comment = optString(b, 'Comment') ?? '';
   checkLength('comment', comment, 0, 100);
@@ -418,7 +418,7 @@ function getCommandInvocation(ctx: SimContext, b: JsonBody): unknown {
     throw new AwsError('InvalidPluginName', `The plugin name ${plugin} is not valid.`);
   const c = ctx.state.commands.get(commandId);
   // NOTE: right after SendCommand the invocation does not exist yet, as on AWS.
-  if (!c || !c.instanceIds.includes(instanceId) || now < c.visibleAt)
+  if (!c?.instanceIds.includes(instanceId) || now < c.visibleAt)
     throw new AwsError('InvocationDoesNotExist', '');
   const status = invocationStatus(c, instanceId, now);
   const out = output(c, instanceId, now);
