@@ -28,7 +28,7 @@ import {
 import { fnv } from './query.js';
 import { Rng } from './rng.js';
 import { prepareSecrets } from './secrets.js';
-import { SEED, type SeedInfo } from './seed.js';
+import { SEED, SEED_DEFAULT_GROUP_ID, type SeedInfo } from './seed.js';
 import { commandsOn, prepareSsm } from './ssm.js';
 import {
   defaultNetwork,
@@ -578,7 +578,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
           vpcId: SEED.vpcId,
           vpcCidr: SEED.vpcCidr,
           subnetId: SEED.subnetId,
-          defaultSecurityGroupId: SEED.eicSecurityGroupId,
+          defaultSecurityGroupId: SEED_DEFAULT_GROUP_ID,
         };
       }
       const net = defaultNetwork(part);

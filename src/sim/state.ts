@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { DURATIONS } from './limits.js';
 import {
   SEED,
+  SEED_DEFAULT_GROUP_ID,
   SEED_DHCP_OPTIONS_ID,
   SEED_EIC_ENI_ID,
   SEED_EIC_GROUP_NAME,
@@ -377,6 +378,29 @@ export class SimState {
       createdAt: 0,
       eniId: SEED_EIC_ENI_ID,
       tags: new Map([['Name', 'eic-endpoint']]),
+      everTagged: false,
+    });
+    this.addSecurityGroup({
+      seq: 0,
+      id: SEED_DEFAULT_GROUP_ID,
+      name: 'default',
+      description: 'default VPC security group',
+      vpcId: SEED.vpcId,
+      region: SEED.region,
+      ownerId: SEED.accountId,
+      rules: [
+        {
+          id: 'sgr-0defa0170defa017d',
+          egress: true,
+          protocol: '-1',
+          cidrIpv4: '0.0.0.0/0',
+          tags: new Map(),
+        },
+      ],
+      createdAt: 0,
+      // NOTE: a VPC's default group cannot be deleted; holding an ENI stands for that here.
+      eniId: 'eni-0defa0170defa017d',
+      tags: new Map(),
       everTagged: false,
     });
   }
