@@ -13,7 +13,12 @@ export function hiddenByConsistency(ctx: SimContext, createdAt: number, now: num
  * Write-call consistency (fault setting `writeConsistencyMs`): an object created moments ago,
  * or an instance terminated moments ago, is not yet (or no longer) found by calls that change it.
  */
-export function hiddenFromWrites(ctx: SimContext, now: number, createdAt: number, terminatedAt?: number): boolean {
+export function hiddenFromWrites(
+  ctx: SimContext,
+  now: number,
+  createdAt: number,
+  terminatedAt?: number,
+): boolean {
   const window = ctx.faults().writeConsistencyMs ?? 0;
   return (
     window > 0 && (now - createdAt < window || (terminatedAt !== undefined && now - terminatedAt < window))

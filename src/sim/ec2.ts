@@ -651,7 +651,8 @@ function taggableById(ctx: SimContext, id: string, now: number): Taggable {
   }
   if (id.startsWith('sg-')) {
     const sg = state.liveGroup(id);
-    if (!sg || hiddenFromWrites(ctx, now, sg.createdAt)) throw new AwsError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
+    if (!sg || hiddenFromWrites(ctx, now, sg.createdAt))
+      throw new AwsError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
     return sg;
   }
   if (id.startsWith('vol-')) {

@@ -35,6 +35,8 @@ export interface Prepared {
   /** What the call was about (group name, secret name, tunnel name, ...), for the call log. */
   target?: string;
   bucket?: { key: string; spec: BucketSpec };
+  /** Whose rate limit the call counts against (Cloudflare: the API token). */
+  limitKey?: string;
   /** For AWS calls: the caller's account and the region signed for (the call log records them). */
   account?: string;
   region?: string;

@@ -207,7 +207,9 @@ function day(ms: number): number {
 function summary(
   s: Secret,
   versionsKey: 'VersionIdsToStages' | 'SecretVersionsToStages',
+  asOf = Number.POSITIVE_INFINITY,
 ): Record<string, unknown> {
+  const deletedAt = s.deletedAt !== undefined && s.deletedAt <= asOf ? s.deletedAt : undefined;
   return dropUndefined({
     ARN: s.id,
     Name: s.name,
@@ -215,7 +217,7 @@ function summary(
     KmsKeyId: s.kmsKeyId,
     LastChangedDate: epochSeconds(s.lastChangedAt),
     LastAccessedDate: s.lastAccessedAt === undefined ? undefined : epochSeconds(day(s.lastAccessedAt)),
-    DeletedDate: s.deletedAt === undefined ? undefined : epochSeconds(s.deletedAt),
+    DeletedDate: deletedAt === undefined ? undefined : epochSeconds(deletedAt),
     Tags: [...s.tags].map(([Key, Value]) => ({ Key, Value })),
     [versionsKey]: versionsToStages(s),
     CreatedDate: epochSeconds(s.createdAt),
@@ -245,6 +247,13 @@ function createSecret(ctx: SimContext, b: JsonBody, req: SimRequest): unknown {
   checkTags(tags);
 
   const existing = state.secretNamed(name, now);
+  // NOTE: a force-deleted name is freed asynchronously (fault setting `secretNameReuseMs`).
+  if (!existing && now < (state.blockedSecretNames.get(name) ?? 0)) {
+    throw new AwsError(
+      'InvalidRequestException',
+      "You can't create this secret because a secret with this name is already scheduled for deletion.",
+    );
+  }
   if (existing) {
     if (existing.deletedAt !== undefined) {
       throw new AwsError(
@@ -458,20 +467,24 @@ function listSecrets(ctx: SimContext, b: JsonBody): unknown {
     }
     fromSeq = Number(seq);
   }
+  // NOTE: ListSecrets is eventually consistent (fault setting `listSecretsLagMs`): it shows the
+  // secrets as they were that long ago; values and tags are current.
+  const asOf = now - (ctx.faults().listSecretsLagMs ?? 0);
+  const cut = ctx.faults().shortPages ? Math.floor(ctx.chance() * (max + 1)) : max;
   const page: Secret[] = [];
   let next: number | undefined;
   for (const s of ctx.state.secrets.scan(fromSeq, descending)) {
-    if (secretPurged(s, now)) continue;
-    if (s.deletedAt !== undefined && !includePlanned) continue;
+    if (s.createdAt > asOf || secretPurged(s, asOf)) continue;
+    if (s.deletedAt !== undefined && s.deletedAt <= asOf && !includePlanned) continue;
     if (!filter(s)) continue;
-    if (page.length >= max) {
+    if (page.length >= cut) {
       next = s.seq;
       break;
     }
     page.push(s);
   }
   return dropUndefined({
-    SecretList: page.map((s) => summary(s, 'SecretVersionsToStages')),
+    SecretList: page.map((s) => summary(s, 'SecretVersionsToStages', asOf)),
     NextToken: next === undefined ? undefined : Buffer.from(`${next}.${fingerprint}`).toString('base64url'),
   });
 }
@@ -506,9 +519,18 @@ function deleteSecret(ctx: SimContext, b: JsonBody): unknown {
     throw new AwsError('ResourceNotFoundException', NOT_FOUND);
   }
   if (force) {
+    if (s.deletedAt !== undefined && ctx.faults().refuseForceDeleteOfScheduled) {
+      // NOTE: reported of AWS (restore first, then force delete); the reference says allowed.
+      throw new AwsError(
+        'InvalidRequestException',
+        "You tried to perform the operation on a secret that's currently marked deleted.",
+      );
+    }
     s.deletedAt ??= now;
     s.deletionDate = now;
     if (state.secretByName.get(s.name) === s) state.secretByName.delete(s.name);
+    const block = ctx.faults().secretNameReuseMs ?? 0;
+    if (block > 0) state.blockedSecretNames.set(s.name, now + block);
     return { ARN: s.id, Name: s.name, DeletionDate: epochSeconds(now) };
   }
   if (s.deletedAt !== undefined) {

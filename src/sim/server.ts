@@ -4,7 +4,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { jsonError } from './awsjson.js';
 import { SimClock } from './clock.js';
-import { cfErrorResponse, prepareCloudflare } from './cloudflare.js';
+import { cfErrorResponse, cfRateLimited, prepareCloudflare } from './cloudflare.js';
 import { ec2Error, prepareEc2 } from './ec2.js';
 import { instanceArn } from './ec2-render.js';
 import {
@@ -16,7 +16,7 @@ import {
   TokenBuckets,
 } from './faults.js';
 import { CredentialError, Identities, type IssuedCredentials } from './iam.js';
-import { CLOUDFLARE_BUCKET, DURATIONS } from './limits.js';
+import { CLOUDFLARE_BUCKET, CLOUDFLARE_WINDOW, DURATIONS } from './limits.js';
 import {
   AwsError,
   CfError,
@@ -291,6 +291,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   };
   const identities = new Identities();
   const buckets = new TokenBuckets();
+  /** Cloudflare's fixed windows per token: when each began and how many calls it took. */
+  const cfWindows = new Map<string, { start: number; count: number }>();
   const log = new CallLog();
   const faultRng = new Rng(seed ^ 0x5eed);
   // Request ids have their own generator so resource ids depend only on what was created.
@@ -354,7 +356,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   // --- request pipeline -----------------------------------------------------------
   const route = (req: SimRequest): Prepared | SimResponse => {
     // Cloudflare is one account: its objects live in the default state.
-    if (req.path === '/client/v4' || req.path.startsWith('/client/v4/')) return prepareCloudflare(ctx, req);
+    if (req.path === '/client/v4' || req.path.startsWith('/client/v4/')) {
+      const cf = prepareCloudflare(ctx, req);
+      // Cloudflare's limit is per user: the token (or key) the request carries.
+      cf.limitKey = String(req.headers.authorization ?? req.headers['x-auth-key'] ?? 'anonymous');
+      return cf;
+    }
     const target = req.headers['x-amz-target'];
     const isForm = String(req.headers['content-type'] ?? '').includes('x-www-form-urlencoded');
     const query =
@@ -415,7 +422,19 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     if (eff.latencyMs > 0) await new Promise((r) => setTimeout(r, eff.latencyMs));
     const now = clock.now();
     let resp: SimResponse | undefined;
-    if (faults.buckets && p.bucket) {
+    const cfWindow = p.service === 'cloudflare' && faults.cloudflareRateLimit === true;
+    let window: { start: number; count: number } | undefined;
+    if (cfWindow) {
+      const key = p.limitKey ?? 'anonymous';
+      window = cfWindows.get(key);
+      if (!window || now >= window.start + CLOUDFLARE_WINDOW.windowMs) {
+        window = { start: now, count: 0 };
+        cfWindows.set(key, window);
+      }
+      window.count++;
+      if (window.count > CLOUDFLARE_WINDOW.limit)
+        resp = cfRateLimited(clock.toRealMs(window.start + CLOUDFLARE_WINDOW.windowMs - now) / 1000);
+    } else if (faults.buckets && p.bucket) {
       const taken = buckets.take(p.bucket.key, p.bucket.spec, now);
       if (!taken.ok) resp = p.throttled(clock.toRealMs(taken.waitMs));
     }
@@ -431,7 +450,14 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       resp = p.run();
       if (p.mutating && resp.status < 400) markDirty();
     }
-    if (p.service === 'cloudflare' && faults.buckets) {
+    if (window) {
+      const resetSeconds = Math.ceil(
+        clock.toRealMs(window.start + CLOUDFLARE_WINDOW.windowMs - clock.now()) / 1000,
+      );
+      resp.headers.ratelimit = `"default";r=${Math.max(0, CLOUDFLARE_WINDOW.limit - window.count)};t=${Math.max(0, resetSeconds)}`;
+      resp.headers['ratelimit-policy'] =
+        `"burst";q=${CLOUDFLARE_WINDOW.limit};w=${CLOUDFLARE_WINDOW.windowMs / 1000}`;
+    } else if (p.service === 'cloudflare' && faults.buckets) {
       const left = Math.floor(buckets.peek('cloudflare', CLOUDFLARE_BUCKET, clock.now()));
       resp.headers.ratelimit = `"default";r=${left};t=${Math.ceil(clock.toRealMs(((CLOUDFLARE_BUCKET.capacity - left) / CLOUDFLARE_BUCKET.refillPerSecond) * 1000) / 1000)}`;
       resp.headers['ratelimit-policy'] = `"burst";q=${CLOUDFLARE_BUCKET.capacity};w=300`;
@@ -599,6 +625,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       state.reset();
       for (const key of [...partitions.keys()]) if (partitions.get(key) !== state) partitions.delete(key);
       buckets.reset();
+      cfWindows.clear();
       markDirty();
     },
     dump(): SimStateDump {

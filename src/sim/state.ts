@@ -164,6 +164,8 @@ export interface Tunnel {
   config: TunnelConfig;
   /** When its connections were last cleaned up (connections DELETE or `?cascade=true`). */
   connectionsClearedAt?: number;
+  /** Per connector (instance id): when `DELETE …/connections?client_id=` cleaned it up. */
+  connectorsClearedAt?: Record<string, number>;
 }
 
 /** An SSM Run Command (AWS-RunShellScript) and the instances it was sent to. */
