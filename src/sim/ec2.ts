@@ -348,11 +348,15 @@ function runInstances(ctx: SimContext, p: QueryParams, req: SimRequest): string 
   if (httpTokens !== 'optional' && httpTokens !== 'required') {
     throw new AwsError('InvalidParameterValue', `Invalid value '${httpTokens}' for HttpTokens`);
   }
-  const metadataOptions = {
-    httpTokens,
-    httpEndpoint: p.get('MetadataOptions.HttpEndpoint') ?? 'enabled',
-    httpPutResponseHopLimit: p.int('MetadataOptions.HttpPutResponseHopLimit') ?? 1,
-  };
+  const httpEndpoint = p.get('MetadataOptions.HttpEndpoint') ?? 'enabled';
+  if (httpEndpoint !== 'enabled' && httpEndpoint !== 'disabled') {
+    throw new AwsError('InvalidParameterValue', `Invalid value '${httpEndpoint}' for HttpEndpoint`);
+  }
+  const hopLimit = p.int('MetadataOptions.HttpPutResponseHopLimit') ?? 1;
+  if (hopLimit < 1 || hopLimit > 64) {
+    throw new AwsError('InvalidParameterValue', `Invalid value '${hopLimit}' for HttpPutResponseHopLimit`);
+  }
+  const metadataOptions = { httpTokens, httpEndpoint, httpPutResponseHopLimit: hopLimit };
 
   const mappings = p.structs('BlockDeviceMapping').map((m) => {
     const size = m.int('Ebs.VolumeSize');

@@ -26,6 +26,11 @@ export interface FaultSettings {
   operations?: Record<string, Partial<Pick<FaultSettings, 'errorRate' | 'throttleRate' | 'latencyMs'>>>;
   /** Role ARNs STS refuses to let anyone assume (AccessDenied), e.g. a trust policy taken away. */
   deniedRoles?: string[];
+  /**
+   * Trust policies: role ARN → who may assume it (principal ARNs, role ARNs of sessions, or
+   * account ids). A role not listed here trusts the default account's own credentials only.
+   */
+  roleTrust?: Record<string, string[]>;
   /** SSM commands sent to these instances end `Failed` (ResponseCode 1, a stderr text). */
   ssmFailedInstances?: string[];
 
@@ -160,6 +165,16 @@ export function mergeFaults(base: FaultSettings, patch: Partial<FaultSettings>):
     if (!Array.isArray(patch.deniedRoles) || patch.deniedRoles.some((r) => typeof r !== 'string'))
       throw new Error('deniedRoles must be a list of role ARNs');
     next.deniedRoles = [...patch.deniedRoles];
+  }
+  if (patch.roleTrust !== undefined) {
+    const t = patch.roleTrust;
+    if (
+      t === null ||
+      typeof t !== 'object' ||
+      Object.values(t).some((v) => !Array.isArray(v) || v.some((x) => typeof x !== 'string'))
+    )
+      throw new Error('roleTrust must map role ARNs to lists of principals');
+    next.roleTrust = structuredClone(t);
   }
   if (patch.ssmFailedInstances !== undefined) {
     const ids = patch.ssmFailedInstances;

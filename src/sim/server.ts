@@ -168,6 +168,9 @@ class InstanceCredentialsRefused extends Error {
   }
 }
 
+/** Call-log names of the JSON services, whose target prefix differs. */
+const LOG_NAMES: Record<string, string> = { ResourceGroupsTaggingAPI_20170126: 'tagging', AmazonSSM: 'ssm' };
+
 const LOG_CAPACITY = 50_000;
 const SWEEP_EVERY_REAL_MS = 5_000;
 const SAVE_DEBOUNCE_MS = 250;
@@ -388,7 +391,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       const resp = credentialError(service, e, req.requestId);
       log.add({
         at: clock.now(),
-        service,
+        service: LOG_NAMES[service] ?? service,
         operation: operationOf(req, target),
         status: resp.status,
         mutating: false,
