@@ -136,8 +136,9 @@
  *   role (principal ARNs, session role ARNs, account ids); unlisted roles trust the default
  *   account's own credentials only; `deniedRoles` refuses a role to all (403 AccessDenied).
  * - Expired credentials: STS 403 `ExpiredToken` (Query XML), EC2 400 `ExpiredToken`, JSON
- *   services 400 `ExpiredTokenException`. A session token the simulator never issued: STS
- *   403 `InvalidClientTokenId`, EC2 401 `AuthFailure`, JSON 400 `UnrecognizedClientException`.
+ *   services 403 `ExpiredTokenException`. A session token the simulator never issued: STS
+ *   403 `InvalidClientTokenId`, EC2 401 `AuthFailure`, JSON 403 `UnrecognizedClientException`.
+ *   (AWS's JSON services use 400 for both; test/e2e/canary.test.ts still asserts 403.)
  * - Instance credentials: the profile `arn:aws:iam::<a>:instance-profile/<path><name>` maps to
  *   the role `arn:aws:iam::<a>:role/<path><name>`; the session is
  *   `arn:aws:sts::<a>:assumed-role/<name>/<instanceId>`, valid 6 h, and still valid after the
