@@ -311,6 +311,8 @@ function listCommands(ctx: SimContext, b: JsonBody): unknown {
   const fingerprint = fnv(JSON.stringify([b.CommandId ?? null, b.InstanceId ?? null, b.Filters ?? null]));
   const from = readToken(b, fingerprint);
   const all = commandsFor(ctx, b).filter((c) => filter(c, now));
+  if (from !== undefined && !/^\d+$/.test(from))
+    throw new AwsError('InvalidNextToken', 'The specified token is not valid.');
   const start = from === undefined ? 0 : all.findIndex((c) => c.seq <= Number(from));
   const page = start < 0 ? [] : all.slice(start, start + limit);
   const next = start < 0 ? undefined : all[start + limit];
