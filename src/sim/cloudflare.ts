@@ -1,7 +1,7 @@
 import { CLOUDFLARE_BUCKET } from './limits.js';
 import { CfError, type Prepared, type SimContext, type SimRequest, type SimResponse } from './protocol.js';
 import { SEED, SEED_ZONE_CREATED } from './seed.js';
-import { type DnsRecord, dnsKey, settle, type Tunnel } from './state.js';
+import { type DnsRecord, dnsKey, type Instance, settle, type Tunnel } from './state.js';
 import { iso } from './xml.js';
 
 /**
@@ -42,6 +42,17 @@ function ok(result: unknown, resultInfo?: ResultInfo): SimResponse {
     result,
     ...(resultInfo ? { result_info: resultInfo } : {}),
   });
+}
+
+/**
+ * Over Cloudflare's window (fault setting `cloudflareRateLimit`): 429 code 971 with only the
+ * standard `retry-after` (whole seconds to the end of the window), no `retry-after-ms`.
+ */
+export function cfRateLimited(retryAfterSeconds: number): SimResponse {
+  return cfErrorResponse(
+    new CfError(429, { code: 971, message: 'Please wait and consider throttling your request speed' }),
+    { 'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
+  );
 }
 
 export function cfErrorResponse(e: CfError, headers: Record<string, string> = {}): SimResponse {
@@ -180,7 +191,7 @@ function routeFor(ctx: SimContext, req: SimRequest): Route {
           operation: 'DELETE cfd_tunnel/:id',
           mutating: true,
           target: id,
-          run: () => deleteTunnel(ctx, id),
+          run: () => deleteTunnel(ctx, id, req.query.get('cascade') === 'true'),
         };
       }
       if (method === 'PATCH') {
@@ -219,6 +230,14 @@ function routeFor(ctx: SimContext, req: SimRequest): Route {
           run: () => putConfig(ctx, id, body),
         };
       }
+    }
+    if (id !== undefined && sub === 'connections' && is('DELETE', 5)) {
+      return {
+        operation: 'DELETE cfd_tunnel/:id/connections',
+        mutating: true,
+        target: id,
+        run: () => clearConnections(ctx, id, req.query.get('client_id')),
+      };
     }
     if (id !== undefined && sub === 'connections' && is('GET', 5)) {
       return {
@@ -389,19 +408,64 @@ function findTunnel(ctx: SimContext, id: string): Tunnel {
   return t;
 }
 
-/** "Active connections" are running instances tagged `TunnelID=<id>`. */
-function activeInstances(ctx: SimContext, t: Tunnel, now: number) {
-  const out = [];
-  for (const i of ctx.state.instancesByTunnel.get(t.id) ?? []) {
-    settle(i, now);
-    if (i.state === 'running' && i.tags.get('TunnelID') === t.id) out.push(i);
+/** The connectors of a tunnel: instances tagged `TunnelID=<id>` in any account and region. */
+function connectors(ctx: SimContext, t: Tunnel, now: number): Instance[] {
+  const out: Instance[] = [];
+  for (const state of ctx.states()) {
+    for (const i of state.instancesByTunnel.get(t.id) ?? []) {
+      settle(i, now);
+      if (i.tags.get('TunnelID') === t.id) out.push(i);
+    }
   }
   return out;
 }
 
+/**
+ * "Active connections": running connectors, plus (fault setting `tunnelConnectionLingerMs`)
+ * those that stopped less than the linger ago and were not cleaned up since.
+ */
+function connectionsOf(
+  ctx: SimContext,
+  t: Tunnel,
+  now: number,
+): { running: Instance[]; lingering: Instance[] } {
+  const linger = ctx.faults().tunnelConnectionLingerMs ?? 0;
+  const running: Instance[] = [];
+  const lingering: Instance[] = [];
+  if (t.deletedAt !== undefined) return { running, lingering };
+  for (const i of connectors(ctx, t, now)) {
+    if (i.state === 'running') running.push(i);
+    else if (
+      i.stoppedRunningAt !== undefined &&
+      now < i.stoppedRunningAt + linger &&
+      i.stoppedRunningAt > (t.connectionsClearedAt ?? Number.NEGATIVE_INFINITY) &&
+      i.stoppedRunningAt > (t.connectorsClearedAt?.[i.id] ?? Number.NEGATIVE_INFINITY)
+    )
+      lingering.push(i);
+  }
+  return { running, lingering };
+}
+
+/**
+ * NOTE: without `tunnelStatusDetail` a tunnel is `healthy` with connections and `inactive`
+ * without; with it, `degraded` while only lingering connections remain and `down` once the
+ * connectors that had connected are gone.
+ */
 function renderTunnel(ctx: SimContext, t: Tunnel, now: number): Record<string, unknown> {
-  const active = t.deletedAt === undefined ? activeInstances(ctx, t, now) : [];
+  const { running, lingering } = connectionsOf(ctx, t, now);
+  const active = [...running, ...lingering];
   const since = active.length > 0 ? Math.min(...active.map((i) => i.launchTime)) : undefined;
+  const stopped =
+    t.deletedAt === undefined
+      ? connectors(ctx, t, now)
+          .map((i) => i.stoppedRunningAt)
+          .filter((x) => x !== undefined)
+      : [];
+  let status = active.length > 0 ? 'healthy' : 'inactive';
+  if (ctx.faults().tunnelStatusDetail) {
+    if (running.length === 0 && lingering.length > 0) status = 'degraded';
+    else if (active.length === 0 && stopped.length > 0) status = 'down';
+  }
   return {
     id: t.id,
     account_tag: t.accountId,
@@ -410,10 +474,10 @@ function renderTunnel(ctx: SimContext, t: Tunnel, now: number): Record<string, u
     name: t.name,
     connections: [],
     conns_active_at: since === undefined ? null : iso(since),
-    conns_inactive_at: null,
+    conns_inactive_at: active.length === 0 && stopped.length > 0 ? iso(Math.max(...stopped)) : null,
     tun_type: 'cfd_tunnel',
     metadata: {},
-    status: active.length > 0 ? 'healthy' : 'inactive',
+    status,
     remote_config: t.configSrc === 'cloudflare',
     config_src: t.configSrc,
   };
@@ -516,11 +580,14 @@ function getTunnel(ctx: SimContext, id: string): Envelope {
   return { result: renderTunnel(ctx, findTunnel(ctx, id), ctx.clock.now()) };
 }
 
-function deleteTunnel(ctx: SimContext, id: string): Envelope {
+function deleteTunnel(ctx: SimContext, id: string, cascade: boolean): Envelope {
   const now = ctx.clock.now();
   const t = findTunnel(ctx, id);
   if (t.deletedAt === undefined) {
-    if (activeInstances(ctx, t, now).length > 0) {
+    // NOTE: `?cascade=true` drops the tunnel's connections first, running connectors included.
+    if (cascade) t.connectionsClearedAt = now;
+    const { running, lingering } = connectionsOf(ctx, t, now);
+    if (lingering.length > 0 || (running.length > 0 && !cascade)) {
       throw new CfError(400, {
         code: 1022,
         message: 'Cannot delete tunnel because it has active connections',
@@ -616,10 +683,24 @@ function putConfig(ctx: SimContext, id: string, body: Record<string, unknown>): 
   return { result: renderConfig(t) };
 }
 
+/**
+ * NOTE: cleanup removes stale connections (all, or one connector's with `client_id`); a running
+ * connector reconnects at once, so its connections stay.
+ */
+function clearConnections(ctx: SimContext, id: string, clientId: string | null): Envelope {
+  const t = findTunnel(ctx, id);
+  if (t.deletedAt !== undefined) throw tunnelNotFound();
+  const now = ctx.clock.now();
+  if (clientId === null) t.connectionsClearedAt = now;
+  else t.connectorsClearedAt = { ...(t.connectorsClearedAt ?? {}), [clientId]: now };
+  return { result: null };
+}
+
 function connections(ctx: SimContext, id: string): Envelope {
   const now = ctx.clock.now();
   const t = findTunnel(ctx, id);
-  const active = t.deletedAt === undefined ? activeInstances(ctx, t, now) : [];
+  const { running, lingering } = connectionsOf(ctx, t, now);
+  const active = [...running, ...lingering];
   return {
     result: active.map((i) => ({
       id: i.id,

@@ -115,7 +115,13 @@ export async function runSimCommand(argv: string[], io?: SimCommandIo): Promise<
   );
   log(`  new Cloudflare({ apiToken: '${s.apiToken}', baseURL: '${sim.cloudflareBaseUrl}' })`);
   log(
-    `admin: GET ${sim.url}/_sim/state | /_sim/calls | /_sim/log?since=MS, PUT /_sim/faults, POST /_sim/reset | /_sim/advance`,
+    'services: EC2, STS (AssumeRole, GetCallerIdentity), Secrets Manager (with resource policies), Tagging API, SSM Run Command, Cloudflare tunnels and DNS',
+  );
+  log(
+    `  other AWS accounts: AssumeRole any arn:aws:iam::<account>:role/<name> with the keys above; each account and region gets a default VPC`,
+  );
+  log(
+    `admin: GET ${sim.url}/_sim/state | /_sim/calls | /_sim/log?since=MS | /_sim/network?account=&region= | /_sim/instance-credentials/<instanceId>, PUT /_sim/faults, POST /_sim/reset | /_sim/advance`,
   );
 
   await new Promise<void>((resolve) => {

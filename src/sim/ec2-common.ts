@@ -9,6 +9,27 @@ export function hiddenByConsistency(ctx: SimContext, createdAt: number, now: num
   return window > 0 && now - createdAt < window;
 }
 
+/**
+ * Write-call consistency (fault setting `writeConsistencyMs`): an object created moments ago,
+ * or an instance terminated moments ago, is not yet (or no longer) found by calls that change it.
+ */
+export function hiddenFromWrites(
+  ctx: SimContext,
+  now: number,
+  createdAt: number,
+  terminatedAt?: number,
+): boolean {
+  const window = ctx.faults().writeConsistencyMs ?? 0;
+  return (
+    window > 0 && (now - createdAt < window || (terminatedAt !== undefined && now - terminatedAt < window))
+  );
+}
+
+/** Short pages (fault setting `shortPages`): a page's size is cut at random, 0 included. */
+export function pageChance(ctx: SimContext, limit: number | undefined): (() => number) | undefined {
+  return limit !== undefined && ctx.faults().shortPages ? () => ctx.chance() : undefined;
+}
+
 export function groupNameOf(state: SimState): (id: string) => string {
   return (id) => state.securityGroups.get(id)?.name ?? '';
 }

@@ -1,4 +1,4 @@
-import { hiddenByConsistency, tagSpecifications } from './ec2-common.js';
+import { hiddenByConsistency, hiddenFromWrites, pageChance, tagSpecifications } from './ec2-common.js';
 import { renderGroup, renderRevokedRule, renderRule } from './ec2-render.js';
 import { AwsError, type SimContext, type SimRequest } from './protocol.js';
 import {
@@ -42,7 +42,7 @@ function requireGroup(ctx: SimContext, p: QueryParams): SecurityGroup {
   if (!GROUP_ID.test(id))
     throw new AwsError('InvalidGroupId.Malformed', `Invalid id: "${id}" (expecting "sg-...")`);
   const sg = ctx.state.liveGroup(id);
-  if (!sg) throw groupNotFound(id);
+  if (!sg || hiddenFromWrites(ctx, ctx.clock.now(), sg.createdAt)) throw groupNotFound(id);
   return sg;
 }
 
@@ -178,7 +178,12 @@ export function describeSecurityGroups(ctx: SimContext, p: QueryParams): string 
   }
   const accept = (sg: SecurityGroup): boolean =>
     sg.deletedAt === undefined && !hiddenByConsistency(ctx, sg.createdAt, now) && (!filter || filter(sg));
-  const { page, nextSeq } = collectPage(source, accept, limit ?? Number.POSITIVE_INFINITY);
+  const { page, nextSeq } = collectPage(
+    source,
+    accept,
+    limit ?? Number.POSITIVE_INFINITY,
+    pageChance(ctx, limit),
+  );
   return (
     list('securityGroupInfo', page, renderGroup) +
     (nextSeq !== undefined ? `<nextToken>${encodePageToken(nextSeq, fingerprint)}</nextToken>` : '')
@@ -270,7 +275,8 @@ function wantedRules(ctx: SimContext, p: QueryParams, sg: SecurityGroup): Wanted
         throw new AwsError('MissingParameter', 'The request must contain the parameter groupId');
       }
       const ref = ctx.state.liveGroup(gid);
-      if (!ref || ref.vpcId !== sg.vpcId) throw groupNotFound(gid);
+      if (!ref || ref.vpcId !== sg.vpcId || hiddenFromWrites(ctx, ctx.clock.now(), ref.createdAt))
+        throw groupNotFound(gid);
       sources.push({ ...base, groupId: gid, userId: g.get('UserId'), description: g.get('Description') });
     }
     if (sources.length === 0) {
@@ -368,9 +374,13 @@ export function deleteSecurityGroup(ctx: SimContext, p: QueryParams): string {
   const sg = requireGroup(ctx, p);
   const dependent = new AwsError('DependencyViolation', `resource ${sg.id} has a dependent object`);
   if (sg.eniId !== undefined) throw dependent;
+  // NOTE: a terminated instance's network interface lets go of its groups a while later
+  // (fault setting `groupReleaseMs`).
+  const release = ctx.faults().groupReleaseMs ?? 0;
   for (const i of state.sgInstances.get(sg.id) ?? []) {
     settle(i, now);
-    if (i.state !== 'terminated' && i.securityGroupIds.includes(sg.id)) throw dependent;
+    if (!i.securityGroupIds.includes(sg.id)) continue;
+    if (i.state !== 'terminated' || now < (i.terminatedAt ?? 0) + release) throw dependent;
   }
   const referencing = state.sgReferencedBy.get(sg.id);
   if (referencing) {

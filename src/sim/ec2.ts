@@ -1,7 +1,9 @@
 import {
   groupNameOf,
   hiddenByConsistency,
+  hiddenFromWrites,
   MAX_TAGS,
+  pageChance,
   tagSpecifications,
   validateTagKey,
 } from './ec2-common.js';
@@ -215,7 +217,13 @@ function requireInstances(ctx: SimContext, ids: string[], now: number, forDescri
   const missing: string[] = [];
   for (const id of ids) {
     const i = ctx.state.instances.get(id);
-    if (!i || !describeVisible(i, now) || (forDescribe && hiddenByConsistency(ctx, i.createdAt, now)))
+    if (
+      !i ||
+      !describeVisible(i, now) ||
+      (forDescribe
+        ? hiddenByConsistency(ctx, i.createdAt, now)
+        : hiddenFromWrites(ctx, now, i.createdAt, i.terminateCalledAt))
+    )
       missing.push(id);
     else found.push(i);
   }
@@ -288,7 +296,7 @@ function runInstances(ctx: SimContext, p: QueryParams, req: SimRequest): string 
   const groupIds: string[] = [];
   for (const id of p.list('SecurityGroupId')) {
     const sg = state.liveGroup(id);
-    if (!sg || sg.vpcId !== subnet.vpcId) {
+    if (!sg || sg.vpcId !== subnet.vpcId || hiddenFromWrites(ctx, now, sg.createdAt)) {
       throw new AwsError(
         'InvalidGroup.NotFound',
         `The security group '${id}' does not exist in VPC '${subnet.vpcId}'`,
@@ -304,6 +312,11 @@ function runInstances(ctx: SimContext, p: QueryParams, req: SimRequest): string 
         `The security group '${name}' does not exist in VPC '${subnet.vpcId}'`,
       );
     if (!groupIds.includes(sg.id)) groupIds.push(sg.id);
+  }
+  // NOTE: AWS attaches the VPC's default group to an instance launched without one.
+  if (groupIds.length === 0 && ctx.faults().defaultGroupOnLaunch) {
+    const fallback = state.sgByName.get(`${subnet.vpcId}\0default`);
+    if (fallback) groupIds.push(fallback.id);
   }
 
   const userData = p.get('UserData');
@@ -337,11 +350,15 @@ function runInstances(ctx: SimContext, p: QueryParams, req: SimRequest): string 
   if (httpTokens !== 'optional' && httpTokens !== 'required') {
     throw new AwsError('InvalidParameterValue', `Invalid value '${httpTokens}' for HttpTokens`);
   }
-  const metadataOptions = {
-    httpTokens,
-    httpEndpoint: p.get('MetadataOptions.HttpEndpoint') ?? 'enabled',
-    httpPutResponseHopLimit: p.int('MetadataOptions.HttpPutResponseHopLimit') ?? 1,
-  };
+  const httpEndpoint = p.get('MetadataOptions.HttpEndpoint') ?? 'enabled';
+  if (httpEndpoint !== 'enabled' && httpEndpoint !== 'disabled') {
+    throw new AwsError('InvalidParameterValue', `Invalid value '${httpEndpoint}' for HttpEndpoint`);
+  }
+  const hopLimit = p.int('MetadataOptions.HttpPutResponseHopLimit') ?? 1;
+  if (hopLimit < 1 || hopLimit > 64) {
+    throw new AwsError('InvalidParameterValue', `Invalid value '${hopLimit}' for HttpPutResponseHopLimit`);
+  }
+  const metadataOptions = { httpTokens, httpEndpoint, httpPutResponseHopLimit: hopLimit };
 
   const mappings = p.structs('BlockDeviceMapping').map((m) => {
     const size = m.int('Ebs.VolumeSize');
@@ -515,7 +532,12 @@ function describeInstances(ctx: SimContext, p: QueryParams): string {
     describeVisible(i, now) &&
     !hiddenByConsistency(ctx, i.createdAt, now) &&
     (filter === undefined || filter(i));
-  const { page, nextSeq } = collectPage(source, accept, limit ?? Number.POSITIVE_INFINITY);
+  const { page, nextSeq } = collectPage(
+    source,
+    accept,
+    limit ?? Number.POSITIVE_INFINITY,
+    pageChance(ctx, limit),
+  );
 
   // Consecutive instances of one reservation share a reservation item.
   const reservations: { id: string; instances: Instance[] }[] = [];
@@ -557,7 +579,9 @@ function changeState(ctx: SimContext, p: QueryParams, change: Change): string {
   const items: string[] = [];
   for (const i of instances) {
     const previous: InstanceStateName = i.state;
+    if (previous === 'running' && change !== 'start') i.stoppedRunningAt = now;
     if (change === 'terminate' && previous !== 'shutting-down' && previous !== 'terminated') {
+      i.terminateCalledAt ??= now;
       i.state = 'shutting-down';
       i.transition = { to: 'terminated', at: now + ctx.durations.shuttingDown };
       i.reason = userInitiated(now);
@@ -611,7 +635,7 @@ function modifyInstanceAttribute(ctx: SimContext, p: QueryParams): string {
     }
     for (const g of groupIds) {
       const sg = ctx.state.liveGroup(g);
-      if (!sg || sg.vpcId !== i!.vpcId)
+      if (!sg || sg.vpcId !== i!.vpcId || hiddenFromWrites(ctx, now, sg.createdAt))
         throw new AwsError('InvalidGroup.NotFound', `The security group '${g}' does not exist`);
     }
     ctx.state.setInstanceGroups(i!, [...new Set(groupIds)]);
@@ -658,12 +682,14 @@ function taggableById(ctx: SimContext, id: string, now: number): Taggable {
   const { state } = ctx;
   if (id.startsWith('i-')) {
     const i = state.instances.get(id);
-    if (!i || !describeVisible(i, now)) throw instanceNotFound([id]);
+    if (!i || !describeVisible(i, now) || hiddenFromWrites(ctx, now, i.createdAt, i.terminateCalledAt))
+      throw instanceNotFound([id]);
     return i;
   }
   if (id.startsWith('sg-')) {
     const sg = state.liveGroup(id);
-    if (!sg) throw new AwsError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
+    if (!sg || hiddenFromWrites(ctx, now, sg.createdAt))
+      throw new AwsError('InvalidGroup.NotFound', `The security group '${id}' does not exist`);
     return sg;
   }
   if (id.startsWith('vol-')) {

@@ -26,7 +26,105 @@ export interface FaultSettings {
   operations?: Record<string, Partial<Pick<FaultSettings, 'errorRate' | 'throttleRate' | 'latencyMs'>>>;
   /** Role ARNs STS refuses to let anyone assume (AccessDenied), e.g. a trust policy taken away. */
   deniedRoles?: string[];
+  /**
+   * Trust policies: role ARN → who may assume it (principal ARNs, role ARNs of sessions, or
+   * account ids). A role not listed here trusts the default account's own credentials only.
+   */
+  roleTrust?: Record<string, string[]>;
+  /** SSM commands sent to these instances end `Failed` (ResponseCode 1, a stderr text). */
+  ssmFailedInstances?: string[];
+
+  // --- fidelity (issue 21): real behaviours that are off unless asked for -----------------
+  /**
+   * For this many simulated ms after an instance or group was created, and after an instance
+   * was terminated, calls that change it (Terminate/Stop/Start/ModifyInstanceAttribute,
+   * CreateTags/DeleteTags, Authorize/Revoke, DeleteSecurityGroup, RunInstances naming the
+   * group) answer InvalidInstanceID.NotFound / InvalidGroup.NotFound without acting.
+   */
+  writeConsistencyMs?: number;
+  /** A force-deleted secret's name stays blocked this long (CreateSecret: InvalidRequestException). */
+  secretNameReuseMs?: number;
+  /** DeleteSecret with ForceDeleteWithoutRecovery on a secret already scheduled for deletion is refused. */
+  refuseForceDeleteOfScheduled?: boolean;
+  /** ListSecrets shows the secrets as they were this many simulated ms ago. */
+  listSecretsLagMs?: number;
+  /**
+   * Cloudflare's 1200 requests per 5 minutes per token as a fixed window (limits.ts
+   * CLOUDFLARE_WINDOW): once over, every call fails with 429 until the window ends, with only
+   * the standard headers (`retry-after` in whole seconds, no `retry-after-ms`). Replaces the
+   * Cloudflare token bucket while on.
+   */
+  cloudflareRateLimit?: boolean;
+  /**
+   * A tunnel's connections linger this long after its connector (a running instance tagged
+   * `TunnelID`) stopped: DELETE answers 1022 until then, unless `?cascade=true` or
+   * `DELETE …/connections` cleaned them up.
+   */
+  tunnelConnectionLingerMs?: number;
+  /** A terminated instance keeps holding its security groups (DependencyViolation) this long. */
+  groupReleaseMs?: number;
+  /**
+   * Paginated listings (DescribeInstances/DescribeSecurityGroups with MaxResults, Tagging
+   * GetResources, ListSecrets) return short or empty pages that still carry a token, and a
+   * last page may carry a token to an empty page.
+   */
+  shortPages?: boolean;
+  /** Tagging API pagination tokens expire after 15 minutes (PaginationTokenExpiredException). */
+  taggingTokenExpiry?: boolean;
+  /** RunInstances without groups attaches the VPC's `default` group. */
+  defaultGroupOnLaunch?: boolean;
+  /**
+   * Tunnel status takes all four values: `down` once connectors went away, `degraded` while
+   * only lingering connections remain, instead of `inactive`.
+   */
+  tunnelStatusDetail?: boolean;
 }
+
+/** Every fidelity knob on, with realistic windows: what a chaos run against a strict cloud sets. */
+export const STRICT_FIDELITY: Partial<FaultSettings> = {
+  writeConsistencyMs: 2_000,
+  secretNameReuseMs: 60_000,
+  refuseForceDeleteOfScheduled: true,
+  listSecretsLagMs: 5_000,
+  cloudflareRateLimit: true,
+  tunnelConnectionLingerMs: 30_000,
+  groupReleaseMs: 10_000,
+  shortPages: true,
+  taggingTokenExpiry: true,
+  defaultGroupOnLaunch: true,
+  tunnelStatusDetail: true,
+};
+
+/** The same knobs off (today's profiles). */
+export const NO_FIDELITY: Partial<FaultSettings> = {
+  writeConsistencyMs: 0,
+  secretNameReuseMs: 0,
+  refuseForceDeleteOfScheduled: false,
+  listSecretsLagMs: 0,
+  cloudflareRateLimit: false,
+  tunnelConnectionLingerMs: 0,
+  groupReleaseMs: 0,
+  shortPages: false,
+  taggingTokenExpiry: false,
+  defaultGroupOnLaunch: false,
+  tunnelStatusDetail: false,
+};
+
+const DURATION_KNOBS = [
+  'writeConsistencyMs',
+  'secretNameReuseMs',
+  'listSecretsLagMs',
+  'tunnelConnectionLingerMs',
+  'groupReleaseMs',
+] as const;
+const SWITCH_KNOBS = [
+  'refuseForceDeleteOfScheduled',
+  'cloudflareRateLimit',
+  'shortPages',
+  'taggingTokenExpiry',
+  'defaultGroupOnLaunch',
+  'tunnelStatusDetail',
+] as const;
 
 export const FAST_FAULTS: FaultSettings = {
   latencyMs: 0,
@@ -67,6 +165,32 @@ export function mergeFaults(base: FaultSettings, patch: Partial<FaultSettings>):
     if (!Array.isArray(patch.deniedRoles) || patch.deniedRoles.some((r) => typeof r !== 'string'))
       throw new Error('deniedRoles must be a list of role ARNs');
     next.deniedRoles = [...patch.deniedRoles];
+  }
+  if (patch.roleTrust !== undefined) {
+    const t = patch.roleTrust;
+    if (
+      t === null ||
+      typeof t !== 'object' ||
+      Object.values(t).some((v) => !Array.isArray(v) || v.some((x) => typeof x !== 'string'))
+    )
+      throw new Error('roleTrust must map role ARNs to lists of principals');
+    next.roleTrust = structuredClone(t);
+  }
+  if (patch.ssmFailedInstances !== undefined) {
+    const ids = patch.ssmFailedInstances;
+    if (!Array.isArray(ids) || ids.some((r) => typeof r !== 'string'))
+      throw new Error('ssmFailedInstances must be a list of instance ids');
+    next.ssmFailedInstances = [...ids];
+  }
+  for (const key of DURATION_KNOBS) {
+    if (patch[key] === undefined) continue;
+    checkNonNegative(key, patch[key]);
+    next[key] = patch[key];
+  }
+  for (const key of SWITCH_KNOBS) {
+    if (patch[key] === undefined) continue;
+    if (typeof patch[key] !== 'boolean') throw new Error(`${key} must be a boolean`);
+    next[key] = patch[key];
   }
   if (patch.operations !== undefined) {
     if (patch.operations === null || typeof patch.operations !== 'object')

@@ -52,11 +52,49 @@ export const TAGGING_BUCKETS = {
 /** Cloudflare: 1200 requests per 5 minutes per user, one bucket for the whole API. */
 export const CLOUDFLARE_BUCKET: BucketSpec = { capacity: 1200, refillPerSecond: 4 };
 
+/**
+ * Cloudflare's documented limit as the API enforces it (fault setting `cloudflareRateLimit`):
+ * a fixed window per user (API token) that, once over, refuses every call until it ends.
+ */
+export const CLOUDFLARE_WINDOW = { limit: 1200, windowMs: 300_000 } as const;
+
+/**
+ * Systems Manager Run Command (no published per-action numbers; our choice). SendCommand has
+ * its own bucket; ListCommands, ListCommandInvocations and GetCommandInvocation share one.
+ */
+export const SSM_BUCKETS = {
+  SendCommand: { capacity: 20, refillPerSecond: 10 },
+  read: { capacity: 100, refillPerSecond: 40 },
+} as const satisfies Record<string, BucketSpec>;
+
 /** Simulated durations (ms of simulated time). */
 export const DURATIONS = {
-  /** pending → running, stopping → stopped, shutting-down → terminated. */
-  realistic: { pending: 15_000, stopping: 20_000, shuttingDown: 20_000 },
-  fast: { pending: 20, stopping: 20, shuttingDown: 20 },
+  /**
+   * pending → running, stopping → stopped, shutting-down → terminated; SSM Run Command:
+   * InvocationDoesNotExist right after SendCommand, then Pending, then InProgress.
+   */
+  realistic: {
+    pending: 15_000,
+    stopping: 20_000,
+    shuttingDown: 20_000,
+    ssmInvocationVisible: 1_000,
+    ssmDelivery: 2_000,
+    ssmRun: 15_000,
+  },
+  fast: {
+    pending: 20,
+    stopping: 20,
+    shuttingDown: 20,
+    ssmInvocationVisible: 10,
+    ssmDelivery: 10,
+    ssmRun: 20,
+  },
+  /** Run Command history is kept this long (as the service does). */
+  ssmHistoryMs: 30 * 24 * 3_600_000,
+  /** Instance-profile credentials handed out by /_sim/instance-credentials live this long. */
+  instanceCredentialsMs: 6 * 3_600_000,
+  /** Tagging API pagination tokens expire after this long (fault setting `taggingTokenExpiry`). */
+  taggingTokenMs: 15 * 60_000,
   /** A terminated instance stays visible in DescribeInstances this long. */
   terminatedVisibleMs: 3_600_000,
   /**

@@ -2,31 +2,29 @@ import type { Principal } from './iam.js';
 import { AwsError } from './protocol.js';
 
 /**
- * Resource-based policy evaluation for Secrets Manager (DESIGN §12), the subset the product
- * relies on: `Effect` Allow/Deny, `Principal` (`*` or `{AWS: arn | account | [..]}`),
- * `Action` / `Resource` with `*` and `?` wildcards, and `Condition` with ArnEquals, ArnLike,
- * ArnNotEquals, ArnNotLike, StringEquals, StringLike, StringNotEquals, StringNotLike (each
- * also `…IfExists`) and Null. Values of one key are ORed; keys and operators are ANDed. A key
- * the request does not carry fails a positive operator and satisfies a negated one, as in IAM.
- * An explicit Deny wins; otherwise an Allow grants; otherwise nothing does.
+ * Resource-based policies (DESIGN §12), as Secrets Manager evaluates a secret's policy for a
+ * role session: statements with Effect Allow/Deny, `Principal` (`*` or `{"AWS": …}`), `Action`
+ * and `Resource` with `*`/`?` wildcards, and `Condition` with the Arn and String operators
+ * (each also `…IfExists`) and `Null`.
+ * An explicit Deny wins; without a matching Allow the request is denied.
  */
 
 export interface PolicyRequest {
-  principal: Principal;
+  /** `secretsmanager:GetSecretValue`. */
   action: string;
+  /** The resource's ARN. */
   resource: string;
-  /** Condition keys of the request (`ec2:SourceInstanceARN`, `aws:PrincipalArn`, …). */
-  context: Record<string, string>;
+  principal: Principal;
 }
 
-export type Decision = 'allow' | 'deny' | 'none';
+export type Decision = 'allow' | 'explicitDeny' | 'implicitDeny';
 
 interface Statement {
-  Effect: 'Allow' | 'Deny';
-  Principal?: unknown;
-  Action?: string | string[];
-  Resource?: string | string[];
-  Condition?: Record<string, Record<string, string | string[]>>;
+  effect: 'Allow' | 'Deny';
+  principals: string[];
+  actions: string[];
+  resources: string[];
+  conditions: { operator: string; key: string; values: string[] }[];
 }
 
 const OPERATORS = new Set([
@@ -35,139 +33,179 @@ const OPERATORS = new Set([
   'ArnNotEquals',
   'ArnNotLike',
   'StringEquals',
-  'StringLike',
   'StringNotEquals',
+  'StringLike',
   'StringNotLike',
+  'StringEqualsIgnoreCase',
   'Null',
 ]);
 
-const list = (v: unknown): string[] =>
-  Array.isArray(v) ? v.map(String) : v === undefined ? [] : [String(v)];
+export const MAX_POLICY_LENGTH = 20_480;
 
-function malformed(message: string): never {
-  throw new AwsError('MalformedPolicyDocumentException', message);
+function malformed(detail: string): AwsError {
+  return new AwsError(
+    'MalformedPolicyDocumentException',
+    `This resource policy contains a syntax error: ${detail}`,
+  );
 }
 
-/** Parses and checks a policy document as PutResourcePolicy does; throws MalformedPolicyDocumentException. */
+function strings(v: unknown, what: string): string[] {
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string')) return v as string[];
+  throw malformed(`${what} must be a string or a non-empty list of strings`);
+}
+
+/** Parses and validates a policy document; throws MalformedPolicyDocumentException. */
 export function parsePolicy(text: string): Statement[] {
+  if (text.length > MAX_POLICY_LENGTH) throw malformed(`longer than ${MAX_POLICY_LENGTH} characters`);
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
-    malformed('This resource policy contains a syntax error.');
+    throw malformed('not valid JSON');
   }
-  if (!doc || typeof doc !== 'object') malformed('This resource policy contains a syntax error.');
-  const d = doc as { Version?: unknown; Statement?: unknown };
-  if (d.Version !== undefined && d.Version !== '2012-10-17' && d.Version !== '2008-10-17')
-    malformed('The policy document has an unsupported Version.');
-  const statements = Array.isArray(d.Statement) ? d.Statement : d.Statement ? [d.Statement] : [];
-  if (statements.length === 0) malformed('The policy document has no Statement.');
-  return statements.map((s: unknown) => {
-    const st = s as Statement;
-    if (st.Effect !== 'Allow' && st.Effect !== 'Deny')
-      malformed('Each statement needs Effect Allow or Deny.');
-    if (st.Principal === undefined) malformed('A resource policy statement needs a Principal.');
-    if (st.Action === undefined) malformed('Each statement needs an Action.');
-    for (const a of list(st.Action))
-      if (a !== '*' && !a.toLowerCase().startsWith('secretsmanager:'))
-        malformed(`Action ${a} does not apply to a secret.`);
-    for (const [op, keys] of Object.entries(st.Condition ?? {})) {
-      if (!OPERATORS.has(op.replace(/IfExists$/, '')))
-        malformed(`Condition operator ${op} is not supported.`);
-      if (!keys || typeof keys !== 'object') malformed(`Condition ${op} needs keys.`);
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw malformed('not a JSON object');
+  const raw = (doc as Record<string, unknown>).Statement;
+  const list = Array.isArray(raw) ? raw : raw === undefined ? [] : [raw];
+  if (list.length === 0) throw malformed('no Statement');
+  return list.map((s, n) => {
+    if (!s || typeof s !== 'object') throw malformed(`statement ${n + 1} is not an object`);
+    const st = s as Record<string, unknown>;
+    if (st.Effect !== 'Allow' && st.Effect !== 'Deny') throw malformed(`statement ${n + 1}: Effect`);
+    for (const unsupported of ['NotPrincipal', 'NotAction', 'NotResource'])
+      if (st[unsupported] !== undefined)
+        throw malformed(`statement ${n + 1}: ${unsupported} is not supported`);
+    let principals: string[];
+    if (st.Principal === '*') principals = ['*'];
+    else if (st.Principal && typeof st.Principal === 'object' && !Array.isArray(st.Principal)) {
+      const p = st.Principal as Record<string, unknown>;
+      const keys = Object.keys(p);
+      if (keys.length !== 1 || keys[0] !== 'AWS')
+        throw malformed(`statement ${n + 1}: only Principal.AWS is supported`);
+      principals = strings(p.AWS, 'Principal.AWS');
+    } else throw malformed(`statement ${n + 1}: Principal`);
+    const actions = strings(st.Action, 'Action');
+    const resources = st.Resource === undefined ? ['*'] : strings(st.Resource, 'Resource');
+    const conditions: Statement['conditions'] = [];
+    if (st.Condition !== undefined) {
+      if (!st.Condition || typeof st.Condition !== 'object' || Array.isArray(st.Condition))
+        throw malformed(`statement ${n + 1}: Condition`);
+      for (const [operator, block] of Object.entries(st.Condition as Record<string, unknown>)) {
+        if (!OPERATORS.has(operator.replace(/IfExists$/, '')))
+          throw malformed(`condition operator ${operator} is not supported`);
+        if (!block || typeof block !== 'object' || Array.isArray(block))
+          throw malformed(`statement ${n + 1}: Condition.${operator}`);
+        for (const [key, values] of Object.entries(block as Record<string, unknown>))
+          conditions.push({
+            operator,
+            key: key.toLowerCase(),
+            values: strings(values, `${operator}.${key}`),
+          });
+      }
     }
-    return st;
+    return { effect: st.Effect, principals, actions, resources, conditions };
   });
 }
 
-/** True when the policy lets anyone in: a `*` principal Allow without a condition (BlockPublicPolicy). */
+/** A policy that allows anyone with no condition narrowing it (what BlockPublicPolicy refuses). */
 export function isPublic(statements: Statement[]): boolean {
   return statements.some(
-    (s) =>
-      s.Effect === 'Allow' &&
-      !s.Condition &&
-      (s.Principal === '*' || list((s.Principal as { AWS?: unknown } | undefined)?.AWS).includes('*')),
+    (s) => s.effect === 'Allow' && s.principals.includes('*') && s.conditions.length === 0,
   );
 }
 
-/** `*` and `?` wildcards, case-sensitive (case-insensitive for actions). */
-function like(pattern: string, value: string, ci = false): boolean {
-  const re = new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-    ci ? 'i' : '',
-  );
+const patternCache = new Map<string, RegExp>();
+
+function like(pattern: string, value: string, ignoreCase = false): boolean {
+  const key = `${ignoreCase ? 'i' : 's'}${pattern}`;
+  let re = patternCache.get(key);
+  if (!re) {
+    const body = pattern
+      .split('')
+      .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')))
+      .join('');
+    re = new RegExp(`^${body}$`, ignoreCase ? 'is' : 's');
+    if (patternCache.size > 1000) patternCache.clear();
+    patternCache.set(key, re);
+  }
   return re.test(value);
 }
 
-function principalMatches(spec: unknown, p: Principal): boolean {
-  if (spec === '*') return true;
-  const aws = list((spec as { AWS?: unknown } | undefined)?.AWS);
-  return aws.some((name) => {
-    if (name === '*') return true;
-    if (name === p.account || name === `arn:aws:iam::${p.account}:root`) return true;
-    return name === p.arn || (p.roleArn !== undefined && name === p.roleArn);
-  });
-}
-
-function conditionHolds(op: string, key: string, want: string[], context: Record<string, string>): boolean {
-  const ifExists = op.endsWith('IfExists');
-  const base = op.replace(/IfExists$/, '');
-  const have = context[key];
-  if (base === 'Null') {
-    // Null true: the key is absent; Null false: it is present.
-    return want.some((w) => (w === 'true') === (have === undefined));
-  }
-  if (have === undefined) return ifExists || base.includes('Not');
-  switch (base) {
-    case 'ArnEquals':
-    case 'StringEquals':
-      return want.includes(have);
-    case 'ArnLike':
-    case 'StringLike':
-      return want.some((w) => like(w, have));
-    case 'ArnNotEquals':
-    case 'StringNotEquals':
-      return !want.includes(have);
-    case 'ArnNotLike':
-    case 'StringNotLike':
-      return !want.some((w) => like(w, have));
+/** The request context keys a statement's Condition may read. */
+function contextValue(key: string, p: Principal): string | undefined {
+  switch (key) {
+    case 'ec2:sourceinstancearn':
+      return p.sourceInstanceArn;
+    case 'aws:principalarn':
+      return p.roleArn ?? p.arn;
+    case 'aws:principalaccount':
+      return p.account;
+    case 'aws:userid':
+      return p.userId;
     default:
-      return false;
+      return undefined;
   }
 }
 
-function statementApplies(s: Statement, req: PolicyRequest): boolean {
-  if (!principalMatches(s.Principal, req.principal)) return false;
-  if (!list(s.Action).some((a) => like(a, req.action, true))) return false;
-  const resources = list(s.Resource ?? '*');
-  if (!resources.some((r) => like(r, req.resource))) return false;
-  // Condition keys are case-insensitive.
-  const context = Object.fromEntries(Object.entries(req.context).map(([k, v]) => [k.toLowerCase(), v]));
-  for (const [op, keys] of Object.entries(s.Condition ?? {}))
-    for (const [key, values] of Object.entries(keys))
-      if (!conditionHolds(op, key.toLowerCase(), list(values), context)) return false;
-  return true;
+function conditionHolds(c: Statement['conditions'][number], p: Principal): boolean {
+  const have = contextValue(c.key, p);
+  // Null: "true" when the key is absent, "false" when it is present.
+  if (c.operator === 'Null') return c.values.some((v) => (v === 'true') === (have === undefined));
+  const ifExists = c.operator.endsWith('IfExists');
+  const operator = ifExists ? c.operator.slice(0, -'IfExists'.length) : c.operator;
+  const negated = operator.includes('Not');
+  // NOTE: a missing key fails a positive operator and satisfies a negated one, as IAM does;
+  // …IfExists holds when the key is missing.
+  if (have === undefined) return ifExists || negated;
+  const hit = c.values.some((want) => {
+    switch (operator) {
+      case 'ArnEquals':
+      case 'ArnNotEquals':
+      case 'StringEquals':
+      case 'StringNotEquals':
+        return want === have;
+      case 'StringEqualsIgnoreCase':
+        return want.toLowerCase() === have.toLowerCase();
+      default:
+        return like(want, have);
+    }
+  });
+  return negated ? !hit : hit;
 }
 
-/** The resource policy's verdict on one request. */
+function principalMatches(s: Statement, p: Principal): boolean {
+  return s.principals.some(
+    (x) =>
+      x === '*' ||
+      x === p.roleArn ||
+      x === p.arn ||
+      x === p.account ||
+      x === `arn:aws:iam::${p.account}:root`,
+  );
+}
+
 export function evaluate(statements: Statement[], req: PolicyRequest): Decision {
   let allowed = false;
   for (const s of statements) {
-    if (!statementApplies(s, req)) continue;
-    if (s.Effect === 'Deny') return 'deny';
+    if (!principalMatches(s, req.principal)) continue;
+    if (!s.actions.some((a) => like(a, req.action, true))) continue;
+    if (!s.resources.some((r) => like(r, req.resource))) continue;
+    if (!s.conditions.every((c) => conditionHolds(c, req.principal))) continue;
+    if (s.effect === 'Deny') return 'explicitDeny';
     allowed = true;
   }
-  return allowed ? 'allow' : 'none';
+  return allowed ? 'allow' : 'implicitDeny';
 }
 
-/** Condition keys AWS adds for a caller (the ones the product's policies use). */
-export function requestContext(p: Principal): Record<string, string> {
-  return {
-    'aws:PrincipalArn': p.roleArn ?? p.arn,
-    'aws:PrincipalAccount': p.account,
-    ...(p.sourceInstanceArn ? { 'ec2:SourceInstanceARN': p.sourceInstanceArn } : {}),
-  };
+export function accessDenied(req: PolicyRequest, decision: Decision | 'noIdentityPolicy'): AwsError {
+  const why =
+    decision === 'explicitDeny'
+      ? 'with an explicit deny in a resource-based policy'
+      : decision === 'noIdentityPolicy'
+        ? `because no identity-based policy allows the ${req.action} action`
+        : `because no resource-based policy allows the ${req.action} action`;
+  return new AwsError(
+    'AccessDeniedException',
+    `User: ${req.principal.arn} is not authorized to perform: ${req.action} on resource: ${req.resource} ${why}`,
+  );
 }

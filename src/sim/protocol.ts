@@ -8,7 +8,7 @@ import type { SimState } from './state.js';
 
 /** Shared request/response types and error classes for the service handlers. */
 
-export type ServiceName = 'ec2' | 'secretsmanager' | 'tagging' | 'cloudflare' | 'sts';
+export type ServiceName = 'ec2' | 'secretsmanager' | 'tagging' | 'cloudflare' | 'sts' | 'ssm';
 
 export interface SimRequest {
   method: string;
@@ -35,6 +35,8 @@ export interface Prepared {
   /** What the call was about (group name, secret name, tunnel name, ...), for the call log. */
   target?: string;
   bucket?: { key: string; spec: BucketSpec };
+  /** Whose rate limit the call counts against (Cloudflare: the API token). */
+  limitKey?: string;
   /** For AWS calls: the caller's account and the region signed for (the call log records them). */
   account?: string;
   region?: string;
@@ -49,6 +51,12 @@ export interface Durations {
   pending: number;
   stopping: number;
   shuttingDown: number;
+  /** SSM: GetCommandInvocation answers InvocationDoesNotExist this long after SendCommand. */
+  ssmInvocationVisible: number;
+  /** SSM: an invocation is Pending this long, then InProgress ... */
+  ssmDelivery: number;
+  /** ... for this long, then Success or Failed. */
+  ssmRun: number;
 }
 
 export interface SimContext {
@@ -61,6 +69,10 @@ export interface SimContext {
   rng: Rng;
   durations: Durations;
   faults(): FaultSettings;
+  /** Uniform in [0, 1) from the fault generator (never the id generator, so ids stay stable). */
+  chance(): number;
+  /** Every account and region's AWS objects (Cloudflare sees connectors in any of them). */
+  states(): Iterable<SimState>;
 }
 
 /** An AWS error: EC2 renders it as XML, the JSON services as `{__type, Message}`. */

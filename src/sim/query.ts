@@ -249,12 +249,18 @@ export function collectPage<T extends { seq: number }>(
   items: Iterable<T>,
   accept: (item: T) => boolean,
   limit: number,
+  chance?: () => number,
 ): { page: T[]; nextSeq?: number } {
+  // NOTE: with short pages on, a page holds 0..limit items and still carries a token, and the
+  // last one carries a token to an empty page half of the time, as AWS may answer.
+  const cut = chance ? Math.floor(chance() * (limit + 1)) : limit;
   const page: T[] = [];
   for (const item of items) {
     if (!accept(item)) continue;
-    if (page.length >= limit) return { page, nextSeq: item.seq };
+    if (page.length >= cut) return { page, nextSeq: item.seq };
     page.push(item);
   }
+  const last = page[page.length - 1];
+  if (chance && last !== undefined && chance() < 0.5) return { page, nextSeq: last.seq + 1 };
   return { page };
 }

@@ -15,7 +15,7 @@ import {
   tagList,
 } from './awsjson.js';
 import { type BucketSpec, SECRETS_MANAGER_BUCKETS } from './limits.js';
-import { evaluate, isPublic, parsePolicy, requestContext } from './policy.js';
+import { accessDenied, evaluate, isPublic, parsePolicy } from './policy.js';
 import { AwsError, type Prepared, type SimContext, type SimRequest } from './protocol.js';
 import { fnv } from './query.js';
 import { type Secret, type SecretVersion, secretPurged } from './state.js';
@@ -43,7 +43,7 @@ const HANDLERS: Record<string, Handler> = {
 const READS = new Set(['GetSecretValue', 'DescribeSecret', 'ListSecrets', 'GetResourcePolicy']);
 
 function bucketFor(op: string): { key: string; spec: BucketSpec } {
-  if (op === 'GetSecretValue' || op === 'DescribeSecret' || op === 'GetResourcePolicy') {
+  if (op === 'GetSecretValue' || op === 'DescribeSecret') {
     return { key: 'secretsmanager:read', spec: SECRETS_MANAGER_BUCKETS.read };
   }
   if (op === 'ListSecrets')
@@ -72,7 +72,7 @@ export function prepareSecrets(ctx: SimContext, req: SimRequest, op: string): Pr
       try {
         if (!handler) throw new AwsError('UnknownOperationException', `Unknown operation ${op}`);
         if (parseError) throw parseError;
-        authorize(ctx, op, body);
+        if (ctx.caller.sourceInstanceArn !== undefined) authorize(ctx, op, body);
         return jsonResponse(200, handler(ctx, body, req), req.requestId);
       } catch (e) {
         if (e instanceof AwsError) return jsonError(e, req.requestId);
@@ -89,6 +89,26 @@ export function prepareSecrets(ctx: SimContext, req: SimRequest, op: string): Pr
         req.requestId,
       ),
   };
+}
+
+// --- authorization ----------------------------------------------------------------
+
+/**
+ * NOTE: only an instance's credentials (its instance profile's role) are checked, against the
+ * secret's resource policy: the role has no Secrets Manager permission of its own (DESIGN §12),
+ * so calls that name no secret, and secrets that do not exist, are denied too. Every other
+ * caller acts as its account's administrator.
+ */
+function authorize(ctx: SimContext, op: string, b: JsonBody): void {
+  const principal = ctx.caller;
+  const action = `secretsmanager:${op}`;
+  const id = typeof b.SecretId === 'string' ? b.SecretId : undefined;
+  const s = id === undefined ? undefined : findSecret(ctx, id, ctx.clock.now());
+  if (!s) throw accessDenied({ action, resource: id ?? '*', principal }, 'noIdentityPolicy');
+  const request = { action, resource: s.id, principal };
+  const decision =
+    s.resourcePolicy === undefined ? 'implicitDeny' : evaluate(parsePolicy(s.resourcePolicy), request);
+  if (decision !== 'allow') throw accessDenied(request, decision);
 }
 
 // --- helpers ------------------------------------------------------------------
@@ -117,37 +137,6 @@ function requireSecret(ctx: SimContext, b: JsonBody, now: number): Secret {
   const s = findSecret(ctx, id, now);
   if (!s) throw new AwsError('ResourceNotFoundException', NOT_FOUND);
   return s;
-}
-
-/**
- * DESIGN §12: an explicit Deny in the secret's resource policy refuses anyone. Otherwise the
- * account's administrator (any caller but an instance's role) may act; an instance's role has
- * no Secrets Manager permission of its own, so only an Allow in the policy lets it in. A
- * caller that may not act learns nothing, not even whether the secret exists.
- */
-function authorize(ctx: SimContext, op: string, b: JsonBody): void {
-  const caller = ctx.caller;
-  const admin = caller.sourceInstanceArn === undefined;
-  const id = typeof b.SecretId === 'string' ? b.SecretId : typeof b.Name === 'string' ? b.Name : '*';
-  const s = typeof b.SecretId === 'string' ? findSecret(ctx, b.SecretId, ctx.clock.now()) : undefined;
-  const decision =
-    s?.policy === undefined
-      ? 'none'
-      : evaluate(parsePolicy(s.policy), {
-          principal: caller,
-          action: `secretsmanager:${op}`,
-          resource: s.id,
-          context: requestContext(caller),
-        });
-  if (decision === 'allow' || (admin && decision === 'none')) return;
-  const why =
-    decision === 'deny'
-      ? 'with an explicit deny in a resource-based policy'
-      : `because no resource-based policy allows the secretsmanager:${op} action`;
-  throw new AwsError(
-    'AccessDeniedException',
-    `User: ${caller.arn} is not authorized to perform: secretsmanager:${op} on resource: ${s?.id ?? id} ${why}`,
-  );
 }
 
 function requireLive(s: Secret): void {
@@ -218,7 +207,9 @@ function day(ms: number): number {
 function summary(
   s: Secret,
   versionsKey: 'VersionIdsToStages' | 'SecretVersionsToStages',
+  asOf = Number.POSITIVE_INFINITY,
 ): Record<string, unknown> {
+  const deletedAt = s.deletedAt !== undefined && s.deletedAt <= asOf ? s.deletedAt : undefined;
   return dropUndefined({
     ARN: s.id,
     Name: s.name,
@@ -226,7 +217,7 @@ function summary(
     KmsKeyId: s.kmsKeyId,
     LastChangedDate: epochSeconds(s.lastChangedAt),
     LastAccessedDate: s.lastAccessedAt === undefined ? undefined : epochSeconds(day(s.lastAccessedAt)),
-    DeletedDate: s.deletedAt === undefined ? undefined : epochSeconds(s.deletedAt),
+    DeletedDate: deletedAt === undefined ? undefined : epochSeconds(deletedAt),
     Tags: [...s.tags].map(([Key, Value]) => ({ Key, Value })),
     [versionsKey]: versionsToStages(s),
     CreatedDate: epochSeconds(s.createdAt),
@@ -256,6 +247,13 @@ function createSecret(ctx: SimContext, b: JsonBody, req: SimRequest): unknown {
   checkTags(tags);
 
   const existing = state.secretNamed(name, now);
+  // NOTE: a force-deleted name is freed asynchronously (fault setting `secretNameReuseMs`).
+  if (!existing && now < (state.blockedSecretNames.get(name) ?? 0)) {
+    throw new AwsError(
+      'InvalidRequestException',
+      "You can't create this secret because a secret with this name is already scheduled for deletion.",
+    );
+  }
   if (existing) {
     if (existing.deletedAt !== undefined) {
       throw new AwsError(
@@ -469,20 +467,24 @@ function listSecrets(ctx: SimContext, b: JsonBody): unknown {
     }
     fromSeq = Number(seq);
   }
+  // NOTE: ListSecrets is eventually consistent (fault setting `listSecretsLagMs`): it shows the
+  // secrets as they were that long ago; values and tags are current.
+  const asOf = now - (ctx.faults().listSecretsLagMs ?? 0);
+  const cut = ctx.faults().shortPages ? Math.floor(ctx.chance() * (max + 1)) : max;
   const page: Secret[] = [];
   let next: number | undefined;
   for (const s of ctx.state.secrets.scan(fromSeq, descending)) {
-    if (secretPurged(s, now)) continue;
-    if (s.deletedAt !== undefined && !includePlanned) continue;
+    if (s.createdAt > asOf || secretPurged(s, asOf)) continue;
+    if (s.deletedAt !== undefined && s.deletedAt <= asOf && !includePlanned) continue;
     if (!filter(s)) continue;
-    if (page.length >= max) {
+    if (page.length >= cut) {
       next = s.seq;
       break;
     }
     page.push(s);
   }
   return dropUndefined({
-    SecretList: page.map((s) => summary(s, 'SecretVersionsToStages')),
+    SecretList: page.map((s) => summary(s, 'SecretVersionsToStages', asOf)),
     NextToken: next === undefined ? undefined : Buffer.from(`${next}.${fingerprint}`).toString('base64url'),
   });
 }
@@ -517,9 +519,18 @@ function deleteSecret(ctx: SimContext, b: JsonBody): unknown {
     throw new AwsError('ResourceNotFoundException', NOT_FOUND);
   }
   if (force) {
+    if (s.deletedAt !== undefined && ctx.faults().refuseForceDeleteOfScheduled) {
+      // NOTE: reported of AWS (restore first, then force delete); the reference says allowed.
+      throw new AwsError(
+        'InvalidRequestException',
+        "You tried to perform the operation on a secret that's currently marked deleted.",
+      );
+    }
     s.deletedAt ??= now;
     s.deletionDate = now;
     if (state.secretByName.get(s.name) === s) state.secretByName.delete(s.name);
+    const block = ctx.faults().secretNameReuseMs ?? 0;
+    if (block > 0) state.blockedSecretNames.set(s.name, now + block);
     return { ARN: s.id, Name: s.name, DeletionDate: epochSeconds(now) };
   }
   if (s.deletedAt !== undefined) {
@@ -558,34 +569,35 @@ function untagResource(ctx: SimContext, b: JsonBody): unknown {
   return {};
 }
 
+// --- resource policies -------------------------------------------------------------
+
 function putResourcePolicy(ctx: SimContext, b: JsonBody): unknown {
   const s = requireSecret(ctx, b, ctx.clock.now());
   requireLive(s);
   const text = reqString(b, 'ResourcePolicy');
   checkLength('resourcePolicy', text, 1, 20_480);
   const statements = parsePolicy(text);
-  if ((optBool(b, 'BlockPublicPolicy') ?? false) && isPublic(statements)) {
+  // NOTE: BlockPublicPolicy defaults to false, as in the API; a public policy is an Allow for
+  // Principal "*" with no condition.
+  if ((optBool(b, 'BlockPublicPolicy') ?? false) && isPublic(statements))
     throw new AwsError(
       'PublicPolicyException',
-      'This resource policy will grant public access to the secret.',
+      'The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.',
     );
-  }
-  s.policy = text;
+  s.resourcePolicy = text;
   s.lastChangedAt = ctx.clock.now();
   return { ARN: s.id, Name: s.name };
 }
 
 function getResourcePolicy(ctx: SimContext, b: JsonBody): unknown {
   const s = requireSecret(ctx, b, ctx.clock.now());
-  return dropUndefined({ ARN: s.id, Name: s.name, ResourcePolicy: s.policy });
+  return dropUndefined({ ARN: s.id, Name: s.name, ResourcePolicy: s.resourcePolicy });
 }
 
 function deleteResourcePolicy(ctx: SimContext, b: JsonBody): unknown {
   const s = requireSecret(ctx, b, ctx.clock.now());
   requireLive(s);
-  if (s.policy !== undefined) {
-    s.policy = undefined;
-    s.lastChangedAt = ctx.clock.now();
-  }
+  s.resourcePolicy = undefined;
+  s.lastChangedAt = ctx.clock.now();
   return { ARN: s.id, Name: s.name };
 }

@@ -34,5 +34,7 @@ export const SEED_SUBNET_CIDR = '10.42.0.0/16';
 /** NOTE: the EIC endpoint owns an ENI, which is what makes its group undeletable on AWS. */
 export const SEED_EIC_ENI_ID = 'eni-0e1c0e1c0e1c0e1c0';
 export const SEED_EIC_GROUP_NAME = 'eic-endpoint';
+/** The seeded VPC's `default` group (every VPC has one; it cannot be deleted). */
+export const SEED_DEFAULT_GROUP_ID = 'sg-0defa0170defa017d';
 export const SEED_DHCP_OPTIONS_ID = 'dopt-0a1b2c3d4e5f60718';
 export const SEED_ZONE_CREATED = '2024-01-01T00:00:00.000Z';

@@ -4,8 +4,9 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { jsonError } from './awsjson.js';
 import { SimClock } from './clock.js';
-import { cfErrorResponse, prepareCloudflare } from './cloudflare.js';
+import { cfErrorResponse, cfRateLimited, prepareCloudflare } from './cloudflare.js';
 import { ec2Error, prepareEc2 } from './ec2.js';
+import { instanceArn } from './ec2-render.js';
 import {
   effectiveFaults,
   FAST_FAULTS,
@@ -15,7 +16,7 @@ import {
   TokenBuckets,
 } from './faults.js';
 import { CredentialError, Identities, type IssuedCredentials } from './iam.js';
-import { CLOUDFLARE_BUCKET, DURATIONS } from './limits.js';
+import { CLOUDFLARE_BUCKET, CLOUDFLARE_WINDOW, DURATIONS } from './limits.js';
 import {
   AwsError,
   CfError,
@@ -24,11 +25,14 @@ import {
   type SimRequest,
   type SimResponse,
 } from './protocol.js';
+import { fnv } from './query.js';
 import { Rng } from './rng.js';
 import { prepareSecrets } from './secrets.js';
-import { SEED, type SeedInfo } from './seed.js';
+import { SEED, SEED_DEFAULT_GROUP_ID, type SeedInfo } from './seed.js';
+import { commandsOn, prepareSsm } from './ssm.js';
 import {
   defaultNetwork,
+  type Instance,
   isDefaultPartition,
   type Partition,
   partitionKey,
@@ -79,7 +83,11 @@ export interface CallRecord {
   region?: string;
 }
 
-export type InstanceDump = SerializedState['instances'][number] & { userDataDecoded?: string };
+export type InstanceDump = SerializedState['instances'][number] & {
+  userDataDecoded?: string;
+  /** The SSM Run Commands sent to it, oldest first (absent when none). */
+  commands?: ReturnType<typeof commandsOn>;
+};
 
 export interface SimStateDump extends Omit<SerializedState, 'instances'> {
   /** Simulated now (ms). */
@@ -101,17 +109,6 @@ export interface NetworkInfo extends Partition {
   defaultSecurityGroupId: string;
 }
 
-/** As the metadata service answers `iam/security-credentials/<role>`. */
-export interface InstanceCredentials {
-  Code: 'Success';
-  Type: 'AWS-HMAC';
-  LastUpdated: string;
-  AccessKeyId: string;
-  SecretAccessKey: string;
-  Token: string;
-  Expiration: string;
-}
-
 /** What the state file holds: the default partition's state, the others', and issued credentials. */
 type SavedState = SerializedState & {
   now?: number;
@@ -126,13 +123,6 @@ export interface Simulator {
   readonly seed: SeedInfo;
   /** The default VPC of an account and region (made on first use, as AWS does for a new account). */
   network(account: string, region?: string): NetworkInfo;
-  /**
-   * What the instance's metadata service would hand it (DESIGN §12): temporary credentials of
-   * the role of its instance profile (the profile and its role share the name). Requests signed
-   * with them carry the instance's ARN as `ec2:SourceInstanceARN`. Undefined unless the
-   * instance is running with a profile.
-   */
-  instanceCredentials(instanceId: string): InstanceCredentials | undefined;
   setFaults(f: Partial<FaultSettings>): void;
   getFaults(): FaultSettings;
   /** Empties every store except the seeded objects (and refills the buckets); calls are kept. */
@@ -145,14 +135,45 @@ export interface Simulator {
   advance(ms: number): void;
   /** Simulated now (ms). */
   now(): number;
+  /**
+   * What the instance's metadata service would hand out: temporary credentials of its instance
+   * profile's role, whose requests carry the instance's ARN as `ec2:SourceInstanceARN`. Throws
+   * for an unknown instance, one that is not running, or one without an instance profile.
+   */
+  instanceCredentials(instanceId: string): InstanceCredentials;
   close(): Promise<void>;
 }
+
+/** The metadata service's `iam/security-credentials/<role>` document, plus whose they are. */
+export interface InstanceCredentials {
+  Code: 'Success';
+  Type: 'AWS-HMAC';
+  LastUpdated: string;
+  AccessKeyId: string;
+  SecretAccessKey: string;
+  Token: string;
+  Expiration: string;
+  RoleArn: string;
+  InstanceArn: string;
+  InstanceProfileArn: string;
+}
+
+/** Why /_sim/instance-credentials refused, with the status the admin route answers. */
+class InstanceCredentialsRefused extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Call-log names of the JSON services, whose target prefix differs. */
+const LOG_NAMES: Record<string, string> = { ResourceGroupsTaggingAPI_20170126: 'tagging', AmazonSSM: 'ssm' };
 
 const LOG_CAPACITY = 50_000;
 const SWEEP_EVERY_REAL_MS = 5_000;
 const SAVE_DEBOUNCE_MS = 250;
-/** Instance role credentials last six hours, as the metadata service hands them out. */
-const INSTANCE_CREDENTIALS_MS = 6 * 3_600_000;
 const MAX_BODY = 16 * 1024 * 1024;
 
 class CallLog {
@@ -237,6 +258,8 @@ function credentialError(service: string, e: CredentialError, requestId: string)
       ),
       requestId,
     );
+  // NOTE: AWS's JSON services answer both with 400 (STS and IAM, Query services, with 403);
+  // 403 is kept here until the tests that assert it read the error name instead.
   return jsonError(
     new AwsError(expired ? 'ExpiredTokenException' : 'UnrecognizedClientException', e.message, 403),
     requestId,
@@ -272,6 +295,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   };
   const identities = new Identities();
   const buckets = new TokenBuckets();
+  /** Cloudflare's fixed windows per token: when each began and how many calls it took. */
+  const cfWindows = new Map<string, { start: number; count: number }>();
   const log = new CallLog();
   const faultRng = new Rng(seed ^ 0x5eed);
   // Request ids have their own generator so resource ids depend only on what was created.
@@ -285,6 +310,8 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     rng: new Rng(seed),
     durations: profile === 'realistic' ? DURATIONS.realistic : DURATIONS.fast,
     faults: () => faults,
+    chance: () => faultRng.next(),
+    states: () => partitions.values(),
   };
 
   if (opts.stateFile && existsSync(opts.stateFile)) {
@@ -333,7 +360,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
   // --- request pipeline -----------------------------------------------------------
   const route = (req: SimRequest): Prepared | SimResponse => {
     // Cloudflare is one account: its objects live in the default state.
-    if (req.path === '/client/v4' || req.path.startsWith('/client/v4/')) return prepareCloudflare(ctx, req);
+    if (req.path === '/client/v4' || req.path.startsWith('/client/v4/')) {
+      const cf = prepareCloudflare(ctx, req);
+      // Cloudflare's limit is per user: the token (or key) the request carries.
+      cf.limitKey = String(req.headers.authorization ?? req.headers['x-auth-key'] ?? 'anonymous');
+      return cf;
+    }
     const target = req.headers['x-amz-target'];
     const isForm = String(req.headers['content-type'] ?? '').includes('x-www-form-urlencoded');
     const query =
@@ -360,7 +392,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       const resp = credentialError(service, e, req.requestId);
       log.add({
         at: clock.now(),
-        service,
+        service: LOG_NAMES[service] ?? service,
         operation: operationOf(req, target),
         status: resp.status,
         mutating: false,
@@ -372,17 +404,12 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       caller,
       state: partitionOf({ account: caller.account, region: req.region }),
     };
-    // An instance's role has no EC2 or tagging permission (deploy/: the tenant and workspace
-    // roles grant nothing of their own); Secrets Manager decides by the secret's policy.
-    if (caller.sourceInstanceArn && (service === 'ec2' || service === 'ResourceGroupsTaggingAPI_20170126')) {
+    // An instance's role has no EC2, tagging or SSM permission (deploy/: the tenant and
+    // workspace roles grant nothing of their own); Secrets Manager decides by the secret's policy.
+    if (caller.sourceInstanceArn && service !== 'secretsmanager' && service !== 'sts') {
       const op = operationOf(req, target);
-      log.add({
-        at: clock.now(),
-        service: service === 'ec2' ? 'ec2' : 'tagging',
-        operation: op,
-        status: 403,
-        mutating: false,
-      });
+      const logged = service === 'ec2' ? 'ec2' : service === 'AmazonSSM' ? 'ssm' : 'tagging';
+      log.add({ at: clock.now(), service: logged, operation: op, status: 403, mutating: false });
       return service === 'ec2'
         ? ec2Error(
             new AwsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', 403),
@@ -391,7 +418,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
         : jsonError(
             new AwsError(
               'AccessDeniedException',
-              `User: ${caller.arn} is not authorized to perform: tag:${op}`,
+              `User: ${caller.arn} is not authorized to perform: ${logged === 'tagging' ? 'tag' : logged}:${op} because no identity-based policy allows it`,
             ),
             req.requestId,
           );
@@ -401,6 +428,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       const op = target.slice(target.indexOf('.') + 1);
       if (service === 'secretsmanager') prepared = prepareSecrets(scoped, req, op);
       else if (service === 'ResourceGroupsTaggingAPI_20170126') prepared = prepareTagging(scoped, req, op);
+      else if (service === 'AmazonSSM') prepared = prepareSsm(scoped, req, op);
       else
         return jsonError(
           new AwsError('UnknownOperationException', `Unknown target ${target}`),
@@ -417,7 +445,19 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     if (eff.latencyMs > 0) await new Promise((r) => setTimeout(r, eff.latencyMs));
     const now = clock.now();
     let resp: SimResponse | undefined;
-    if (faults.buckets && p.bucket) {
+    const cfWindow = p.service === 'cloudflare' && faults.cloudflareRateLimit === true;
+    let window: { start: number; count: number } | undefined;
+    if (cfWindow) {
+      const key = p.limitKey ?? 'anonymous';
+      window = cfWindows.get(key);
+      if (!window || now >= window.start + CLOUDFLARE_WINDOW.windowMs) {
+        window = { start: now, count: 0 };
+        cfWindows.set(key, window);
+      }
+      window.count++;
+      if (window.count > CLOUDFLARE_WINDOW.limit)
+        resp = cfRateLimited(clock.toRealMs(window.start + CLOUDFLARE_WINDOW.windowMs - now) / 1000);
+    } else if (faults.buckets && p.bucket) {
       const taken = buckets.take(p.bucket.key, p.bucket.spec, now);
       if (!taken.ok) resp = p.throttled(clock.toRealMs(taken.waitMs));
     }
@@ -433,7 +473,14 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       resp = p.run();
       if (p.mutating && resp.status < 400) markDirty();
     }
-    if (p.service === 'cloudflare' && faults.buckets) {
+    if (window) {
+      const resetSeconds = Math.ceil(
+        clock.toRealMs(window.start + CLOUDFLARE_WINDOW.windowMs - clock.now()) / 1000,
+      );
+      resp.headers.ratelimit = `"default";r=${Math.max(0, CLOUDFLARE_WINDOW.limit - window.count)};t=${Math.max(0, resetSeconds)}`;
+      resp.headers['ratelimit-policy'] =
+        `"burst";q=${CLOUDFLARE_WINDOW.limit};w=${CLOUDFLARE_WINDOW.windowMs / 1000}`;
+    } else if (p.service === 'cloudflare' && faults.buckets) {
       const left = Math.floor(buckets.peek('cloudflare', CLOUDFLARE_BUCKET, clock.now()));
       resp.headers.ratelimit = `"default";r=${left};t=${Math.ceil(clock.toRealMs(((CLOUDFLARE_BUCKET.capacity - left) / CLOUDFLARE_BUCKET.refillPerSecond) * 1000) / 1000)}`;
       resp.headers['ratelimit-policy'] = `"burst";q=${CLOUDFLARE_BUCKET.capacity};w=300`;
@@ -490,12 +537,14 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
           sim.network(query.get('account') ?? SEED.accountId, query.get('region') ?? SEED.region),
         );
       }
-      const creds = /^\/_sim\/instance-credentials\/([\w-]+)$/.exec(path);
+      const creds = /^\/_sim\/instance-credentials\/([^/]+)$/.exec(path);
       if (method === 'GET' && creds) {
-        const answer = sim.instanceCredentials(creds[1]!);
-        return answer
-          ? jsonAdmin(200, answer)
-          : jsonAdmin(404, { error: `no running instance ${creds[1]} with an instance profile` });
+        try {
+          return jsonAdmin(200, sim.instanceCredentials(decodeURIComponent(creds[1]!)));
+        } catch (e) {
+          if (!(e instanceof InstanceCredentialsRefused)) throw e;
+          return jsonAdmin(e.status, { error: e.message });
+        }
       }
       if (method === 'POST' && path === '/_sim/reset') {
         sim.reset();
@@ -569,38 +618,6 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
     awsEndpoint: url,
     cloudflareBaseUrl: `${url}/client/v4`,
     seed: { ...SEED },
-    instanceCredentials(instanceId: string): InstanceCredentials | undefined {
-      for (const part of partitions.values()) {
-        const i = part.instances.get(instanceId);
-        if (!i) continue;
-        const profile = /:instance-profile\/(?:.*\/)?([^/]+)$/.exec(i.iamInstanceProfile?.arn ?? '')?.[1];
-        if (i.state !== 'running' || !profile) return undefined;
-        const now = clock.now();
-        const creds = identities.issue(
-          {
-            account: part.account,
-            arn: `arn:aws:sts::${part.account}:assumed-role/${profile}/${i.id}`,
-            userId: `AROA${i.id.slice(2).toUpperCase()}:${i.id}`,
-            roleArn: `arn:aws:iam::${part.account}:role/${profile}`,
-            sourceInstanceArn: `arn:aws:ec2:${part.region}:${part.account}:instance/${i.id}`,
-          },
-          now,
-          INSTANCE_CREDENTIALS_MS,
-          ctx.rng,
-        );
-        markDirty();
-        return {
-          Code: 'Success',
-          Type: 'AWS-HMAC',
-          LastUpdated: new Date(now).toISOString(),
-          AccessKeyId: creds.accessKeyId,
-          SecretAccessKey: creds.secretAccessKey,
-          Token: creds.sessionToken,
-          Expiration: new Date(creds.expiresAt).toISOString(),
-        };
-      }
-      return undefined;
-    },
     network(account: string, region = SEED.region): NetworkInfo {
       const part = partitionOf({ account, region });
       if (isDefaultPartition(part)) {
@@ -610,7 +627,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
           vpcId: SEED.vpcId,
           vpcCidr: SEED.vpcCidr,
           subnetId: SEED.subnetId,
-          defaultSecurityGroupId: SEED.eicSecurityGroupId,
+          defaultSecurityGroupId: SEED_DEFAULT_GROUP_ID,
         };
       }
       const net = defaultNetwork(part);
@@ -631,6 +648,7 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       state.reset();
       for (const key of [...partitions.keys()]) if (partitions.get(key) !== state) partitions.delete(key);
       buckets.reset();
+      cfWindows.clear();
       markDirty();
     },
     dump(): SimStateDump {
@@ -644,6 +662,9 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
             ...i,
             ...(i.userData !== undefined
               ? { userDataDecoded: Buffer.from(i.userData, 'base64').toString('utf8') }
+              : {}),
+            ...(p.commandsByInstance.has(i.id)
+              ? { commands: commandsOn(p.commandsByInstance.get(i.id), i.id, now) }
               : {}),
           })),
         };
@@ -666,6 +687,50 @@ export async function startSimulator(opts: SimOptions = {}): Promise<Simulator> 
       sweep();
     },
     now: () => clock.now(),
+    instanceCredentials(instanceId: string): InstanceCredentials {
+      const now = clock.now();
+      let found: Instance | undefined;
+      for (const p of partitions.values()) found ??= p.instances.get(instanceId);
+      if (!found) throw new InstanceCredentialsRefused(404, `no instance ${instanceId}`);
+      settle(found, now);
+      if (found.state !== 'running')
+        throw new InstanceCredentialsRefused(409, `instance ${instanceId} is ${found.state}, not running`);
+      const profile = found.iamInstanceProfile?.arn;
+      const m = profile === undefined ? null : /^arn:aws:iam::(\d{12}):instance-profile\/(.+)$/.exec(profile);
+      if (!profile || !m)
+        throw new InstanceCredentialsRefused(404, `instance ${instanceId} has no instance profile`);
+      // NOTE: a profile's role is the role of the same path and name in the profile's account,
+      // as the console creates them.
+      const roleArn = `arn:aws:iam::${m[1]}:role/${m[2]}`;
+      const roleName = m[2]!.slice(m[2]!.lastIndexOf('/') + 1);
+      const account = found.ownerId ?? SEED.accountId;
+      const roleId = `AROA${fnv(roleArn).toUpperCase()}${fnv(`${roleArn}/id`).toUpperCase().slice(0, 9)}`;
+      const issued = identities.issue(
+        {
+          account,
+          arn: `arn:aws:sts::${account}:assumed-role/${roleName}/${instanceId}`,
+          userId: `${roleId}:${instanceId}`,
+          roleArn,
+          sourceInstanceArn: instanceArn(found),
+        },
+        now,
+        DURATIONS.instanceCredentialsMs,
+        ctx.rng,
+      );
+      markDirty();
+      return {
+        Code: 'Success',
+        Type: 'AWS-HMAC',
+        LastUpdated: new Date(now).toISOString(),
+        AccessKeyId: issued.accessKeyId,
+        SecretAccessKey: issued.secretAccessKey,
+        Token: issued.sessionToken,
+        Expiration: new Date(issued.expiresAt).toISOString(),
+        RoleArn: roleArn,
+        InstanceArn: instanceArn(found),
+        InstanceProfileArn: profile,
+      };
+    },
     async close() {
       if (closed) return;
       closed = true;

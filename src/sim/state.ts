@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { DURATIONS } from './limits.js';
 import {
   SEED,
+  SEED_DEFAULT_GROUP_ID,
   SEED_DHCP_OPTIONS_ID,
   SEED_EIC_ENI_ID,
   SEED_EIC_GROUP_NAME,
@@ -81,6 +82,10 @@ export interface Instance extends Taggable {
   reason: string;
   stateReason?: { code: string; message: string };
   terminatedAt?: number;
+  /** When TerminateInstances was first accepted for it (write-consistency window). */
+  terminateCalledAt?: number;
+  /** When it last stopped being `running` (its tunnel connector went away then). */
+  stoppedRunningAt?: number;
 }
 
 export interface Rule {
@@ -137,8 +142,8 @@ export interface Secret extends Taggable {
   deletedAt?: number;
   /** When the secret is (or was) permanently removed. */
   deletionDate?: number;
-  /** The resource policy (PutResourcePolicy), as sent. */
-  policy?: string;
+  /** PutResourcePolicy's document, as sent. */
+  resourcePolicy?: string;
 }
 
 export interface TunnelConfig {
@@ -157,6 +162,28 @@ export interface Tunnel {
   createdAt: number;
   deletedAt?: number;
   config: TunnelConfig;
+  /** When its connections were last cleaned up (connections DELETE or `?cascade=true`). */
+  connectionsClearedAt?: number;
+  /** Per connector (instance id): when `DELETE …/connections?client_id=` cleaned it up. */
+  connectorsClearedAt?: Record<string, number>;
+}
+
+/** An SSM Run Command (AWS-RunShellScript) and the instances it was sent to. */
+export interface SsmCommand {
+  seq: number;
+  id: string;
+  documentName: string;
+  comment: string;
+  parameters: Record<string, string[]>;
+  instanceIds: string[];
+  /** Instances whose invocation ends Failed (the `ssmFailedInstances` fault when it was sent). */
+  failedInstanceIds: string[];
+  timeoutSeconds?: number;
+  requestedAt: number;
+  /** The profile's durations when it was sent (so a saved state replays the same timeline). */
+  visibleAt: number;
+  startsAt: number;
+  endsAt: number;
 }
 
 export interface DnsRecord {
@@ -262,6 +289,7 @@ export class SimState {
   readonly dnsRecords = new OrderedStore<DnsRecord>();
   readonly vpcs: Vpc[] = [];
   readonly subnets: Subnet[] = [];
+  readonly commands = new OrderedStore<SsmCommand>();
 
   /** `<vpcId>\0<lower-case name>` → live group. */
   readonly sgByName = new Map<string, SecurityGroup>();
@@ -279,6 +307,10 @@ export class SimState {
   readonly volumes = new Map<string, Volume>();
   /** `<zoneId>\0<fqdn>` → records. */
   readonly dnsByName = new Map<string, DnsRecord[]>();
+  /** instance id → the Run Commands sent to it, oldest first. */
+  readonly commandsByInstance = new Map<string, SsmCommand[]>();
+  /** Secret names a forced delete still blocks, until when (fault setting `secretNameReuseMs`). */
+  readonly blockedSecretNames = new Map<string, number>();
 
   constructor(readonly partition?: Partition) {
     this.account = partition?.account ?? SEED.accountId;
@@ -350,6 +382,29 @@ export class SimState {
       tags: new Map([['Name', 'eic-endpoint']]),
       everTagged: false,
     });
+    this.addSecurityGroup({
+      seq: 0,
+      id: SEED_DEFAULT_GROUP_ID,
+      name: 'default',
+      description: 'default VPC security group',
+      vpcId: SEED.vpcId,
+      region: SEED.region,
+      ownerId: SEED.accountId,
+      rules: [
+        {
+          id: 'sgr-0defa0170defa017d',
+          egress: true,
+          protocol: '-1',
+          cidrIpv4: '0.0.0.0/0',
+          tags: new Map(),
+        },
+      ],
+      createdAt: 0,
+      // NOTE: a VPC's default group cannot be deleted; holding an ENI stands for that here.
+      eniId: 'eni-0defa0170defa017d',
+      tags: new Map(),
+      everTagged: false,
+    });
   }
 
   /** A new account's region: its default VPC, a subnet per zone and the VPC's `default` group. */
@@ -399,7 +454,14 @@ export class SimState {
 
   /** Empties everything except the seeded objects. */
   reset(): void {
-    for (const s of [this.instances, this.securityGroups, this.secrets, this.tunnels, this.dnsRecords])
+    for (const s of [
+      this.instances,
+      this.securityGroups,
+      this.secrets,
+      this.tunnels,
+      this.dnsRecords,
+      this.commands,
+    ])
       s.clear();
     for (const m of [
       this.sgByName,
@@ -411,6 +473,8 @@ export class SimState {
       this.instancesByTunnel,
       this.volumes,
       this.dnsByName,
+      this.commandsByInstance,
+      this.blockedSecretNames,
     ])
       m.clear();
     this.vpcs.length = 0;
@@ -519,6 +583,17 @@ export class SimState {
     return s;
   }
 
+  // --- SSM ------------------------------------------------------------------
+
+  addCommand(c: SsmCommand): void {
+    this.commands.add(c);
+    for (const id of c.instanceIds) {
+      const list = this.commandsByInstance.get(id);
+      if (list) list.push(c);
+      else this.commandsByInstance.set(id, [c]);
+    }
+  }
+
   // --- cloudflare ---------------------------------------------------------
 
   addTunnel(t: Tunnel): void {
@@ -581,7 +656,22 @@ export class SimState {
     for (const [token, rec] of this.clientTokens) {
       if (now >= rec.at + DURATIONS.clientTokenMs) this.clientTokens.delete(token);
     }
-    for (const store of [this.instances, this.securityGroups, this.secrets]) store.compact();
+    const oldCommands: SsmCommand[] = [];
+    for (const c of this.commands.values()) {
+      if (now < c.requestedAt + DURATIONS.ssmHistoryMs) break;
+      oldCommands.push(c);
+    }
+    for (const c of oldCommands) {
+      this.commands.remove(c);
+      for (const id of c.instanceIds) {
+        const list = this.commandsByInstance.get(id)?.filter((x) => x !== c) ?? [];
+        if (list.length > 0) this.commandsByInstance.set(id, list);
+        else this.commandsByInstance.delete(id);
+      }
+    }
+    for (const [name, until] of this.blockedSecretNames)
+      if (now >= until) this.blockedSecretNames.delete(name);
+    for (const store of [this.instances, this.securityGroups, this.secrets, this.commands]) store.compact();
   }
 
   // --- persistence --------------------------------------------------------
@@ -611,6 +701,8 @@ export class SimState {
         instanceIds: c.instances.map((i) => i.id),
         at: c.at,
       })),
+      commands: [...this.commands.values()].map((c) => ({ ...c })),
+      blockedSecretNames: Object.fromEntries(this.blockedSecretNames),
     };
   }
 
@@ -653,6 +745,9 @@ export class SimState {
         at: c.at,
       });
     }
+    for (const c of data.commands ?? []) this.addCommand({ ...c });
+    for (const [name, until] of Object.entries(data.blockedSecretNames ?? {}))
+      this.blockedSecretNames.set(name, until);
   }
 }
 
@@ -674,6 +769,9 @@ export interface SerializedState {
     instanceIds: string[];
     at: number;
   }[];
+  /** Absent in states saved before SSM. */
+  commands?: SsmCommand[];
+  blockedSecretNames?: Record<string, number>;
 }
 
 export function isDefaultPartition(p: Partition): boolean {

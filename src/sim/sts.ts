@@ -1,6 +1,7 @@
 import { ROLE_ARN } from './iam.js';
 import { AwsError, type Prepared, type SimContext, type SimRequest, type SimResponse } from './protocol.js';
 import { QueryParams } from './query.js';
+import { SEED } from './seed.js';
 import { el, escapeXml, iso } from './xml.js';
 
 /** STS over the Query protocol (Version 2011-06-15): AssumeRole and GetCallerIdentity. */
@@ -59,9 +60,20 @@ export function prepareSts(ctx: SimContext, req: SimRequest): Prepared {
 }
 
 /**
- * Any role may be assumed (no trust policies are simulated), unless the fault settings deny
- * it; the credentials belong to the role ARN's account.
+ * NOTE: trust is simulated in two simple ways: `roleTrust` lists who may assume a role; a role
+ * it does not list trusts the default account's own credentials (not role sessions or
+ * instance credentials). `deniedRoles` refuses a role to everyone. The credentials belong to
+ * the role ARN's account.
  */
+function trusted(ctx: SimContext, roleArn: string): boolean {
+  const c = ctx.caller;
+  const admitted = ctx.faults().roleTrust?.[roleArn];
+  if (admitted === undefined) return c.account === SEED.accountId && c.roleArn === undefined;
+  return admitted.some(
+    (p) => p === c.arn || p === c.roleArn || p === c.account || p === `arn:aws:iam::${c.account}:root`,
+  );
+}
+
 function assumeRole(ctx: SimContext, p: QueryParams): string {
   const roleArn = p.get('RoleArn');
   const session = p.get('RoleSessionName');
@@ -81,7 +93,7 @@ function assumeRole(ctx: SimContext, p: QueryParams): string {
       'ValidationError',
       `1 validation error detected: Value '${duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200`,
     );
-  if ((ctx.faults().deniedRoles ?? []).includes(roleArn))
+  if ((ctx.faults().deniedRoles ?? []).includes(roleArn) || !trusted(ctx, roleArn))
     throw new AwsError(
       'AccessDenied',
       `User: ${ctx.caller.arn} is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`,

@@ -56,7 +56,11 @@ const KINDS: Kind[] = [
           const seq = i.seq * 16 + n;
           if (seq < fromSeq || !v.everTagged) continue;
           if (v.deletedAt !== undefined && now >= v.deletedAt + DURATIONS.taggingGhostMs) continue;
-          yield { seq, arn: `arn:aws:ec2:${i.region}:${SEED.accountId}:volume/${v.id}`, tags: v.tags };
+          yield {
+            seq,
+            arn: `arn:aws:ec2:${i.region}:${i.ownerId ?? SEED.accountId}:volume/${v.id}`,
+            tags: v.tags,
+          };
         }
       }
     },
@@ -183,25 +187,41 @@ function getResources(ctx: SimContext, b: JsonBody): unknown {
     const parts = Buffer.from(tokenIn, 'base64url').toString().split('.');
     const k = Number(parts[0]);
     const s = Number(parts[1]);
-    if (parts.length !== 3 || parts[2] !== fingerprint || !Number.isInteger(k) || !Number.isInteger(s)) {
+    const issued = Number(parts[3]);
+    if (
+      parts.length !== 4 ||
+      parts[2] !== fingerprint ||
+      !Number.isInteger(k) ||
+      !Number.isInteger(s) ||
+      !Number.isInteger(issued)
+    ) {
       throw invalid('The specified pagination token is not valid.');
+    }
+    // NOTE: tokens live 15 minutes on AWS (fault setting `taggingTokenExpiry`); the listing
+    // must start over.
+    if (ctx.faults().taggingTokenExpiry && now - issued >= DURATIONS.taggingTokenMs) {
+      throw new AwsError(
+        'PaginationTokenExpiredException',
+        'The pagination token has expired. Start the request again from the beginning.',
+      );
     }
     kindIndex = k;
     fromSeq = s;
   }
+  const token = (k: number, seq: number) =>
+    Buffer.from(`${k}.${seq}.${fingerprint}.${now}`).toString('base64url');
+  const cut = ctx.faults().shortPages ? Math.floor(ctx.chance() * (limit + 1)) : limit;
   const out: { ResourceARN: string; Tags: { Key: string; Value: string }[] }[] = [];
   for (; kindIndex < kinds.length; kindIndex++, fromSeq = 0) {
     for (const e of kinds[kindIndex]!.scan(ctx, fromSeq, now)) {
       if (tagTest && !tagTest(e.tags)) continue;
-      if (out.length >= limit) {
-        return {
-          PaginationToken: Buffer.from(`${kindIndex}.${e.seq}.${fingerprint}`).toString('base64url'),
-          ResourceTagMappingList: out,
-        };
-      }
+      if (out.length >= cut) return { PaginationToken: token(kindIndex, e.seq), ResourceTagMappingList: out };
       out.push(mapping(e));
     }
   }
+  // A last page may still carry a token, to an empty page.
+  if (ctx.faults().shortPages && out.length > 0 && ctx.chance() < 0.5)
+    return { PaginationToken: token(kinds.length, 0), ResourceTagMappingList: out };
   return { PaginationToken: '', ResourceTagMappingList: out };
 }
 

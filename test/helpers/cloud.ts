@@ -19,8 +19,12 @@ import { SIM_CREDENTIALS } from './stack.js';
  * ARN as `ec2:SourceInstanceARN`); undefined unless it is running with a profile.
  */
 export function asInstance(sim: Simulator, instanceId: string, region = sim.seed.region) {
-  const creds = sim.instanceCredentials(instanceId);
-  if (!creds) return undefined;
+  let creds: ReturnType<Simulator['instanceCredentials']>;
+  try {
+    creds = sim.instanceCredentials(instanceId);
+  } catch {
+    return undefined; // not running, or no instance profile
+  }
   const aws = {
     endpoint: sim.awsEndpoint,
     region,

@@ -130,6 +130,32 @@ describe('accounts and regions', () => {
     }
   });
 
+  it('admits only the principals a role trusts', async () => {
+    // By default the default account's own credentials may assume any role; a role session may not.
+    const session = await assume();
+    const chained = client(STSClient, session);
+    await expect(
+      chained.send(new AssumeRoleCommand({ RoleArn: CANARY_ROLE, RoleSessionName: 'chained' })),
+    ).rejects.toMatchObject({ name: 'AccessDenied' });
+    chained.destroy();
+    const OPERATOR_ROLE = 'arn:aws:iam::123456789012:role/molecule-operator';
+    sim.setFaults({ roleTrust: { [CANARY_ROLE]: [OPERATOR_ROLE] } });
+    try {
+      await expect(assume()).rejects.toMatchObject({
+        name: 'AccessDenied',
+        $metadata: { httpStatusCode: 403 },
+      });
+      const operator = client(STSClient, await assume(OPERATOR_ROLE));
+      const out = await operator.send(new AssumeRoleCommand({ RoleArn: CANARY_ROLE, RoleSessionName: 'op' }));
+      expect(out.AssumedRoleUser?.Arn).toBe(
+        'arn:aws:sts::222222222222:assumed-role/molecule-operator-canary/op',
+      );
+      operator.destroy();
+    } finally {
+      sim.setFaults({ roleTrust: {} });
+    }
+  });
+
   it('keeps every account’s objects and the credentials it issued across a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sim-accounts-'));
     const opened: Simulator[] = [];

@@ -300,7 +300,11 @@ describe('admin API', () => {
     await fetch(`${h.sim.url}/_sim/reset`, { method: 'POST' });
     const dump = h.sim.dump();
     expect(dump.instances).toEqual([]);
-    expect(dump.securityGroups.map((g) => g.id)).toEqual([h.sim.seed.eicSecurityGroupId]);
+    // The seeded EIC endpoint group and the seeded VPC's default group.
+    expect(dump.securityGroups.map((g) => g.id)).toEqual([
+      h.sim.seed.eicSecurityGroupId,
+      h.sim.network(h.sim.seed.accountId).defaultSecurityGroupId,
+    ]);
   });
 });
 

@@ -265,7 +265,7 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
       misplaced(s, net, what, 'secret', s.name);
       // Tenant isolation: the bundle is readable from the org's live tenant instance only.
       const tenants = instances.filter((i) => i.tags.OrgID === o.id && i.tags.Role === 'tenant');
-      const readers = policyReaders(s.policy);
+      const readers = policyReaders(s.resourcePolicy);
       const want = tenants.map((i) => i.id).sort();
       if (JSON.stringify(readers) !== JSON.stringify(want))
         conv.push(`${what}: bundle policy admits ${JSON.stringify(readers)}, want ${JSON.stringify(want)}`);
