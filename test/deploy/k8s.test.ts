@@ -80,6 +80,7 @@ describe('manifest files', () => {
     const image = k.images?.find((i) => i.name === only(operatorPod.spec).image.split(':')[0]);
     expect(image, 'overlay sets the operator image').toBeDefined();
     expect(image!.digest ?? image!.newTag).toMatch(/^(?!latest$)\S+$/);
+    if (image!.digest) expect(image!.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     for (const patch of overlayPatches(env)) {
       // A patch must name something in the base, or kustomize fails.
       expect(() => find(objects, patch.kind, patch.metadata.name)).not.toThrow();
@@ -341,10 +342,12 @@ describe.skipIf(!kubectl)('kubectl kustomize', () => {
       objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
     );
     expect(find<ConfigMap>(rendered, 'ConfigMap', CONFIGMAP).data).toEqual(mergedConfigData(env));
-    const tag = readKustomization(overlayDir(env)).images?.[0]?.newTag;
+    // Pinned by tag, or by digest as a release pins it (`kustomize edit set image name=new@sha256:…`).
+    const pin = readKustomization(overlayDir(env)).images?.[0];
+    const name = pin?.newName ?? 'ghcr.io/molecule-ai/molecule-operator';
+    const image = pin?.digest ? `${name}@${pin.digest}` : `${name}:${pin?.newTag}`;
     for (const { template } of podTemplates(rendered)) {
-      for (const c of template.spec.containers)
-        expect(c.image).toBe(`ghcr.io/molecule-ai/molecule-operator:${tag}`);
+      for (const c of template.spec.containers) expect(c.image).toBe(image);
     }
     for (const o of rendered)
       if (o.kind !== 'Namespace') expect(o.metadata.namespace, o.kind).toBe(NAMESPACE);
