@@ -108,14 +108,20 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
 export interface TcpProxy {
   port: number;
   readonly isUp: boolean;
-  /** Writes (INSERT/UPDATE/DELETE) seen in the client's SQL text, with the table and arrival time. */
-  writes: { at: number; table: string }[];
+  /**
+   * Writes (INSERT/UPDATE/DELETE) seen in the client's SQL text, with the table and arrival time;
+   * `fenced` when the statement carries the lease fence (src/db/fence.ts) and so commits nothing
+   * unless the lease is still held at the writer's epoch.
+   */
+  writes: { at: number; table: string; fenced: boolean }[];
   down(): Promise<void>;
   up(): Promise<void>;
   close(): Promise<void>;
 }
 
 const WRITE_SQL = /\b(insert\s+into|update|delete\s+from)\s+"?([a-z_]+)"?/gi;
+/** The fence's CTE (fenceCte in src/db/fence.ts): the write and the lease check are one statement. */
+const FENCED_SQL = /\bWITH fence AS \(SELECT 1 FROM leases WHERE /;
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
@@ -138,7 +144,9 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       client.on('data', (chunk: Buffer) => {
         // Query text travels in the clear in Parse ('P') and Query ('Q') messages.
         const at = Date.now();
-        for (const m of chunk.toString('latin1').matchAll(WRITE_SQL)) writes.push({ at, table: m[2]! });
+        const text = chunk.toString('latin1');
+        const fenced = FENCED_SQL.test(text);
+        for (const m of text.matchAll(WRITE_SQL)) writes.push({ at, table: m[2]!, fenced });
       });
       client.pipe(upstream);
       upstream.pipe(client);
