@@ -1,5 +1,14 @@
-import { and, desc, eq, lt, sql } from 'drizzle-orm';
-import { amiPins, type PinChangeRow, pinChanges, runtimeImagePins } from '../../schema/index.js';
+import { and, desc, eq, isNull, lt, sql } from 'drizzle-orm';
+import {
+  amiPins,
+  type Org,
+  orgs,
+  type PinChangeRow,
+  pinChanges,
+  runtimeImagePins,
+  workspaces,
+} from '../../schema/index.js';
+import { TENANT_RUNTIME } from '../provisioning/runtimes.js';
 import type { Pins } from '../runtime/controller.js';
 import type { Db } from './client.js';
 
@@ -121,6 +130,39 @@ export class PinRepository {
       return { before: before?.value, after: value, changed: true, row, audit };
     });
   }
+}
+
+/** A live owner a pin applies to, with the target its org is placed in. */
+export interface PinnedOwner {
+  kind: 'org' | 'workspace';
+  id: string;
+  target: Org['target'];
+}
+
+/**
+ * The live owners whose instances a pin of `runtime` shapes: every org for the tenant runtime,
+ * else the workspaces of that runtime (deleting ones included: they are still reconciled).
+ */
+export async function ownersPinnedBy(db: Db, runtime: string): Promise<PinnedOwner[]> {
+  if (runtime === TENANT_RUNTIME) {
+    const rows = await db.select({ id: orgs.id, target: orgs.target }).from(orgs).where(isNull(orgs.purgedAt));
+    return rows.map((r) => ({ kind: 'org', ...r }));
+  }
+  const rows = await db
+    .select({ id: workspaces.id, target: orgs.target })
+    .from(workspaces)
+    .innerJoin(orgs, eq(orgs.id, workspaces.orgId))
+    .where(and(eq(workspaces.runtime, runtime), isNull(workspaces.purgedAt)));
+  return rows.map((r) => ({ kind: 'workspace', ...r }));
+}
+
+/** A pin change as the pin tables' trigger announces it on the desired-state channel. */
+export interface PinNotification {
+  kind: 'pin';
+  pin: 'runtime_image' | 'ami';
+  runtime: string;
+  /** AMI pins only. */
+  region?: string;
 }
 
 async function readPin(tx: Db, key: PinKey): Promise<PinValue | undefined> {

@@ -258,9 +258,41 @@ describe('bad input is a 400 with field errors, and writes nothing', () => {
   });
 });
 
+describe('notifications', () => {
+  it('every change of a pin notifies the controllers once, with what changed; a no-op says nothing', async () => {
+    const got: unknown[] = [];
+    const sub = await tdb.database.listen('molecule_desired', { onMessage: (p) => got.push(JSON.parse(p)) });
+    try {
+      await api.request('PUT', '/cp/admin/pins/runtime-images/deepagents', { json: { image: IMAGE } });
+      await api.request('PUT', '/cp/admin/pins/runtime-images/deepagents', { json: { image: IMAGE } });
+      await api.request('PUT', '/cp/admin/pins/amis/tenant/eu-west-1', { json: { amiId: AMI } });
+      await api.request('DELETE', '/cp/admin/pins/runtime-images/deepagents');
+      // A change made in SQL (an operator at psql) is announced too.
+      await tdb.database.query(`UPDATE ami_pins SET ami_id = $1`, [AMI_2]);
+      await tdb.database.query(`UPDATE ami_pins SET updated_at = now()`);
+      const want = [
+        { kind: 'pin', pin: 'runtime_image', runtime: 'deepagents', op: 'INSERT' },
+        { kind: 'pin', pin: 'ami', runtime: 'tenant', region: 'eu-west-1', op: 'INSERT' },
+        { kind: 'pin', pin: 'runtime_image', runtime: 'deepagents', op: 'DELETE' },
+        { kind: 'pin', pin: 'ami', runtime: 'tenant', region: 'eu-west-1', op: 'UPDATE' },
+      ];
+      const deadline = Date.now() + 5_000;
+      while (got.length < want.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      // One more round trip: a notification that should not exist would have arrived by now.
+      await tdb.database.query(`SELECT pg_notify('molecule_desired', '{"kind":"marker"}')`);
+      while (!got.some((m) => (m as { kind: string }).kind === 'marker') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(got).toEqual([...want, { kind: 'marker' }]);
+    } finally {
+      await sub.close();
+    }
+  });
+});
+
 describe('the OpenAPI description', () => {
   it('documents the pin routes from the schemas that validate them', async () => {
-    const doc = await (await fetch(`${api.url}/openapi.json`)).json();
+    // biome-ignore lint/suspicious/noExplicitAny: the document is walked as plain JSON
+    const doc: any = await (await fetch(`${api.url}/openapi.json`)).json();
     const put = doc.paths['/cp/admin/pins/runtime-images/{runtime}'].put;
     expect(put.parameters[0]).toMatchObject({ name: 'runtime', in: 'path', required: true });
     expect(put.parameters[0].schema.enum).toEqual(['tenant', ...KNOWN_RUNTIMES]);
