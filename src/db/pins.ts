@@ -145,7 +145,10 @@ export interface PinnedOwner {
  */
 export async function ownersPinnedBy(db: Db, runtime: string): Promise<PinnedOwner[]> {
   if (runtime === TENANT_RUNTIME) {
-    const rows = await db.select({ id: orgs.id, target: orgs.target }).from(orgs).where(isNull(orgs.purgedAt));
+    const rows = await db
+      .select({ id: orgs.id, target: orgs.target })
+      .from(orgs)
+      .where(isNull(orgs.purgedAt));
     return rows.map((r) => ({ kind: 'org', ...r }));
   }
   const rows = await db

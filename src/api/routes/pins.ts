@@ -1,9 +1,9 @@
 import type { FastifyRequest } from 'fastify';
-import type { PinChangeRow } from '../../../schema/index.js';
 import type { PinKey } from '../../db/pins.js';
 import type { App, RouteContext } from '../context.js';
 import { decodeCursor, encodeCursor, PinChangeCursor } from '../cursor.js';
 import { notFound } from '../errors.js';
+import { presentAmiPinSet, presentImagePinSet, presentPinChange, presentPinList } from '../present-pins.js';
 import {
   AmiPinChange,
   errors,
@@ -28,8 +28,6 @@ const tags = ['pins'];
  */
 const actorOf = (_request: FastifyRequest): string => 'api';
 
-const iso = (d: Date) => d.toISOString();
-
 /**
  * Runtime image and AMI pins (DESIGN §8, §11). Values are validated before anything is written;
  * a change and its audit row commit together, and the pin tables' triggers wake the
@@ -46,24 +44,7 @@ export function registerPinRoutes(app: App, { pins }: RouteContext): void {
         response: { 200: PinList },
       },
     },
-    async () => {
-      const list = await pins.list();
-      return {
-        runtimeImages: list.runtimeImages.map((p) => ({
-          runtime: p.runtime,
-          image: p.image,
-          createdAt: iso(p.createdAt),
-          updatedAt: iso(p.updatedAt),
-        })),
-        amis: list.amis.map((p) => ({
-          runtime: p.runtime,
-          region: p.region,
-          amiId: p.amiId,
-          createdAt: iso(p.createdAt),
-          updatedAt: iso(p.updatedAt),
-        })),
-      };
-    },
+    async () => presentPinList(await pins.list()),
   );
 
   app.put(
@@ -85,15 +66,7 @@ export function registerPinRoutes(app: App, { pins }: RouteContext): void {
     async (request, reply) => {
       const { runtime } = request.params;
       const change = await pins.set({ pin: 'runtime_image', runtime }, request.body.image, actorOf(request));
-      const row = change.row!;
-      return reply.code(change.before === undefined ? 201 : 200).send({
-        runtime,
-        image: row.value,
-        createdAt: iso(row.createdAt),
-        updatedAt: iso(row.updatedAt),
-        changed: change.changed,
-        previous: change.before ?? null,
-      });
+      return reply.code(change.before === undefined ? 201 : 200).send(presentImagePinSet(runtime, change));
     },
   );
 
@@ -139,16 +112,9 @@ export function registerPinRoutes(app: App, { pins }: RouteContext): void {
       const { runtime, region } = request.params;
       const key: PinKey = { pin: 'ami', runtime, region };
       const change = await pins.set(key, request.body.amiId, actorOf(request));
-      const row = change.row!;
-      return reply.code(change.before === undefined ? 201 : 200).send({
-        runtime,
-        region,
-        amiId: row.value,
-        createdAt: iso(row.createdAt),
-        updatedAt: iso(row.updatedAt),
-        changed: change.changed,
-        previous: change.before ?? null,
-      });
+      return reply
+        .code(change.before === undefined ? 201 : 200)
+        .send(presentAmiPinSet(runtime, region, change));
     },
   );
 
@@ -200,18 +166,4 @@ export function registerPinRoutes(app: App, { pins }: RouteContext): void {
       };
     },
   );
-}
-
-export function presentPinChange(r: PinChangeRow) {
-  return {
-    id: r.id,
-    pin: r.pin,
-    runtime: r.runtime,
-    region: r.region,
-    action: r.action,
-    oldValue: r.oldValue,
-    newValue: r.newValue,
-    actor: r.actor,
-    at: iso(r.at),
-  };
 }
