@@ -102,11 +102,36 @@ describe('a pin change reaches the desired state without a resync', () => {
       `pin change → relaunch: AMI pin ${Math.round(ami.ms)} ms, image pin ${Math.round(image.ms)} ms (resync: yearly; pin cache: 1 h)`,
     );
 
-    // The audit trail has both changes, newest first.
+    // An AMI pin of another region leaves hermes alone. The langgraph image pin after it is the
+    // marker: once its workspace has relaunched and the queues are idle, a hermes relaunch queued
+    // by the earlier notification would have happened.
+    await stack.operator!.manager.idle();
+    await terminate(image.value.InstanceId!);
+    expect(
+      (await stack.api('PUT', '/cp/admin/pins/amis/hermes/eu-west-1', { amiId: 'ami-0a1b2c3d' })).status,
+    ).toBe(201);
+    const LANG_IMAGE = 'ghcr.io/molecule-ai/langgraph:0.9.1';
+    expect(
+      (await stack.api('PUT', '/cp/admin/pins/runtime-images/langgraph', { image: LANG_IMAGE })).status,
+    ).toBe(201);
+    const langRelaunched = await eventually(async () => {
+      const [i] = await instanceOf(lang.id);
+      return i && cloud.userData(i.InstanceId!).includes(LANG_IMAGE) ? i : undefined;
+    }, 15_000);
+    expect(langRelaunched.ImageId).toBe(stack.config.EC2_AMI);
+    await stack.operator!.manager.idle();
+    expect(await instanceOf(hermes.id)).toEqual([]);
+    expect(stack.operator!.manager.readiness().lastResyncAt).toBe(resyncedAt);
+
+    // The audit trail has every change, newest first.
     const trail = (await stack.api('GET', '/cp/admin/pins/audit')).body.items;
-    expect(trail.map((r: { pin: string; newValue: string }) => [r.pin, r.newValue])).toEqual([
-      ['runtime_image', IMAGE],
-      ['ami', AMI],
+    expect(
+      trail.map((r: { pin: string; runtime: string; newValue: string }) => [r.pin, r.runtime, r.newValue]),
+    ).toEqual([
+      ['runtime_image', 'langgraph', LANG_IMAGE],
+      ['ami', 'hermes', 'ami-0a1b2c3d'],
+      ['runtime_image', 'hermes', IMAGE],
+      ['ami', 'hermes', AMI],
     ]);
   });
 });
