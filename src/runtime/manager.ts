@@ -506,7 +506,12 @@ export class Manager {
       // A resync queues its owners batch by batch, and may be followed by another.
       while (this.resyncing) await this.resyncing;
       await Promise.all([...this.controlled.values()].map((c) => c.queue.drained()));
-      if (!this.resyncing && [...this.controlled.values()].every((c) => c.queue.depth === 0)) return;
+      // Handled keys too: one queue's drain may wake another's keys after that one was awaited.
+      if (
+        !this.resyncing &&
+        [...this.controlled.values()].every((c) => c.queue.depth === 0 && c.queue.handling === 0)
+      )
+        return;
       await new Promise((r) => setTimeout(r, 10));
     }
   }
