@@ -81,11 +81,9 @@ export class PinRepository {
       const lockKey = key.pin === 'ami' ? `pin:ami:${key.runtime}/${key.region}` : `pin:image:${key.runtime}`;
       await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext(${lockKey}))`);
       const before = await readPin(tx, key);
+      // Already so (also: unsetting a pin that does not exist): nothing to write or announce.
       if (before?.value === value) {
         return { before: before?.value, after: value, changed: false, row: before, audit: undefined };
-      }
-      if (before === undefined && value === undefined) {
-        return { before: undefined, after: undefined, changed: false, row: undefined, audit: undefined };
       }
       let row: PinValue | undefined;
       if (key.pin === 'runtime_image') {
