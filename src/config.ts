@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { FAILPOINTS as FAILPOINT_NAMES, type Failpoint } from './runtime/failpoints.js';
 
@@ -278,6 +279,58 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Credentials may come from files, so that a Kubernetes Secret is mounted rather than copied into
+ * the environment (where `/proc/<pid>/environ`, crash dumps and child processes see it):
+ * `<KEY>_FILE=/path` for one, or `CREDENTIALS_DIRECTORY=/dir` (systemd's convention) holding a
+ * file per credential named after it. A missing file in the directory means unset, so an optional
+ * key can be left out of the Secret. One trailing newline is dropped.
+ */
+function readCredentialFiles(
+  env: Record<string, string | undefined>,
+  input: Record<string, string>,
+  problems: { variable: string; message: string }[],
+): void {
+  const read = (variable: string, file: string, optional: boolean): string | undefined => {
+    try {
+      const value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      if (value.trim() !== '') return value;
+      problems.push({ variable, message: `${file} is empty` });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      if (!(optional && code === 'ENOENT'))
+        problems.push({ variable, message: `cannot read ${file}: ${code}` });
+    }
+    return undefined;
+  };
+  const dir = env.CREDENTIALS_DIRECTORY?.trim();
+  if (dir) {
+    try {
+      if (!statSync(dir).isDirectory())
+        problems.push({ variable: 'CREDENTIALS_DIRECTORY', message: `${dir} is not a directory` });
+    } catch (e) {
+      problems.push({
+        variable: 'CREDENTIALS_DIRECTORY',
+        message: `cannot read ${dir}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
+      });
+    }
+  }
+  for (const key of SECRET_KEYS) {
+    const file = env[`${key}_FILE`]?.trim();
+    if (file) {
+      if (input[key] !== undefined) {
+        problems.push({ variable: `${key}_FILE`, message: `set either ${key} or ${key}_FILE, not both` });
+        continue;
+      }
+      const value = read(`${key}_FILE`, file, false);
+      if (value !== undefined) input[key] = value;
+    } else if (dir && input[key] === undefined) {
+      const value = read('CREDENTIALS_DIRECTORY', join(dir, key), true);
+      if (value !== undefined) input[key] = value;
+    }
+  }
+}
+
 export interface LoadOptions {
   /** Variables this command cannot run without, reported together with every other problem. */
   required?: readonly ConfigKey[];
@@ -294,25 +347,7 @@ export function loadConfig(env: Record<string, string | undefined>, options: Loa
     if (value !== undefined && value.trim() !== '') input[key] = value;
   }
   const problems: { variable: string; message: string }[] = [];
-  // Credentials may come from files (Kubernetes secrets mounted as files): <KEY>_FILE.
-  for (const key of SECRET_KEYS) {
-    const file = env[`${key}_FILE`]?.trim();
-    if (!file) continue;
-    if (input[key] !== undefined) {
-      problems.push({ variable: `${key}_FILE`, message: `set either ${key} or ${key}_FILE, not both` });
-      continue;
-    }
-    try {
-      const value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-      if (value.trim() !== '') input[key] = value;
-      else problems.push({ variable: `${key}_FILE`, message: `${file} is empty` });
-    } catch (e) {
-      problems.push({
-        variable: `${key}_FILE`,
-        message: `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
-      });
-    }
-  }
+  readCredentialFiles(env, input, problems);
   for (const key of options.required ?? []) {
     if (input[key] === undefined) problems.push({ variable: key, message: 'is required for this command' });
   }

@@ -4,7 +4,7 @@ import {
   baseObjects,
   CONFIGMAP,
   type ConfigMap,
-  containerEnv,
+  containerStart,
   type Deployment,
   find,
   type Job,
@@ -12,18 +12,21 @@ import {
   OVERLAYS,
   overlayConfigPatch,
   podTemplates,
-  SECRET,
   secretExample,
 } from './manifests.js';
 
 const objects = baseObjects();
 const baseConfig = find<ConfigMap>(objects, 'ConfigMap', CONFIGMAP).data;
 const secretData = secretExample().stringData ?? {};
-const container = (kind: 'Deployment' | 'Job', name: string) =>
-  find<Deployment | Job>(objects, kind, name).spec.template.spec.containers[0]!;
-const operator = container('Deployment', 'molecule-operator');
-const api = container('Deployment', 'molecule-api');
-const migrate = container('Job', 'molecule-operator-migrate');
+const pod = (kind: 'Deployment' | 'Job', name: string) =>
+  find<Deployment | Job>(objects, kind, name).spec.template.spec;
+const operatorPod = pod('Deployment', 'molecule-operator');
+const apiPod = pod('Deployment', 'molecule-api');
+const migratePod = pod('Job', 'molecule-operator-migrate');
+const operator = operatorPod.containers[0]!;
+const api = apiPod.containers[0]!;
+/** Variables read outside the config schema: where the credential files are. */
+const FILE_VARIABLES = ['CREDENTIALS_DIRECTORY'];
 
 /** Everything a full deployment sets: without one of these some controller stays off or `api` exits. */
 const REQUIRED: ConfigKey[] = [
@@ -43,7 +46,7 @@ const REQUIRED: ConfigKey[] = [
 const NEVER_IN_CLUSTER: ConfigKey[] = ['PGLITE_DIR', 'AWS_ENDPOINT_URL', 'CLOUDFLARE_BASE_URL'];
 
 describe('environment variables in the manifests', () => {
-  const configKeys = new Set<string>(CONFIG_KEYS);
+  const configKeys = new Set<string>([...CONFIG_KEYS, ...FILE_VARIABLES]);
 
   it('sets only variables the config schema knows', () => {
     const named = [
@@ -70,14 +73,11 @@ describe('environment variables in the manifests', () => {
     for (const { owner, template } of podTemplates(objects)) {
       for (const c of template.spec.containers) {
         for (const e of c.env ?? []) {
-          const secretRef = e.valueFrom?.secretKeyRef;
           const where = `${owner.metadata.name} ${e.name}`;
-          expect(e.value, `${where}: no literal values in env`).toBeUndefined();
-          if (secretRef) {
-            expect(secretRef.name, where).toBe(SECRET);
-            expect(secretRef.key, where).toBe(e.name);
-            expect(SECRET_KEYS, where).toContain(e.name);
-          }
+          // Credentials are files, never environment variables.
+          expect(e.valueFrom?.secretKeyRef, `${where}: a credential in the environment`).toBeUndefined();
+          if (e.value !== undefined)
+            expect(FILE_VARIABLES, `${where}: no literal values in env`).toContain(e.name);
           if (e.valueFrom?.configMapKeyRef) expect(Object.keys(baseConfig), where).toContain(e.name);
         }
         expect(
@@ -86,6 +86,30 @@ describe('environment variables in the manifests', () => {
         ).toBeFalsy();
       }
     }
+  });
+
+  it('mounts each component only the credentials it needs, read-only and unreadable by others', () => {
+    const mounted = (spec: typeof operatorPod) => {
+      const { env, files } = containerStart(spec, spec.containers[0]!, baseConfig, secretData);
+      const mount = spec.containers[0]!.volumeMounts?.find((m) => m.name === 'credentials');
+      expect(mount?.readOnly).toBe(true);
+      const volume = spec.volumes?.find((v) => v.name === 'credentials');
+      expect(volume?.projected?.defaultMode).toBe(0o440);
+      expect(Object.values(env)).not.toEqual(expect.arrayContaining(Object.values(secretData)));
+      return Object.keys(files).sort();
+    };
+    expect(mounted(operatorPod)).toEqual([
+      'CLOUDFLARE_API_TOKEN',
+      'DATABASE_URL',
+      'GHCR_PULL_TOKEN',
+      'PROVISION_SHARED_SECRET',
+    ]);
+    expect(mounted(apiPod)).toEqual(['CP_ADMIN_API_TOKEN', 'DATABASE_URL']);
+    expect(mounted(migratePod)).toEqual(['DATABASE_URL']);
+    // GHCR_PULL_TOKEN may be left out of the Secret (public images): the operator still starts.
+    const { GHCR_PULL_TOKEN: _, ...withoutPull } = secretData;
+    const { env } = containerStart(operatorPod, operator, baseConfig, withoutPull);
+    expect(loadConfig(env).GHCR_PULL_TOKEN).toBeUndefined();
   });
 
   it.each(OVERLAYS)('%s sets every variable a full deployment needs', (env) => {
@@ -101,7 +125,7 @@ describe('environment variables in the manifests', () => {
   });
 
   it.each(OVERLAYS)('%s: the operator starts with every controller enabled', (env) => {
-    const envVars = containerEnv(operator, mergedConfigData(env), secretData);
+    const envVars = containerStart(operatorPod, operator, mergedConfigData(env), secretData).env;
     const config = loadConfig(envVars);
     expect(capabilities(config)).toEqual({ cloudflare: [], instance: [], securityGroup: [] });
     expect(config.MOLECULE_ENV).toBe(env);
@@ -111,14 +135,19 @@ describe('environment variables in the manifests', () => {
   });
 
   it.each(OVERLAYS)('%s: the API gets its token and the database, and no cloud credentials', (env) => {
-    const envVars = containerEnv(api, mergedConfigData(env), secretData);
+    const envVars = containerStart(apiPod, api, mergedConfigData(env), secretData).env;
     expect(() => loadConfig(envVars, { required: ['CP_ADMIN_API_TOKEN', 'DATABASE_URL'] })).not.toThrow();
     expect(envVars.CLOUDFLARE_API_TOKEN).toBeUndefined();
     expect(envVars.PROVISION_SHARED_SECRET).toBeUndefined();
   });
 
   it.each(OVERLAYS)('%s: the migration Job reaches the database', (env) => {
-    const envVars = containerEnv(migrate, mergedConfigData(env), secretData);
+    const envVars = containerStart(
+      migratePod,
+      migratePod.containers[0]!,
+      mergedConfigData(env),
+      secretData,
+    ).env;
     expect(loadConfig(envVars, { required: ['DATABASE_URL'] }).DATABASE_URL).toBeDefined();
   });
 

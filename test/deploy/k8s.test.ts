@@ -319,6 +319,34 @@ describe('network policies', () => {
     }
   });
 
+  it('opens egress only by port: Postgres only to the database address, nothing to any port', () => {
+    for (const { owner, template } of podTemplates(objects)) {
+      const rules = forPod(template.metadata.labels).flatMap((p) => p.spec.egress ?? []);
+      for (const rule of rules) {
+        expect(rule.ports?.length, `${owner.metadata.name}: a rule open to every port`).toBeGreaterThan(0);
+        const ports = new Set(rule.ports!.map((p) => p.port));
+        expect(
+          [...ports].every((p) => [53, 443, 5432].includes(p)),
+          owner.metadata.name,
+        ).toBe(true);
+        if (ports.has(5432)) {
+          expect(ports, `${owner.metadata.name}: Postgres shares a rule`).toEqual(new Set([5432]));
+          expect(rule.to?.length, `${owner.metadata.name}: Postgres open to any address`).toBeGreaterThan(0);
+          for (const peer of rule.to!) expect(peer.ipBlock?.cidr).toMatch(/^[0-9.]+\/\d+$/);
+        }
+      }
+    }
+  });
+
+  it.each(OVERLAYS)('overlay %s sets the database address', (env) => {
+    const patch = overlayPatches(env).find((o) => o.kind === 'NetworkPolicy') as NetworkPolicy | undefined;
+    expect(patch?.metadata.name).toBe('molecule-database');
+    const base = find<NetworkPolicy>(objects, 'NetworkPolicy', 'molecule-database');
+    expect(patch!.spec.egress?.[0]?.to?.[0]?.ipBlock?.cidr).not.toBe(
+      base.spec.egress?.[0]?.to?.[0]?.ipBlock?.cidr,
+    );
+  });
+
   it('selects every pod with at least one policy besides the default deny', () => {
     for (const { owner, template } of podTemplates(objects)) {
       const own = forPod(template.metadata.labels).filter(
@@ -351,6 +379,12 @@ describe.skipIf(!kubectl)('kubectl kustomize', () => {
     }
     for (const o of rendered)
       if (o.kind !== 'Namespace') expect(o.metadata.namespace, o.kind).toBe(NAMESPACE);
+    const database = find<NetworkPolicy>(rendered, 'NetworkPolicy', 'molecule-database');
+    const patch = overlayPatches(env).find((o) => o.kind === 'NetworkPolicy') as NetworkPolicy;
+    expect(database.spec.egress).toEqual(patch.spec.egress);
+    expect(database.spec.podSelector).toEqual({
+      matchLabels: { 'app.kubernetes.io/name': 'molecule-operator' },
+    });
     const sa = find<K8sObject>(rendered, 'ServiceAccount', 'molecule-operator');
     expect(sa.metadata.annotations?.['eks.amazonaws.com/role-arn']).toBeDefined();
   });

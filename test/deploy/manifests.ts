@@ -1,7 +1,8 @@
 // Loading and small helpers for the deploy/ tests: parsed manifests, kustomize layers, the
 // effective environment of a container, metric names in PromQL.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
@@ -79,7 +80,18 @@ export interface PodSpec {
   securityContext?: SecurityContext & { fsGroup?: number };
   containers: Container[];
   initContainers?: Container[];
-  volumes?: { name: string; emptyDir?: { sizeLimit?: string } }[];
+  volumes?: Volume[];
+}
+
+export interface Volume {
+  name: string;
+  emptyDir?: { sizeLimit?: string };
+  projected?: {
+    defaultMode?: number;
+    sources: {
+      secret?: { name: string; optional?: boolean; items?: { key: string; path: string }[] };
+    }[];
+  };
 }
 
 export interface PodTemplate {
@@ -258,6 +270,42 @@ export function containerEnv(
     else if (!ref.optional) throw new Error(`${container.name}: ${e.name} refers to missing key ${ref.key}`);
   }
   return env;
+}
+
+/**
+ * What a container starts with: its environment ({@link containerEnv}) and, when it names a
+ * CREDENTIALS_DIRECTORY, that folder as the kubelet would mount it from the pod's projected
+ * Secret volume — written to a temporary folder, which CREDENTIALS_DIRECTORY then names. A
+ * required key missing from the Secret fails, as the pod would not start.
+ */
+export function containerStart(
+  pod: PodSpec,
+  container: Container,
+  configData: Record<string, string>,
+  secretData: Record<string, string>,
+): { env: Record<string, string>; files: Record<string, string> } {
+  const env = containerEnv(container, configData, secretData);
+  const files: Record<string, string> = {};
+  const dir = env.CREDENTIALS_DIRECTORY;
+  if (dir === undefined) return { env, files };
+  const mount = container.volumeMounts?.find((m) => m.mountPath === dir);
+  if (!mount) throw new Error(`${container.name}: CREDENTIALS_DIRECTORY ${dir} is not a mount`);
+  const volume = pod.volumes?.find((v) => v.name === mount.name);
+  if (!volume?.projected) throw new Error(`${container.name}: ${mount.name} is not a projected volume`);
+  for (const { secret } of volume.projected.sources) {
+    if (!secret) continue;
+    if (secret.name !== SECRET) throw new Error(`unknown Secret ${secret.name}`);
+    for (const item of secret.items ?? []) {
+      const value = secretData[item.key];
+      if (value !== undefined) files[item.path] = value;
+      else if (!secret.optional)
+        throw new Error(`${container.name}: ${mount.name} needs missing key ${item.key}`);
+    }
+  }
+  const folder = mkdtempSync(join(tmpdir(), 'molecule-credentials-'));
+  for (const [path, value] of Object.entries(files)) writeFileSync(join(folder, path), value);
+  env.CREDENTIALS_DIRECTORY = folder;
+  return { env, files };
 }
 
 /** Names every pod template of the given objects, with the owner that carries it. */

@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { CONFIG_KEYS, ConfigError, loadConfig } from '../../src/config.js';
 
 /** Runs loadConfig expecting a ConfigError and returns it. */
@@ -273,5 +276,62 @@ describe('loadConfig: the HTTP API', () => {
       ]),
     );
     expect(err.message).toMatch(/3 problems/);
+  });
+});
+
+describe('loadConfig: credentials from files', () => {
+  const folder = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'molecule-credentials-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  };
+
+  it('reads <KEY>_FILE, dropping one trailing newline', () => {
+    const dir = folder();
+    writeFileSync(join(dir, 'token'), 'cf-token\n');
+    const config = loadConfig({ CLOUDFLARE_API_TOKEN_FILE: join(dir, 'token') });
+    expect(config.CLOUDFLARE_API_TOKEN).toBe('cf-token');
+  });
+
+  it('refuses a value and its file together, an empty file and an unreadable one, naming each', () => {
+    const dir = folder();
+    writeFileSync(join(dir, 'empty'), '\n');
+    const err = configError({
+      CLOUDFLARE_API_TOKEN: 'inline',
+      CLOUDFLARE_API_TOKEN_FILE: join(dir, 'empty'),
+      PROVISION_SHARED_SECRET_FILE: join(dir, 'empty'),
+      DATABASE_URL_FILE: join(dir, 'missing'),
+    });
+    expect(err.problems).toEqual(
+      expect.arrayContaining([
+        { variable: 'CLOUDFLARE_API_TOKEN_FILE', message: expect.stringMatching(/not both/) },
+        { variable: 'PROVISION_SHARED_SECRET_FILE', message: expect.stringMatching(/is empty/) },
+        { variable: 'DATABASE_URL_FILE', message: expect.stringMatching(/ENOENT/) },
+      ]),
+    );
+    // No secret value in any message.
+    expect(err.message).not.toContain('inline');
+  });
+
+  it('reads each credential from CREDENTIALS_DIRECTORY; a file left out means unset', () => {
+    const dir = folder();
+    writeFileSync(join(dir, 'DATABASE_URL'), 'postgres://molecule:pw@db.internal:5432/molecule\n');
+    writeFileSync(join(dir, 'CP_ADMIN_API_TOKEN'), 'a'.repeat(32));
+    const config = loadConfig({ CREDENTIALS_DIRECTORY: dir, CLOUDFLARE_API_TOKEN: 'from-env' });
+    expect(config.DATABASE_URL).toBe('postgres://molecule:pw@db.internal:5432/molecule');
+    expect(config.CP_ADMIN_API_TOKEN).toBe('a'.repeat(32));
+    expect(config.CLOUDFLARE_API_TOKEN).toBe('from-env'); // the environment wins over the folder
+    expect(config.GHCR_PULL_TOKEN).toBeUndefined();
+  });
+
+  it('refuses a CREDENTIALS_DIRECTORY that is missing, and an empty credential file in it', () => {
+    const dir = folder();
+    expect(configError({ CREDENTIALS_DIRECTORY: join(dir, 'nope') }).problems).toEqual([
+      { variable: 'CREDENTIALS_DIRECTORY', message: expect.stringMatching(/ENOENT/) },
+    ]);
+    writeFileSync(join(dir, 'GHCR_PULL_TOKEN'), '');
+    expect(configError({ CREDENTIALS_DIRECTORY: dir }).problems).toEqual([
+      { variable: 'CREDENTIALS_DIRECTORY', message: expect.stringMatching(/GHCR_PULL_TOKEN is empty/) },
+    ]);
   });
 });
