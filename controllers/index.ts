@@ -101,6 +101,8 @@ export const instance: ControllerSpec = {
     { controller: secrets, scope: 'org', label: 'Secret' },
   ],
   deleteAfter: () => [{ controller: instance, scope: 'workspaces', label: 'WorkspaceInstances' }],
+  // The AMI and image an instance launches with come from the pins.
+  readsPins: true,
   disabledBecause: (target) => instanceDisabledBecause(target),
   create: (ports) => createInstanceController(ports),
 };

@@ -1,13 +1,13 @@
 import type { CloudPorts, Instance, InstanceState } from '../src/cloud/ports.js';
 import type { TargetSettings } from '../src/cloud/targets.js';
 import { bootstrapSecretName, workspaceBootstrapSecretName } from '../src/provisioning/names.js';
+import { TENANT_RUNTIME } from '../src/provisioning/runtimes.js';
 import { ownerTags, TAG, tagDrift } from '../src/provisioning/tags.js';
 import { TENANT_VOLUME_GB, workspaceResources } from '../src/provisioning/tiers.js';
 import { renderUserData } from '../src/provisioning/userdata.js';
 import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
 
-/** The runtime name under which a tenant AMI / image can be pinned. */
-export const TENANT_RUNTIME = 'tenant';
+export { TENANT_RUNTIME } from '../src/provisioning/runtimes.js';
 
 export interface DesiredInstance {
   ownerId: string;

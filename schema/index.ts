@@ -164,6 +164,32 @@ export const runtimeImagePins = pgTable('runtime_image_pins', {
   ...timestamps,
 });
 
+/**
+ * Append-only audit of every pin change (DESIGN §11): who, which pin, the value before and after.
+ * Written in the transaction that changes the pin, so neither exists without the other.
+ */
+export const pinChanges = pgTable(
+  'pin_changes',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    pin: text('pin', { enum: ['runtime_image', 'ami'] }).notNull(),
+    runtime: text('runtime').notNull(),
+    /** Set for AMI pins. */
+    region: text('region'),
+    action: text('action', { enum: ['set', 'unset'] }).notNull(),
+    oldValue: text('old_value'),
+    newValue: text('new_value'),
+    /** The API token's identity, `api` without one; `cli:<user>` from the CLI. */
+    actor: text('actor').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('pin_changes_pin_idx').on(t.pin, t.runtime, t.region, t.id),
+    check('pin_changes_pin', sql`${t.pin} IN ('runtime_image', 'ami')`),
+    check('pin_changes_action', sql`${t.action} IN ('set', 'unset')`),
+  ],
+);
+
 /** Leader-election leases. `epoch` increases on every change of holder. */
 export const leases = pgTable('leases', {
   name: text('name').primaryKey(),
@@ -206,3 +232,4 @@ export type Workspace = typeof workspaces.$inferSelect;
 export type StatusRow = typeof reconcileStatus.$inferSelect;
 export type AuditRow = typeof tenantResources.$inferSelect;
 export type OrphanRow = typeof orphans.$inferSelect;
+export type PinChangeRow = typeof pinChanges.$inferSelect;

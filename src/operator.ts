@@ -50,7 +50,7 @@ export interface OperatorOptions {
   manager?: Partial<
     Pick<ManagerOptions, 'holder' | 'lease' | 'pollIntervalMs' | 'concurrency' | 'backoff' | 'resyncJitterMs'>
   >;
-  /** How long AMI/image pins are cached (default 30 s). */
+  /** How long AMI/image pins are cached (default 30 s); a pin change's notification drops them at once. */
   pinsTtlMs?: number;
   /** Overrides ORPHAN_POLICY for this process's scans. */
   orphanPolicy?: Config['ORPHAN_POLICY'];
@@ -246,6 +246,7 @@ export function createOperator(options: OperatorOptions): Operator {
       deepCheckBudget: deepChecks,
     }),
     jobs: scanner.jobs(),
+    onPinsChanged: () => pins.invalidate(),
     targetJobs: [
       {
         name: 'workspace-bootstrap',

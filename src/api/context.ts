@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import type { DesiredStateRepository } from '../db/desired.js';
 import type { OrphanLedger } from '../db/orphans.js';
+import type { PinRepository } from '../db/pins.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ZodTypeProvider } from './openapi.js';
 
@@ -18,6 +19,7 @@ export interface RouteContext {
   database: Database;
   desired: DesiredStateRepository;
   ledger: OrphanLedger;
+  pins: PinRepository;
   metrics: Metrics;
 }
 

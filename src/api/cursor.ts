@@ -33,3 +33,6 @@ export const OrgCursor = z
 
 /** Orphan ledger position: the last row id. */
 export const OrphanCursor = z.tuple([z.int().min(0).max(Number.MAX_SAFE_INTEGER)]).transform(([id]) => id);
+
+/** Pin audit position: the last (oldest) row id of the page. */
+export const PinChangeCursor = z.tuple([z.int().min(0).max(Number.MAX_SAFE_INTEGER)]).transform(([id]) => id);

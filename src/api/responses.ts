@@ -116,6 +116,77 @@ export const OrphanPage = z
   .object({ items: z.array(OrphanView), nextCursor: z.string().nullable() })
   .meta({ id: 'OrphanPage', description: 'A page of the orphan ledger' });
 
+export const RuntimeImagePinView = z
+  .object({
+    runtime: z.string().meta({ description: 'A workspace runtime, or `tenant` for the tenant instance' }),
+    image: z.string().meta({ description: 'registry/name[:tag][@sha256:…]' }),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .meta({ id: 'RuntimeImagePin', description: 'The container image every instance of a runtime runs' });
+
+export const AmiPinView = z
+  .object({
+    runtime: z.string().meta({ description: 'A workspace runtime, or `tenant` for the tenant instance' }),
+    region: z.string(),
+    amiId: z.string(),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+  })
+  .meta({ id: 'AmiPin', description: 'The AMI new instances of a runtime launch from in a region' });
+
+export const PinList = z
+  .object({ runtimeImages: z.array(RuntimeImagePinView), amis: z.array(AmiPinView) })
+  .meta({ id: 'PinList', description: 'Every pin; a runtime without one uses the configured default' });
+
+const pinChangeFields = {
+  changed: z
+    .boolean()
+    .meta({ description: 'false when the pin already held this value: nothing was written' }),
+  previous: z
+    .string()
+    .nullable()
+    .meta({ description: 'The value before this request; null when there was no pin' }),
+};
+
+export const RuntimeImagePinChange = RuntimeImagePinView.extend(pinChangeFields).meta({
+  id: 'RuntimeImagePinChange',
+  description: 'A runtime image pin after it was set',
+});
+
+export const AmiPinChange = AmiPinView.extend(pinChangeFields).meta({
+  id: 'AmiPinChange',
+  description: 'An AMI pin after it was set',
+});
+
+export const PinRemoval = z
+  .object({
+    runtime: z.string(),
+    region: z.string().optional().meta({ description: 'AMI pins only' }),
+    previous: z.string().meta({ description: 'The value the pin held' }),
+  })
+  .meta({ id: 'PinRemoval', description: 'A pin that was removed: the runtime falls back to the default' });
+
+export const PinChangeView = z
+  .object({
+    id: z.int(),
+    pin: z.enum(['runtime_image', 'ami']),
+    runtime: z.string(),
+    region: z.string().nullable().meta({ description: 'AMI pins only' }),
+    action: z.enum(['set', 'unset']),
+    oldValue: z.string().nullable(),
+    newValue: z.string().nullable(),
+    actor: z
+      .string()
+      .meta({ description: "The API token's identity (`api` for the admin token), or `cli:<user>`" }),
+    at: timestamp,
+  })
+  .meta({ id: 'PinChange', description: 'An audit row: one change of one pin' });
+
+export const PinChangePage = z
+  .object({ items: z.array(PinChangeView), nextCursor: z.string().nullable() })
+  .meta({ id: 'PinChangePage', description: 'A page of the pin audit trail, newest first' });
+
 export const Health = z.object({ status: z.literal('ok') }).meta({ description: 'The process is alive' });
 
 export const Readiness = z
@@ -147,9 +218,25 @@ export const ErrorBody = z
 
 /** Named components: every schema above with an `id`, by id. */
 export const COMPONENTS: Record<string, z.ZodType> = Object.fromEntries(
-  [ConditionView, StatusView, WorkspaceView, OrgView, OrgPage, Stats, OrphanView, OrphanPage, ErrorBody].map(
-    (s) => [z.globalRegistry.get(s)!.id!, s],
-  ),
+  [
+    ConditionView,
+    StatusView,
+    WorkspaceView,
+    OrgView,
+    OrgPage,
+    Stats,
+    OrphanView,
+    OrphanPage,
+    RuntimeImagePinView,
+    AmiPinView,
+    PinList,
+    RuntimeImagePinChange,
+    AmiPinChange,
+    PinRemoval,
+    PinChangeView,
+    PinChangePage,
+    ErrorBody,
+  ].map((s) => [z.globalRegistry.get(s)!.id!, s]),
 );
 
 const errorDescriptions = new WeakMap<z.ZodType, string>();

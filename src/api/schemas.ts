@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { amiRefusal, imageRefusal, PIN_RUNTIMES, regionRefusal } from '../provisioning/pins.js';
 import { KNOWN_RUNTIMES } from '../provisioning/runtimes.js';
 import { ApiError, type FieldError } from './errors.js';
 import { SLUG_PATTERN, slugRefusal } from './slugs.js';
@@ -112,6 +113,51 @@ export const SlugParams = z.strictObject({ slug: z.string().meta({ description: 
 export const IdParams = z.strictObject({
   id: z.guid('must be a UUID').meta({ description: 'The workspace id' }),
 });
+
+const refuseWith = (why: (value: string) => string | undefined) => (value: string, ctx: z.RefinementCtx) => {
+  const problem = why(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+};
+
+const pinRuntime = z
+  .enum(PIN_RUNTIMES, `must be one of ${PIN_RUNTIMES.join(', ')}`)
+  .meta({ description: 'A workspace runtime, or `tenant` for the tenant instance' });
+
+export const RuntimePinParams = z.strictObject({ runtime: pinRuntime });
+export const AmiPinParams = z.strictObject({
+  runtime: pinRuntime,
+  region: z
+    .string()
+    .superRefine(refuseWith(regionRefusal))
+    .meta({ description: 'The AWS region the AMI lives in, e.g. us-east-1' }),
+});
+
+export const SetRuntimeImageBody = z.strictObject(
+  {
+    image: z
+      .string('must be a string')
+      .max(512, 'must be at most 512 characters')
+      .superRefine(refuseWith(imageRefusal))
+      .meta({
+        description:
+          'registry/name[:tag][@sha256:<64 hex>]: the registry written out, and a tag, a digest or both',
+        examples: ['ghcr.io/molecule-ai/hermes:1.4.2'],
+      }),
+  },
+  OBJECT,
+);
+
+export const SetAmiBody = z.strictObject(
+  {
+    amiId: z
+      .string('must be a string')
+      .superRefine(refuseWith(amiRefusal))
+      .meta({ description: '"ami-" and 8 or 17 lowercase hex digits', examples: ['ami-0ea3c35c5c3284d82'] }),
+  },
+  OBJECT,
+);
+
+export const PinAuditQuery = z.strictObject({ limit, cursor });
 
 /** Validates one part of a request; a failure is a 400 listing every problem with its path. */
 export function parseInput<T extends z.ZodType>(

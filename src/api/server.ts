@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/client.js';
 import { DesiredStateRepository } from '../db/desired.js';
 import { OrphanLedger } from '../db/orphans.js';
+import { PinRepository } from '../db/pins.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { createAuthHook } from './auth.js';
@@ -14,6 +15,7 @@ import { registerOpenApi, registerOpenApiRoute, useZodSchemas } from './openapi.
 import { registerAdminRoutes } from './routes/admin.js';
 import { PROBE_PATHS, registerHealthRoutes } from './routes/health.js';
 import { registerOrgRoutes } from './routes/orgs.js';
+import { registerPinRoutes } from './routes/pins.js';
 import { registerWorkspaceRoutes } from './routes/workspaces.js';
 
 export interface ApiServerDeps {
@@ -116,6 +118,7 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
     database: deps.database,
     desired: new DesiredStateRepository(deps.database.db),
     ledger: new OrphanLedger(deps.database.db),
+    pins: new PinRepository(deps.database.db),
     metrics: deps.metrics,
   };
   const api = app.withTypeProvider() as unknown as App;
@@ -124,6 +127,7 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
   registerOrgRoutes(api, ctx);
   registerWorkspaceRoutes(api, ctx);
   registerAdminRoutes(api, ctx);
+  registerPinRoutes(api, ctx);
   registerMethodNotAllowed(app, methodsByUrl);
 
   await app.ready();

@@ -103,6 +103,26 @@ export const commands: Record<string, Command> = {
     ].join('\n'),
     load: () => import('./orphans.js').then((m): Run => m.run),
   },
+  pins: {
+    summary: 'list, set and unset the runtime image and AMI pins (audited; controllers act at once)',
+    usage: [
+      'molecule-operator pins list [--json | -o json]',
+      'molecule-operator pins set image RUNTIME REF        e.g. pins set image hermes ghcr.io/molecule-ai/hermes:1.4.2',
+      'molecule-operator pins set ami RUNTIME AMI_ID [--region R]',
+      'molecule-operator pins unset image|ami RUNTIME [--region R]',
+      'molecule-operator pins audit [--limit N] [--json]',
+      '',
+      'RUNTIME is a workspace runtime or `tenant`. REF is registry/name[:tag][@sha256:<64 hex>] with',
+      'the registry written out and a tag or digest; AMI_ID is ami- and 8 or 17 hex digits. Each change',
+      'is written with its audit row (actor cli:<user>) and wakes the controllers at once.',
+      'Exit status: 0 done (also when the pin already had the value), 1 unset of a pin that is not set',
+      'or a database error, 2 bad arguments (nothing written).',
+      '',
+      '  --region R     AWS region of an AMI pin (default AWS_REGION)',
+      "  --json, -o json  print the API's JSON (GET /cp/admin/pins, PUT/DELETE answers, audit items)",
+    ].join('\n'),
+    load: () => import('./pins.js').then((m): Run => m.run),
+  },
   sim: {
     summary: 'serve the AWS and Cloudflare simulator (default port 4566)',
     usage: [

@@ -9,3 +9,6 @@ export const KNOWN_RUNTIMES = [
   'openclaw',
   'gemini-cli',
 ] as const;
+
+/** The runtime name under which the tenant's AMI / image is pinned (it is not a workspace runtime). */
+export const TENANT_RUNTIME = 'tenant';

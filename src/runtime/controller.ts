@@ -64,6 +64,11 @@ export interface ControllerSpec<D = unknown, R = unknown> {
    */
   readonly follows?: () => readonly Dependency[];
   /**
+   * Its desired state reads the AMI / image pins: a pin change queues it for every owner the
+   * pin applies to, at once rather than at the next resync.
+   */
+  readonly readsPins?: boolean;
+  /**
    * Why it cannot run in this target with this configuration (a sentence naming what to set),
    * or undefined. A disabled controller stays registered: deletion ordering still counts it.
    */

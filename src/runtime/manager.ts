@@ -14,6 +14,7 @@ import type { Database, Subscription } from '../db/client.js';
 import { DesiredStateRepository, liveOwners, type OwnerRef } from '../db/desired.js';
 import type { Fence } from '../db/fence.js';
 import { LeaseRepository } from '../db/leases.js';
+import { ownersPinnedBy, type PinNotification } from '../db/pins.js';
 import { DesiredSnapshot } from '../db/snapshot.js';
 import { StatusRepository } from '../db/status.js';
 import type { Logger } from '../observability/logger.js';
@@ -65,6 +66,8 @@ export interface ManagerOptions {
   backoff?: { baseDelayMs?: number; maxDelayMs?: number };
   /** Maximum random delay added to each scheduled resync. */
   resyncJitterMs?: number;
+  /** Called on every replica when a pin changed, before its owners are queued (drops cached pins). */
+  onPinsChanged?: () => void;
 }
 
 /** What a resync hands a batch's reconciles: the cloud as listed, and the rows as read, for the batch. */
@@ -503,7 +506,12 @@ export class Manager {
       // A resync queues its owners batch by batch, and may be followed by another.
       while (this.resyncing) await this.resyncing;
       await Promise.all([...this.controlled.values()].map((c) => c.queue.drained()));
-      if (!this.resyncing && [...this.controlled.values()].every((c) => c.queue.depth === 0)) return;
+      // Handled keys too: one queue's drain may wake another's keys after that one was awaited.
+      if (
+        !this.resyncing &&
+        [...this.controlled.values()].every((c) => c.queue.depth === 0 && c.queue.handling === 0)
+      )
+        return;
       await new Promise((r) => setTimeout(r, 10));
     }
   }
@@ -513,14 +521,20 @@ export class Manager {
   }
 
   private onNotify(payload: string): void {
-    if (!this.isLeader()) return;
-    let msg: { kind: 'org' | 'workspace'; id: string; op?: string };
+    let msg: { kind: 'org' | 'workspace'; id: string; op?: string } | PinNotification;
     try {
       msg = JSON.parse(payload);
     } catch {
       this.log.warn('ignored a malformed desired-state notification');
       return;
     }
+    if (msg.kind === 'pin') {
+      // Every replica forgets its pins: a standby that takes over must not launch with old ones.
+      this.options.onPinsChanged?.();
+      if (this.isLeader()) void this.pinChanged(msg);
+      return;
+    }
+    if (!this.isLeader()) return;
     this.enqueueOwner({ kind: msg.kind, id: msg.id }, 'event');
     // An org's spec (power state, canary, deletion) shapes its workspaces' resources too.
     if (msg.kind === 'org' && msg.op === 'UPDATE') {
@@ -530,6 +544,29 @@ export class Manager {
           for (const w of ws) this.enqueueOwner({ kind: 'workspace', id: w.id }, 'event');
         })
         .catch((e) => this.log.warn({ err: describeError(e) }, 'cannot list workspaces of a changed org'));
+    }
+  }
+
+  /**
+   * Queues, for the controllers whose desired state reads pins, every owner the changed pin
+   * applies to: the runtime's workspaces (every org for the tenant runtime), and for an AMI pin
+   * only those placed in a target of the pin's region.
+   */
+  private async pinChanged(msg: PinNotification): Promise<void> {
+    try {
+      const regions = new Map(this.options.targets.all.map((t) => [t.name, t.region]));
+      const owners = (await ownersPinnedBy(this.options.database.db, msg.runtime)).filter(
+        (o) => msg.pin !== 'ami' || regions.get(o.target) === msg.region,
+      );
+      const readers = [...this.controlled].filter(([, c]) => c.reconciler.spec.readsPins).map(([n]) => n);
+      for (const o of owners) for (const name of readers) this.enqueue(name, o, 'event');
+      this.log.info(
+        { pin: msg.pin, runtime: msg.runtime, region: msg.region, owners: owners.length },
+        'pin changed; queued its owners',
+      );
+    } catch (e) {
+      // The next resync reconciles them with the new pins.
+      this.log.warn({ err: describeError(e) }, 'cannot list the owners of a changed pin');
     }
   }
 

@@ -77,6 +77,11 @@ export class WorkQueue {
     return this.queued.size + this.delayed.size;
   }
 
+  /** Keys being handled right now. */
+  get handling(): number {
+    return this.inFlight;
+  }
+
   /** Consecutive failures of a key (0 after a success). */
   attempts(key: string): number {
     return this.failures.get(key) ?? 0;

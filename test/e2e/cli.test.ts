@@ -92,7 +92,7 @@ describe('molecule-operator', () => {
   it('--help lists every subcommand', async () => {
     const res = await run(['--help']);
     expect(res.code).toBe(0);
-    for (const name of ['demo', 'run', 'api', 'migrate', 'plan', 'status', 'orphans', 'sim']) {
+    for (const name of ['demo', 'run', 'api', 'migrate', 'plan', 'status', 'orphans', 'pins', 'sim']) {
       expect(res.stdout).toMatch(new RegExp(`^  ${name} +\\S`, 'm'));
     }
     expect(Object.keys(commands).sort()).toEqual([
@@ -100,6 +100,7 @@ describe('molecule-operator', () => {
       'demo',
       'migrate',
       'orphans',
+      'pins',
       'plan',
       'run',
       'sim',

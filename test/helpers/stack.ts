@@ -43,6 +43,8 @@ export interface StackOptions {
   sim?: SimOptions;
   /** Start the controllers right away (default true). */
   operator?: boolean;
+  /** How long the operator caches pins (default 0: read on every reconcile). */
+  pinsTtlMs?: number;
 }
 
 /**
@@ -120,7 +122,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         metrics,
         logger,
         cloud,
-        pinsTtlMs: 0,
+        pinsTtlMs: options.pinsTtlMs ?? 0,
         manager: {
           pollIntervalMs: 50,
           lease: {

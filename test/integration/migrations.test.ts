@@ -14,6 +14,7 @@ const TABLES = [
   'leases',
   'orgs',
   'orphans',
+  'pin_changes',
   'reconcile_status',
   'runtime_image_pins',
   'tenant_resources',
