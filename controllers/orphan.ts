@@ -1,42 +1,40 @@
-import type { CloudPorts, ResourceKind, Tags } from '../src/cloud/ports.js';
-import type { CloudTargets, Target, TargetName } from '../src/cloud/targets.js';
+import type { CloudPorts, Tags } from '../src/cloud/ports.js';
+import type { CloudTargets, TargetName } from '../src/cloud/targets.js';
 import type { Config } from '../src/config.js';
 import type { Database } from '../src/db/client.js';
 import type { Fence } from '../src/db/fence.js';
 import { OrphanLedger, type Sighted } from '../src/db/orphans.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { Metrics } from '../src/observability/metrics.js';
-import {
-  dnsCommentKept,
-  dnsCommentMarker,
-  MANAGED_BY,
-  orgIdFromDnsComment,
-  tunnelNamePrefix,
-} from '../src/provisioning/names.js';
+import { dnsCommentKept, MANAGED_BY, orgIdFromDnsComment } from '../src/provisioning/names.js';
 import { ownershipTags, TAG } from '../src/provisioning/tags.js';
 import { type Clock, systemClock } from '../src/runtime/clock.js';
 import { describeError, errorCodeOf, FencedOutError, isNotFound } from '../src/runtime/errors.js';
 import type { LeaderJob } from '../src/runtime/manager.js';
-import { RESOURCE_KINDS, registry } from './index.js';
+import { registry } from './index.js';
 import {
   CLOUDFLARE_KINDS,
-  type CloudListing,
   classify,
-  confirmLive,
+  type DecisionWhy,
+  emptyScanResult,
   type LiveResource,
   type OpenOrphan,
   orphanGauges,
-  type SkipWhy,
-  STATUS_IDS,
+  recheckScope,
+  type ScanResult,
+  STATUS_CONTROLLERS,
   selectDeletions,
-  zeroByKind,
+  stillOrphaned,
 } from './orphan.diff.js';
+import { type LiveListing, listLive } from './orphan.listing.js';
 
 /**
  * The orphan scan (DESIGN §5, issue 6): a leader-only job that lists everything marked ours for
  * this env, counts what has no live owner, keeps the ledger, and — under ORPHAN_POLICY=delete
- * and only when safe — removes old orphans. Decisions are the pure functions of orphan.diff.ts;
- * this file only reads, writes and reports.
+ * and only when safe — removes old orphans. Decisions are the pure functions of orphan.diff.ts,
+ * the listing goes through the target's ports (orphan.listing.ts) and the ledger through its
+ * repository (src/db/orphans.ts); this file only orders the steps, re-reads before a deletion
+ * and reports.
  */
 
 export const ORPHAN_CONTROLLER = 'orphan';
@@ -62,30 +60,7 @@ export interface OrphanScannerDeps {
   policy?: Config['ORPHAN_POLICY'];
 }
 
-/** Why a deletion did not happen, as written to the audit trail. */
-export type DecisionWhy = SkipWhy | 'DependencyViolation' | 'DeleteFailed' | 'NoLongerOrphan';
-
-export interface ScanResult {
-  /** The target scanned (the primary's scan also covers Cloudflare). */
-  target: TargetName;
-  /** False when a listing or the ledger write failed: gauges kept, nothing written or deleted. */
-  ok: boolean;
-  at: string;
-  durationMs: number;
-  policy: Config['ORPHAN_POLICY'];
-  /** Open orphans by kind after this scan's deletions. */
-  counts: Record<ResourceKind, number>;
-  /** Live resources marked ours by kind, orphans included. */
-  managed: Record<ResourceKind, number>;
-  /** Tagging API entries that their own service no longer has. */
-  ghosts: number;
-  detected: number;
-  resolved: number;
-  deleted: { kind: ResourceKind; externalId: string; reason: string }[];
-  skipped: { kind: ResourceKind; externalId: string; why: DecisionWhy }[];
-  blockedByFraction: boolean;
-  errors: string[];
-}
+export type { DecisionWhy, ScanResult } from './orphan.diff.js';
 
 export interface OrphanScanner {
   /** One full scan of a target (default the primary). Never throws; concurrent calls share one run. */
@@ -145,24 +120,8 @@ export function createOrphanScanner(deps: OrphanScannerDeps): OrphanScanner {
   };
 }
 
-function emptyResult(deps: OrphanScannerDeps, target: TargetName, started: number): ScanResult {
-  return {
-    target,
-    ok: false,
-    at: new Date(started).toISOString(),
-    durationMs: 0,
-    policy: deps.policy ?? deps.config.ORPHAN_POLICY,
-    counts: zeroByKind(),
-    managed: zeroByKind(),
-    ghosts: 0,
-    detected: 0,
-    resolved: 0,
-    deleted: [],
-    skipped: [],
-    blockedByFraction: false,
-    errors: [],
-  };
-}
+const emptyResult = (deps: OrphanScannerDeps, target: TargetName, started: number) =>
+  emptyScanResult(target, started, deps.policy ?? deps.config.ORPHAN_POLICY);
 
 async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanResult> {
   const { config, metrics } = deps;
@@ -186,7 +145,7 @@ async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanR
 
   // 1: List the cloud first, then the database: a resource is created after its owner row, so
   //    an owner written during the listing is still seen.
-  let live: Awaited<ReturnType<typeof listLive>>;
+  let live: LiveListing;
   let owners: Awaited<ReturnType<OrphanLedger['owners']>>;
   let statuses: Awaited<ReturnType<OrphanLedger['statusRefs']>>;
   try {
@@ -309,85 +268,6 @@ async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanR
   return result;
 }
 
-/**
- * Everything ours that is really there in one target's account, and — for the primary's scan —
- * in Cloudflare (one account for every target). Any failed listing fails the whole scan: a
- * partial listing is not "absent".
- */
-async function listLive(
-  targets: CloudTargets,
-  target: Target,
-  env: string,
-): Promise<ReturnType<typeof confirmLive> & { scannedKinds: ResourceKind[] }> {
-  const [aws, cloudflare] = await Promise.all([
-    listAws(target.aws, env),
-    target.name === 'primary' ? listCloudflare(targets, env) : undefined,
-  ]);
-  const confirmed = confirmLive(aws, env);
-  const all = {
-    ...confirmed,
-    resources: confirmed.resources.map((r): LiveResource => ({ ...r, target: target.name })),
-  };
-  if (cloudflare) {
-    const cf = confirmLive(cloudflare, env);
-    all.resources.push(...cf.resources);
-    for (const k of cf.scanned) if (!all.scanned.includes(k)) all.scanned.push(k);
-  }
-  // Kinds whose gauges this scan sets: everything it could see, and `other`.
-  return { ...all, scannedKinds: RESOURCE_KINDS.filter((k) => all.scanned.includes(k)) };
-}
-
-const wrap = (what: string) => (cause: unknown) => {
-  throw new Error(what, { cause });
-};
-
-const NOTHING: Pick<CloudListing, 'tagged' | 'instances' | 'securityGroups' | 'secrets'> = {
-  tagged: [],
-  instances: [],
-  securityGroups: [],
-  secrets: [],
-};
-
-/** Our Cloudflare objects; none when Cloudflare is not configured. */
-async function listCloudflare(targets: CloudTargets, env: string): Promise<CloudListing> {
-  const cf = targets.cloudflare;
-  if (!cf) return { ...NOTHING, tunnels: undefined, dnsRecords: undefined };
-  const [tunnels, dnsRecords] = await Promise.all([
-    cf.tunnels.listTunnels({ namePrefix: tunnelNamePrefix(env) }).catch(wrap('list tunnels')),
-    cf.dns.listRecords({ commentContains: dnsCommentMarker(env) }).catch(wrap('list dns records')),
-  ]);
-  return { ...NOTHING, tunnels, dnsRecords };
-}
-
-/** One target's AWS resources: the Tagging API, and the describes that confirm what it lists. */
-async function listAws(aws: CloudTargets['primary']['aws'], env: string): Promise<CloudListing> {
-  const tags = ownershipTags(env);
-  const secretPrefix = `molecule/${env}/`;
-  const [tagged, instances, securityGroups, secrets] = await Promise.all([
-    aws.tagging.getResources(tags).catch(wrap('list tagged resources')),
-    aws.ec2.describeInstances({ tags }).catch(wrap('describe instances')),
-    aws.ec2.describeSecurityGroups({ tags }).catch(wrap('describe security groups')),
-    aws.secrets.listSecrets(secretPrefix).catch(wrap('list secrets')),
-  ]);
-  // A secret tagged ours under another name is confirmed one by one (rare). One under the
-  // prefix that listSecrets did not return is purged: a ghost, no call needed.
-  const known = new Set(secrets.map((s) => s.arn));
-  for (const r of tagged) {
-    if (
-      r.resourceType !== 'secretsmanager:secret' ||
-      known.has(r.arn) ||
-      r.resourceId.startsWith(secretPrefix)
-    )
-      continue;
-    try {
-      secrets.push(await aws.secrets.describeSecret(r.arn));
-    } catch (e) {
-      if (!isNotFound(e)) throw new Error('describe tagged secret', { cause: e });
-    }
-  }
-  return { tagged, instances, securityGroups, secrets, tunnels: undefined, dnsRecords: undefined };
-}
-
 /** Deletes one orphan after re-checking it; returns why not when it was not deleted. */
 async function deleteOrphan(
   deps: OrphanScannerDeps,
@@ -501,25 +381,16 @@ function portsOf(targets: CloudTargets, target: TargetName | undefined): CloudPo
   return targets.portsFor(t);
 }
 
-const STATUS_CONTROLLERS = [...new Set(Object.values(STATUS_IDS).map((s) => s.controller))];
-
 /** Classifies one orphan again against freshly read owner and status rows. */
 async function stillOrphan(
   ledger: OrphanLedger,
   o: LedgerOrphan,
   resources: LiveResource[],
 ): Promise<boolean> {
-  const sameKind = resources.filter((r) => r.kind === o.kind);
-  const self = sameKind.filter((r) => r.externalId === o.externalId);
-  const ids = [...new Set(self.flatMap((r) => [r.orgId, r.workspaceId]))].filter(
-    (v): v is string => v !== undefined && UUID.test(v),
-  );
+  const { sameKind, ownerIds } = recheckScope(o, resources);
   const [owners, statuses] = await Promise.all([
-    ledger.owners(ids),
-    ledger.statusRefs(STATUS_CONTROLLERS, ids),
+    ledger.owners(ownerIds),
+    ledger.statusRefs(STATUS_CONTROLLERS, ownerIds),
   ]);
-  const again = classify(sameKind, owners, statuses);
-  return again.orphans.some((x) => x.externalId === o.externalId && x.reason === o.reason);
+  return stillOrphaned(o, sameKind, owners, statuses);
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
