@@ -246,12 +246,7 @@ export function createOperator(options: OperatorOptions): Operator {
       deepCheckBudget: deepChecks,
     }),
     jobs: scanner.jobs(),
-    targetJobs: [
-      {
-        name: 'workspace-bootstrap',
-        run: (t) => workspaceBootstrap.ensure(t, targets.portsFor(t).secrets),
-      },
-    ],
+    targetJobs: [workspaceBootstrap.job((t) => targets.portsFor(t).secrets)],
     ...options.manager,
     lease: {
       leaseDurationMs: config.LEASE_DURATION,
