@@ -16,7 +16,7 @@ import {
 } from '../../../src/provisioning/names.js';
 import { workspaceResources } from '../../../src/provisioning/tiers.js';
 import type { SimStateDump } from '../../../src/sim/index.js';
-import { APP_DOMAIN, ENV, type World } from './world.js';
+import { APP_DOMAIN, ENV, until, type World } from './world.js';
 
 const LIVE_STATES = new Set(['pending', 'running', 'stopping', 'stopped']);
 const TENANT_TYPE = 't3.small';
@@ -345,6 +345,23 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
 }
 
 /** What the orphan scans of every target found together. */
+/**
+ * Polls the invariants until the world has converged, adding every safety violation seen on the
+ * way to `safety`; returns the milliseconds it took, or throws the last report after `timeoutMs`.
+ */
+export function converge(world: World, safety: Set<string>, timeoutMs: number, intervalMs: number) {
+  return until(
+    async () => {
+      const rep = await checkInvariants(world);
+      for (const v of rep.safety) safety.add(v);
+      return rep.convergence.length === 0;
+    },
+    timeoutMs,
+    async () => JSON.stringify(await checkInvariants(world), null, 2),
+    intervalMs,
+  );
+}
+
 export interface FleetScan {
   ok: boolean;
   errors: string[];
