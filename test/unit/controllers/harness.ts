@@ -72,6 +72,21 @@ export const workspace = (over: Partial<Workspace> = {}): Workspace => ({
   ...over,
 });
 
+/** An EC2 instance as the port describes it: a running t3.small with only its id and tags set. */
+export const ec2Instance = (over: Partial<Instance> & Pick<Instance, 'id' | 'tags'>): Instance => ({
+  state: 'running',
+  instanceType: 't3.small',
+  imageId: 'ami-1',
+  subnetId: undefined,
+  vpcId: undefined,
+  securityGroupIds: [],
+  iamInstanceProfileArn: undefined,
+  clientToken: undefined,
+  launchTime: undefined,
+  metadata: undefined,
+  ...over,
+});
+
 export const status = (controller: string, over: Partial<StatusRow> = {}): StatusRow => ({
   controller,
   ownerId: ORG_ID,

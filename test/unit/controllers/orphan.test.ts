@@ -20,6 +20,7 @@ import type {
   TaggedResource,
   Tags,
 } from '../../../src/cloud/ports.js';
+import { ec2Instance } from './harness.js';
 
 const ENV = 'test';
 const ORG = '11111111-1111-4111-8111-111111111111';
@@ -45,21 +46,13 @@ const tagged = (resourceType: string, resourceId: string, tags: Tags, arn?: stri
   tags,
 });
 
-const instance = (over: Partial<Instance> = {}): Instance => ({
-  id: 'i-1',
-  state: 'running',
-  instanceType: 't3.small',
-  imageId: 'ami-1',
-  subnetId: undefined,
-  vpcId: undefined,
-  securityGroupIds: [],
-  iamInstanceProfileArn: undefined,
-  clientToken: undefined,
-  launchTime: undefined,
-  metadata: { httpTokens: 'required', hopLimit: 1 },
-  tags: ours({ OrgID: ORG, Role: 'tenant' }),
-  ...over,
-});
+const instance = (over: Partial<Instance> = {}): Instance =>
+  ec2Instance({
+    id: 'i-1',
+    metadata: { httpTokens: 'required', hopLimit: 1 },
+    tags: ours({ OrgID: ORG, Role: 'tenant' }),
+    ...over,
+  });
 
 const group = (over: Partial<SecurityGroup> = {}): SecurityGroup => ({
   id: 'sg-1',
