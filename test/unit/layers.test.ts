@@ -65,7 +65,8 @@ function spellings(files: string[]): string[] {
   );
 }
 
-const SQL = /\bsql`|\.execute\(|\bfrom '(?:drizzle-orm[^']*|pg|postgres|@electric-sql\/pglite[^']*)'/;
+const SQL =
+  /\bsql`|\.execute\(|\b(?:database|db|tx|pool|client)\.query\b|\bfrom '(?:drizzle-orm[^']*|pg|postgres|@electric-sql\/pglite[^']*)'/;
 
 function sqlOutsideDb(files: string[]): string[] {
   return files
