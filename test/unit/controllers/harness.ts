@@ -1,3 +1,4 @@
+import { registry } from '../../../controllers/index.js';
 import type { Org, StatusRow, Workspace } from '../../../schema/index.js';
 import type { CloudView } from '../../../src/cloud/inventory.js';
 import type {
@@ -165,7 +166,7 @@ export async function decide(spec: ControllerSpec, g: Given): Promise<Decided> {
     self,
     org_: ws ? rows(g.org_) : self,
     pins: { ami: () => undefined, image: () => undefined },
-    enabled: new Set(['tunnel', 'secrets', 'securitygroup', 'instance']),
+    enabled: new Set(registry.names),
   };
   const client = spec.create(portsOf(cloud));
   const desired = client.desired(input);
