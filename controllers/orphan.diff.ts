@@ -27,7 +27,9 @@ import { RESOURCE_KINDS, registry } from './index.js';
 /**
  * Pure halves of the orphan scan (DESIGN §5): which listed resources are really there
  * ({@link confirmLive}), which of those have no live owner ({@link classify}), and which orphans
- * one scan may delete ({@link selectDeletions}). No I/O; controllers/orphan.ts feeds them.
+ * one scan may delete ({@link selectDeletions}), whether one is still an orphan on fresh rows
+ * ({@link stillOrphaned}), and the scan's result. No I/O: orphan.listing.ts and controllers/orphan.ts
+ * feed them.
  */
 
 export type OrphanReason = 'OwnerGone' | 'Duplicate' | 'ForeignTunnel' | 'NoOwnerTag' | 'OtherTarget';
