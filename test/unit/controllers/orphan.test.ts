@@ -8,8 +8,10 @@ import {
   type OwnerRow,
   type Owners,
   orphanGauges,
+  recheckScope,
   type StatusRef,
   selectDeletions,
+  stillOrphaned,
   zeroByKind,
 } from '../../../controllers/orphan.diff.js';
 import type {
@@ -644,5 +646,53 @@ describe('orphanGauges', () => {
     expect(g.counts.secret).toBe(0);
     expect(g.oldestSeconds.ec2_instance).toBe(90);
     expect(g.oldestSeconds.cf_tunnel).toBe(0);
+  });
+});
+
+describe('the re-check before a deletion', () => {
+  const gone = open({ orgId: GONE, ownerId: GONE });
+  const listed = [
+    resource({ orgId: GONE }),
+    resource({ externalId: 'i-2', orgId: ORG }),
+    resource({ kind: 'security_group', externalId: 'sg-1', orgId: ORG2 }),
+    resource({ externalId: 'i-3', orgId: 'made-up', workspaceId: WS }),
+  ];
+
+  it('reads again only the owners the orphan itself names, and only UUIDs', () => {
+    expect(recheckScope(gone, listed)).toEqual({
+      sameKind: listed.slice(0, 2).concat(listed[3]!),
+      ownerIds: [GONE],
+    });
+    expect(recheckScope(open({ externalId: 'i-3' }), listed).ownerIds).toEqual([WS]);
+  });
+
+  it.each<{ reason: string; given: { owners: Owners; statuses?: StatusRef[] }; want: boolean }>([
+    { reason: 'the owner is still gone', given: { owners: owners() }, want: true },
+    {
+      reason: 'the owner row was written since the listing',
+      given: { owners: owners({ orgs: [owner(ORG), owner(GONE)] }) },
+      want: false,
+    },
+    {
+      reason: 'the owner is being deleted now: its cascade removes the resource',
+      given: { owners: owners({ orgs: [owner(GONE, { deletionRequestedAt: new Date(NOW) })] }) },
+      want: false,
+    },
+    {
+      reason: 'the owner was purged since: still an orphan, for the same reason',
+      given: { owners: owners({ orgs: [owner(GONE, { purgedAt: new Date(NOW) })] }) },
+      want: true,
+    },
+  ])('$reason', ({ given, want }) => {
+    const { sameKind } = recheckScope(gone, listed);
+    expect(stillOrphaned(gone, sameKind, given.owners, given.statuses ?? [])).toBe(want);
+  });
+
+  it('an orphan found for another reason is not the one the scan decided on', () => {
+    const duplicate = open({ externalId: 'i-1', reason: 'Duplicate', orgId: ORG, ownerId: ORG });
+    const own = [resource(), resource({ externalId: 'i-2' })];
+    const statuses = [status('instance', ORG, { instanceId: 'i-2' })];
+    expect(stillOrphaned(duplicate, own, owners(), statuses)).toBe(true);
+    expect(stillOrphaned({ ...duplicate, reason: 'OwnerGone' }, own, owners(), statuses)).toBe(false);
   });
 });
