@@ -1,3 +1,4 @@
+import { registry } from '../../../controllers/index.js';
 import type { ScanResult } from '../../../controllers/orphan.js';
 import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/observability/logger.js';
@@ -283,7 +284,7 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
       what,
       net,
     );
-    for (const c of ['tunnel', 'secrets', 'securitygroup', 'instance']) needReady(c, o.id, what);
+    for (const c of registry.forOwner('org')) needReady(c.name, o.id, what);
   }
   for (const w of liveWs) {
     const what = `workspace ${w.id}`;
@@ -297,7 +298,7 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
       what,
       net,
     );
-    for (const c of ['securitygroup', 'instance']) needReady(c, w.id, what);
+    for (const c of registry.forOwner('workspace')) needReady(c.name, w.id, what);
   }
 
   // The env-wide workspace bootstrap secret: at most one per account and region, and ours.
