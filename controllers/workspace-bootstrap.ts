@@ -1,13 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { SecretsPort } from '../src/cloud/ports.js';
-import type { Target, TargetSettings } from '../src/cloud/targets.js';
+import type { TargetSettings } from '../src/cloud/targets.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/observability/logger.js';
 import { workspaceBootstrapSecretName } from '../src/provisioning/names.js';
 import { arnPlace, samePolicy, workspaceBootstrapPolicy } from '../src/provisioning/policies.js';
 import { ownershipTags, TAG, tagDrift } from '../src/provisioning/tags.js';
 import { errorCodeOf, isConflict, isNotFound } from '../src/runtime/errors.js';
-import type { TargetJob } from '../src/runtime/manager.js';
 
 /**
  * The env-wide secret workspaces boot from (DESIGN §12): the image pull credential and the
@@ -32,8 +31,8 @@ interface Verified {
 export interface WorkspaceBootstrapKeeper {
   /** Brings the target's secret in line; throws on a failed call (the next resync retries). */
   ensure(target: TargetSettings, secrets: SecretsPort): Promise<string[]>;
-  /** The manager's job that keeps the secret of each target its leader holds, through `secretsOf(target)`. */
-  job(secretsOf: (target: Target) => SecretsPort): TargetJob;
+  /** Its name as the manager's per-target job. */
+  readonly name: string;
 }
 
 export function createWorkspaceBootstrap(deps: WorkspaceBootstrapDeps): WorkspaceBootstrapKeeper {
@@ -51,8 +50,8 @@ export function createWorkspaceBootstrap(deps: WorkspaceBootstrapDeps): Workspac
   const token = digest(value);
   const verified = new Map<string, Verified>();
 
-  const keeper: WorkspaceBootstrapKeeper = {
-    job: (secretsOf) => ({ name: 'workspace-bootstrap', run: (t) => keeper.ensure(t, secretsOf(t)) }),
+  return {
+    name: 'workspace-bootstrap',
     async ensure(target, secrets) {
       const done: string[] = [];
       const role = target.workspaceProfile ?? target.instanceProfile;
@@ -108,5 +107,4 @@ export function createWorkspaceBootstrap(deps: WorkspaceBootstrapDeps): Workspac
       return done;
     },
   };
-  return keeper;
 }

@@ -246,7 +246,12 @@ export function createOperator(options: OperatorOptions): Operator {
       deepCheckBudget: deepChecks,
     }),
     jobs: scanner.jobs(),
-    targetJobs: [workspaceBootstrap.job((t) => targets.portsFor(t).secrets)],
+    targetJobs: [
+      {
+        name: workspaceBootstrap.name,
+        run: (t) => workspaceBootstrap.ensure(t, targets.portsFor(t).secrets),
+      },
+    ],
     ...options.manager,
     lease: {
       leaseDurationMs: config.LEASE_DURATION,
