@@ -566,3 +566,23 @@ export function stillOrphaned(
   const again = classify(sameKind, owners, statuses);
   return again.orphans.some((x) => x.externalId === o.externalId && x.reason === o.reason);
 }
+
+/**
+ * What re-reading an AWS orphan (instance, group, secret) from its own service says: undefined
+ * when it is still marked ours for `env`, names the same owner and carries no keep mark (delete
+ * it); otherwise why not. `found` is undefined when the service no longer has it.
+ */
+export function rereadVerdict(
+  o: Orphan,
+  env: string,
+  found: { tags: Tags } | undefined,
+): DecisionWhy | undefined {
+  const tags = found?.tags;
+  const sameOwner =
+    tags !== undefined &&
+    isOurs(tags, env) &&
+    (tags[TAG.orgId] || undefined) === (o.orgId ?? undefined) &&
+    (o.ownerKind !== 'workspace' || tags[TAG.workspaceId] === o.ownerId);
+  if (!sameOwner) return 'NoLongerOrphan';
+  return tags[TAG.keep] === 'true' ? 'KeepTag' : undefined;
+}

@@ -6,7 +6,7 @@ import type { Fence } from '../src/db/fence.js';
 import { OrphanLedger, type Sighted } from '../src/db/orphans.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { Metrics } from '../src/observability/metrics.js';
-import { dnsCommentKept, MANAGED_BY, orgIdFromDnsComment } from '../src/provisioning/names.js';
+import { dnsCommentKept, orgIdFromDnsComment } from '../src/provisioning/names.js';
 import { ownershipTags, TAG } from '../src/provisioning/tags.js';
 import { type Clock, systemClock } from '../src/runtime/clock.js';
 import { describeError, errorCodeOf, FencedOutError, isNotFound } from '../src/runtime/errors.js';
@@ -20,19 +20,18 @@ import {
   type LiveResource,
   type OpenOrphan,
   orphanGauges,
-  recheckScope,
+  rereadVerdict,
   type ScanResult,
   STATUS_CONTROLLERS,
   selectDeletions,
-  stillOrphaned,
 } from './orphan.diff.js';
-import { type LiveListing, listLive } from './orphan.listing.js';
+import { type LiveListing, listLive, stillOrphan } from './orphan.reads.js';
 
 /**
  * The orphan scan (DESIGN §5, issue 6): a leader-only job that lists everything marked ours for
  * this env, counts what has no live owner, keeps the ledger, and — under ORPHAN_POLICY=delete
  * and only when safe — removes old orphans. Decisions are the pure functions of orphan.diff.ts,
- * the listing goes through the target's ports (orphan.listing.ts) and the ledger through its
+ * the reads go through the target's ports and the ledger (orphan.reads.ts) and the ledger through its
  * repository (src/db/orphans.ts); this file only orders the steps, re-reads before a deletion
  * and reports.
  */
@@ -328,15 +327,7 @@ async function deleteOrphan(
 async function recheck(deps: OrphanScannerDeps, o: LedgerOrphan): Promise<DecisionWhy | undefined> {
   const env = deps.config.MOLECULE_ENV;
   const ports = portsOf(deps.targets, o.target);
-  const sameOwner = (tags: Tags) =>
-    tags[TAG.managedBy] === MANAGED_BY &&
-    tags[TAG.env] === env &&
-    (tags[TAG.orgId] || undefined) === (o.orgId ?? undefined) &&
-    (o.ownerKind !== 'workspace' || tags[TAG.workspaceId] === o.ownerId);
-  const verdict = (found: { tags: Tags } | undefined): DecisionWhy | undefined => {
-    if (!found || !sameOwner(found.tags)) return 'NoLongerOrphan';
-    return found.tags[TAG.keep] === 'true' ? 'KeepTag' : undefined;
-  };
+  const verdict = (found: { tags: Tags } | undefined) => rereadVerdict(o, env, found);
   switch (o.kind) {
     case 'ec2_instance': {
       const tags = { ...ownershipTags(env), ...(o.orgId ? { [TAG.orgId]: o.orgId } : {}) };
@@ -379,18 +370,4 @@ function portsOf(targets: CloudTargets, target: TargetName | undefined): CloudPo
   const t = target ? targets.get(target) : targets.primary;
   if (!t) throw new Error(`target ${target} is not configured`);
   return targets.portsFor(t);
-}
-
-/** Classifies one orphan again against freshly read owner and status rows. */
-async function stillOrphan(
-  ledger: OrphanLedger,
-  o: LedgerOrphan,
-  resources: LiveResource[],
-): Promise<boolean> {
-  const { sameKind, ownerIds } = recheckScope(o, resources);
-  const [owners, statuses] = await Promise.all([
-    ledger.owners(ownerIds),
-    ledger.statusRefs(STATUS_CONTROLLERS, ownerIds),
-  ]);
-  return stillOrphaned(o, sameKind, owners, statuses);
 }

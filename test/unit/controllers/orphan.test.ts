@@ -9,6 +9,7 @@ import {
   type Owners,
   orphanGauges,
   recheckScope,
+  rereadVerdict,
   type StatusRef,
   selectDeletions,
   stillOrphaned,
@@ -694,5 +695,34 @@ describe('the re-check before a deletion', () => {
     const statuses = [status('instance', ORG, { instanceId: 'i-2' })];
     expect(stillOrphaned(duplicate, own, owners(), statuses)).toBe(true);
     expect(stillOrphaned({ ...duplicate, reason: 'OwnerGone' }, own, owners(), statuses)).toBe(false);
+  });
+});
+
+describe('rereadVerdict', () => {
+  const orphan = open({ orgId: GONE, ownerId: GONE });
+  const wsOrphan = open({ ownerKind: 'workspace', ownerId: WS, orgId: ORG });
+  it.each<{ reason: string; given: { o?: OpenOrphan; tags: Tags | undefined }; want: string | undefined }>([
+    { reason: 'unchanged: delete it', given: { tags: ours({ OrgID: GONE }) }, want: undefined },
+    { reason: 'gone from its service', given: { tags: undefined }, want: 'NoLongerOrphan' },
+    { reason: 'our tags stripped', given: { tags: { OrgID: GONE } }, want: 'NoLongerOrphan' },
+    { reason: 'now of another env', given: { tags: ours({ OrgID: GONE }, 'prod') }, want: 'NoLongerOrphan' },
+    { reason: 'now naming another org', given: { tags: ours({ OrgID: ORG }) }, want: 'NoLongerOrphan' },
+    {
+      reason: 'a keep mark added since the listing',
+      given: { tags: ours({ OrgID: GONE, 'molecule-keep': 'true' }) },
+      want: 'KeepTag',
+    },
+    {
+      reason: 'a workspace orphan naming the same workspace',
+      given: { o: wsOrphan, tags: ours({ OrgID: ORG, WorkspaceID: WS }) },
+      want: undefined,
+    },
+    {
+      reason: 'a workspace orphan now naming another workspace',
+      given: { o: wsOrphan, tags: ours({ OrgID: ORG, WorkspaceID: GONE }) },
+      want: 'NoLongerOrphan',
+    },
+  ])('$reason', ({ given, want }) => {
+    expect(rereadVerdict(given.o ?? orphan, ENV, given.tags ? { tags: given.tags } : undefined)).toBe(want);
   });
 });

@@ -1,14 +1,25 @@
 import type { ResourceKind } from '../src/cloud/ports.js';
 import type { CloudTargets, Target } from '../src/cloud/targets.js';
+import type { OrphanLedger } from '../src/db/orphans.js';
 import { dnsCommentMarker, tunnelNamePrefix } from '../src/provisioning/names.js';
 import { ownershipTags } from '../src/provisioning/tags.js';
 import { isNotFound } from '../src/runtime/errors.js';
 import { RESOURCE_KINDS } from './index.js';
-import { type CloudListing, type ConfirmResult, confirmLive, type LiveResource } from './orphan.diff.js';
+import {
+  type CloudListing,
+  type ConfirmResult,
+  confirmLive,
+  type LiveResource,
+  type Orphan,
+  recheckScope,
+  STATUS_CONTROLLERS,
+  stillOrphaned,
+} from './orphan.diff.js';
 
 /**
  * The orphan scan's reads (DESIGN §5): what is marked ours in one target, through that target's
- * ports. What they mean is decided by the pure functions of orphan.diff.ts.
+ * ports, and an orphan's owners again before it is deleted, through the ledger. What they mean
+ * is decided by the pure functions of orphan.diff.ts.
  */
 
 export interface LiveListing extends ConfirmResult {
@@ -88,4 +99,18 @@ async function listAws(aws: Target['aws'], env: string): Promise<CloudListing> {
     }
   }
   return { tagged, instances, securityGroups, secrets, tunnels: undefined, dnsRecords: undefined };
+}
+
+/** Classifies one orphan again against freshly read owner and status rows. */
+export async function stillOrphan(
+  ledger: OrphanLedger,
+  o: Orphan,
+  resources: LiveResource[],
+): Promise<boolean> {
+  const { sameKind, ownerIds } = recheckScope(o, resources);
+  const [owners, statuses] = await Promise.all([
+    ledger.owners(ownerIds),
+    ledger.statusRefs(STATUS_CONTROLLERS, ownerIds),
+  ]);
+  return stillOrphaned(o, sameKind, owners, statuses);
 }
