@@ -30,10 +30,9 @@ import { type LiveListing, listLive, stillOrphan } from './orphan.reads.js';
 /**
  * The orphan scan (DESIGN §5, issue 6): a leader-only job that lists everything marked ours for
  * this env, counts what has no live owner, keeps the ledger, and — under ORPHAN_POLICY=delete
- * and only when safe — removes old orphans. Decisions are the pure functions of orphan.diff.ts,
- * the reads go through the target's ports and the ledger (orphan.reads.ts) and the ledger through its
- * repository (src/db/orphans.ts); this file only orders the steps, re-reads before a deletion
- * and reports.
+ * and only when safe — removes old orphans. Decisions are the pure functions of orphan.diff.ts;
+ * reads go through the target's ports (orphan.reads.ts) and the ledger's repository
+ * (src/db/orphans.ts). This file orders the steps, re-reads before a deletion and reports.
  */
 
 export const ORPHAN_CONTROLLER = 'orphan';
