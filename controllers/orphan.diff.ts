@@ -10,6 +10,7 @@ import {
   type Tunnel,
 } from '../src/cloud/ports.js';
 import type { TargetName } from '../src/cloud/targets.js';
+import type { Config } from '../src/config.js';
 import type { OwnerRow, Owners, StatusRef } from '../src/db/orphans.js';
 import {
   dnsCommentKept,
@@ -26,7 +27,9 @@ import { RESOURCE_KINDS, registry } from './index.js';
 /**
  * Pure halves of the orphan scan (DESIGN §5): which listed resources are really there
  * ({@link confirmLive}), which of those have no live owner ({@link classify}), and which orphans
- * one scan may delete ({@link selectDeletions}). No I/O; controllers/orphan.ts feeds them.
+ * one scan may delete ({@link selectDeletions}), whether one is still an orphan on fresh rows
+ * ({@link stillOrphaned}), and the scan's result. No I/O: orphan.listing.ts and controllers/orphan.ts
+ * feed them.
  */
 
 export type OrphanReason = 'OwnerGone' | 'Duplicate' | 'ForeignTunnel' | 'NoOwnerTag' | 'OtherTarget';
@@ -484,4 +487,102 @@ export function orphanGauges(open: OpenOrphan[], now: number) {
     );
   }
   return { counts, oldestSeconds };
+}
+
+/** Why a deletion did not happen, as written to the audit trail. */
+export type DecisionWhy = SkipWhy | 'DependencyViolation' | 'DeleteFailed' | 'NoLongerOrphan';
+
+export interface ScanResult {
+  /** The target scanned (the primary's scan also covers Cloudflare). */
+  target: TargetName;
+  /** False when a listing or the ledger write failed: gauges kept, nothing written or deleted. */
+  ok: boolean;
+  at: string;
+  durationMs: number;
+  policy: Config['ORPHAN_POLICY'];
+  /** Open orphans by kind after this scan's deletions. */
+  counts: Record<ResourceKind, number>;
+  /** Live resources marked ours by kind, orphans included. */
+  managed: Record<ResourceKind, number>;
+  /** Tagging API entries that their own service no longer has. */
+  ghosts: number;
+  detected: number;
+  resolved: number;
+  deleted: { kind: ResourceKind; externalId: string; reason: string }[];
+  skipped: { kind: ResourceKind; externalId: string; why: DecisionWhy }[];
+  blockedByFraction: boolean;
+  errors: string[];
+}
+
+/** The result of a scan of `target` begun at `started` that has found nothing yet (and is not ok). */
+export function emptyScanResult(
+  target: TargetName,
+  started: number,
+  policy: Config['ORPHAN_POLICY'],
+): ScanResult {
+  return {
+    target,
+    ok: false,
+    at: new Date(started).toISOString(),
+    durationMs: 0,
+    policy,
+    counts: zeroByKind(),
+    managed: zeroByKind(),
+    ghosts: 0,
+    detected: 0,
+    resolved: 0,
+    deleted: [],
+    skipped: [],
+    blockedByFraction: false,
+    errors: [],
+  };
+}
+
+/** The controllers whose status rows record the ids of the kinds the scan classifies. */
+export const STATUS_CONTROLLERS = [...new Set(Object.values(STATUS_IDS).map((s) => s.controller))];
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * What to read again before deleting orphan `o`: the live resources of its kind, and the owner
+ * ids (org, workspace) those that are `o` itself name — only UUIDs can be rows.
+ */
+export function recheckScope(o: Orphan, resources: LiveResource[]) {
+  const sameKind = resources.filter((r) => r.kind === o.kind);
+  const self = sameKind.filter((r) => r.externalId === o.externalId);
+  const ownerIds = [...new Set(self.flatMap((r) => [r.orgId, r.workspaceId]))].filter(
+    (v): v is string => v !== undefined && UUID.test(v),
+  );
+  return { sameKind, ownerIds };
+}
+
+/** Is `o` still an orphan, for the same reason, against freshly read owner and status rows? */
+export function stillOrphaned(
+  o: Orphan,
+  sameKind: LiveResource[],
+  owners: Owners,
+  statuses: StatusRef[],
+): boolean {
+  const again = classify(sameKind, owners, statuses);
+  return again.orphans.some((x) => x.externalId === o.externalId && x.reason === o.reason);
+}
+
+/**
+ * What re-reading an AWS orphan (instance, group, secret) from its own service says: undefined
+ * when it is still marked ours for `env`, names the same owner and carries no keep mark (delete
+ * it); otherwise why not. `found` is undefined when the service no longer has it.
+ */
+export function rereadVerdict(
+  o: Orphan,
+  env: string,
+  found: { tags: Tags } | undefined,
+): DecisionWhy | undefined {
+  const tags = found?.tags;
+  const sameOwner =
+    tags !== undefined &&
+    isOurs(tags, env) &&
+    (tags[TAG.orgId] || undefined) === (o.orgId ?? undefined) &&
+    (o.ownerKind !== 'workspace' || tags[TAG.workspaceId] === o.ownerId);
+  if (!sameOwner) return 'NoLongerOrphan';
+  return tags[TAG.keep] === 'true' ? 'KeepTag' : undefined;
 }

@@ -1,42 +1,38 @@
-import type { CloudPorts, ResourceKind, Tags } from '../src/cloud/ports.js';
-import type { CloudTargets, Target, TargetName } from '../src/cloud/targets.js';
+import type { CloudPorts, Tags } from '../src/cloud/ports.js';
+import type { CloudTargets, TargetName } from '../src/cloud/targets.js';
 import type { Config } from '../src/config.js';
 import type { Database } from '../src/db/client.js';
 import type { Fence } from '../src/db/fence.js';
 import { OrphanLedger, type Sighted } from '../src/db/orphans.js';
 import type { Logger } from '../src/observability/logger.js';
 import type { Metrics } from '../src/observability/metrics.js';
-import {
-  dnsCommentKept,
-  dnsCommentMarker,
-  MANAGED_BY,
-  orgIdFromDnsComment,
-  tunnelNamePrefix,
-} from '../src/provisioning/names.js';
+import { dnsCommentKept, orgIdFromDnsComment } from '../src/provisioning/names.js';
 import { ownershipTags, TAG } from '../src/provisioning/tags.js';
 import { type Clock, systemClock } from '../src/runtime/clock.js';
 import { describeError, errorCodeOf, FencedOutError, isNotFound } from '../src/runtime/errors.js';
 import type { LeaderJob } from '../src/runtime/manager.js';
-import { RESOURCE_KINDS, registry } from './index.js';
+import { registry } from './index.js';
 import {
   CLOUDFLARE_KINDS,
-  type CloudListing,
   classify,
-  confirmLive,
+  type DecisionWhy,
+  emptyScanResult,
   type LiveResource,
   type OpenOrphan,
   orphanGauges,
-  type SkipWhy,
-  STATUS_IDS,
+  rereadVerdict,
+  type ScanResult,
+  STATUS_CONTROLLERS,
   selectDeletions,
-  zeroByKind,
 } from './orphan.diff.js';
+import { type LiveListing, listLive, stillOrphan } from './orphan.reads.js';
 
 /**
  * The orphan scan (DESIGN §5, issue 6): a leader-only job that lists everything marked ours for
  * this env, counts what has no live owner, keeps the ledger, and — under ORPHAN_POLICY=delete
  * and only when safe — removes old orphans. Decisions are the pure functions of orphan.diff.ts;
- * this file only reads, writes and reports.
+ * reads go through the target's ports (orphan.reads.ts) and the ledger's repository
+ * (src/db/orphans.ts). This file orders the steps, re-reads before a deletion and reports.
  */
 
 export const ORPHAN_CONTROLLER = 'orphan';
@@ -62,30 +58,7 @@ export interface OrphanScannerDeps {
   policy?: Config['ORPHAN_POLICY'];
 }
 
-/** Why a deletion did not happen, as written to the audit trail. */
-export type DecisionWhy = SkipWhy | 'DependencyViolation' | 'DeleteFailed' | 'NoLongerOrphan';
-
-export interface ScanResult {
-  /** The target scanned (the primary's scan also covers Cloudflare). */
-  target: TargetName;
-  /** False when a listing or the ledger write failed: gauges kept, nothing written or deleted. */
-  ok: boolean;
-  at: string;
-  durationMs: number;
-  policy: Config['ORPHAN_POLICY'];
-  /** Open orphans by kind after this scan's deletions. */
-  counts: Record<ResourceKind, number>;
-  /** Live resources marked ours by kind, orphans included. */
-  managed: Record<ResourceKind, number>;
-  /** Tagging API entries that their own service no longer has. */
-  ghosts: number;
-  detected: number;
-  resolved: number;
-  deleted: { kind: ResourceKind; externalId: string; reason: string }[];
-  skipped: { kind: ResourceKind; externalId: string; why: DecisionWhy }[];
-  blockedByFraction: boolean;
-  errors: string[];
-}
+export type { DecisionWhy, ScanResult } from './orphan.diff.js';
 
 export interface OrphanScanner {
   /** One full scan of a target (default the primary). Never throws; concurrent calls share one run. */
@@ -145,24 +118,8 @@ export function createOrphanScanner(deps: OrphanScannerDeps): OrphanScanner {
   };
 }
 
-function emptyResult(deps: OrphanScannerDeps, target: TargetName, started: number): ScanResult {
-  return {
-    target,
-    ok: false,
-    at: new Date(started).toISOString(),
-    durationMs: 0,
-    policy: deps.policy ?? deps.config.ORPHAN_POLICY,
-    counts: zeroByKind(),
-    managed: zeroByKind(),
-    ghosts: 0,
-    detected: 0,
-    resolved: 0,
-    deleted: [],
-    skipped: [],
-    blockedByFraction: false,
-    errors: [],
-  };
-}
+const emptyResult = (deps: OrphanScannerDeps, target: TargetName, started: number) =>
+  emptyScanResult(target, started, deps.policy ?? deps.config.ORPHAN_POLICY);
 
 async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanResult> {
   const { config, metrics } = deps;
@@ -186,7 +143,7 @@ async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanR
 
   // 1: List the cloud first, then the database: a resource is created after its owner row, so
   //    an owner written during the listing is still seen.
-  let live: Awaited<ReturnType<typeof listLive>>;
+  let live: LiveListing;
   let owners: Awaited<ReturnType<OrphanLedger['owners']>>;
   let statuses: Awaited<ReturnType<OrphanLedger['statusRefs']>>;
   try {
@@ -309,85 +266,6 @@ async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanR
   return result;
 }
 
-/**
- * Everything ours that is really there in one target's account, and — for the primary's scan —
- * in Cloudflare (one account for every target). Any failed listing fails the whole scan: a
- * partial listing is not "absent".
- */
-async function listLive(
-  targets: CloudTargets,
-  target: Target,
-  env: string,
-): Promise<ReturnType<typeof confirmLive> & { scannedKinds: ResourceKind[] }> {
-  const [aws, cloudflare] = await Promise.all([
-    listAws(target.aws, env),
-    target.name === 'primary' ? listCloudflare(targets, env) : undefined,
-  ]);
-  const confirmed = confirmLive(aws, env);
-  const all = {
-    ...confirmed,
-    resources: confirmed.resources.map((r): LiveResource => ({ ...r, target: target.name })),
-  };
-  if (cloudflare) {
-    const cf = confirmLive(cloudflare, env);
-    all.resources.push(...cf.resources);
-    for (const k of cf.scanned) if (!all.scanned.includes(k)) all.scanned.push(k);
-  }
-  // Kinds whose gauges this scan sets: everything it could see, and `other`.
-  return { ...all, scannedKinds: RESOURCE_KINDS.filter((k) => all.scanned.includes(k)) };
-}
-
-const wrap = (what: string) => (cause: unknown) => {
-  throw new Error(what, { cause });
-};
-
-const NOTHING: Pick<CloudListing, 'tagged' | 'instances' | 'securityGroups' | 'secrets'> = {
-  tagged: [],
-  instances: [],
-  securityGroups: [],
-  secrets: [],
-};
-
-/** Our Cloudflare objects; none when Cloudflare is not configured. */
-async function listCloudflare(targets: CloudTargets, env: string): Promise<CloudListing> {
-  const cf = targets.cloudflare;
-  if (!cf) return { ...NOTHING, tunnels: undefined, dnsRecords: undefined };
-  const [tunnels, dnsRecords] = await Promise.all([
-    cf.tunnels.listTunnels({ namePrefix: tunnelNamePrefix(env) }).catch(wrap('list tunnels')),
-    cf.dns.listRecords({ commentContains: dnsCommentMarker(env) }).catch(wrap('list dns records')),
-  ]);
-  return { ...NOTHING, tunnels, dnsRecords };
-}
-
-/** One target's AWS resources: the Tagging API, and the describes that confirm what it lists. */
-async function listAws(aws: CloudTargets['primary']['aws'], env: string): Promise<CloudListing> {
-  const tags = ownershipTags(env);
-  const secretPrefix = `molecule/${env}/`;
-  const [tagged, instances, securityGroups, secrets] = await Promise.all([
-    aws.tagging.getResources(tags).catch(wrap('list tagged resources')),
-    aws.ec2.describeInstances({ tags }).catch(wrap('describe instances')),
-    aws.ec2.describeSecurityGroups({ tags }).catch(wrap('describe security groups')),
-    aws.secrets.listSecrets(secretPrefix).catch(wrap('list secrets')),
-  ]);
-  // A secret tagged ours under another name is confirmed one by one (rare). One under the
-  // prefix that listSecrets did not return is purged: a ghost, no call needed.
-  const known = new Set(secrets.map((s) => s.arn));
-  for (const r of tagged) {
-    if (
-      r.resourceType !== 'secretsmanager:secret' ||
-      known.has(r.arn) ||
-      r.resourceId.startsWith(secretPrefix)
-    )
-      continue;
-    try {
-      secrets.push(await aws.secrets.describeSecret(r.arn));
-    } catch (e) {
-      if (!isNotFound(e)) throw new Error('describe tagged secret', { cause: e });
-    }
-  }
-  return { tagged, instances, securityGroups, secrets, tunnels: undefined, dnsRecords: undefined };
-}
-
 /** Deletes one orphan after re-checking it; returns why not when it was not deleted. */
 async function deleteOrphan(
   deps: OrphanScannerDeps,
@@ -448,15 +326,7 @@ async function deleteOrphan(
 async function recheck(deps: OrphanScannerDeps, o: LedgerOrphan): Promise<DecisionWhy | undefined> {
   const env = deps.config.MOLECULE_ENV;
   const ports = portsOf(deps.targets, o.target);
-  const sameOwner = (tags: Tags) =>
-    tags[TAG.managedBy] === MANAGED_BY &&
-    tags[TAG.env] === env &&
-    (tags[TAG.orgId] || undefined) === (o.orgId ?? undefined) &&
-    (o.ownerKind !== 'workspace' || tags[TAG.workspaceId] === o.ownerId);
-  const verdict = (found: { tags: Tags } | undefined): DecisionWhy | undefined => {
-    if (!found || !sameOwner(found.tags)) return 'NoLongerOrphan';
-    return found.tags[TAG.keep] === 'true' ? 'KeepTag' : undefined;
-  };
+  const verdict = (found: { tags: Tags } | undefined) => rereadVerdict(o, env, found);
   switch (o.kind) {
     case 'ec2_instance': {
       const tags = { ...ownershipTags(env), ...(o.orgId ? { [TAG.orgId]: o.orgId } : {}) };
@@ -500,26 +370,3 @@ function portsOf(targets: CloudTargets, target: TargetName | undefined): CloudPo
   if (!t) throw new Error(`target ${target} is not configured`);
   return targets.portsFor(t);
 }
-
-const STATUS_CONTROLLERS = [...new Set(Object.values(STATUS_IDS).map((s) => s.controller))];
-
-/** Classifies one orphan again against freshly read owner and status rows. */
-async function stillOrphan(
-  ledger: OrphanLedger,
-  o: LedgerOrphan,
-  resources: LiveResource[],
-): Promise<boolean> {
-  const sameKind = resources.filter((r) => r.kind === o.kind);
-  const self = sameKind.filter((r) => r.externalId === o.externalId);
-  const ids = [...new Set(self.flatMap((r) => [r.orgId, r.workspaceId]))].filter(
-    (v): v is string => v !== undefined && UUID.test(v),
-  );
-  const [owners, statuses] = await Promise.all([
-    ledger.owners(ids),
-    ledger.statusRefs(STATUS_CONTROLLERS, ids),
-  ]);
-  const again = classify(sameKind, owners, statuses);
-  return again.orphans.some((x) => x.externalId === o.externalId && x.reason === o.reason);
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

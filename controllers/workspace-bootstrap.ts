@@ -31,6 +31,8 @@ interface Verified {
 export interface WorkspaceBootstrapKeeper {
   /** Brings the target's secret in line; throws on a failed call (the next resync retries). */
   ensure(target: TargetSettings, secrets: SecretsPort): Promise<string[]>;
+  /** Its name as the manager's per-target job. */
+  readonly name: string;
 }
 
 export function createWorkspaceBootstrap(deps: WorkspaceBootstrapDeps): WorkspaceBootstrapKeeper {
@@ -49,6 +51,7 @@ export function createWorkspaceBootstrap(deps: WorkspaceBootstrapDeps): Workspac
   const verified = new Map<string, Verified>();
 
   return {
+    name: 'workspace-bootstrap',
     async ensure(target, secrets) {
       const done: string[] = [];
       const role = target.workspaceProfile ?? target.instanceProfile;

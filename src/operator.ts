@@ -249,7 +249,7 @@ export function createOperator(options: OperatorOptions): Operator {
     onPinsChanged: () => pins.invalidate(),
     targetJobs: [
       {
-        name: 'workspace-bootstrap',
+        name: workspaceBootstrap.name,
         run: (t) => workspaceBootstrap.ensure(t, targets.portsFor(t).secrets),
       },
     ],

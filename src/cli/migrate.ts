@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../config.js';
-import { type Database, migrationsFolder } from '../db/client.js';
+import { appliedMigrationCount as appliedCount, migrationsFolder } from '../db/client.js';
 import { parseFlags } from './args.js';
-import { describeDatabase, isMissingTable, openConfiguredDatabase } from './database.js';
+import { describeDatabase, openConfiguredDatabase } from './database.js';
 import type { CliContext } from './types.js';
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
@@ -27,19 +27,6 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     return 0;
   } finally {
     await database.close();
-  }
-}
-
-/** Migrations recorded by drizzle's migrator; 0 before the first run (its table does not exist yet). */
-async function appliedCount(database: Database): Promise<number> {
-  try {
-    const [row] = await database.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations',
-    );
-    return row?.n ?? 0;
-  } catch (e) {
-    if (isMissingTable(e)) return 0;
-    throw e;
   }
 }
 

@@ -56,6 +56,18 @@ export function migrationsFolder(): string {
   throw new Error('cannot find the drizzle/ migrations folder');
 }
 
+/** How many migrations drizzle's migrator has recorded in `database`: 0 before the first run. */
+export async function appliedMigrationCount(database: Database): Promise<number> {
+  const [table] = await database.query<{ t: string | null }>(
+    "SELECT to_regclass('drizzle.__drizzle_migrations')::text AS t",
+  );
+  if (!table?.t) return 0;
+  const [row] = await database.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations',
+  );
+  return row?.n ?? 0;
+}
+
 // Serialises migrations across replicas that start together.
 const MIGRATION_LOCK = 7_114_311_020;
 

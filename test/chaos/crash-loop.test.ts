@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usingServer } from '../helpers/db.js';
 import { recordFigures } from './lib/figures.js';
 import { Fleet } from './lib/fleet.js';
-import { checkInvariants, orphanScan, safetyViolations, totalOrphans } from './lib/invariants.js';
-import { LONG, rng, sleep, startWorld, until, type World } from './lib/world.js';
+import { checkInvariants, converge, orphanScan, safetyViolations, totalOrphans } from './lib/invariants.js';
+import { LONG, rng, sleep, startWorld, type World } from './lib/world.js';
 
 /**
  * Crash loop: `molecule-operator run` as a child process against PostgreSQL and the
@@ -63,18 +63,7 @@ describe.skipIf(!usingServer())('crash loop', () => {
     await fleet.deleteOrg();
 
     const final = await world.startOperator('operator-final');
-    const started = Date.now();
-    await until(
-      async () => {
-        const rep = await checkInvariants(world);
-        for (const v of rep.safety) safety.add(v);
-        return rep.convergence.length === 0;
-      },
-      LONG ? 180_000 : 60_000,
-      async () => JSON.stringify(await checkInvariants(world), null, 2),
-      250,
-    );
-    const convergedMs = Date.now() - started;
+    const convergedMs = await converge(world, safety, LONG ? 180_000 : 60_000, 250);
     const report = await checkInvariants(world);
     const scan = await orphanScan(world);
 

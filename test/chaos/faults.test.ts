@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { usingServer } from '../helpers/db.js';
 import { recordFigures } from './lib/figures.js';
 import { Fleet } from './lib/fleet.js';
-import { checkInvariants, orphanScan, safetyViolations, totalOrphans } from './lib/invariants.js';
+import { checkInvariants, converge, orphanScan, safetyViolations, totalOrphans } from './lib/invariants.js';
 import { type RecordingProxy, startRecordingProxy } from './lib/proxy.js';
-import { LONG, rng, sleep, startWorld, until, type World } from './lib/world.js';
+import { LONG, rng, sleep, startWorld, type World } from './lib/world.js';
 
 /**
  * Fault injection: the simulator answers 10 % of calls with a 5xx (half of those on mutating
@@ -53,16 +53,7 @@ describe.skipIf(!usingServer())('fault injection', () => {
     world.sim.setFaults({ errorRate: 0, throttleRate: 0, eventualConsistencyMs: 0 });
     const faultsUntil = Date.now();
 
-    const convergedMs = await until(
-      async () => {
-        const rep = await checkInvariants(world);
-        for (const v of rep.safety) safety.add(v);
-        return rep.convergence.length === 0;
-      },
-      LONG ? 180_000 : 60_000,
-      async () => JSON.stringify(await checkInvariants(world), null, 2),
-      100,
-    );
+    const convergedMs = await converge(world, safety, LONG ? 180_000 : 60_000, 100);
     const report = await checkInvariants(world);
     const scan = await orphanScan(world);
 

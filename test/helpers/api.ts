@@ -32,13 +32,14 @@ export interface TestApi {
 }
 
 /**
- * A real API server on an ephemeral port over the given database, logging into memory;
- * `env` adds configuration to the test token.
+ * A real API server on an ephemeral port over `database`, configured by `env` alone, logging
+ * into memory at `level` (shared with the chaos world).
  */
-export async function startApi(
+export async function listenApi(
   database: Database,
-  env: Record<string, string | undefined> = {},
-): Promise<TestApi> {
+  env: Record<string, string | undefined>,
+  level = 'info',
+): Promise<{ app: FastifyInstance; url: string; logs: string[] }> {
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -47,12 +48,43 @@ export async function startApi(
     },
   });
   const app = await buildApiServer({
-    config: loadConfig({ CP_ADMIN_API_TOKEN: TEST_TOKEN, ...env }),
+    config: loadConfig(env),
     database,
     metrics: createMetrics({ defaults: false }),
-    logger: createLogger({ level: 'info' }, sink),
+    logger: createLogger({ level }, sink),
   });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { app, url, logs };
+}
+
+/** A JSON request with a bearer token, as an operator would make it: the status and the raw body. */
+export async function callApi(
+  url: string,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/**
+ * A real API server on an ephemeral port over the given database, logging into memory;
+ * `env` adds configuration to the test token.
+ */
+export async function startApi(
+  database: Database,
+  env: Record<string, string | undefined> = {},
+): Promise<TestApi> {
+  const { app, url, logs } = await listenApi(database, { CP_ADMIN_API_TOKEN: TEST_TOKEN, ...env });
   return {
     app,
     url,

@@ -11,6 +11,7 @@ import { type Operator, type OperatorOptions, operatorMetrics, startOperator } f
 import { type SimOptions, type Simulator, startSimulator } from '../../src/sim/index.js';
 import { testConfig } from '../fixtures/config.js';
 import { SIM_CREDENTIALS, simEnv } from '../fixtures/sim.js';
+import { callApi } from './api.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 // Shared with the vitest-free bench and chaos libraries; re-exported for the tests.
@@ -104,16 +105,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     apiUrl,
     operator: undefined,
     async api(method, path, body) {
-      const res = await fetch(`${apiUrl}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${ADMIN_TOKEN}`,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+      const { status, text } = await callApi(apiUrl, ADMIN_TOKEN, method, path, body);
+      return { status, body: text ? JSON.parse(text) : undefined };
     },
     async startOperator() {
       stack.operator = await startOperator({

@@ -24,6 +24,7 @@ import { ManualClock } from '../../src/runtime/clock.js';
 import { NotLeaderError } from '../../src/runtime/errors.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import { insertOrg, insertWorkspace } from '../fixtures/owners.js';
+import { simEnv as simSettings } from '../fixtures/sim.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { metricValue } from '../helpers/metrics.js';
 import { snapshotTables } from '../helpers/tables.js';
@@ -41,12 +42,7 @@ let status: StatusRepository;
 const simEnv = (): Record<string, string> => ({
   MOLECULE_ENV: ENV,
   LOG_LEVEL: 'silent',
-  AWS_ENDPOINT_URL: sim.awsEndpoint,
-  CLOUDFLARE_BASE_URL: sim.cloudflareBaseUrl,
-  CLOUDFLARE_API_TOKEN: sim.seed.apiToken,
-  CLOUDFLARE_ACCOUNT_ID: sim.seed.cloudflareAccountId,
-  CLOUDFLARE_ZONE_ID: sim.seed.cloudflareZoneId,
-  EC2_VPC_ID: sim.seed.vpcId,
+  ...simSettings(sim),
   ORPHAN_MAX_FRACTION: '1',
   // The client-side buckets are sized for AWS; tests launch faster than a real account may.
   RATE_LIMITS: JSON.stringify(

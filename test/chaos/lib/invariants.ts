@@ -1,3 +1,4 @@
+import { registry } from '../../../controllers/index.js';
 import type { ScanResult } from '../../../controllers/orphan.js';
 import { loadConfig } from '../../../src/config.js';
 import { createLogger } from '../../../src/observability/logger.js';
@@ -16,7 +17,7 @@ import {
 } from '../../../src/provisioning/names.js';
 import { workspaceResources } from '../../../src/provisioning/tiers.js';
 import type { SimStateDump } from '../../../src/sim/index.js';
-import { APP_DOMAIN, ENV, type World } from './world.js';
+import { APP_DOMAIN, ENV, until, type World } from './world.js';
 
 const LIVE_STATES = new Set(['pending', 'running', 'stopping', 'stopped']);
 const TENANT_TYPE = 't3.small';
@@ -283,7 +284,7 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
       what,
       net,
     );
-    for (const c of ['tunnel', 'secrets', 'securitygroup', 'instance']) needReady(c, o.id, what);
+    for (const c of registry.forOwner('org')) needReady(c.name, o.id, what);
   }
   for (const w of liveWs) {
     const what = `workspace ${w.id}`;
@@ -297,7 +298,7 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
       what,
       net,
     );
-    for (const c of ['securitygroup', 'instance']) needReady(c, w.id, what);
+    for (const c of registry.forOwner('workspace')) needReady(c.name, w.id, what);
   }
 
   // The env-wide workspace bootstrap secret: at most one per account and region, and ours.
@@ -345,6 +346,23 @@ export async function checkInvariants(world: World): Promise<InvariantReport> {
 }
 
 /** What the orphan scans of every target found together. */
+/**
+ * Polls the invariants until the world has converged, adding every safety violation seen on the
+ * way to `safety`; returns the milliseconds it took, or throws the last report after `timeoutMs`.
+ */
+export function converge(world: World, safety: Set<string>, timeoutMs: number, intervalMs: number) {
+  return until(
+    async () => {
+      const rep = await checkInvariants(world);
+      for (const v of rep.safety) safety.add(v);
+      return rep.convergence.length === 0;
+    },
+    timeoutMs,
+    async () => JSON.stringify(await checkInvariants(world), null, 2),
+    intervalMs,
+  );
+}
+
 export interface FleetScan {
   ok: boolean;
   errors: string[];

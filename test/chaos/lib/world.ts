@@ -1,12 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { buildApiServer } from '../../../src/api/server.js';
-import { loadConfig } from '../../../src/config.js';
-import { createLogger } from '../../../src/observability/logger.js';
-import { createMetrics } from '../../../src/observability/metrics.js';
 import {
   type FaultSettings,
   type NetworkInfo,
@@ -14,6 +9,7 @@ import {
   startSimulator,
 } from '../../../src/sim/index.js';
 import { CANARY_ACCOUNT, CANARY_REGION, canaryEnv, simAt, simEnv } from '../../fixtures/sim.js';
+import { callApi, listenApi } from '../../helpers/api.js';
 import { createTestDatabase, type TestDatabase } from '../../helpers/db.js';
 import { killAll, OperatorProcess } from './process.js';
 
@@ -172,26 +168,12 @@ async function startApi(
   level: string,
 ): Promise<ChaosApi> {
   const token = env.CP_ADMIN_API_TOKEN;
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      logs.push(...String(chunk).split('\n').filter(Boolean));
-      done();
-    },
-  });
-  const app = await buildApiServer({
+  const { app, url, logs } = await listenApi(
+    tdb.database,
     // The fuzzers and the fleet are all 127.0.0.1: the per-client limits are lifted.
-    config: loadConfig({
-      ...env,
-      MOLECULE_ENV: ENV,
-      API_RATE_LIMIT: '1000000',
-      API_AUTH_FAILURE_LIMIT: '10000',
-    }),
-    database: tdb.database,
-    metrics: createMetrics({ defaults: false }),
-    logger: createLogger({ level }, sink),
-  });
-  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    { ...env, MOLECULE_ENV: ENV, API_RATE_LIMIT: '1000000', API_AUTH_FAILURE_LIMIT: '10000' },
+    level,
+  );
   const responses: string[] = [];
   return {
     app,
@@ -199,15 +181,7 @@ async function startApi(
     logs,
     responses,
     async call(method, path, body) {
-      const res = await fetch(`${url}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await res.text();
+      const { status, text } = await callApi(url, token, method, path, body);
       responses.push(text);
       let parsed: unknown;
       try {
@@ -215,7 +189,7 @@ async function startApi(
       } catch {
         parsed = text;
       }
-      return { status: res.status, body: parsed, text };
+      return { status, body: parsed, text };
     },
   };
 }

@@ -1,3 +1,4 @@
+import { registry } from '../../../controllers/index.js';
 import type { Org, StatusRow, Workspace } from '../../../schema/index.js';
 import type { CloudView } from '../../../src/cloud/inventory.js';
 import type {
@@ -69,6 +70,21 @@ export const workspace = (over: Partial<Workspace> = {}): Workspace => ({
   purgedAt: null,
   createdAt: new Date(NOW),
   updatedAt: new Date(NOW),
+  ...over,
+});
+
+/** An EC2 instance as the port describes it: a running t3.small with only its id and tags set. */
+export const ec2Instance = (over: Partial<Instance> & Pick<Instance, 'id' | 'tags'>): Instance => ({
+  state: 'running',
+  instanceType: 't3.small',
+  imageId: 'ami-1',
+  subnetId: undefined,
+  vpcId: undefined,
+  securityGroupIds: [],
+  iamInstanceProfileArn: undefined,
+  clientToken: undefined,
+  launchTime: undefined,
+  metadata: undefined,
   ...over,
 });
 
@@ -150,7 +166,7 @@ export async function decide(spec: ControllerSpec, g: Given): Promise<Decided> {
     self,
     org_: ws ? rows(g.org_) : self,
     pins: { ami: () => undefined, image: () => undefined },
-    enabled: new Set(['tunnel', 'secrets', 'securitygroup', 'instance']),
+    enabled: new Set(registry.names),
   };
   const client = spec.create(portsOf(cloud));
   const desired = client.desired(input);

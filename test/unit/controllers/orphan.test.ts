@@ -8,8 +8,11 @@ import {
   type OwnerRow,
   type Owners,
   orphanGauges,
+  recheckScope,
+  rereadVerdict,
   type StatusRef,
   selectDeletions,
+  stillOrphaned,
   zeroByKind,
 } from '../../../controllers/orphan.diff.js';
 import type {
@@ -20,6 +23,7 @@ import type {
   TaggedResource,
   Tags,
 } from '../../../src/cloud/ports.js';
+import { ec2Instance } from './harness.js';
 
 const ENV = 'test';
 const ORG = '11111111-1111-4111-8111-111111111111';
@@ -45,21 +49,13 @@ const tagged = (resourceType: string, resourceId: string, tags: Tags, arn?: stri
   tags,
 });
 
-const instance = (over: Partial<Instance> = {}): Instance => ({
-  id: 'i-1',
-  state: 'running',
-  instanceType: 't3.small',
-  imageId: 'ami-1',
-  subnetId: undefined,
-  vpcId: undefined,
-  securityGroupIds: [],
-  iamInstanceProfileArn: undefined,
-  clientToken: undefined,
-  launchTime: undefined,
-  metadata: { httpTokens: 'required', hopLimit: 1 },
-  tags: ours({ OrgID: ORG, Role: 'tenant' }),
-  ...over,
-});
+const instance = (over: Partial<Instance> = {}): Instance =>
+  ec2Instance({
+    id: 'i-1',
+    metadata: { httpTokens: 'required', hopLimit: 1 },
+    tags: ours({ OrgID: ORG, Role: 'tenant' }),
+    ...over,
+  });
 
 const group = (over: Partial<SecurityGroup> = {}): SecurityGroup => ({
   id: 'sg-1',
@@ -651,5 +647,82 @@ describe('orphanGauges', () => {
     expect(g.counts.secret).toBe(0);
     expect(g.oldestSeconds.ec2_instance).toBe(90);
     expect(g.oldestSeconds.cf_tunnel).toBe(0);
+  });
+});
+
+describe('the re-check before a deletion', () => {
+  const gone = open({ orgId: GONE, ownerId: GONE });
+  const listed = [
+    resource({ orgId: GONE }),
+    resource({ externalId: 'i-2', orgId: ORG }),
+    resource({ kind: 'security_group', externalId: 'sg-1', orgId: ORG2 }),
+    resource({ externalId: 'i-3', orgId: 'made-up', workspaceId: WS }),
+  ];
+
+  it('reads again only the owners the orphan itself names, and only UUIDs', () => {
+    expect(recheckScope(gone, listed)).toEqual({
+      sameKind: listed.slice(0, 2).concat(listed[3]!),
+      ownerIds: [GONE],
+    });
+    expect(recheckScope(open({ externalId: 'i-3' }), listed).ownerIds).toEqual([WS]);
+  });
+
+  it.each<{ reason: string; given: { owners: Owners; statuses?: StatusRef[] }; want: boolean }>([
+    { reason: 'the owner is still gone', given: { owners: owners() }, want: true },
+    {
+      reason: 'the owner row was written since the listing',
+      given: { owners: owners({ orgs: [owner(ORG), owner(GONE)] }) },
+      want: false,
+    },
+    {
+      reason: 'the owner is being deleted now: its cascade removes the resource',
+      given: { owners: owners({ orgs: [owner(GONE, { deletionRequestedAt: new Date(NOW) })] }) },
+      want: false,
+    },
+    {
+      reason: 'the owner was purged since: still an orphan, for the same reason',
+      given: { owners: owners({ orgs: [owner(GONE, { purgedAt: new Date(NOW) })] }) },
+      want: true,
+    },
+  ])('$reason', ({ given, want }) => {
+    const { sameKind } = recheckScope(gone, listed);
+    expect(stillOrphaned(gone, sameKind, given.owners, given.statuses ?? [])).toBe(want);
+  });
+
+  it('an orphan found for another reason is not the one the scan decided on', () => {
+    const duplicate = open({ externalId: 'i-1', reason: 'Duplicate', orgId: ORG, ownerId: ORG });
+    const own = [resource(), resource({ externalId: 'i-2' })];
+    const statuses = [status('instance', ORG, { instanceId: 'i-2' })];
+    expect(stillOrphaned(duplicate, own, owners(), statuses)).toBe(true);
+    expect(stillOrphaned({ ...duplicate, reason: 'OwnerGone' }, own, owners(), statuses)).toBe(false);
+  });
+});
+
+describe('rereadVerdict', () => {
+  const orphan = open({ orgId: GONE, ownerId: GONE });
+  const wsOrphan = open({ ownerKind: 'workspace', ownerId: WS, orgId: ORG });
+  it.each<{ reason: string; given: { o?: OpenOrphan; tags: Tags | undefined }; want: string | undefined }>([
+    { reason: 'unchanged: delete it', given: { tags: ours({ OrgID: GONE }) }, want: undefined },
+    { reason: 'gone from its service', given: { tags: undefined }, want: 'NoLongerOrphan' },
+    { reason: 'our tags stripped', given: { tags: { OrgID: GONE } }, want: 'NoLongerOrphan' },
+    { reason: 'now of another env', given: { tags: ours({ OrgID: GONE }, 'prod') }, want: 'NoLongerOrphan' },
+    { reason: 'now naming another org', given: { tags: ours({ OrgID: ORG }) }, want: 'NoLongerOrphan' },
+    {
+      reason: 'a keep mark added since the listing',
+      given: { tags: ours({ OrgID: GONE, 'molecule-keep': 'true' }) },
+      want: 'KeepTag',
+    },
+    {
+      reason: 'a workspace orphan naming the same workspace',
+      given: { o: wsOrphan, tags: ours({ OrgID: ORG, WorkspaceID: WS }) },
+      want: undefined,
+    },
+    {
+      reason: 'a workspace orphan now naming another workspace',
+      given: { o: wsOrphan, tags: ours({ OrgID: ORG, WorkspaceID: GONE }) },
+      want: 'NoLongerOrphan',
+    },
+  ])('$reason', ({ given, want }) => {
+    expect(rereadVerdict(given.o ?? orphan, ENV, given.tags ? { tags: given.tags } : undefined)).toBe(want);
   });
 });

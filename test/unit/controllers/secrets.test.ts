@@ -4,7 +4,7 @@ import type { Instance, SecretSummary } from '../../../src/cloud/ports.js';
 import { bootstrapSecretName } from '../../../src/provisioning/names.js';
 import { bundlePolicy, instanceArn } from '../../../src/provisioning/policies.js';
 import { ownerTags } from '../../../src/provisioning/tags.js';
-import { config, decide, type Given, ORG_ID } from './harness.js';
+import { config, decide, ec2Instance, type Given, ORG_ID } from './harness.js';
 
 const NAME = bootstrapSecretName('test', ORG_ID);
 const summary = (over: Partial<SecretSummary> = {}): SecretSummary => ({
@@ -37,20 +37,8 @@ const policy = (instanceIds: string[] = []) =>
     workspaceRole: 'molecule-workspace',
     instanceArns: instanceIds.map((id) => instanceArn('us-east-1', ACCOUNT, id)),
   });
-const tenantVm = (id: string, state: Instance['state'] = 'running'): Instance => ({
-  id,
-  state,
-  instanceType: 't3.small',
-  imageId: 'ami-1',
-  subnetId: undefined,
-  vpcId: undefined,
-  securityGroupIds: [],
-  iamInstanceProfileArn: undefined,
-  clientToken: undefined,
-  launchTime: undefined,
-  metadata: undefined,
-  tags: ownerTags({ env: 'test', orgId: ORG_ID, orgSlug: 'acme', name: 'vm' }),
-});
+const tenantVm = (id: string, state: Instance['state'] = 'running'): Instance =>
+  ec2Instance({ id, state, tags: ownerTags({ env: 'test', orgId: ORG_ID, orgSlug: 'acme', name: 'vm' }) });
 const tunnelReady = { tunnel: { externalIds: { tunnelId: 't1' } } };
 const withValue = (value: string, over: { policy?: string; instances?: Instance[] } = {}): Given => ({
   self: { ...tunnelReady, secrets: { externalIds: { secretArn: summary().arn } } },
