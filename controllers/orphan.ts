@@ -15,7 +15,13 @@ import {
 } from '../src/provisioning/names.js';
 import { ownershipTags, TAG } from '../src/provisioning/tags.js';
 import { type Clock, systemClock } from '../src/runtime/clock.js';
-import { describeError, errorCodeOf, FencedOutError, isNotFound } from '../src/runtime/errors.js';
+import {
+  describeError,
+  errorCodeOf,
+  FencedOutError,
+  isNotFound,
+  NOT_YET_CONSISTENT,
+} from '../src/runtime/errors.js';
 import type { LeaderJob } from '../src/runtime/manager.js';
 import { RESOURCE_KINDS, registry } from './index.js';
 import {
@@ -433,6 +439,11 @@ async function deleteOrphan(
       // An instance we just terminated still holds the group: the next scan retries.
       log.info(fields, 'orphan still referenced; retrying next scan');
       return 'DependencyViolation';
+    }
+    if (errorCodeOf(e) === NOT_YET_CONSISTENT) {
+      // A write's NotFound right after a change is not "gone": the next scan describes it again.
+      log.info(fields, 'orphan not yet visible to the delete call; retrying next scan');
+      return 'DeleteFailed';
     }
     log.warn({ ...fields, err: describeError(e) }, 'orphan deletion failed');
     return 'DeleteFailed';
