@@ -121,7 +121,8 @@ function createCloudflarePorts(
     fetch: async (...args: Parameters<typeof fetch>) => {
       if (guard && (args[1]?.method ?? 'GET').toUpperCase() !== 'GET') await guard();
       const res = await fetch(...args);
-      if (res.status !== 429) return res;
+      // A 429 naming a short wait to the millisecond is an ordinary throttle: the SDK's retry.
+      if (res.status !== 429 || res.headers.has('retry-after-ms')) return res;
       // Over the 1200 per 5 minutes, Cloudflare refuses every call for the rest of the window
       // and says how long only in `retry-after` (whole seconds; no `retry-after-ms`). The SDK
       // would sleep that long inside the call and try again: hold the whole Cloudflare budget

@@ -84,7 +84,15 @@ describe.skipIf(!usingServer())('fault injection', () => {
     expect(throttles.length).toBeGreaterThan(0);
     expect(await operator.terminate()).toBe(0);
 
+    // What the strict cloud refused on the way (write-call NotFound, DependencyViolation, 1022,
+    // names scheduled for deletion, …), by operation: the operator met them and still converged.
+    const refused: Record<string, number> = {};
+    for (const c of proxy.calls)
+      if (c.status >= 400 && c.status < 500 && !c.fault)
+        refused[`${c.service}:${c.operation}`] = (refused[`${c.service}:${c.operation}`] ?? 0) + 1;
     recordFigures('faults', {
+      strictCloud: Object.keys(STRICT_FIDELITY),
+      refusedByOperation: refused,
       seed: SEED,
       faults: FAULTS,
       faultyPhaseMs: faultsUntil - faultsFrom,

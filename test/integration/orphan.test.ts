@@ -545,6 +545,29 @@ describe('orphan scan: delete policy', () => {
     expect(ops('ec2', 'TerminateInstances')).toEqual([]);
   });
 
+  it('never deletes on a lagging ListSecrets: a bundle scheduled since the listing is re-read first', async () => {
+    // ListSecrets "might not reflect changes from the last five minutes": it still shows the
+    // purged org's bundle as live after it was scheduled for deletion.
+    sim.setFaults({ listSecretsLagMs: 60_000 });
+    try {
+      const gone = randomUUID();
+      const name = bootstrapSecretName(ENV, gone);
+      const arn = await createSecret(name, ours({ OrgID: gone, Role: 'tenant' }));
+      sim.advance(61_000);
+      await ports.secrets.deleteSecret(name, 7);
+      expect((await ports.secrets.listSecrets(name))[0]?.deletedDate).toBeUndefined();
+      sim.resetCalls();
+      const { scanner: s } = await graced();
+      const result = await s.scan();
+      expect(result.deleted).toEqual([]);
+      expect(result.skipped).toEqual([{ kind: 'secret', externalId: arn, why: 'NoLongerOrphan' }]);
+      expect(ops('secretsmanager', 'DeleteSecret')).toEqual([]);
+      expect((await ports.secrets.describeSecret(name)).deletedDate).toBeInstanceOf(Date);
+    } finally {
+      sim.setFaults({ listSecretsLagMs: 0 });
+    }
+  });
+
   it('deletes in dependency order: the instance before its group, the DNS record before its tunnel', async () => {
     const gone = randomUUID();
     const tags = ours({ OrgID: gone, Role: 'tenant' });
