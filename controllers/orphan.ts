@@ -31,6 +31,7 @@ import {
   confirmLive,
   type LiveResource,
   type OpenOrphan,
+  type Orphan,
   orphanGauges,
   type SkipWhy,
   STATUS_IDS,
@@ -204,8 +205,17 @@ async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanR
   }
 
   // 2: Classify (pure).
-  const { orphans: found, managed } = classify(live.resources, owners, statuses);
+  const { orphans: listed, managed } = classify(live.resources, owners, statuses);
   result.ghosts = live.ghosts;
+  // ListSecrets lags recent changes by minutes: a bundle it still shows live may have been
+  // deleted since. A secret counts only once DescribeSecret confirms it (rarely any call).
+  let found: Orphan[];
+  try {
+    found = await confirmSecrets(portsOf(deps.targets, name), listed);
+  } catch (e) {
+    return fail('confirm', e);
+  }
+  result.ghosts += listed.length - found.length;
 
   // 3: Ledger: upsert what is open, resolve what is no longer seen, in one transaction.
   const now = clock.now();
@@ -503,6 +513,22 @@ async function recheck(deps: OrphanScannerDeps, o: LedgerOrphan): Promise<Decisi
     default:
       return undefined;
   }
+}
+
+/** The orphans, less secrets that DescribeSecret finds gone or scheduled for deletion. */
+async function confirmSecrets(ports: CloudPorts, orphans: Orphan[]): Promise<Orphan[]> {
+  const out: Orphan[] = [];
+  for (const o of orphans) {
+    if (o.kind === 'secret') {
+      const found = await ports.secrets.describeSecret(o.name ?? o.externalId).catch((e) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      });
+      if (!found || found.deletedDate || found.arn !== o.externalId) continue;
+    }
+    out.push(o);
+  }
+  return out;
 }
 
 /** The ports of the target a resource was found in (Cloudflare objects: any target's carry them). */

@@ -78,7 +78,7 @@ describe.skipIf(!usingServer())('fault injection', () => {
     expect([...safety]).toEqual([]);
     expect(report.convergence).toEqual([]);
     expect(scan.ok, scan.errors.join('; ')).toBe(true);
-    expect(totalOrphans(scan)).toBe(0);
+    expect(totalOrphans(scan), JSON.stringify(scan.counts)).toBe(0);
     // The faults were real: the operator saw both kinds, on mutating calls too.
     expect(errors.filter((c) => c.mutating).length).toBeGreaterThan(0);
     expect(throttles.length).toBeGreaterThan(0);
