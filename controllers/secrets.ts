@@ -97,13 +97,18 @@ export function createSecretsController(
         { [TAG.managedBy]: d.tags[TAG.managedBy]!, [TAG.env]: d.tags[TAG.env]!, [TAG.orgId]: d.orgId },
         held.tags,
       ).length;
-    if (held?.deletedDate && ours) {
-      await deps.secrets.restoreSecret(d.name);
-      return { externalIds: ids(held), adopted: true, details: { name: d.name, restored: true } };
+    if (held && ours) {
+      // Restored meanwhile (another pass, an operator): nothing left to do but adopt it.
+      if (held.deletedDate) await deps.secrets.restoreSecret(d.name);
+      return {
+        externalIds: ids(held),
+        adopted: true,
+        details: { name: d.name, restored: !!held.deletedDate },
+      };
     }
     throw new TransientError(
       held
-        ? `${d.name} is held by a secret scheduled for deletion that is not this org's bundle; waiting for its deletion`
+        ? `${d.name} is held by a secret that is not this org's bundle (scheduled for deletion); waiting for it to go`
         : `${d.name} was force-deleted moments ago and Secrets Manager has not freed the name yet; waiting`,
       { service: 'secretsmanager', operation: 'CreateSecret', code: SECRET_NAME_BLOCKED, cause },
     );
