@@ -428,7 +428,8 @@ describe('7: what the real clouds add on their own', () => {
     ]);
     sim.advance(5_000);
     const instances = createInstanceController(ports);
-    const d: DesiredInstance = {
+    // Only what observing reads (other fields, e.g. launch-only tags, do not matter to it).
+    const d = {
       ownerId: orgId,
       role: 'tenant',
       imageId: AMI,
@@ -441,7 +442,7 @@ describe('7: what the real clouds add on their own', () => {
       tags,
       userData: '',
       powerState: 'running',
-    };
+    } as DesiredInstance;
     const view = new LiveView(ports, ENV, sim.seed.vpcId);
     for (let pass = 0; pass < 3; pass++) {
       const obs = await instances.observe(d, observing(view));
