@@ -5,7 +5,14 @@ import { TENANT_RUNTIME } from '../src/provisioning/runtimes.js';
 import { ownerTags, TAG, tagDrift } from '../src/provisioning/tags.js';
 import { TENANT_VOLUME_GB, workspaceResources } from '../src/provisioning/tiers.js';
 import { renderUserData } from '../src/provisioning/userdata.js';
-import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
+import {
+  absent,
+  type Controller,
+  type DesiredInput,
+  type Observation,
+  waitToDelete,
+} from '../src/runtime/controller.js';
+import { errorCodeOf, NOT_YET_CONSISTENT } from '../src/runtime/errors.js';
 
 export { TENANT_RUNTIME } from '../src/provisioning/runtimes.js';
 
@@ -159,12 +166,31 @@ export function createInstanceController(
       return { details: { done, instanceId: instance.id } };
     },
 
-    async delete(_d, obs) {
+    async delete(_d, obs, ctx) {
       const { live } = obs.resource!;
-      for (const i of live) if (!GONE.includes(i.state)) await deps.ec2.terminateInstance(i.id);
+      const unseen: string[] = [];
+      for (const i of live) {
+        if (GONE.includes(i.state)) continue;
+        try {
+          await deps.ec2.terminateInstance(i.id);
+        } catch (e) {
+          // Launched or changed moments ago: the write path does not see it yet. Not "gone":
+          // the next observe (a describe) says whether it still runs, and it is terminated then.
+          if (errorCodeOf(e) !== NOT_YET_CONSISTENT) throw e;
+          unseen.push(i.id);
+        }
+      }
+      if (unseen.length > 0 && unseen.length === live.filter((i) => !GONE.includes(i.state)).length)
+        return waitToDelete(ctx, {
+          reason: 'WaitingForConsistency',
+          message: `TerminateInstances does not see ${unseen.join(', ')} yet; terminating once it does`,
+        });
       return {
         gone: live.every((i) => i.state === 'terminated'),
-        details: { terminated: live.map((i) => i.id) },
+        details: {
+          terminated: live.map((i) => i.id),
+          ...(unseen.length > 0 ? { notYetVisible: unseen } : {}),
+        },
       };
     },
   };

@@ -1,4 +1,4 @@
-import type { ResourceKind } from '../src/cloud/ports.js';
+import type { CloudPorts, ResourceKind } from '../src/cloud/ports.js';
 import type { CloudTargets, Target } from '../src/cloud/targets.js';
 import type { OrphanLedger } from '../src/db/orphans.js';
 import { dnsCommentMarker, tunnelNamePrefix } from '../src/provisioning/names.js';
@@ -113,4 +113,20 @@ export async function stillOrphan(
     ledger.statusRefs(STATUS_CONTROLLERS, ownerIds),
   ]);
   return stillOrphaned(o, sameKind, owners, statuses);
+}
+
+/** The orphans, less secrets that DescribeSecret finds gone or scheduled for deletion. */
+export async function confirmSecrets(ports: CloudPorts, orphans: Orphan[]): Promise<Orphan[]> {
+  const out: Orphan[] = [];
+  for (const o of orphans) {
+    if (o.kind === 'secret') {
+      const found = await ports.secrets.describeSecret(o.name ?? o.externalId).catch((e) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      });
+      if (!found || found.deletedDate || found.arn !== o.externalId) continue;
+    }
+    out.push(o);
+  }
+  return out;
 }

@@ -9,7 +9,13 @@ import type { Metrics } from '../src/observability/metrics.js';
 import { dnsCommentKept, orgIdFromDnsComment } from '../src/provisioning/names.js';
 import { ownershipTags, TAG } from '../src/provisioning/tags.js';
 import { type Clock, systemClock } from '../src/runtime/clock.js';
-import { describeError, errorCodeOf, FencedOutError, isNotFound } from '../src/runtime/errors.js';
+import {
+  describeError,
+  errorCodeOf,
+  FencedOutError,
+  isNotFound,
+  NOT_YET_CONSISTENT,
+} from '../src/runtime/errors.js';
 import type { LeaderJob } from '../src/runtime/manager.js';
 import { registry } from './index.js';
 import {
@@ -19,13 +25,14 @@ import {
   emptyScanResult,
   type LiveResource,
   type OpenOrphan,
+  type Orphan,
   orphanGauges,
   rereadVerdict,
   type ScanResult,
   STATUS_CONTROLLERS,
   selectDeletions,
 } from './orphan.diff.js';
-import { type LiveListing, listLive, stillOrphan } from './orphan.reads.js';
+import { confirmSecrets, type LiveListing, listLive, stillOrphan } from './orphan.reads.js';
 
 /**
  * The orphan scan (DESIGN §5, issue 6): a leader-only job that lists everything marked ours for
@@ -155,8 +162,17 @@ async function runScan(deps: OrphanScannerDeps, name: TargetName): Promise<ScanR
   }
 
   // 2: Classify (pure).
-  const { orphans: found, managed } = classify(live.resources, owners, statuses);
+  const { orphans: listed, managed } = classify(live.resources, owners, statuses);
   result.ghosts = live.ghosts;
+  // ListSecrets lags recent changes by minutes: a bundle it still shows live may have been
+  // deleted since. A secret counts only once DescribeSecret confirms it (rarely any call).
+  let found: Orphan[];
+  try {
+    found = await confirmSecrets(portsOf(deps.targets, name), listed);
+  } catch (e) {
+    return fail('confirm', e);
+  }
+  result.ghosts += listed.length - found.length;
 
   // 3: Ledger: upsert what is open, resolve what is no longer seen, in one transaction.
   const now = clock.now();
@@ -311,6 +327,11 @@ async function deleteOrphan(
       // An instance we just terminated still holds the group: the next scan retries.
       log.info(fields, 'orphan still referenced; retrying next scan');
       return 'DependencyViolation';
+    }
+    if (errorCodeOf(e) === NOT_YET_CONSISTENT) {
+      // A write's NotFound right after a change is not "gone": the next scan describes it again.
+      log.info(fields, 'orphan not yet visible to the delete call; retrying next scan');
+      return 'DeleteFailed';
     }
     log.warn({ ...fields, err: describeError(e) }, 'orphan deletion failed');
     return 'DeleteFailed';

@@ -2,9 +2,15 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { CloudPorts, InstanceState, SecretSummary } from '../src/cloud/ports.js';
 import { bootstrapSecretName } from '../src/provisioning/names.js';
 import { arnPlace, bundlePolicy, instanceArn, samePolicy } from '../src/provisioning/policies.js';
-import { ownerTags, tagDrift } from '../src/provisioning/tags.js';
+import { ownerTags, TAG, tagDrift } from '../src/provisioning/tags.js';
 import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
-import { errorCodeOf, isConflict } from '../src/runtime/errors.js';
+import {
+  errorCodeOf,
+  isConflict,
+  isNotFound,
+  SECRET_NAME_BLOCKED,
+  TransientError,
+} from '../src/runtime/errors.js';
 
 /** Keys of the bootstrap bundle the tenant fetches at boot with its instance profile. */
 export const BUNDLE_KEYS = [
@@ -72,6 +78,41 @@ export function createSecretsController(
 ): Controller<DesiredSecret, ObservedSecret> {
   const tunnelToken = async (d: DesiredSecret) =>
     d.tunnelId && deps.tunnels ? deps.tunnels.getTunnelToken(d.tunnelId) : '';
+
+  /**
+   * CreateSecret said the name is "already scheduled for deletion": that is not success. If a
+   * secret holds the name and it is this org's bundle (its tags say so), it was deleted out of
+   * band with a recovery window: restore it, credentials and all. If none does, the name was
+   * force-deleted and Secrets Manager frees it only after a while; if another secret holds it,
+   * it is not ours to restore. Both wait, saying so.
+   */
+  const reclaim = async (d: DesiredSecret, cause: unknown) => {
+    const held = await deps.secrets.describeSecret(d.name).catch((e) => {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    });
+    const ours =
+      held !== undefined &&
+      !tagDrift(
+        { [TAG.managedBy]: d.tags[TAG.managedBy]!, [TAG.env]: d.tags[TAG.env]!, [TAG.orgId]: d.orgId },
+        held.tags,
+      ).length;
+    if (held && ours) {
+      // Restored meanwhile (another pass, an operator): nothing left to do but adopt it.
+      if (held.deletedDate) await deps.secrets.restoreSecret(d.name);
+      return {
+        externalIds: ids(held),
+        adopted: true,
+        details: { name: d.name, restored: !!held.deletedDate },
+      };
+    }
+    throw new TransientError(
+      held
+        ? `${d.name} is held by a secret that is not this org's bundle (scheduled for deletion); waiting for it to go`
+        : `${d.name} was force-deleted moments ago and Secrets Manager has not freed the name yet; waiting`,
+      { service: 'secretsmanager', operation: 'CreateSecret', code: SECRET_NAME_BLOCKED, cause },
+    );
+  };
 
   return {
     desired: toDesired,
@@ -192,11 +233,7 @@ export function createSecretsController(
         };
       } catch (e) {
         if (!isConflict(e)) throw e;
-        if (errorCodeOf(e) === 'ScheduledForDeletion') {
-          // Deleted out of band with a recovery window: bring it back, credentials and all.
-          await deps.secrets.restoreSecret(d.name);
-          return { adopted: true, details: { name: d.name, restored: true } };
-        }
+        if (errorCodeOf(e) === 'ScheduledForDeletion') return reclaim(d, e);
         return { adopted: true, details: { name: d.name } };
       }
     },

@@ -2,8 +2,14 @@ import type { CloudPorts, IngressRule, SecurityGroup } from '../src/cloud/ports.
 import type { TargetSettings } from '../src/cloud/targets.js';
 import { tenantSecurityGroupName, workspaceSecurityGroupName } from '../src/provisioning/names.js';
 import { ownerTags, tagDrift } from '../src/provisioning/tags.js';
-import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
-import { isConflict, TerminalError } from '../src/runtime/errors.js';
+import {
+  absent,
+  type Controller,
+  type DesiredInput,
+  type Observation,
+  waitToDelete,
+} from '../src/runtime/controller.js';
+import { errorCodeOf, isConflict, NOT_YET_CONSISTENT, TerminalError } from '../src/runtime/errors.js';
 import { describeRule, diffRules, opensSshToWorld } from './securitygroup.diff.js';
 
 /** The port the tenant platform listens on, reachable from inside the VPC only. */
@@ -104,10 +110,30 @@ export function createSecurityGroupController(
       return { details: { added: add.map(describeRule), revoked: remove.map(describeRule), tags } };
     },
 
-    async delete(d, obs) {
+    async delete(d, obs, ctx) {
       if (d.sharedGroupId || !obs.resource) return { gone: true };
-      await deps.ec2.deleteSecurityGroup(obs.resource.id);
-      return { gone: true, details: { groupId: obs.resource.id } };
+      const groupId = obs.resource.id;
+      try {
+        await deps.ec2.deleteSecurityGroup(groupId);
+      } catch (e) {
+        const code = errorCodeOf(e);
+        // Its instances are terminated (they are deleted first), yet EC2 keeps the group in use
+        // for a while after `terminated`: linger, looking again less and less often.
+        if (code === 'DependencyViolation')
+          return waitToDelete(ctx, {
+            reason: 'WaitingForDependents',
+            message: `security group ${groupId} is still in use (DependencyViolation) after its instances were terminated`,
+          });
+        // Created moments ago: DeleteSecurityGroup does not see it yet. Not "gone": the next
+        // observe (a describe by name) says whether it is still there.
+        if (code === NOT_YET_CONSISTENT)
+          return waitToDelete(ctx, {
+            reason: 'WaitingForConsistency',
+            message: `DeleteSecurityGroup does not see ${groupId} yet; deleting once it does`,
+          });
+        throw e;
+      }
+      return { gone: true, details: { groupId } };
     },
   };
 }

@@ -85,6 +85,7 @@ export function createTunnelController(cf: CloudflarePorts): Controller<DesiredT
           tunnelId: tunnel.id,
           ...(record && diff.length === 0 ? { dnsRecordId: record.id } : {}),
         },
+        ...connectivity(tunnel),
         resource: { tunnel, configOk, record, foreign },
       };
     },
@@ -141,6 +142,29 @@ export function createTunnelController(cf: CloudflarePorts): Controller<DesiredT
       return { gone: true, details: { tunnelId: tunnel.id, dnsRecordId: record?.id } };
     },
   };
+}
+
+/**
+ * The tunnel's connectivity as Cloudflare reports it. `degraded` (only stale connections left)
+ * and `down` (its connectors went away: the tenant is stopped, replaced or failing) say nothing
+ * about the tunnel itself, which exists and is configured: a condition to see, never "missing".
+ */
+export function connectivity(tunnel: Tunnel): Pick<Observation, 'readyCondition'> {
+  if (tunnel.status === 'degraded')
+    return {
+      readyCondition: {
+        reason: 'TunnelDegraded',
+        message: 'tunnel is degraded: only stale connections remain (cloudflared stopped or reconnecting)',
+      },
+    };
+  if (tunnel.status === 'down')
+    return {
+      readyCondition: {
+        reason: 'TunnelDown',
+        message: 'tunnel is down: no cloudflared connector is connected',
+      },
+    };
+  return {};
 }
 
 function toDesired(input: DesiredInput): DesiredTunnel {

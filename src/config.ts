@@ -211,6 +211,8 @@ export const ConfigSchema = z.object({
   LEASE_DURATION: duration('15s', { positive: true }),
   LEASE_RENEW_DEADLINE: duration('10s', { positive: true }),
   LEASE_RETRY_PERIOD: duration('2s', { positive: true }),
+  /** The share (0..1] of the Cloudflare token's 1200 requests / 5 min this operator may use. */
+  CLOUDFLARE_RATE_SHARE: z.coerce.number().gt(0).max(1).default(1),
   RATE_LIMITS: z
     .string()
     .optional()

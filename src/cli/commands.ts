@@ -126,10 +126,11 @@ export const commands: Record<string, Command> = {
   sim: {
     summary: 'serve the AWS and Cloudflare simulator (default port 4566)',
     usage: [
-      'molecule-operator sim [--port 4566] [--host 127.0.0.1] [--profile fast|realistic] [--state-file F] [--time-scale N] [--seed N]',
+      'molecule-operator sim [--port 4566] [--host 127.0.0.1] [--profile fast|realistic] [--state-file F] [--time-scale N] [--seed N] [--strict]',
       '',
       'The AWS (EC2, Secrets Manager, Tagging API) and Cloudflare v4 simulator the tests and the demo',
-      'use, for the real SDKs and the AWS CLI. It prints how to point them at it.',
+      'use, for the real SDKs and the AWS CLI. It prints how to point them at it. --strict turns on',
+      "the real clouds' eventual consistency, lingering state and Cloudflare's 1200 / 5 min lockout.",
     ].join('\n'),
     load: () => devOnly('./sim.js'),
   },

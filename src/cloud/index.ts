@@ -14,7 +14,7 @@ import { TaggingAdapter } from './aws/tagging.js';
 import { CloudflareAdapter } from './cloudflare/adapter.js';
 import { type CallContext, READ_OPERATION } from './instrument.js';
 import type { CloudflarePorts, CloudPorts } from './ports.js';
-import { RateLimiter } from './ratelimit.js';
+import { cloudflareWindow, RateLimiter } from './ratelimit.js';
 import { CloudTargets, type Target, type TargetName, targetSettings } from './targets.js';
 
 export interface CloudOptions {
@@ -46,7 +46,12 @@ export interface CloudOptions {
  */
 export function createTargets(config: Config, options: CloudOptions = {}): CloudTargets {
   const limiter = (target: string) =>
-    options.limiter ?? new RateLimiter(config.RATE_LIMITS, options.metrics, target);
+    options.limiter ??
+    new RateLimiter(
+      { cloudflare: cloudflareWindow(config.CLOUDFLARE_RATE_SHARE), ...config.RATE_LIMITS },
+      options.metrics,
+      target,
+    );
   const cloudflareLimiter = limiter('');
   const base = {
     maxAttempts: options.maxAttempts ?? 3,
@@ -113,14 +118,20 @@ function createCloudflarePorts(
     ...(config.CLOUDFLARE_BASE_URL ? { baseURL: config.CLOUDFLARE_BASE_URL } : {}),
     maxRetries: Math.max(0, (options.maxAttempts ?? 3) - 1),
     timeout: 30_000,
-    ...(guard
-      ? {
-          fetch: async (...args: Parameters<typeof fetch>) => {
-            if ((args[1]?.method ?? 'GET').toUpperCase() !== 'GET') await guard();
-            return fetch(...args);
-          },
-        }
-      : {}),
+    fetch: async (...args: Parameters<typeof fetch>) => {
+      if (guard && (args[1]?.method ?? 'GET').toUpperCase() !== 'GET') await guard();
+      const res = await fetch(...args);
+      // A 429 naming a short wait to the millisecond is an ordinary throttle: the SDK's retry.
+      if (res.status !== 429 || res.headers.has('retry-after-ms')) return res;
+      // Over the 1200 per 5 minutes, Cloudflare refuses every call for the rest of the window
+      // and says how long only in `retry-after` (whole seconds; no `retry-after-ms`). The SDK
+      // would sleep that long inside the call and try again: hold the whole Cloudflare budget
+      // until then instead, and let this call fail now.
+      ctx.limiter.hold?.('cloudflare', retryAfterMs(res.headers.get('retry-after')));
+      const headers = new Headers(res.headers);
+      headers.set('x-should-retry', 'false');
+      return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+    },
   });
   const cf = new CloudflareAdapter(
     client,
@@ -129,6 +140,18 @@ function createCloudflarePorts(
     options.pageSize,
   );
   return { tunnels: cf, dns: cf };
+}
+
+/** Cloudflare's window when the 429 does not say: a whole one (5 minutes). */
+const CLOUDFLARE_WINDOW_MS = 300_000;
+
+/** `retry-after` as seconds or an HTTP date, in ms; a whole window when absent or unreadable. */
+export function retryAfterMs(value: string | null, now = Date.now()): number {
+  if (!value) return CLOUDFLARE_WINDOW_MS;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.min(CLOUDFLARE_WINDOW_MS, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? CLOUDFLARE_WINDOW_MS : Math.min(CLOUDFLARE_WINDOW_MS, Math.max(0, at - now));
 }
 
 /** Secrets Manager and the Tagging API page at most 100 items. */

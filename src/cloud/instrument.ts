@@ -11,7 +11,7 @@ const OUTCOME: Record<string, string> = {
 };
 
 export interface CallContext {
-  limiter: Pick<RateLimiter, 'take'>;
+  limiter: Pick<RateLimiter, 'take'> & Partial<Pick<RateLimiter, 'hold'>>;
   metrics?: Metrics;
   /** The target the calls are made for, as the metrics label them ('' for Cloudflare). */
   target: string;

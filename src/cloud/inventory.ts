@@ -8,6 +8,7 @@ import {
   tunnelNamePrefix,
 } from '../provisioning/names.js';
 import { ownershipTags, TAG } from '../provisioning/tags.js';
+import { isNotFound } from '../runtime/errors.js';
 import {
   type CloudflarePorts,
   type CloudPorts,
@@ -70,7 +71,15 @@ export class LiveView implements CloudView {
   }
 
   async secrets(name: string) {
-    return (await this.ports.secrets.listSecrets(name)).filter((s) => s.name === name);
+    // DescribeSecret, not ListSecrets: the list "might not reflect changes from the last five
+    // minutes", and a secret it does not show yet must not be created a second time.
+    try {
+      const found = await this.ports.secrets.describeSecret(name);
+      return found.name === name ? [found] : [];
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw e;
+    }
   }
 
   tunnels(name: string) {

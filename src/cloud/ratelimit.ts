@@ -1,4 +1,5 @@
 import type { Metrics } from '../observability/metrics.js';
+import { ThrottledError } from '../runtime/errors.js';
 
 export interface BucketSpec {
   capacity: number;
@@ -40,8 +41,20 @@ export const DEFAULT_BUCKETS = {
   // Its rule itself, as a sliding window, admits every schedule the provider does: all of a cold
   // start's calls at once when they fit (a token bucket would pace them at ≤ 4/s, e.g. capacity
   // 60 + 3.8/s, and make a 100-org convergence wait minutes on Cloudflare alone).
-  cloudflare: { limit: Math.floor(1200 * HEADROOM), windowSeconds: 300 } as LimitSpec,
+  cloudflare: cloudflareWindow(1) as LimitSpec,
 } satisfies Record<string, LimitSpec>;
+
+/**
+ * Cloudflare's budget for this operator: `share` (CLOUDFLARE_RATE_SHARE) of the token's 1200
+ * requests per 5 minutes, less the headroom. A token shared with the dashboard or other tools
+ * gives the operator only part of it, so that together they stay under the provider's limit.
+ */
+export function cloudflareWindow(share: number): WindowSpec {
+  return { limit: Math.max(1, Math.floor(1200 * share * HEADROOM)), windowSeconds: 300 };
+}
+
+/** A bucket held longer than this fails fast instead of keeping its caller waiting. */
+const HOLD_WAIT_LIMIT_MS = 2_000;
 
 export type BucketName = keyof typeof DEFAULT_BUCKETS;
 
@@ -150,6 +163,8 @@ class SlidingWindow {
 export class RateLimiter {
   private readonly specs: Record<string, LimitSpec>;
   private readonly buckets = new Map<string, TokenBucket | SlidingWindow>();
+  /** Buckets the provider locked out (its whole window refused), until when (this.now's clock). */
+  private readonly held = new Map<string, number>();
 
   /** @param target the target whose account and region these buckets stand for ('' for Cloudflare), a metric label */
   constructor(
@@ -165,7 +180,36 @@ export class RateLimiter {
     return this.specs[name]!;
   }
 
+  /**
+   * The provider refused every call of `name` for `ms` more (Cloudflare over its 1200 per 5
+   * minutes blocks the rest of the window; the dashboard or another tool on the token may have
+   * spent it). Until then {@link take} does not let a call through: a short hold is waited out,
+   * a long one fails at once with a ThrottledError (code `RateLimited`) that names its end, so
+   * reconciles back off with that condition instead of hammering a locked API.
+   */
+  hold(name: BucketName, ms: number): void {
+    const now = this.now();
+    const until = now + Math.max(0, ms);
+    const current = this.held.get(name) ?? 0;
+    if (until <= current) return;
+    if (current <= now) this.metrics?.ratelimitLockouts.labels(name, this.target).inc();
+    this.held.set(name, until);
+  }
+
   async take(name: BucketName, operation?: string): Promise<void> {
+    const until = this.held.get(name);
+    if (until !== undefined) {
+      const left = until - this.now();
+      if (left <= 0) this.held.delete(name);
+      else if (left <= HOLD_WAIT_LIMIT_MS) {
+        await new Promise((r) => setTimeout(r, Math.ceil(left)));
+        this.metrics?.ratelimitWait.labels(name, this.target).inc(left / 1000);
+      } else
+        throw new ThrottledError(
+          `${name}: the provider refuses every call until its rate-limit window ends (in ${Math.ceil(left / 1000)} s); not calling before then`,
+          { service: name, code: 'RateLimited' },
+        );
+    }
     const key = operation && name !== 'cloudflare' ? `${name}:${operation}` : name;
     let bucket = this.buckets.get(key);
     if (!bucket) {
@@ -182,4 +226,5 @@ export class RateLimiter {
 /** A limiter that never waits (tests of adapters, `plan`). */
 export const unlimited = {
   take: async (_name: BucketName, _operation?: string) => {},
-} as Pick<RateLimiter, 'take'>;
+  hold: (_name: BucketName, _ms: number) => {},
+} as Pick<RateLimiter, 'take' | 'hold'>;

@@ -120,6 +120,18 @@ export function createMetrics(options: MetricsOptions = {}) {
       labelNames: ['bucket', 'target'] as const,
       registers: r,
     }),
+    ratelimitLockouts: new Counter({
+      name: 'molecule_ratelimit_lockouts_total',
+      help: "Times a provider refused every call for the rest of its window (Cloudflare's 1200 per 5 minutes tripped, e.g. by another user of the token); calls then wait for the window's end",
+      labelNames: ['bucket', 'target'] as const,
+      registers: r,
+    }),
+    cloudListingRestarts: new Counter({
+      name: 'molecule_cloud_listing_restarts_total',
+      help: 'Listings started over from the first page because a pagination token expired',
+      labelNames: ['service', 'operation', 'target'] as const,
+      registers: r,
+    }),
     driftCorrections: new Counter({
       name: 'molecule_drift_corrections_total',
       help: 'Out-of-band changes the controllers corrected',

@@ -1,4 +1,11 @@
-import { CloudError, describeError, errorClassOf, TerminalError } from './errors.js';
+import {
+  CloudError,
+  describeError,
+  errorClassOf,
+  NOT_YET_CONSISTENT,
+  SECRET_NAME_BLOCKED,
+  TerminalError,
+} from './errors.js';
 
 /** The status condition an error leaves behind: a CamelCase reason and a stable message. */
 export function conditionForError(err: unknown): { reason: string; message: string } {
@@ -7,6 +14,9 @@ export function conditionForError(err: unknown): { reason: string; message: stri
   const code = err instanceof CloudError ? err.code : undefined;
   if (code === 'DependencyViolation') return { reason: 'WaitingForDependents', message };
   if (code === '1022') return { reason: 'WaitingForTunnelConnections', message };
+  if (code === NOT_YET_CONSISTENT) return { reason: 'WaitingForConsistency', message };
+  if (code === SECRET_NAME_BLOCKED) return { reason: 'WaitingForSecretName', message };
+  if (code === 'RateLimited') return { reason: 'RateLimited', message };
   switch (errorClassOf(err)) {
     case 'Throttled':
       return { reason: 'Throttled', message };

@@ -130,6 +130,13 @@ export interface DeleteResult {
   /** True once the resource is gone; false while it is still going away (poll again). */
   gone: boolean;
   details?: Record<string, unknown>;
+  /**
+   * While not gone: what the deletion waits for (the condition's reason and message, e.g.
+   * `WaitingForDependents`) and when to look again; by default `Deleting`, at the poll interval.
+   */
+  waiting?: { reason: string; message: string; afterMs?: number };
+  /** Bookkeeping to persist in the status row (e.g. since when a deletion waits). */
+  state?: Record<string, unknown>;
 }
 
 /** Options each call receives. `assertLeader` must hold right before a mutating cloud call. */
@@ -137,6 +144,8 @@ export interface ActContext {
   assertLeader(): void;
   /** The status row as it was when this reconcile started. */
   status: StatusRow | undefined;
+  /** The reconciler's clock (epoch ms); Date.now when absent. */
+  now?: () => number;
 }
 
 export interface ObserveContext extends ActContext {
@@ -175,3 +184,29 @@ export const absent = (): Observation<never> => ({
   diff: [],
   externalIds: {},
 });
+
+/**
+ * A deletion the provider refuses for now (a group still held by a terminated instance, a write
+ * that does not see the object yet): not an error but a wait, with the reason as the condition.
+ * It looks again less often the longer the wait lasts (a quarter of the time waited so far,
+ * between `minMs` and `maxMs`), so a long linger costs a few calls, not a retry storm.
+ */
+export function waitToDelete(
+  ctx: ActContext,
+  wait: { reason: string; message: string },
+  details?: Record<string, unknown>,
+  minMs = 1_000,
+  maxMs = 30_000,
+): DeleteResult {
+  const now = ctx.now?.() ?? Date.now();
+  const recorded = (ctx.status?.state as { waitingSince?: { reason: string; at: string } } | undefined)
+    ?.waitingSince;
+  const since = recorded?.reason === wait.reason ? Date.parse(recorded.at) : now;
+  const afterMs = Math.round(Math.min(maxMs, Math.max(minMs, (now - since) / 4)));
+  return {
+    gone: false,
+    waiting: { ...wait, message: `${wait.message} (since ${new Date(since).toISOString()})`, afterMs },
+    state: { waitingSince: { reason: wait.reason, at: new Date(since).toISOString() } },
+    ...(details ? { details } : {}),
+  };
+}

@@ -89,6 +89,16 @@ export function errorClassOf(err: unknown): ErrorClass {
   return 'Transient';
 }
 
+/**
+ * The code of a write call's NotFound on an object we observed: it was created or changed
+ * moments ago and the provider's write path does not see it yet (EC2 eventual consistency).
+ * Transient, and never read as "absent": a describe decides afterwards.
+ */
+export const NOT_YET_CONSISTENT = 'NotYetConsistent';
+
+/** CreateSecret cannot take the name yet (force-deleted moments ago, or held by a deleted secret not ours). */
+export const SECRET_NAME_BLOCKED = 'SecretNameBlocked';
+
 export const isNotFound = (err: unknown) => errorClassOf(err) === 'NotFound';
 export const isConflict = (err: unknown) => errorClassOf(err) === 'Conflict';
 

@@ -462,18 +462,20 @@ export class Reconciler {
       case 'delete': {
         d.assertLeader(target);
         const res = await client.delete(desired, obs, ctx);
-        await d.status.audit([this.auditEntry(state, obs, 'deleted', res.details)]);
+        // A deletion that is only waiting (the provider refused for now) changed nothing to audit.
+        if (!res.waiting) await d.status.audit([this.auditEntry(state, obs, 'deleted', res.details)]);
         run
           .log()
           .info({ op: 'delete', externalIds: obs.externalIds, gone: res.gone }, 'deleting external resource');
         if (!res.gone) {
           await this.writeStatus(d, state, {
             ...patch,
+            ...(res.state ? { state: { ...patch.state, ...res.state } } : {}),
             ready: false,
-            reason: 'Deleting',
-            message: 'waiting for the resource to go away',
+            reason: res.waiting?.reason ?? 'Deleting',
+            message: res.waiting?.message ?? 'waiting for the resource to go away',
           });
-          return { result: 'requeue', afterMs: d.pollIntervalMs };
+          return { result: 'requeue', afterMs: res.waiting?.afterMs ?? d.pollIntervalMs };
         }
         return { result: 'requeue', afterMs: 0 }; // confirm it is gone before releasing
       }
@@ -763,7 +765,11 @@ export class Reconciler {
   }
 
   private actContext(d: ReconcilerDeps, state: OwnerState): ActContext {
-    return { assertLeader: () => d.assertLeader(d.placement(state.org)), status: state.status };
+    return {
+      assertLeader: () => d.assertLeader(d.placement(state.org)),
+      status: state.status,
+      now: () => d.clock.now(),
+    };
   }
 
   private observeContext(

@@ -1,8 +1,8 @@
-import type { FaultSettings } from './faults.js';
+import { type FaultSettings, STRICT_FIDELITY } from './faults.js';
 import { type SimOptions, startSimulator } from './server.js';
 
 const USAGE = `usage: molecule-operator sim [--port 4566] [--host 127.0.0.1] [--profile fast|realistic]
-                              [--state-file FILE] [--time-scale N] [--seed N]`;
+                              [--state-file FILE] [--time-scale N] [--seed N] [--strict]`;
 
 export interface SimCommandIo {
   log: (line: string) => void;
@@ -61,6 +61,11 @@ function parseArgs(argv: string[]): SimOptions | string {
         opts.seed = s;
         break;
       }
+      case '--strict':
+        // The real clouds' behaviours that are off by default (issue 21): write-call
+        // consistency, blocked secret names, Cloudflare's window, lingering connections, …
+        opts.faults = { ...opts.faults, ...STRICT_FIDELITY };
+        break;
       default:
         return `unknown argument ${arg}`;
     }
@@ -90,7 +95,7 @@ export async function runSimCommand(argv: string[], io?: SimCommandIo): Promise<
   const f: FaultSettings = sim.getFaults();
   log(`molecule-operator sim listening on ${sim.url}`);
   log(
-    `profile ${opts.profile ?? 'fast'}, time scale ${opts.timeScale ?? 1}, buckets ${f.buckets ? 'on' : 'off'}, latency ${f.latencyMs} ms${opts.stateFile ? `, state file ${opts.stateFile}` : ''}`,
+    `profile ${opts.profile ?? 'fast'}${opts.faults ? ' (strict: every real-cloud behaviour on)' : ''}, time scale ${opts.timeScale ?? 1}, buckets ${f.buckets ? 'on' : 'off'}, latency ${f.latencyMs} ms${opts.stateFile ? `, state file ${opts.stateFile}` : ''}`,
   );
   log(
     `AWS: account ${s.accountId}, region ${s.region}, VPC ${s.vpcId} (${s.vpcCidr}), subnet ${s.subnetId}, EIC endpoint SG ${s.eicSecurityGroupId}`,

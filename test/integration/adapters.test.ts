@@ -158,9 +158,18 @@ describe('AWS adapters translate every SDK error into our classes', () => {
     ).toBe(1);
   });
 
-  it('idempotent deletes: terminating or deleting what is gone is success', async () => {
-    await ports.ec2.terminateInstance('i-0123456789abcdef0');
-    await ports.ec2.deleteSecurityGroup('sg-0123456789abcdef0');
+  it('a NotFound from TerminateInstances or DeleteSecurityGroup is not "gone": a describe decides', async () => {
+    // EC2's write path is eventually consistent: the adapter cannot tell an id it does not see
+    // yet from one that is gone, so it says so (transient) and the controller describes again.
+    expect(await failure(ports.ec2.terminateInstance('i-0123456789abcdef0'))).toEqual({
+      errorClass: 'Transient',
+      code: 'NotYetConsistent',
+    });
+    expect(await failure(ports.ec2.deleteSecurityGroup('sg-0123456789abcdef0'))).toEqual({
+      errorClass: 'Transient',
+      code: 'NotYetConsistent',
+    });
+    // Secrets Manager is read-after-write consistent for its own calls: gone is gone.
     await ports.secrets.deleteSecret('molecule/test/none', 0);
   });
 });
@@ -201,7 +210,21 @@ describe('Cloudflare adapter', () => {
       }),
     );
     await new Promise((r) => setTimeout(r, 100)); // the fast profile's pending → running
-    expect(await failure(cf.deleteTunnel(t.id))).toEqual({ errorClass: 'Transient', code: '1022' });
+    // 1022 is met with the connections cleanup and, still refused, a cascading delete: bounded.
+    sim.resetCalls();
+    await cf.deleteTunnel(t.id);
+    expect(await cf.listTunnels({ name: 'molecule-test-x' })).toEqual([]);
+    expect(
+      sim
+        .callLog()
+        .filter((c) => c.service === 'cloudflare' && c.mutating)
+        .map((c) => `${c.operation} ${c.status}`),
+    ).toEqual([
+      'DELETE cfd_tunnel/:id 400',
+      'DELETE cfd_tunnel/:id/connections 200',
+      'DELETE cfd_tunnel/:id 400',
+      'DELETE cfd_tunnel/:id 200',
+    ]);
     expect((await failure(cf.getTunnelToken('00000000-0000-4000-8000-000000000000'))).errorClass).toBe(
       'NotFound',
     );

@@ -385,7 +385,8 @@ describe('orphan scan: counting', () => {
     const result = await s.scan();
     expect(result.ghosts).toBe(1);
     expect(await gauge(metrics, 'secret')).toBe(0);
-    expect(ops('secretsmanager', 'DescribeSecret')).toHaveLength(2);
+    // Listing: once per scan. Counting: the orphan of the first scan was confirmed once more.
+    expect(ops('secretsmanager', 'DescribeSecret')).toHaveLength(3);
   });
 });
 
@@ -539,6 +540,31 @@ describe('orphan scan: delete policy', () => {
     expect(await instanceState(kept)).toBe('running');
     expect(await instanceState(noOwner)).toBe('running');
     expect(ops('ec2', 'TerminateInstances')).toEqual([]);
+  });
+
+  it('neither counts nor deletes on a lagging ListSecrets: a bundle it shows live is confirmed first', async () => {
+    // ListSecrets "might not reflect changes from the last five minutes": it still shows the
+    // purged org's bundle as live after it was scheduled for deletion.
+    sim.setFaults({ listSecretsLagMs: 60_000 });
+    try {
+      const gone = randomUUID();
+      const name = bootstrapSecretName(ENV, gone);
+      const arn = await createSecret(name, ours({ OrgID: gone, Role: 'tenant' }));
+      sim.advance(61_000);
+      await ports.secrets.deleteSecret(name, 7);
+      expect((await ports.secrets.listSecrets(name))[0]?.deletedDate).toBeUndefined();
+      sim.resetCalls();
+      const { scanner: s, metrics } = await graced();
+      const result = await s.scan();
+      expect(result.deleted).toEqual([]);
+      expect(result.ghosts).toBeGreaterThanOrEqual(1);
+      expect(await gauge(metrics, 'secret')).toBe(0);
+      expect((await ledger()).map((o) => o.externalId)).not.toContain(arn);
+      expect(ops('secretsmanager', 'DeleteSecret')).toEqual([]);
+      expect((await ports.secrets.describeSecret(name)).deletedDate).toBeInstanceOf(Date);
+    } finally {
+      sim.setFaults({ listSecretsLagMs: 0 });
+    }
   });
 
   it('deletes in dependency order: the instance before its group, the DNS record before its tunnel', async () => {

@@ -20,6 +20,7 @@ import {
   EC2_BUCKETS,
   type FaultSettings,
   runSimCommand,
+  STRICT_FIDELITY,
   startSimulator,
 } from '../../src/sim/index.js';
 import { AMI, eventually, failure, type Harness, launch, startHarness } from './helpers.js';
@@ -349,6 +350,22 @@ describe('persistence and the sim command', () => {
     stop.abort();
     expect(await exit).toBe(0);
     await expect(fetch(`${url}/_sim/`)).rejects.toThrow();
+  });
+
+  it('--strict starts a simulator with every real-cloud behaviour on', async () => {
+    const lines: string[] = [];
+    const stop = new AbortController();
+    const exit = runSimCommand(['--port', '0', '--strict'], {
+      log: (l) => lines.push(l),
+      signal: stop.signal,
+    });
+    await eventually(() => lines.some((l) => l.startsWith('molecule-operator sim listening on ')));
+    const url = /listening on (\S+)/.exec(lines[0]!)![1]!;
+    expect(lines.join('\n')).toContain('strict');
+    const faults = (await (await fetch(`${url}/_sim/faults`)).json()) as Record<string, unknown>;
+    expect(faults).toMatchObject(STRICT_FIDELITY);
+    stop.abort();
+    expect(await exit).toBe(0);
   });
 
   it('exits 2 on bad arguments', async () => {

@@ -21,7 +21,13 @@ import {
   type Tag,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
-import { isConflict, isNotFound, TerminalError } from '../../runtime/errors.js';
+import {
+  isConflict,
+  isNotFound,
+  NOT_YET_CONSISTENT,
+  TerminalError,
+  TransientError,
+} from '../../runtime/errors.js';
 import { type CallContext, call } from '../instrument.js';
 import {
   EC2_MAX_FILTER_VALUES,
@@ -60,6 +66,26 @@ export class Ec2Adapter implements Ec2Port {
 
   private send<T>(operation: string, bucket: BucketName, fn: () => Promise<T>): Promise<T> {
     return call(this.ctx, 'ec2', operation, bucket, fn, translateAwsError);
+  }
+
+  /**
+   * A call that changes an instance or group we observed. EC2's write path is eventually
+   * consistent (AWS "eventual consistency" guide): right after RunInstances/CreateSecurityGroup,
+   * and right after a terminate, TerminateInstances, CreateTags, Modify*, Authorize/Revoke and
+   * DeleteSecurityGroup may answer InvalidInstanceID.NotFound / InvalidGroup.NotFound without
+   * acting. Such a NotFound proves nothing — least of all that the object is gone — so it is
+   * passed on as {@link NOT_YET_CONSISTENT}: the caller looks again with a describe later.
+   */
+  private async mutate<T>(operation: string, bucket: BucketName, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await this.send(operation, bucket, fn);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+      throw new TransientError(
+        `ec2 ${operation}: ${(e as Error).message.replace(/^ec2 \S+: /, '')} right after a change (not yet consistent); confirming with a describe later`,
+        { service: 'ec2', operation, code: NOT_YET_CONSISTENT, cause: e },
+      );
+    }
   }
 
   async describeInstances(filter: InstanceFilter): Promise<Instance[]> {
@@ -104,7 +130,7 @@ export class Ec2Adapter implements Ec2Port {
   async runInstance(input: LaunchInput): Promise<Instance> {
     const rootDevice = await this.rootDeviceName(input.imageId);
     const tagSpec = (ResourceType: 'instance' | 'volume') => ({ ResourceType, Tags: toTags(input.tags) });
-    const res = await this.send('RunInstances', 'ec2-run-instances', () =>
+    const res = await this.mutate('RunInstances', 'ec2-run-instances', () =>
       this.client.send(
         new RunInstancesCommand({
           ClientToken: input.clientToken,
@@ -138,30 +164,27 @@ export class Ec2Adapter implements Ec2Port {
     return toInstance(instance);
   }
 
+  /** NotFound is not "gone" (see {@link mutate}): whether it is, a describe says afterwards. */
   async terminateInstance(id: string): Promise<void> {
-    try {
-      await this.send('TerminateInstances', 'ec2-terminate-instances', () =>
-        this.client.send(new TerminateInstancesCommand({ InstanceIds: [id] })),
-      );
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
+    await this.mutate('TerminateInstances', 'ec2-terminate-instances', () =>
+      this.client.send(new TerminateInstancesCommand({ InstanceIds: [id] })),
+    );
   }
 
   async stopInstance(id: string): Promise<void> {
-    await this.send('StopInstances', 'ec2-mutating', () =>
+    await this.mutate('StopInstances', 'ec2-mutating', () =>
       this.client.send(new StopInstancesCommand({ InstanceIds: [id] })),
     );
   }
 
   async startInstance(id: string): Promise<void> {
-    await this.send('StartInstances', 'ec2-start-instances', () =>
+    await this.mutate('StartInstances', 'ec2-start-instances', () =>
       this.client.send(new StartInstancesCommand({ InstanceIds: [id] })),
     );
   }
 
   async modifyInstanceType(id: string, instanceType: string): Promise<void> {
-    await this.send('ModifyInstanceAttribute', 'ec2-mutating', () =>
+    await this.mutate('ModifyInstanceAttribute', 'ec2-mutating', () =>
       this.client.send(
         new ModifyInstanceAttributeCommand({ InstanceId: id, InstanceType: { Value: instanceType } }),
       ),
@@ -169,13 +192,13 @@ export class Ec2Adapter implements Ec2Port {
   }
 
   async requireImdsV2(id: string): Promise<void> {
-    await this.send('ModifyInstanceMetadataOptions', 'ec2-mutating', () =>
+    await this.mutate('ModifyInstanceMetadataOptions', 'ec2-mutating', () =>
       this.client.send(new ModifyInstanceMetadataOptionsCommand({ InstanceId: id, ...IMDS })),
     );
   }
 
   async tagResources(ids: string[], tags: Tags): Promise<void> {
-    await this.send('CreateTags', 'ec2-tags', () =>
+    await this.mutate('CreateTags', 'ec2-tags', () =>
       this.client.send(new CreateTagsCommand({ Resources: ids, Tags: toTags(tags) })),
     );
   }
@@ -227,7 +250,7 @@ export class Ec2Adapter implements Ec2Port {
   async authorizeIngress(groupId: string, rules: IngressRule[]): Promise<void> {
     if (rules.length === 0) return;
     try {
-      await this.send('AuthorizeSecurityGroupIngress', 'ec2-resource-intensive', () =>
+      await this.mutate('AuthorizeSecurityGroupIngress', 'ec2-resource-intensive', () =>
         this.client.send(
           new AuthorizeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(rules) }),
         ),
@@ -245,7 +268,7 @@ export class Ec2Adapter implements Ec2Port {
   async revokeIngress(groupId: string, rules: IngressRule[]): Promise<void> {
     if (rules.length === 0) return;
     try {
-      await this.send('RevokeSecurityGroupIngress', 'ec2-resource-intensive', () =>
+      await this.mutate('RevokeSecurityGroupIngress', 'ec2-resource-intensive', () =>
         this.client.send(
           new RevokeSecurityGroupIngressCommand({ GroupId: groupId, IpPermissions: toPermissions(rules) }),
         ),
@@ -258,14 +281,11 @@ export class Ec2Adapter implements Ec2Port {
     }
   }
 
+  /** NotFound is not "gone" (see {@link mutate}): whether it is, a describe says afterwards. */
   async deleteSecurityGroup(id: string): Promise<void> {
-    try {
-      await this.send('DeleteSecurityGroup', 'ec2-mutating', () =>
-        this.client.send(new DeleteSecurityGroupCommand({ GroupId: id })),
-      );
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
+    await this.mutate('DeleteSecurityGroup', 'ec2-mutating', () =>
+      this.client.send(new DeleteSecurityGroupCommand({ GroupId: id })),
+    );
   }
 
   async describeVpcCidr(vpcId: string): Promise<string> {

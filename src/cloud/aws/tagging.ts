@@ -2,10 +2,15 @@ import {
   GetResourcesCommand,
   type ResourceGroupsTaggingAPIClient,
 } from '@aws-sdk/client-resource-groups-tagging-api';
+import { errorCodeOf } from '../../runtime/errors.js';
 import { type CallContext, call } from '../instrument.js';
 import type { TaggedResource, TaggingPort, Tags } from '../ports.js';
 import { fromTags } from './ec2.js';
 import { translateAwsError } from './errors.js';
+
+const TOKEN_EXPIRED = 'PaginationTokenExpiredException';
+/** How often one listing starts over after an expired token before it gives up. */
+export const TOKEN_EXPIRY_RESTARTS = 3;
 
 export class TaggingAdapter implements TaggingPort {
   constructor(
@@ -14,7 +19,25 @@ export class TaggingAdapter implements TaggingPort {
     private readonly pageSize = 100,
   ) {}
 
+  /**
+   * Every resource with these tags. Pages may be short or empty and still carry a token: only
+   * an empty token ends the listing. A token is good for 15 minutes: when one expired
+   * (PaginationTokenExpiredException, e.g. after long rate-limit waits) the listing starts
+   * again from the first page — a retry of the same page cannot succeed — at most
+   * {@link TOKEN_EXPIRY_RESTARTS} times, then the listing fails (a failed list, never "absent").
+   */
   async getResources(tags: Tags): Promise<TaggedResource[]> {
+    for (let restarts = 0; ; restarts++) {
+      try {
+        return await this.listOnce(tags);
+      } catch (e) {
+        if (errorCodeOf(e) !== TOKEN_EXPIRED || restarts >= TOKEN_EXPIRY_RESTARTS) throw e;
+        this.ctx.metrics?.cloudListingRestarts.labels('tagging', 'GetResources', this.ctx.target).inc();
+      }
+    }
+  }
+
+  private async listOnce(tags: Tags): Promise<TaggedResource[]> {
     const out: TaggedResource[] = [];
     let token: string | undefined;
     do {

@@ -12,8 +12,10 @@ import type { DnsPort, DnsRecord, IngressConfigRule, Tunnel, TunnelConfig, Tunne
 
 const PER_PAGE = 1000;
 
+/** "Cannot delete tunnel because it has active connections". */
+const ACTIVE_CONNECTIONS = '1022';
 /** Cloudflare error codes that mean "wait and try again". */
-const TRANSIENT_CODES = new Set(['1022']);
+const TRANSIENT_CODES = new Set([ACTIVE_CONNECTIONS]);
 /** Codes that mean "it already exists". */
 const CONFLICT_CODES = new Set(['1013', '81053', '81054', '81057']);
 const NOT_FOUND_CODES = new Set(['81044', '1002']);
@@ -28,7 +30,11 @@ export function translateCloudflareError(err: unknown, service: string, operatio
   if (code && TRANSIENT_CODES.has(code)) return new TransientError(message, details);
   if (status === 404 || (code && NOT_FOUND_CODES.has(code))) return new NotFoundError(message, details);
   if (status === 409 || (code && CONFLICT_CODES.has(code))) return new ConflictError(message, details);
-  if (status === 429) return new ThrottledError(message, details);
+  if (status === 429)
+    return new ThrottledError(`${message}: over the rate limit; no call until its window ends`, {
+      ...details,
+      code: 'RateLimited',
+    });
   if (status === undefined || status >= 500 || status === 408) return new TransientError(message, details);
   if (status === 401 || status === 403)
     return new TerminalError(message, { ...details, reason: 'PermissionDenied' });
@@ -102,14 +108,48 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
     return toTunnel(t as RawTunnel);
   }
 
+  /**
+   * Deletes a tunnel. Cloudflare refuses while it has active connections (1022), and
+   * connections linger for a while after cloudflared stopped (the instance is terminated before
+   * its tunnel is deleted): the stale ones are cleaned up (`DELETE …/connections`) and the
+   * delete tried again, then once more with `?cascade=true`, which drops any that are left.
+   * Bounded: at most four calls, then the 1022 is passed on (the reconcile backs off with
+   * condition WaitingForTunnelConnections) — never retried in a loop here.
+   */
   async deleteTunnel(id: string): Promise<void> {
+    const account = { account_id: this.target.accountId };
+    const attempt = async (operation: string, cascade: boolean) => {
+      try {
+        await this.send(operation, () =>
+          this.client.zeroTrust.tunnels.cloudflared.delete(
+            id,
+            account,
+            cascade ? { query: { cascade: true } } : undefined,
+          ),
+        );
+        return true;
+      } catch (e) {
+        if ((e as CloudError).errorClass === 'NotFound') return true;
+        if ((e as CloudError).code !== ACTIVE_CONNECTIONS) throw e;
+        return false;
+      }
+    };
+    if (await attempt('DeleteTunnel', false)) return;
     try {
-      await this.send('DeleteTunnel', () =>
-        this.client.zeroTrust.tunnels.cloudflared.delete(id, { account_id: this.target.accountId }),
+      await this.send('CleanupTunnelConnections', () =>
+        this.client.zeroTrust.tunnels.cloudflared.connections.delete(id, account),
       );
     } catch (e) {
-      if ((e as CloudError).errorClass !== 'NotFound') throw e;
+      if ((e as CloudError).errorClass === 'NotFound') return;
+      throw e;
     }
+    if (await attempt('DeleteTunnel', false)) return;
+    if (await attempt('DeleteTunnelCascade', true)) return;
+    throw new TransientError(`cloudflare DeleteTunnel: tunnel ${id} still has active connections`, {
+      service: 'cloudflare',
+      operation: 'DeleteTunnel',
+      code: ACTIVE_CONNECTIONS,
+    });
   }
 
   async getTunnelToken(id: string): Promise<string> {
