@@ -4,7 +4,7 @@ import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { startProbeServer } from '../observability/server.js';
 import { parseFlags } from './args.js';
-import { describeDatabase, openConfiguredDatabase } from './database.js';
+import { describeDatabase, openForCommand } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
 import type { CliContext } from './types.js';
 
@@ -14,12 +14,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'molecule-operator.api' });
   // Listen for signals before the slow start-up so an early Ctrl-C still shuts down cleanly.
   const shutdown = waitForShutdownSignal();
-  const database = await openConfiguredDatabase(config);
+  const database = await openForCommand(config, { migrate: !!flags.migrate });
   try {
-    if (flags.migrate) {
-      await database.migrate();
-      logger.info({ database: describeDatabase(config) }, 'migrations applied');
-    }
+    if (flags.migrate) logger.info({ database: describeDatabase(config) }, 'migrations applied');
     const metrics = createMetrics();
     const app = await buildApiServer({ config, database, metrics, logger });
     await app.listen({ port: config.PORT, host: '0.0.0.0' });

@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
@@ -10,7 +18,8 @@ import { createLogger } from '../observability/logger.js';
 import { startOperator } from '../operator.js';
 import { type Simulator, startSimulator } from '../sim/index.js';
 import { parseFlags } from './args.js';
-import { openConfiguredDatabase } from './database.js';
+import { openForCommand } from './database.js';
+import { acquireDemoLock, LOCK_FILE } from './lock.js';
 import { waitForShutdownSignal } from './signals.js';
 import type { CliContext } from './types.js';
 
@@ -48,8 +57,26 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     'no-samples': { type: 'boolean' },
   });
   const dataDir = resolve(flags['data-dir'] ?? '.data');
-  if (flags.reset) rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
+  // One demo per folder: a second would open the embedded database and the simulator's state twice.
+  const lock = acquireDemoLock(dataDir);
+  try {
+    return await runDemo(flags, dataDir, lock, ctx);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runDemo(
+  flags: { reset?: boolean; 'sim-port'?: string; 'no-samples'?: boolean },
+  dataDir: string,
+  lock: ReturnType<typeof acquireDemoLock>,
+  ctx: CliContext,
+): Promise<number> {
+  if (flags.reset) {
+    for (const entry of readdirSync(dataDir))
+      if (entry !== LOCK_FILE) rmSync(join(dataDir, entry), { recursive: true, force: true });
+  }
   const out = (line = '') => ctx.stdout(`${line}\n`);
   const shutdown = waitForShutdownSignal();
 
@@ -91,9 +118,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     { level: config.LOG_LEVEL, name: 'molecule-operator.demo' },
     createWriteStream(logFile, { flags: 'a' }),
   );
-  const database = await openConfiguredDatabase(config);
+  const database = await openForCommand(config, { migrate: true, owner: true });
   try {
-    await database.migrate();
     const operator = await startOperator({
       config,
       database,
@@ -105,6 +131,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     const app = await buildApiServer({ config, database, metrics, logger });
     await app.listen({ port: config.PORT, host: '127.0.0.1' });
     const apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    lock.update(apiUrl);
     const probes = await operator.serveProbes(config.METRICS_PORT, '127.0.0.1');
     const metricsUrl = `http://127.0.0.1:${probes.port}/metrics`;
     printBanner(out, { apiUrl, metricsUrl, sim, config, dataDir, logFile });

@@ -1,6 +1,6 @@
 import { ConfigError } from '../config.js';
 import { commands } from './commands.js';
-import { type CliContext, UsageError } from './types.js';
+import { type CliContext, CliError, UsageError } from './types.js';
 
 const HELP_FLAGS = new Set(['--help', '-h', 'help']);
 
@@ -55,6 +55,10 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
     if (e instanceof ConfigError) {
       ctx.stderr(`${e.message}\n`);
       return 2;
+    }
+    if (e instanceof CliError) {
+      ctx.stderr(`${name}: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+      return e.exitCode;
     }
     if (e instanceof UsageError) {
       ctx.stderr(`${name}: ${e.message}\n\n${command.usage}\n`);

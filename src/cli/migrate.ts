@@ -1,19 +1,24 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadConfig } from '../config.js';
-import { type Database, migrationsFolder } from '../db/client.js';
 import { parseFlags } from './args.js';
-import { describeDatabase, isMissingTable, openConfiguredDatabase } from './database.js';
+import {
+  appliedMigrations,
+  describeDatabase,
+  explainDatabaseError,
+  journalTags,
+  openForCommand,
+} from './database.js';
 import type { CliContext } from './types.js';
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   parseFlags(argv, {});
   const config = loadConfig(ctx.env);
-  const database = await openConfiguredDatabase(config);
+  const database = await openForCommand(config, { anySchema: true });
   try {
-    const before = await appliedCount(database);
-    await database.migrate();
-    const after = await appliedCount(database);
+    const before = await appliedMigrations(database);
+    await database.migrate().catch((e) => {
+      throw explainDatabaseError(e, config);
+    });
+    const after = await appliedMigrations(database);
     const tags = journalTags();
     ctx.stdout(`database: ${describeDatabase(config)}\n`);
     if (after === before) {
@@ -28,24 +33,4 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   } finally {
     await database.close();
   }
-}
-
-/** Migrations recorded by drizzle's migrator; 0 before the first run (its table does not exist yet). */
-async function appliedCount(database: Database): Promise<number> {
-  try {
-    const [row] = await database.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations',
-    );
-    return row?.n ?? 0;
-  } catch (e) {
-    if (isMissingTable(e)) return 0;
-    throw e;
-  }
-}
-
-function journalTags(): string[] {
-  const journal = JSON.parse(readFileSync(join(migrationsFolder(), 'meta', '_journal.json'), 'utf8')) as {
-    entries: { tag: string }[];
-  };
-  return journal.entries.map((e) => e.tag);
 }

@@ -11,7 +11,7 @@ import { createLogger } from '../observability/logger.js';
 import { createOperator, operatorMetrics } from '../operator.js';
 import type { Clock } from '../runtime/clock.js';
 import { parseFlags } from './args.js';
-import { isMissingTable, openConfiguredDatabase } from './database.js';
+import { openForCommand } from './database.js';
 import { formatTable } from './table.js';
 import type { CliContext } from './types.js';
 
@@ -38,7 +38,7 @@ export async function runOrphansCommand(
     all: { type: 'boolean' },
   });
   const config = loadConfig(ctx.env);
-  const database = overrides.database ?? (await openConfiguredDatabase(config));
+  const database = overrides.database ?? (await openForCommand(config));
   const now = () => overrides.clock?.now() ?? Date.now();
   try {
     let scan: ScanResult | undefined;
@@ -68,10 +68,6 @@ export async function runOrphansCommand(
       ctx.stdout(formatOrphans(rows, now(), !!flags.all));
     }
     return scan && !scan.ok ? 1 : 0;
-  } catch (e) {
-    if (!isMissingTable(e)) throw e;
-    ctx.stderr('orphans: the database has no schema yet; run `molecule-operator migrate` first\n');
-    return 1;
   } finally {
     if (!overrides.database) await database.close();
   }

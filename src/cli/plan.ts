@@ -4,7 +4,7 @@ import type { Database } from '../db/client.js';
 import { createLogger } from '../observability/logger.js';
 import { createOperator, operatorMetrics } from '../operator.js';
 import { parseFlags } from './args.js';
-import { openConfiguredDatabase } from './database.js';
+import { openForCommand } from './database.js';
 import { formatTable } from './table.js';
 import type { CliContext } from './types.js';
 
@@ -29,7 +29,7 @@ export async function runPlan(
   const flags = parseFlags(argv, { json: { type: 'boolean' } });
   const config = loadConfig(ctx.env);
   const logger = createLogger({ level: 'silent' });
-  const database = overrides.database ?? (await openConfiguredDatabase(config));
+  const database = overrides.database ?? (await openForCommand(config));
   try {
     const operator = createOperator({
       config,

@@ -2,7 +2,7 @@ import { loadConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
 import { createOperator } from '../operator.js';
 import { parseFlags } from './args.js';
-import { describeDatabase, openConfiguredDatabase } from './database.js';
+import { describeDatabase, openForCommand } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
 import type { CliContext } from './types.js';
 
@@ -11,12 +11,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const config = loadConfig(ctx.env);
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'molecule-operator' });
   const shutdown = waitForShutdownSignal();
-  const database = await openConfiguredDatabase(config);
+  const database = await openForCommand(config, { migrate: !!flags.migrate });
   try {
-    if (flags.migrate) {
-      await database.migrate();
-      logger.info({ database: describeDatabase(config) }, 'migrations applied');
-    }
+    if (flags.migrate) logger.info({ database: describeDatabase(config) }, 'migrations applied');
     const operator = createOperator({ config, database, logger });
     // Probes first: while the targets are being checked /healthz answers and /readyz says why not yet.
     const probes = await operator.serveProbes(config.METRICS_PORT);

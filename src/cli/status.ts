@@ -3,7 +3,7 @@ import { loadOrgViews, type OrgView } from '../api/present.js';
 import { loadConfig } from '../config.js';
 import { DesiredStateRepository, type OrgPageCursor } from '../db/desired.js';
 import { parseFlags } from './args.js';
-import { isMissingTable, openConfiguredDatabase } from './database.js';
+import { openForCommand } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
 import { formatTable } from './table.js';
 import type { CliContext } from './types.js';
@@ -14,7 +14,7 @@ const PAGE = 500;
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const flags = parseFlags(argv, { json: { type: 'boolean' }, watch: { type: 'boolean' } });
   const config = loadConfig(ctx.env);
-  const database = await openConfiguredDatabase(config);
+  const database = await openForCommand(config);
   const desired = new DesiredStateRepository(database.db);
   const render = async () => {
     const views = await loadAllOrgs(desired);
@@ -32,10 +32,6 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       await sleep(WATCH_INTERVAL_MS, undefined, { signal: shutdown.abort }).catch(() => {});
     }
     return 0;
-  } catch (e) {
-    if (!isMissingTable(e)) throw e;
-    ctx.stderr('status: the database has no schema yet; run `molecule-operator migrate` first\n');
-    return 1;
   } finally {
     await database.close();
   }
