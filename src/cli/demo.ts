@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   createWriteStream,
   existsSync,
@@ -8,19 +8,24 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import type { OrphanScanner } from '../../controllers/orphan.js';
 import { buildApiServer } from '../api/server.js';
 import { type Config, loadConfig } from '../config.js';
+import type { Database } from '../db/client.js';
+import { DesiredStateRepository } from '../db/desired.js';
 import { createLogger } from '../observability/logger.js';
-import { startOperator } from '../operator.js';
+import { type Operator, startOperator } from '../operator.js';
 import { type Simulator, startSimulator } from '../sim/index.js';
 import { parseFlags } from './args.js';
-import { openForCommand } from './database.js';
+import { describeDatabase, openForCommand } from './database.js';
 import { acquireDemoLock, LOCK_FILE } from './lock.js';
+import { planReport } from './plan.js';
 import { waitForShutdownSignal } from './signals.js';
+import { loadAllOrgs } from './status.js';
 import type { CliContext } from './types.js';
 
 const SAMPLE_ORGS = [
@@ -131,7 +136,8 @@ async function runDemo(
     const app = await buildApiServer({ config, database, metrics, logger });
     await app.listen({ port: config.PORT, host: '127.0.0.1' });
     const apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-    lock.update(apiUrl);
+    const control = await startControl(operator, database, config);
+    lock.update({ apiUrl, ...control.info });
     const probes = await operator.serveProbes(config.METRICS_PORT, '127.0.0.1');
     const metricsUrl = `http://127.0.0.1:${probes.port}/metrics`;
     printBanner(out, { apiUrl, metricsUrl, sim, config, dataDir, logFile });
@@ -164,6 +170,7 @@ async function runDemo(
     await operator.stop();
     await app.close();
     await probes.close();
+    await control.close();
     out('Stopped cleanly. State is kept in ' + dataDir + ' (run with --reset to start over).');
     return 0;
   } finally {
@@ -206,14 +213,97 @@ function printBanner(
     `             canary:  account ${DEMO_CANARY_ACCOUNT}, ${i.config.CANARY_REGION} (role ${i.config.CANARY_ROLE_ARN}; canary orgs live here)`,
   );
   out();
-  out('Point the AWS CLI or any SDK at the simulator:');
-  out(`  export AWS_ENDPOINT_URL=${i.sim.awsEndpoint} AWS_REGION=${i.sim.seed.region}`);
-  out(
-    `  export AWS_ACCESS_KEY_ID=${SIM_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${SIM_CREDENTIALS.secretAccessKey}`,
-  );
-  out('  aws ec2 describe-instances --filters Name=tag:ManagedBy,Values=molecule-operator');
-  out(`Try:  curl -H 'Authorization: Bearer ${i.config.CP_ADMIN_API_TOKEN}' ${i.apiUrl}/cp/orgs`);
+  out('In another shell, this sets up the CLI, the AWS CLI and curl for this demo:');
+  for (const line of exportBlock(i)) out(`  ${line}`);
+  out('Then:  npx molecule-operator status   (plan, too: both ask this demo, which owns the folder)');
+  out('       aws ec2 describe-instances --filters Name=tag:ManagedBy,Values=molecule-operator');
+  out('       curl -H "Authorization: Bearer $CP_ADMIN_API_TOKEN" $MOLECULE_API_URL/cp/orgs');
   out();
+}
+
+/**
+ * Every variable the demo runs with that differs from the defaults, as `export` lines: with them a
+ * second shell plans and lists against this demo (not MOLECULE_ENV=dev, not real AWS).
+ */
+export function exportBlock(i: { apiUrl: string; sim: Simulator; config: Config }): string[] {
+  const c = i.config;
+  const vars: [string, string | undefined][][] = [
+    [
+      ['MOLECULE_ENV', c.MOLECULE_ENV],
+      c.DATABASE_URL ? ['DATABASE_URL', '<as exported>'] : ['PGLITE_DIR', c.PGLITE_DIR],
+    ],
+    [
+      ['MOLECULE_API_URL', i.apiUrl],
+      ['CP_ADMIN_API_TOKEN', c.CP_ADMIN_API_TOKEN],
+    ],
+    [
+      ['AWS_ENDPOINT_URL', c.AWS_ENDPOINT_URL],
+      ['AWS_REGION', c.AWS_REGION],
+      ['AWS_ACCESS_KEY_ID', SIM_CREDENTIALS.accessKeyId],
+      ['AWS_SECRET_ACCESS_KEY', SIM_CREDENTIALS.secretAccessKey],
+    ],
+    [
+      ['EC2_VPC_ID', c.EC2_VPC_ID],
+      ['EC2_SUBNET_ID', c.EC2_SUBNET_ID],
+      ['EIC_ENDPOINT_SG_ID', c.EIC_ENDPOINT_SG_ID],
+      ['EC2_TENANT_IAM_PROFILE', c.EC2_TENANT_IAM_PROFILE],
+    ],
+    [
+      ['CANARY_ROLE_ARN', c.CANARY_ROLE_ARN],
+      ['CANARY_REGION', c.CANARY_REGION],
+      ['CANARY_VPC_ID', c.CANARY_VPC_ID],
+      ['CANARY_SUBNET_ID', c.CANARY_SUBNET_ID],
+      ['CANARY_EIC_ENDPOINT_SG_ID', c.CANARY_EIC_ENDPOINT_SG_ID],
+    ],
+    [
+      ['CLOUDFLARE_BASE_URL', c.CLOUDFLARE_BASE_URL],
+      ['CLOUDFLARE_API_TOKEN', c.CLOUDFLARE_API_TOKEN],
+      ['CLOUDFLARE_ACCOUNT_ID', c.CLOUDFLARE_ACCOUNT_ID],
+      ['CLOUDFLARE_ZONE_ID', c.CLOUDFLARE_ZONE_ID],
+    ],
+  ];
+  return vars
+    .map((group) => group.filter((v): v is [string, string] => !!v[1]))
+    .filter((group) => group.length > 0)
+    .map((group) => `export ${group.map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')}`);
+}
+
+const shellQuote = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replaceAll("'", "'\\''")}'`);
+
+/**
+ * A loopback endpoint for what the API does not offer: `plan` and `status` from another shell
+ * while this process owns the embedded database. Its bearer token is in demo.lock (mode 0600).
+ */
+async function startControl(operator: Operator, database: Database, config: Config) {
+  const token = randomBytes(18).toString('base64url');
+  const expected = Buffer.from(`Bearer ${token}`);
+  const server = createServer((req, res) => {
+    const given = Buffer.from(req.headers.authorization ?? '');
+    const send = (code: number, body: unknown) => {
+      res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
+    if (given.length !== expected.length || !timingSafeEqual(given, expected))
+      return send(401, { error: 'unauthorized' });
+    const url = new URL(req.url ?? '/', 'http://control');
+    const org = url.searchParams.get('org') ?? undefined;
+    const answer =
+      url.pathname === '/plan'
+        ? planReport(operator, describeDatabase(config), org)
+        : url.pathname === '/status'
+          ? loadAllOrgs(new DesiredStateRepository(database.db))
+          : undefined;
+    if (!answer) return send(404, { error: 'not found' });
+    answer.then(
+      (body) => send(200, body),
+      (e: Error) => send(500, { error: e.message }),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    info: { controlUrl: `http://127.0.0.1:${port}`, controlToken: token },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;

@@ -13,6 +13,9 @@ export interface DemoLock {
   startedAt: string;
   /** Set once the API listens. */
   apiUrl?: string;
+  /** The demo's loopback endpoint for what the API does not offer (`plan`), and its bearer token. */
+  controlUrl?: string;
+  controlToken?: string;
 }
 
 export const LOCK_FILE = 'demo.lock';
@@ -53,7 +56,7 @@ export function ownedMessage(lock: DemoLock): string {
  * it, takes over a lock whose process is gone.
  */
 export function acquireDemoLock(dataDir: string): {
-  update(apiUrl: string): void;
+  update(info: Pick<DemoLock, 'apiUrl' | 'controlUrl' | 'controlToken'>): void;
   release(): void;
   tookOver: number | undefined;
 } {
@@ -62,7 +65,8 @@ export function acquireDemoLock(dataDir: string): {
   let tookOver: number | undefined;
   for (let attempt = 0; ; attempt++) {
     try {
-      writeFileSync(file, `${JSON.stringify(lock)}\n`, { flag: 'wx' });
+      // Only this user may read it: it holds the control endpoint's token.
+      writeFileSync(file, `${JSON.stringify(lock)}\n`, { flag: 'wx', mode: 0o600 });
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
@@ -74,12 +78,31 @@ export function acquireDemoLock(dataDir: string): {
   }
   return {
     tookOver,
-    update(apiUrl) {
-      lock.apiUrl = apiUrl;
-      writeFileSync(file, `${JSON.stringify(lock)}\n`);
+    update(info) {
+      Object.assign(lock, info);
+      writeFileSync(file, `${JSON.stringify(lock)}\n`, { mode: 0o600 });
     },
     release() {
       if (read(dataDir)?.pid === process.pid) rmSync(file, { force: true });
     },
   };
+}
+
+/** A GET on a live demo's control endpoint (plan, status). */
+export async function askDemo<T>(demo: DemoLock, path: string): Promise<T> {
+  if (!demo.controlUrl || !demo.controlToken)
+    throw new CliError(
+      `the demo (pid ${demo.pid}) owns ${demo.dataDir} and is still starting`,
+      'try again in a moment',
+    );
+  const res = await fetch(`${demo.controlUrl}${path}`, {
+    headers: { authorization: `Bearer ${demo.controlToken}` },
+  }).catch((e: Error) => {
+    throw new CliError(`the demo (pid ${demo.pid}) does not answer at ${demo.controlUrl}: ${e.message}`);
+  });
+  if (!res.ok)
+    throw new CliError(
+      `the demo (pid ${demo.pid}) could not answer ${path}: ${res.status} ${await res.text()}`,
+    );
+  return (await res.json()) as T;
 }

@@ -1,9 +1,11 @@
+import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadOrgViews, type OrgView } from '../api/present.js';
 import { loadConfig } from '../config.js';
 import { DesiredStateRepository, type OrgPageCursor } from '../db/desired.js';
 import { parseFlags } from './args.js';
 import { openForCommand } from './database.js';
+import { askDemo, liveDemo } from './lock.js';
 import { waitForShutdownSignal } from './signals.js';
 import { formatTable } from './table.js';
 import type { CliContext } from './types.js';
@@ -14,10 +16,13 @@ const PAGE = 500;
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const flags = parseFlags(argv, { json: { type: 'boolean' }, watch: { type: 'boolean' } });
   const config = loadConfig(ctx.env);
-  const database = await openForCommand(config);
-  const desired = new DesiredStateRepository(database.db);
+  // A live demo owns its embedded database: ask it rather than open the folder a second time.
+  const demo = config.DATABASE_URL ? undefined : liveDemo(dirname(resolve(config.PGLITE_DIR)));
+  if (demo) ctx.stderr(`status: asking the demo (pid ${demo.pid}) that owns ${demo.dataDir}\n`);
+  const database = demo ? undefined : await openForCommand(config);
+  const desired = database ? new DesiredStateRepository(database.db) : undefined;
   const render = async () => {
-    const views = await loadAllOrgs(desired);
+    const views = desired ? await loadAllOrgs(desired) : await askDemo<OrgView[]>(demo!, '/status');
     return flags.json ? `${JSON.stringify(views, null, 2)}\n` : formatStatus(views);
   };
   try {
@@ -33,11 +38,11 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     }
     return 0;
   } finally {
-    await database.close();
+    await database?.close();
   }
 }
 
-async function loadAllOrgs(desired: DesiredStateRepository): Promise<OrgView[]> {
+export async function loadAllOrgs(desired: DesiredStateRepository): Promise<OrgView[]> {
   const views: OrgView[] = [];
   let after: OrgPageCursor | undefined;
   for (;;) {

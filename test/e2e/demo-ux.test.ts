@@ -79,14 +79,52 @@ describe('the demo owns its data folder', () => {
     const lock = JSON.parse(readFileSync(join(dataDir, 'demo.lock'), 'utf8'));
     expect(lock).toMatchObject({ pid: first.child.pid, apiUrl });
 
+    // One complete export block: the environment, the folder, the API and the simulated accounts.
+    const exports = first
+      .output()
+      .split('\n')
+      .filter((l) => l.trim().startsWith('export '))
+      .flatMap((l) => l.trim().slice('export '.length).split(' '));
+    const exported = Object.fromEntries(exports.map((kv) => kv.split('=', 2) as [string, string]));
+    expect(exported).toMatchObject({
+      MOLECULE_ENV: 'demo',
+      PGLITE_DIR: join(dataDir, 'pglite'),
+      MOLECULE_API_URL: apiUrl,
+      CP_ADMIN_API_TOKEN: TOKEN,
+      AWS_ACCESS_KEY_ID: expect.any(String),
+      AWS_SECRET_ACCESS_KEY: expect.any(String),
+      CANARY_ROLE_ARN: expect.stringContaining('222222222222'),
+      CLOUDFLARE_BASE_URL: expect.stringMatching(/^http:/),
+    });
+    expect((await call(exported.MOLECULE_API_URL!, 'POST', '/cp/orgs', { slug: 'acme' })).status).toBe(201);
+
     const owned = `the demo (pid ${first.child.pid}) owns ${dataDir}`;
-    const [second, status, orphans] = [demo(), cli('status'), cli('orphans')];
-    for (const p of [second, status, orphans]) {
+    const [second, orphans] = [demo(), cli('orphans')];
+    for (const p of [second, orphans]) {
       expect(await p.exited, p.output()).toBe(1);
       expect(p.output()).toContain(owned);
       expect(p.output()).toContain(apiUrl);
       expect(p.output()).not.toContain('Aborted');
     }
+    // status and plan ask the demo that owns the folder, with the demo's environment and targets.
+    const shell = { ...exported, PORT: '0', METRICS_PORT: '0' };
+    const status = start(['status'], shell);
+    const plan = start(['plan'], shell);
+    const planJson = start(['plan', '--json'], shell);
+    expect(await status.exited, status.output()).toBe(0);
+    expect(status.output()).toMatch(/^acme +org /m);
+    // Exit 2 while the demo is still creating acme's resources, 0 once it has: both are right.
+    expect([0, 2]).toContain(await plan.exited);
+    expect(plan.output()).toMatch(/^Env: +MOLECULE_ENV=demo, PGlite /m);
+    expect(plan.output()).toMatch(
+      /^Targets: +primary \(us-east-1\), canary \(us-west-2, role arn:aws:iam::222222222222:/m,
+    );
+    expect(plan.output()).toMatch(/^Controllers off: +none$/m);
+    expect([0, 2]).toContain(await planJson.exited);
+    const report = JSON.parse(planJson.output().slice(planJson.output().indexOf('{')));
+    expect(report).toMatchObject({ env: 'demo', off: [] });
+    expect(report.actions.length).toBeGreaterThan(0);
+    expect(report.actions.every((a: { org: string }) => a.org === 'acme')).toBe(true);
     // The first demo is unharmed.
     expect((await call(apiUrl, 'GET', '/cp/orgs')).status).toBe(200);
 
