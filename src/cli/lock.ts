@@ -55,11 +55,14 @@ export function ownedMessage(lock: DemoLock): string {
  * Takes the folder for this process: fails with {@link ownedMessage} while another live demo holds
  * it, takes over a lock whose process is gone.
  */
-export function acquireDemoLock(dataDir: string): {
+export interface DemoLockHandle {
   update(info: Pick<DemoLock, 'apiUrl' | 'controlUrl' | 'controlToken'>): void;
   release(): void;
+  /** The pid of a gone process whose lock was taken over. */
   tookOver: number | undefined;
-} {
+}
+
+export function acquireDemoLock(dataDir: string): DemoLockHandle {
   const file = join(dataDir, LOCK_FILE);
   const lock: DemoLock = { pid: process.pid, dataDir, startedAt: new Date().toISOString() };
   let tookOver: number | undefined;

@@ -76,6 +76,7 @@ describe('the demo owns its data folder', () => {
 
     const first = demo('--no-samples');
     const apiUrl = (await waitFor(first, /^API\s+(http:\/\/\S+)/m))[1]!;
+    expect(first.output()).toContain(`took over the folder from pid ${gone}, which is gone`);
     const lock = JSON.parse(readFileSync(join(dataDir, 'demo.lock'), 'utf8'));
     expect(lock).toMatchObject({ pid: first.child.pid, apiUrl });
 
@@ -133,4 +134,34 @@ describe('the demo owns its data folder', () => {
     // Released on the way out.
     expect(() => readFileSync(join(dataDir, 'demo.lock'))).toThrow();
   }, 180_000);
+
+  it('Ctrl-C before the sample fleet is made exits 130 quietly, and the next start finishes it', async () => {
+    // The folder holds acme without its workspaces (the test above): a half-made fleet.
+    const interrupted = demo();
+    await waitFor(interrupted, /starting in /);
+    interrupted.child.kill('SIGINT');
+    expect(await interrupted.exited, interrupted.output()).toBe(130);
+    expect(interrupted.output()).toContain('Interrupted before the sample orgs were all created');
+    expect(interrupted.output()).toContain('Stopped cleanly');
+    expect(interrupted.output()).not.toMatch(/TypeError|fetch failed|AbortError/);
+
+    const next = demo();
+    const apiUrl = (await waitFor(next, /^API\s+(http:\/\/\S+)/m))[1]!;
+    await waitFor(next, /Finishing the sample orgs an interrupted run left half-made/);
+    await waitFor(next, /All Ready in/);
+    const orgs = (await call(apiUrl, 'GET', '/cp/orgs')).body.items as {
+      slug: string;
+      workspaces: { runtime: string }[];
+    }[];
+    expect(orgs.map((o) => o.slug).sort()).toEqual(['acme', 'globex', 'initech']);
+    expect(
+      orgs
+        .find((o) => o.slug === 'acme')!
+        .workspaces.map((w) => w.runtime)
+        .sort(),
+    ).toEqual(['hermes', 'langgraph']);
+    expect(orgs.flatMap((o) => o.workspaces)).toHaveLength(5);
+    next.child.kill('SIGINT');
+    expect(await next.exited, next.output()).toBe(0);
+  }, 240_000);
 });
