@@ -47,17 +47,14 @@ const DEMO_CANARY_REGION = 'us-west-2';
 
 /** The demo, once its folder is locked: loaded after the first line is out (it pulls in everything). */
 export async function runDemo(
-  flags: { reset?: boolean; 'sim-port'?: string; 'no-samples'?: boolean },
+  flags: { reset?: boolean; 'sim-port'?: string; 'no-samples'?: boolean; 'database-url'?: string },
   dataDir: string,
   lock: DemoLockHandle,
   shutdown: ReturnType<typeof waitForShutdownSignal>,
   ctx: CliContext,
 ): Promise<number> {
-  if (flags.reset) {
-    for (const entry of readdirSync(dataDir))
-      if (entry !== LOCK_FILE) rmSync(join(dataDir, entry), { recursive: true, force: true });
-  }
   const out = (line = '') => ctx.stdout(`${line}\n`);
+  if (flags.reset) out(reset(dataDir, flags['database-url']));
 
   const sim = await startSimulator({
     port: Number(flags['sim-port'] ?? 4566),
@@ -90,7 +87,10 @@ export async function runDemo(
     ORPHAN_SCAN_CRON: '* * * * *',
     CREATE_GRACE: '5s',
     ...generated,
-    ...definedOnly(ctx.env),
+    // The demo's database is its own (in the folder it locked) unless --database-url says otherwise:
+    // a DATABASE_URL exported for other work would mix the demo's fleet into that database.
+    ...withoutKeys(definedOnly(ctx.env), ['DATABASE_URL', 'DATABASE_URL_FILE', 'PGLITE_DIR']),
+    ...(flags['database-url'] ? { DATABASE_URL: flags['database-url'] } : {}),
   });
   const logFile = join(dataDir, 'demo.log');
   const logger = createLogger(
@@ -114,7 +114,15 @@ export async function runDemo(
     lock.update({ apiUrl, ...control.info });
     const probes = await operator.serveProbes(config.METRICS_PORT, '127.0.0.1');
     const metricsUrl = `http://127.0.0.1:${probes.port}/metrics`;
-    printBanner(out, { apiUrl, metricsUrl, sim, config, dataDir, logFile });
+    printBanner(out, {
+      apiUrl,
+      metricsUrl,
+      sim,
+      config,
+      dataDir,
+      logFile,
+      ignoredDatabaseUrl: !flags['database-url'] && !!ctx.env.DATABASE_URL?.trim(),
+    });
 
     const api = apiClient(apiUrl, config.CP_ADMIN_API_TOKEN!, shutdown.abort);
     const stopped = shutdown.signal.then(() => 'stop' as const);
@@ -163,6 +171,36 @@ export async function runDemo(
   }
 }
 
+/** What the folder holds besides the lock, for people. */
+const DATA_FILES: [string, string][] = [
+  ['pglite', 'the embedded database (orgs, workspaces, status, ledger)'],
+  ['sim-state.json', 'the simulated cloud (instances, security groups, secrets, tunnels, DNS)'],
+  ['generated.json', 'the generated CP_ADMIN_API_TOKEN and secrets'],
+  ['samples.json', 'the record that the sample orgs were made'],
+  ['demo.log', 'the log'],
+];
+
+/** Empties the folder (the lock stays: this process holds it) and says what went. */
+function reset(dataDir: string, databaseUrl: string | undefined): string {
+  const present = readdirSync(dataDir).filter((e) => e !== LOCK_FILE);
+  for (const entry of present) rmSync(join(dataDir, entry), { recursive: true, force: true });
+  const known = DATA_FILES.filter(([f]) => present.includes(f)).map(
+    ([f, what]) => `  ${f.padEnd(15)} ${what}`,
+  );
+  const other = present.filter((e) => !DATA_FILES.some(([f]) => f === e));
+  const lines = [
+    present.length === 0 ? `Reset: ${dataDir} was already empty.` : `Reset: removed from ${dataDir}:`,
+    ...known,
+    ...(other.length ? [`  ${other.join(', ')}`] : []),
+  ];
+  if (databaseUrl)
+    lines.push('  (the PostgreSQL database given by --database-url is not reset: its orgs stay)');
+  return lines.join('\n');
+}
+
+const withoutKeys = (env: Record<string, string>, keys: string[]) =>
+  Object.fromEntries(Object.entries(env).filter(([k]) => !keys.includes(k)));
+
 /** Generated values persist in the data dir so a restarted demo keeps its token. */
 function loadOrCreateGenerated(dataDir: string): Record<string, string> {
   const file = join(dataDir, 'generated.json');
@@ -184,13 +222,24 @@ function definedOnly(env: Record<string, string | undefined>): Record<string, st
 
 function printBanner(
   out: (l?: string) => void,
-  i: { apiUrl: string; metricsUrl: string; sim: Simulator; config: Config; dataDir: string; logFile: string },
+  i: {
+    apiUrl: string;
+    metricsUrl: string;
+    sim: Simulator;
+    config: Config;
+    dataDir: string;
+    logFile: string;
+    ignoredDatabaseUrl: boolean;
+  },
 ) {
   out('molecule-operator demo');
   out('======================');
   out(`API          ${i.apiUrl}   (Authorization: Bearer ${i.config.CP_ADMIN_API_TOKEN})`);
   out(`Metrics      ${i.metricsUrl}`);
   out(`Simulator    ${i.sim.url}   (state dump: ${i.sim.url}/_sim/state)`);
+  out(
+    `Database     ${describeDatabase(i.config)}${i.config.DATABASE_URL ? ' (--database-url)' : ' (embedded)'}${i.ignoredDatabaseUrl ? '; DATABASE_URL in this shell is not used (pass --database-url "$DATABASE_URL" to use it)' : ''}`,
+  );
   out(`Environment  MOLECULE_ENV=${i.config.MOLECULE_ENV}; data in ${i.dataDir}; logs in ${i.logFile}`);
   out(`Targets      primary: account ${i.sim.seed.accountId}, ${i.config.AWS_REGION}`);
   out(

@@ -15,6 +15,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     'data-dir': { type: 'string' },
     'sim-port': { type: 'string' },
     'no-samples': { type: 'boolean' },
+    'database-url': { type: 'string' },
   });
   const dataDir = resolve(flags['data-dir'] ?? '.data');
   mkdirSync(dataDir, { recursive: true });

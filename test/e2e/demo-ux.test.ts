@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -164,4 +164,30 @@ describe('the demo owns its data folder', () => {
     next.child.kill('SIGINT');
     expect(await next.exited, next.output()).toBe(0);
   }, 240_000);
+
+  it('names the database it uses, leaves an exported DATABASE_URL alone, and says what --reset removes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'molecule-demo-reset-'));
+    try {
+      // Leftovers a reset must clear: junk that would not even load.
+      mkdirSync(join(dir, 'pglite'));
+      writeFileSync(join(dir, 'pglite', 'PG_VERSION'), 'junk');
+      writeFileSync(join(dir, 'sim-state.json'), 'not json');
+      const p = start(['demo', '--data-dir', dir, '--sim-port', '0', '--no-samples', '--reset'], {
+        // Nothing answers here: using it would fail the start.
+        DATABASE_URL: 'postgres://someone@127.0.0.1:1/elsewhere',
+      });
+      await waitFor(p, /^API\s+http/m);
+      expect(p.output()).toMatch(
+        /^Reset: removed from .*:\n {2}pglite +the embedded database .*\n {2}sim-state\.json +the simulated cloud/m,
+      );
+      expect(p.output()).toContain(
+        `Database     PGlite ${join(dir, 'pglite')} (embedded); DATABASE_URL in this shell is not used`,
+      );
+      p.child.kill('SIGINT');
+      expect(await p.exited, p.output()).toBe(0);
+      expect(readdirSync(dir).sort()).toEqual(['demo.log', 'generated.json', 'pglite', 'sim-state.json']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
