@@ -1,4 +1,3 @@
-import { ConfigError } from '../config.js';
 import { commands } from './commands.js';
 import { type CliContext, CliError, UsageError } from './types.js';
 
@@ -52,8 +51,9 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
   try {
     return await run(rest, ctx);
   } catch (e) {
-    if (e instanceof ConfigError) {
-      ctx.stderr(`${e.message}\n`);
+    // By name: importing config.ts here would load zod for `--help` too.
+    if ((e as Error)?.name === 'ConfigError') {
+      ctx.stderr(`${(e as Error).message}\n`);
       return 2;
     }
     if (e instanceof CliError) {

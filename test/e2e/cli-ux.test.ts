@@ -1,5 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -112,3 +122,81 @@ describe('database errors', () => {
     for (const res of [m, r, a]) expect(res.stderr).not.toMatch(/Failed query|\n\s+at /);
   }, 60_000);
 });
+
+describe('start-up', () => {
+  it('--help loads no database driver, schema library, logger or cloud SDK', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'molecule-trace-'));
+    try {
+      // Records every module the process resolves.
+      const hooks = join(dir, 'trace.mjs');
+      writeFileSync(
+        hooks,
+        `import { registerHooks } from 'node:module';
+import { appendFileSync } from 'node:fs';
+registerHooks({ resolve(s, c, next) { const r = next(s, c); appendFileSync(${JSON.stringify(join(dir, 'trace'))}, r.url + '\\n'); return r; } });
+`,
+      );
+      const traced = (args: string[]) =>
+        new Promise<string[]>((resolve) => {
+          rmSync(join(dir, 'trace'), { force: true });
+          const child = spawn(process.execPath, ['--import', hooks, BIN, ...args], {
+            env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+            stdio: 'ignore',
+          });
+          child.on('close', () => resolve(readFileSync(join(dir, 'trace'), 'utf8').split('\n')));
+        });
+      const heavy = /node_modules\/(zod|pino|pg|@electric-sql|@aws-sdk|fastify|drizzle-orm)\//;
+      const [help, commandHelp, status] = await Promise.all([
+        traced(['--help']),
+        traced(['status', '--help']),
+        traced(['status']),
+      ]);
+      expect(help.filter((u) => heavy.test(u))).toEqual([]);
+      expect(commandHelp.filter((u) => heavy.test(u))).toEqual([]);
+      // The trace itself works: a command that runs loads them.
+      expect(status.some((u) => heavy.test(u))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('warns when dist/ is older than the sources, and not when it is newer', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'molecule-stale-'));
+    try {
+      // A checkout in miniature: the real bin, a stand-in build, one source file.
+      for (const d of ['bin', 'dist/src', 'src']) mkdirSync(join(root, d), { recursive: true });
+      copyFileSync(BIN, join(root, 'bin', 'molecule-operator.js'));
+      writeFileSync(join(root, 'dist', 'src', 'cli.js'), "process.stdout.write('the build ran\\n');\n");
+      writeFileSync(join(root, 'src', 'cli.ts'), '// source\n');
+      const bin = join(root, 'bin', 'molecule-operator.js');
+      const at = (file: string, seconds: number) => utimesSync(join(root, file), seconds, seconds);
+
+      at('dist/src/cli.js', 1_000_000);
+      at('src/cli.ts', 2_000_000);
+      const stale = await runBin(bin);
+      expect(stale.stdout).toBe('the build ran\n');
+      expect(stale.stderr).toContain(
+        'warning: dist/ is older than the sources (src/cli.ts changed since the build)',
+      );
+      expect(stale.stderr).toContain('npm run build');
+
+      at('dist/src/cli.js', 3_000_000);
+      const fresh = await runBin(bin);
+      expect(fresh.stdout).toBe('the build ran\n');
+      expect(fresh.stderr).toBe('');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+function runBin(bin: string): Promise<Exit> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -13,6 +13,8 @@ const children = new Set<ChildProcess>();
 interface Proc {
   child: ChildProcess;
   output: () => string;
+  /** Milliseconds from the spawn to the first output. */
+  firstOutputMs: () => number | undefined;
   exited: Promise<number | null>;
 }
 
@@ -25,7 +27,10 @@ function start(args: string[], extra: Record<string, string> = {}): Proc {
   });
   children.add(child);
   let out = '';
+  const spawned = Date.now();
+  let first: number | undefined;
   child.stdout!.on('data', (d) => {
+    first ??= Date.now() - spawned;
     out += d;
   });
   child.stderr!.on('data', (d) => {
@@ -37,7 +42,7 @@ function start(args: string[], extra: Record<string, string> = {}): Proc {
       resolve(code);
     }),
   );
-  return { child, output: () => out, exited };
+  return { child, output: () => out, exited, firstOutputMs: () => first };
 }
 
 const demo = (...args: string[]) => start(['demo', '--data-dir', dataDir, '--sim-port', '0', ...args]);
@@ -172,11 +177,15 @@ describe('the demo owns its data folder', () => {
       mkdirSync(join(dir, 'pglite'));
       writeFileSync(join(dir, 'pglite', 'PG_VERSION'), 'junk');
       writeFileSync(join(dir, 'sim-state.json'), 'not json');
+      const spawned = Date.now();
       const p = start(['demo', '--data-dir', dir, '--sim-port', '0', '--no-samples', '--reset'], {
         // Nothing answers here: using it would fail the start.
         DATABASE_URL: 'postgres://someone@127.0.0.1:1/elsewhere',
       });
       await waitFor(p, /^API\s+http/m);
+      // The first line comes at once; the database, the simulator and the API take far longer.
+      expect(p.output()).toMatch(/^molecule-operator demo: starting in /);
+      expect(p.firstOutputMs()! * 4).toBeLessThan(Date.now() - spawned);
       expect(p.output()).toMatch(
         /^Reset: removed from .*:\n {2}pglite +the embedded database .*\n {2}sim-state\.json +the simulated cloud/m,
       );
