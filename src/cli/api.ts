@@ -3,7 +3,7 @@ import { loadConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { startProbeServer } from '../observability/server.js';
-import { parseFlags } from './args.js';
+import { logFormat, parseFlags } from './args.js';
 import { describeDatabase, openForCommand } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
 import type { CliContext } from './types.js';
@@ -11,7 +11,11 @@ import type { CliContext } from './types.js';
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const flags = parseFlags(argv, { migrate: { type: 'boolean' } });
   const config = loadConfig(ctx.env, { required: ['CP_ADMIN_API_TOKEN'] });
-  const logger = createLogger({ level: config.LOG_LEVEL, name: 'molecule-operator.api' });
+  const logger = createLogger({
+    level: config.LOG_LEVEL,
+    name: 'molecule-operator.api',
+    format: logFormat(config),
+  });
   // Listen for signals before the slow start-up so an early Ctrl-C still shuts down cleanly.
   const shutdown = waitForShutdownSignal();
   const database = await openForCommand(config, { migrate: !!flags.migrate });

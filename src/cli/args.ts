@@ -11,3 +11,8 @@ export function parseFlags<T extends Options>(argv: string[], options: T) {
     throw new UsageError((e as Error).message);
   }
 }
+
+/** LOG_FORMAT when set; otherwise pretty for a person at a terminal, JSON for a collector. */
+export function logFormat(config: { LOG_FORMAT?: 'json' | 'pretty' | undefined }): 'json' | 'pretty' {
+  return config.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json');
+}

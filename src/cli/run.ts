@@ -1,7 +1,7 @@
 import { loadConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
 import { createOperator } from '../operator.js';
-import { parseFlags } from './args.js';
+import { logFormat, parseFlags } from './args.js';
 import { describeDatabase, openForCommand } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
 import type { CliContext } from './types.js';
@@ -9,7 +9,11 @@ import type { CliContext } from './types.js';
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const flags = parseFlags(argv, { migrate: { type: 'boolean' } });
   const config = loadConfig(ctx.env);
-  const logger = createLogger({ level: config.LOG_LEVEL, name: 'molecule-operator' });
+  const logger = createLogger({
+    level: config.LOG_LEVEL,
+    name: 'molecule-operator',
+    format: logFormat(config),
+  });
   const shutdown = waitForShutdownSignal();
   const database = await openForCommand(config, { migrate: !!flags.migrate });
   try {

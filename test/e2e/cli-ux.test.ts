@@ -123,6 +123,65 @@ describe('database errors', () => {
   }, 60_000);
 });
 
+describe('logs', () => {
+  it('run and api log pretty and coloured on a terminal, JSON otherwise, as LOG_FORMAT says', async () => {
+    const migrated = await run(['migrate'], { DATABASE_URL: empty });
+    expect(migrated.code, migrated.stderr).toBe(0);
+    const env = {
+      DATABASE_URL: empty,
+      CP_ADMIN_API_TOKEN: TOKEN,
+      PORT: '0',
+      METRICS_PORT: '0',
+      TERM: 'xterm',
+    };
+    /** api under a pseudo-terminal (script(1)) or a pipe, until it has logged that it listens. */
+    const startApi = async (tty: boolean, extra: Record<string, string> = {}) => {
+      const args = tty
+        ? ['script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} api`, '/dev/null']]
+        : [process.execPath, [BIN, 'api']];
+      const child = spawn(args[0] as string, args[1] as string[], {
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env, ...extra },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      children.add(child);
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (out += d));
+      const deadline = Date.now() + 60_000;
+      while (!/listening/i.test(out) && Date.now() < deadline && child.exitCode === null)
+        await new Promise((r) => setTimeout(r, 50));
+      // SIGKILL to script(1) hangs up the terminal, which ends api too.
+      child.kill('SIGKILL');
+      return out;
+    };
+    const [tty, ttyJson, piped, pipedPretty] = await Promise.all([
+      startApi(true),
+      startApi(true, { LOG_FORMAT: 'json' }),
+      startApi(false),
+      startApi(false, { LOG_FORMAT: 'pretty' }),
+    ]);
+    // ESC [ n m: an SGR colour sequence.
+    const ansi = new RegExp(`${String.fromCharCode(27)}\\[\\d+m`);
+    // Terminal: `HH:MM:ss.l INFO (molecule-operator.api): Server listening …`, coloured.
+    expect(tty).toMatch(ansi);
+    expect(tty.replaceAll(new RegExp(ansi.source, 'g'), '')).toMatch(
+      /\[\d\d:\d\d:\d\d\.\d{3}\] INFO \(molecule-operator\.api\): Server listening/,
+    );
+    expect(tty).not.toContain('{"level"');
+    for (const out of [ttyJson, piped]) {
+      const line = out.split(/\r?\n/).find((l) => l.includes('listening'))!;
+      expect(JSON.parse(line)).toMatchObject({ level: 30, name: 'molecule-operator.api' });
+    }
+    expect(pipedPretty).toMatch(/INFO \(molecule-operator\.api\): Server listening/);
+    expect(pipedPretty).not.toMatch(ansi);
+    for (const out of [tty, ttyJson, piped, pipedPretty]) expect(out).not.toContain(TOKEN);
+
+    const bad = await run(['api'], { ...env, LOG_FORMAT: 'fancy' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/LOG_FORMAT: /);
+  }, 120_000);
+});
+
 describe('start-up', () => {
   it('--help loads no database driver, schema library, logger or cloud SDK', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'molecule-trace-'));
