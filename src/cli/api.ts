@@ -3,7 +3,7 @@ import { loadConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { startProbeServer } from '../observability/server.js';
-import { logFormat, parseFlags } from './args.js';
+import { listening, logFormat, parseFlags } from './args.js';
 import { describeDatabase, openForCommand } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
 import type { CliContext } from './types.js';
@@ -23,12 +23,17 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     if (flags.migrate) logger.info({ database: describeDatabase(config) }, 'migrations applied');
     const metrics = createMetrics();
     const app = await buildApiServer({ config, database, metrics, logger });
-    await app.listen({ port: config.PORT, host: '0.0.0.0' });
+    await listening('PORT', config.PORT, () => app.listen({ port: config.PORT, host: '0.0.0.0' }));
     // Metrics for monitoring only, on their own port: API clients reach PORT alone.
-    const probes = await startProbeServer(
-      { database, metrics, logger, readiness: () => ({ ready: true, details: {} }) },
-      config.METRICS_PORT,
-    );
+    const probes = await listening('METRICS_PORT', config.METRICS_PORT, () =>
+      startProbeServer(
+        { database, metrics, logger, readiness: () => ({ ready: true, details: {} }) },
+        config.METRICS_PORT,
+      ),
+    ).catch(async (e) => {
+      await app.close();
+      throw e;
+    });
     const signal = await shutdown.signal;
     logger.info({ signal }, 'shutting down');
     await app.close();

@@ -12,12 +12,13 @@ import { DesiredStateRepository } from '../db/desired.js';
 import { createLogger } from '../observability/logger.js';
 import { type Operator, startOperator } from '../operator.js';
 import { type Simulator, startSimulator } from '../sim/index.js';
+import { listening } from './args.js';
 import { describeDatabase, openForCommand } from './database.js';
 import { type DemoLockHandle, LOCK_FILE } from './lock.js';
 import { planReport } from './plan.js';
 import type { waitForShutdownSignal } from './signals.js';
-import { loadAllOrgs } from './status.js';
-import type { CliContext } from './types.js';
+import { loadAllOrgs, tierLabel } from './status.js';
+import { type CliContext, CliError } from './types.js';
 
 const SAMPLE_ORGS = [
   {
@@ -56,11 +57,10 @@ export async function runDemo(
   const out = (line = '') => ctx.stdout(`${line}\n`);
   if (flags.reset) out(reset(dataDir, flags['database-url']));
 
-  const sim = await startSimulator({
-    port: Number(flags['sim-port'] ?? 4566),
-    profile: 'fast',
-    stateFile: join(dataDir, 'sim-state.json'),
-  });
+  const simPort = Number(flags['sim-port'] ?? 4566);
+  const sim = await listening('--sim-port', simPort, () =>
+    startSimulator({ port: simPort, profile: 'fast', stateFile: join(dataDir, 'sim-state.json') }),
+  );
   const generated = loadOrCreateGenerated(dataDir);
   // Canary orgs live in a second simulated account, in another region, as in production.
   const canaryNet = sim.network(DEMO_CANARY_ACCOUNT, DEMO_CANARY_REGION);
@@ -108,11 +108,13 @@ export async function runDemo(
     });
     const metrics = operator.metrics;
     const app = await buildApiServer({ config, database, metrics, logger });
-    await app.listen({ port: config.PORT, host: '127.0.0.1' });
+    await listening('PORT', config.PORT, () => app.listen({ port: config.PORT, host: '127.0.0.1' }));
     const apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     const control = await startControl(operator, database, config);
     lock.update({ apiUrl, ...control.info });
-    const probes = await operator.serveProbes(config.METRICS_PORT, '127.0.0.1');
+    const probes = await listening('METRICS_PORT', config.METRICS_PORT, () =>
+      operator.serveProbes(config.METRICS_PORT, '127.0.0.1'),
+    );
     const metricsUrl = `http://127.0.0.1:${probes.port}/metrics`;
     printBanner(out, {
       apiUrl,
@@ -328,7 +330,7 @@ async function startControl(operator: Operator, database: Database, config: Conf
     if (!answer) return send(404, { error: 'not found' });
     answer.then(
       (body) => send(200, body),
-      (e: Error) => send(500, { error: e.message }),
+      (e: Error) => send(e instanceof CliError ? 404 : 500, { error: e.message, hint: (e as CliError).hint }),
     );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -399,7 +401,7 @@ async function createSamples(api: Api, out: (l?: string) => void, dataDir: strin
       if (ws.status !== 201) throw new Error(`POST workspace for ${o.slug}: ${ws.status}`);
     }
     out(
-      `  ${o.slug.padEnd(8)} ${o.workspaces.map((w) => `${w.runtime} (tier ${w.tier})`).join(', ')}${o.isCanary ? `  [canary: account ${DEMO_CANARY_ACCOUNT}, ${DEMO_CANARY_REGION}]` : ''}`,
+      `  ${o.slug.padEnd(8)} ${o.workspaces.map((w) => `${w.runtime} (tier ${tierLabel(w.tier)})`).join(', ')}${o.isCanary ? `  [canary: account ${DEMO_CANARY_ACCOUNT}, ${DEMO_CANARY_REGION}]` : ''}`,
     );
   }
   writeFileSync(marker, `${JSON.stringify({ createdAt: new Date().toISOString() })}\n`);

@@ -103,6 +103,10 @@ export async function askDemo<T>(demo: DemoLock, path: string): Promise<T> {
   }).catch((e: Error) => {
     throw new CliError(`the demo (pid ${demo.pid}) does not answer at ${demo.controlUrl}: ${e.message}`);
   });
+  if (res.status === 404) {
+    const body = (await res.json()) as { error: string; hint?: string };
+    throw new CliError(body.error, body.hint);
+  }
   if (!res.ok)
     throw new CliError(
       `the demo (pid ${demo.pid}) could not answer ${path}: ${res.status} ${await res.text()}`,

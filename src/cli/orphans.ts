@@ -10,7 +10,7 @@ import { OrphanLedger } from '../db/orphans.js';
 import { createLogger } from '../observability/logger.js';
 import { createOperator, operatorMetrics } from '../operator.js';
 import type { Clock } from '../runtime/clock.js';
-import { parseFlags } from './args.js';
+import { OUTPUT_OPTIONS, parseFlags, wantsJson } from './args.js';
 import { openForCommand } from './database.js';
 import { formatTable } from './table.js';
 import type { CliContext } from './types.js';
@@ -33,10 +33,11 @@ export async function runOrphansCommand(
   overrides: OrphansCommandOverrides = {},
 ): Promise<number> {
   const flags = parseFlags(argv, {
-    json: { type: 'boolean' },
+    ...OUTPUT_OPTIONS,
     scan: { type: 'boolean' },
     all: { type: 'boolean' },
   });
+  const json = wantsJson(flags);
   const config = loadConfig(ctx.env);
   const database = overrides.database ?? (await openForCommand(config));
   const now = () => overrides.clock?.now() ?? Date.now();
@@ -59,7 +60,7 @@ export async function runOrphansCommand(
       scan = await operator.scanner.scan();
     }
     const rows = await new OrphanLedger(database.db).listAll({ open: !flags.all });
-    if (flags.json) {
+    if (json) {
       ctx.stdout(
         `${JSON.stringify({ ...(scan ? { scan } : {}), orphans: rows.map(presentOrphan) }, null, 2)}\n`,
       );

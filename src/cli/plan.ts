@@ -4,11 +4,11 @@ import { loadConfig } from '../config.js';
 import type { Database } from '../db/client.js';
 import { createLogger } from '../observability/logger.js';
 import { createOperator, type Operator, operatorMetrics, type PlanEntry } from '../operator.js';
-import { parseFlags } from './args.js';
+import { OUTPUT_OPTIONS, parseFlags, wantsJson } from './args.js';
 import { describeDatabase, openForCommand } from './database.js';
 import { askDemo, type DemoLock, liveDemo } from './lock.js';
 import { formatTable } from './table.js';
-import type { CliContext } from './types.js';
+import { type CliContext, CliError } from './types.js';
 
 /** Exit code when changes are pending, as `terraform plan -detailed-exitcode` does. */
 export const PLAN_CHANGES_PENDING = 2;
@@ -34,7 +34,14 @@ export function run(argv: string[], ctx: CliContext): Promise<number> {
 }
 
 export async function planReport(operator: Operator, database: string, org?: string): Promise<PlanReport> {
-  const entries = await operator.plan();
+  const all = await operator.plan();
+  const entries = org ? all.filter((e) => e.slug === org) : all;
+  // Every live org has entries (one per org controller): none means no such org.
+  if (org && entries.length === 0)
+    throw new CliError(
+      `no live org has the slug ${JSON.stringify(org)}`,
+      'molecule-operator status lists them all',
+    );
   return {
     env: operator.config.MOLECULE_ENV,
     database,
@@ -44,7 +51,7 @@ export async function planReport(operator: Operator, database: string, org?: str
       ...(t.roleArn ? { roleArn: t.roleArn } : {}),
     })),
     off: [...operator.disabled].map(([controller, why]) => ({ controller, why })),
-    entries: org ? entries.filter((e) => e.slug === org) : entries,
+    entries,
   };
 }
 
@@ -53,12 +60,18 @@ export async function runPlan(
   ctx: CliContext,
   overrides: PlanOverrides = {},
 ): Promise<number> {
-  const flags = parseFlags(argv, { json: { type: 'boolean' } });
+  const flags = parseFlags(argv, { ...OUTPUT_OPTIONS, org: { type: 'string' } });
+  const json = wantsJson(flags);
   const config = loadConfig(ctx.env);
   // A live demo owns its embedded database: ask it to plan instead of opening the folder again.
   const demo =
     !config.DATABASE_URL && !overrides.database ? liveDemo(dirname(resolve(config.PGLITE_DIR))) : undefined;
-  if (demo) return render(await planFromDemo(demo, ctx), !!flags.json, ctx);
+  if (demo)
+    return render(
+      await planFromDemo(demo, ctx, flags.org ? `?org=${encodeURIComponent(flags.org)}` : ''),
+      json,
+      ctx,
+    );
   const logger = createLogger({ level: 'silent' });
   const database = overrides.database ?? (await openForCommand(config));
   try {
@@ -69,15 +82,15 @@ export async function runPlan(
       metrics: operatorMetrics(false),
       ...(overrides.cloud ? { cloud: overrides.cloud } : {}),
     });
-    return render(await planReport(operator, describeDatabase(config)), !!flags.json, ctx);
+    return render(await planReport(operator, describeDatabase(config), flags.org), json, ctx);
   } finally {
     if (!overrides.database) await database.close();
   }
 }
 
-async function planFromDemo(demo: DemoLock, ctx: CliContext): Promise<PlanReport> {
-  ctx.stderr(`plan: asking the demo (pid ${demo.pid}) that owns ${demo.dataDir}\n`);
-  return askDemo<PlanReport>(demo, '/plan');
+async function planFromDemo(demo: DemoLock, ctx: CliContext, query: string): Promise<PlanReport> {
+  ctx.stderr(`molecule-operator plan: asking the demo (pid ${demo.pid}) that owns ${demo.dataDir}\n`);
+  return askDemo<PlanReport>(demo, `/plan${query}`);
 }
 
 function render(report: PlanReport, json: boolean, ctx: CliContext): number {

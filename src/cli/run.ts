@@ -1,7 +1,7 @@
 import { loadConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
 import { createOperator } from '../operator.js';
-import { logFormat, parseFlags } from './args.js';
+import { listening, logFormat, parseFlags } from './args.js';
 import { describeDatabase, openForCommand } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
 import type { CliContext } from './types.js';
@@ -20,7 +20,9 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     if (flags.migrate) logger.info({ database: describeDatabase(config) }, 'migrations applied');
     const operator = createOperator({ config, database, logger });
     // Probes first: while the targets are being checked /healthz answers and /readyz says why not yet.
-    const probes = await operator.serveProbes(config.METRICS_PORT);
+    const probes = await listening('METRICS_PORT', config.METRICS_PORT, () =>
+      operator.serveProbes(config.METRICS_PORT),
+    );
     try {
       const started = operator.start();
       const first = await Promise.race([started.then(() => 'started' as const), shutdown.signal]);

@@ -9,10 +9,13 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/db/client.js';
+import { DesiredStateRepository } from '../../src/db/desired.js';
 import { withDatabase } from '../global-setup.js';
 
 // The CLI as a newcomer meets it: what it says when something is missing or wrong, and its habits.
@@ -182,6 +185,116 @@ describe('logs', () => {
   }, 120_000);
 });
 
+describe('habits', () => {
+  it('--version, help <command> with the summary first, and one error style', async () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8'));
+    const [version, help, flagHelp, usage, unknown] = await Promise.all([
+      run(['--version']),
+      run(['help', 'status']),
+      run(['status', '--help']),
+      run(['status', '-o', 'yaml']),
+      run(['frobnicate']),
+    ]);
+    expect(version).toMatchObject({ code: 0, stdout: `molecule-operator ${pkg.version}\n` });
+    expect(help.code).toBe(0);
+    expect(help.stdout).toBe(flagHelp.stdout);
+    expect(help.stdout.split('\n')[0]).toBe(
+      'molecule-operator status: show orgs and workspaces with their readiness, from the database',
+    );
+    expect(help.stdout).toMatch(/^Usage: molecule-operator status \[SLUG\]/m);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(
+      /^molecule-operator status: --output "yaml": expected json or table\nhint: /,
+    );
+    expect(unknown.stderr).toMatch(/^molecule-operator: unknown command "frobnicate"\nhint: /);
+  }, 60_000);
+
+  it('status: -o json, status SLUG, READY only for the observed generation, clamped tiers, orgs being deleted', async () => {
+    expect((await run(['migrate'], { DATABASE_URL: empty })).code).toBe(0);
+    const database = await openDatabase({ DATABASE_URL: empty, PGLITE_DIR: '' });
+    const desired = new DesiredStateRepository(database.db);
+    const fresh = await desired.createOrg({ slug: 'fresh', name: 'Fresh', isCanary: false });
+    const stale = await desired.createOrg({ slug: 'stale', name: 'Stale', isCanary: false });
+    const ws = await desired.createWorkspace({ orgId: fresh.id, name: 'crewai', runtime: 'crewai', tier: 5 });
+    const going = await desired.createOrg({ slug: 'going', name: 'Going', isCanary: false });
+    await desired.requestOrgDeletion(going.id);
+    // Every controller says Ready at generation 1; stale's spec has moved on to generation 2.
+    for (const [owner, kind, org] of [
+      [fresh.id, 'org', fresh.id],
+      [stale.id, 'org', stale.id],
+      [ws.id, 'workspace', fresh.id],
+    ] as const) {
+      await database.query(
+        `INSERT INTO reconcile_status (controller, owner_id, owner_kind, org_id, ready, reason, observed_generation)
+         VALUES ('org-network', $1, $2, $3, true, 'Ready', 1)`,
+        [owner, kind, org],
+      );
+    }
+    await database.query('UPDATE orgs SET generation = 2 WHERE id = $1', [stale.id]);
+    await database.close();
+
+    const env = { DATABASE_URL: empty };
+    const [table, json, o, output, one, gone, missing] = await Promise.all([
+      run(['status'], env),
+      run(['status', '--json'], env),
+      run(['status', '-o', 'json'], env),
+      run(['status', '--output', 'json'], env),
+      run(['status', 'fresh', '-o', 'json'], env),
+      run(['status', 'going'], env),
+      run(['status', 'nope'], env),
+    ]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^fresh +org .* 1 +yes +Ready$/m);
+    expect(table.stdout).toMatch(/^stale +org .* 2 +no +Reconciling \(generation 2, observed 1\)$/m);
+    expect(table.stdout).toMatch(
+      /^└ crewai +workspace +\S+ +crewai +4 \(asked 5\) +running +1 +yes +Ready$/m,
+    );
+    expect(table.stdout).toMatch(/^3 orgs \(1 ready\), 1 workspace \(1 ready\)$/m);
+    expect(o.stdout).toBe(json.stdout);
+    expect(output.stdout).toBe(json.stdout);
+    expect(
+      JSON.parse(json.stdout)
+        .map((v: { slug: string }) => v.slug)
+        .sort(),
+    ).toEqual(['fresh', 'going', 'stale']);
+    expect(JSON.parse(one.stdout)).toMatchObject({ slug: 'fresh', workspaces: [{ tier: 5 }] });
+    expect(gone.code).toBe(0);
+    expect(gone.stdout).toMatch(/^going +org .* no +Deleting$/m);
+    expect(gone.stdout).toContain('going is being deleted');
+    expect(gone.stdout).toContain('the slug is free for a new org once that completes');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(
+      'molecule-operator status: no org has the slug "nope"\nhint: molecule-operator status lists them all\n',
+    );
+  }, 120_000);
+
+  it('a port in use is named by its setting', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'molecule-port-'));
+    const held = createServer();
+    await new Promise<void>((r) => held.listen(0, '0.0.0.0', r));
+    const port = String((held.address() as { port: number }).port);
+    try {
+      const env = { DATABASE_URL: empty, CP_ADMIN_API_TOKEN: TOKEN };
+      const [api, metrics, sim] = await Promise.all([
+        run(['api'], { ...env, PORT: port, METRICS_PORT: '0' }),
+        run(['run'], { ...env, METRICS_PORT: port }),
+        run(['demo', '--data-dir', dataDir, '--sim-port', port]),
+      ]);
+      expect(api.code).toBe(1);
+      expect(api.stderr).toContain(`molecule-operator api: port ${port} (PORT) is already in use\nhint: `);
+      expect(metrics.code).toBe(1);
+      expect(metrics.stderr).toContain(
+        `molecule-operator run: port ${port} (METRICS_PORT) is already in use`,
+      );
+      expect(sim.code).toBe(1);
+      expect(sim.stderr).toContain(`molecule-operator demo: port ${port} (--sim-port) is already in use`);
+    } finally {
+      held.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
 describe('start-up', () => {
   it('--help loads no database driver, schema library, logger or cloud SDK', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'molecule-trace-'));
@@ -192,17 +305,17 @@ describe('start-up', () => {
         hooks,
         `import { registerHooks } from 'node:module';
 import { appendFileSync } from 'node:fs';
-registerHooks({ resolve(s, c, next) { const r = next(s, c); appendFileSync(${JSON.stringify(join(dir, 'trace'))}, r.url + '\\n'); return r; } });
+registerHooks({ resolve(s, c, next) { const r = next(s, c); appendFileSync(process.env.TRACE_FILE, r.url + '\\n'); return r; } });
 `,
       );
       const traced = (args: string[]) =>
         new Promise<string[]>((resolve) => {
-          rmSync(join(dir, 'trace'), { force: true });
+          const trace = join(dir, `trace-${args.join('-')}`);
           const child = spawn(process.execPath, ['--import', hooks, BIN, ...args], {
-            env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+            env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TRACE_FILE: trace },
             stdio: 'ignore',
           });
-          child.on('close', () => resolve(readFileSync(join(dir, 'trace'), 'utf8').split('\n')));
+          child.on('close', () => resolve(readFileSync(trace, 'utf8').split('\n')));
         });
       const heavy = /node_modules\/(zod|pino|pg|@electric-sql|@aws-sdk|fastify|drizzle-orm)\//;
       const [help, commandHelp, status] = await Promise.all([

@@ -166,6 +166,23 @@ describe('the demo owns its data folder', () => {
         .sort(),
     ).toEqual(['hermes', 'langgraph']);
     expect(orgs.flatMap((o) => o.workspaces)).toHaveLength(5);
+    // One org at a time, through the demo that owns the folder.
+    const shell = { PGLITE_DIR: join(dataDir, 'pglite') };
+    const [globex, none, initech] = [
+      start(['plan', '--org', 'globex', '-o', 'json'], shell),
+      start(['plan', '--org', 'nope'], shell),
+      start(['status', 'initech'], shell),
+    ];
+    // 0, or 2 while a resync still has something to do: the filter is what is checked here.
+    expect([0, 2]).toContain(await globex.exited);
+    const report = JSON.parse(globex.output().slice(globex.output().indexOf('{')));
+    expect(report.actions.length).toBeGreaterThan(0);
+    expect(report.actions.every((a: { org: string }) => a.org === 'globex')).toBe(true);
+    expect(await none.exited).toBe(1);
+    expect(none.output()).toContain('molecule-operator plan: no live org has the slug "nope"');
+    expect(await initech.exited, initech.output()).toBe(0);
+    expect(initech.output()).toMatch(/^└ crewai +workspace +\S+ +crewai +4 \(asked 5\) /m);
+    expect(initech.output()).not.toMatch(/^acme /m);
     next.child.kill('SIGINT');
     expect(await next.exited, next.output()).toBe(0);
   }, 240_000);
