@@ -11,13 +11,14 @@ import type { Database } from '../db/client.js';
 import { DesiredStateRepository } from '../db/desired.js';
 import { createLogger } from '../observability/logger.js';
 import { type Operator, startOperator } from '../operator.js';
+import { effectiveTier } from '../provisioning/tiers.js';
 import { type Simulator, startSimulator } from '../sim/index.js';
 import { listening } from './args.js';
 import { describeDatabase, openForCommand } from './database.js';
 import { type DemoLockHandle, LOCK_FILE } from './lock.js';
 import { planReport } from './plan.js';
 import type { waitForShutdownSignal } from './signals.js';
-import { loadAllOrgs, tierLabel } from './status.js';
+import { loadAllOrgs } from './status.js';
 import { type CliContext, CliError } from './types.js';
 
 const SAMPLE_ORGS = [
@@ -401,7 +402,7 @@ async function createSamples(api: Api, out: (l?: string) => void, dataDir: strin
       if (ws.status !== 201) throw new Error(`POST workspace for ${o.slug}: ${ws.status}`);
     }
     out(
-      `  ${o.slug.padEnd(8)} ${o.workspaces.map((w) => `${w.runtime} (tier ${tierLabel(w.tier)})`).join(', ')}${o.isCanary ? `  [canary: account ${DEMO_CANARY_ACCOUNT}, ${DEMO_CANARY_REGION}]` : ''}`,
+      `  ${o.slug.padEnd(8)} ${o.workspaces.map((w) => `${w.runtime} (tier ${w.tier}${effectiveTier(w.tier) === w.tier ? '' : `, runs as ${effectiveTier(w.tier)}`})`).join(', ')}${o.isCanary ? `  [canary: account ${DEMO_CANARY_ACCOUNT}, ${DEMO_CANARY_REGION}]` : ''}`,
     );
   }
   writeFileSync(marker, `${JSON.stringify({ createdAt: new Date().toISOString() })}\n`);
