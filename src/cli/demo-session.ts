@@ -16,6 +16,7 @@ import { type Simulator, startSimulator } from '../sim/index.js';
 import { listening } from './args.js';
 import { describeDatabase, openForCommand } from './database.js';
 import { type DemoLockHandle, LOCK_FILE } from './lock.js';
+import { runOrphansCommand } from './orphans.js';
 import { planReport } from './plan.js';
 import type { waitForShutdownSignal } from './signals.js';
 import { loadAllOrgs } from './status.js';
@@ -65,7 +66,7 @@ export async function runDemo(
   const generated = loadOrCreateGenerated(dataDir);
   // Canary orgs live in a second simulated account, in another region, as in production.
   const canaryNet = sim.network(DEMO_CANARY_ACCOUNT, DEMO_CANARY_REGION);
-  const config = loadConfig({
+  const demoEnv: Record<string, string | undefined> = {
     MOLECULE_ENV: 'demo',
     PGLITE_DIR: join(dataDir, 'pglite'),
     AWS_ENDPOINT_URL: sim.awsEndpoint,
@@ -92,7 +93,8 @@ export async function runDemo(
     // a DATABASE_URL exported for other work would mix the demo's fleet into that database.
     ...withoutKeys(definedOnly(ctx.env), ['DATABASE_URL', 'DATABASE_URL_FILE', 'PGLITE_DIR']),
     ...(flags['database-url'] ? { DATABASE_URL: flags['database-url'] } : {}),
-  });
+  };
+  const config = loadConfig(demoEnv);
   const logFile = join(dataDir, 'demo.log');
   const logger = createLogger(
     { level: config.LOG_LEVEL, name: 'molecule-operator.demo' },
@@ -111,7 +113,7 @@ export async function runDemo(
     const app = await buildApiServer({ config, database, metrics, logger });
     await listening('PORT', config.PORT, () => app.listen({ port: config.PORT, host: '127.0.0.1' }));
     const apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-    const control = await startControl(operator, database, config);
+    const control = await startControl(operator, database, config, demoEnv);
     lock.update({ apiUrl, ...control.info });
     const probes = await listening('METRICS_PORT', config.METRICS_PORT, () =>
       operator.serveProbes(config.METRICS_PORT, '127.0.0.1'),
@@ -310,7 +312,12 @@ const shellQuote = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replac
  * A loopback endpoint for what the API does not offer: `plan` and `status` from another shell
  * while this process owns the embedded database. Its bearer token is in demo.lock (mode 0600).
  */
-async function startControl(operator: Operator, database: Database, config: Config) {
+async function startControl(
+  operator: Operator,
+  database: Database,
+  config: Config,
+  env: Record<string, string | undefined>,
+) {
   const token = randomBytes(18).toString('base64url');
   const expected = Buffer.from(`Bearer ${token}`);
   const server = createServer((req, res) => {
@@ -327,7 +334,9 @@ async function startControl(operator: Operator, database: Database, config: Conf
         ? planReport(operator, describeDatabase(config), org)
         : url.pathname === '/status'
           ? loadAllOrgs(new DesiredStateRepository(database.db))
-          : undefined;
+          : url.pathname === '/orphans'
+            ? orphansHere(JSON.parse(url.searchParams.get('args') ?? '[]'), database, env)
+            : undefined;
     if (!answer) return send(404, { error: 'not found' });
     answer.then(
       (body) => send(200, body),
@@ -340,6 +349,23 @@ async function startControl(operator: Operator, database: Database, config: Conf
     info: { controlUrl: `http://127.0.0.1:${port}`, controlToken: token },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
+}
+
+/** `orphans` as this process runs it, with its database and the simulator's credentials. */
+async function orphansHere(args: string[], database: Database, env: Record<string, string | undefined>) {
+  let stdout = '';
+  let stderr = '';
+  const ctx = {
+    env,
+    stdout: (t: string) => {
+      stdout += t;
+    },
+    stderr: (t: string) => {
+      stderr += t;
+    },
+  };
+  const code = await runOrphansCommand(args, ctx, { database, cloud: { awsCredentials: SIM_CREDENTIALS } });
+  return { code, stdout, stderr };
 }
 
 type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;

@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import type { DestinationStream } from 'pino';
 import { RESOURCE_KINDS } from '../../controllers/index.js';
 import type { ScanResult } from '../../controllers/orphan.js';
@@ -12,6 +13,7 @@ import { createOperator, operatorMetrics } from '../operator.js';
 import type { Clock } from '../runtime/clock.js';
 import { OUTPUT_OPTIONS, parseFlags, wantsJson } from './args.js';
 import { openForCommand } from './database.js';
+import { askDemo, liveDemo } from './lock.js';
 import { formatTable } from './table.js';
 import type { CliContext } from './types.js';
 
@@ -39,6 +41,19 @@ export async function runOrphansCommand(
   });
   const json = wantsJson(flags);
   const config = loadConfig(ctx.env);
+  // A live demo owns its embedded database: it runs the command and sends back what it printed.
+  const demo =
+    !config.DATABASE_URL && !overrides.database ? liveDemo(dirname(resolve(config.PGLITE_DIR))) : undefined;
+  if (demo) {
+    ctx.stderr(`molecule-operator orphans: asking the demo (pid ${demo.pid}) that owns ${demo.dataDir}\n`);
+    const answer = await askDemo<{ code: number; stdout: string; stderr: string }>(
+      demo,
+      `/orphans?args=${encodeURIComponent(JSON.stringify(argv))}`,
+    );
+    ctx.stdout(answer.stdout);
+    ctx.stderr(answer.stderr);
+    return answer.code;
+  }
   const database = overrides.database ?? (await openForCommand(config));
   const now = () => overrides.clock?.now() ?? Date.now();
   try {

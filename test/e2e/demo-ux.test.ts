@@ -105,8 +105,8 @@ describe('the demo owns its data folder', () => {
     expect((await call(exported.MOLECULE_API_URL!, 'POST', '/cp/orgs', { slug: 'acme' })).status).toBe(201);
 
     const owned = `the demo (pid ${first.child.pid}) owns ${dataDir}`;
-    const [second, orphans] = [demo(), cli('orphans')];
-    for (const p of [second, orphans]) {
+    const [second, migrate] = [demo(), cli('migrate')];
+    for (const p of [second, migrate]) {
       expect(await p.exited, p.output()).toBe(1);
       expect(p.output()).toContain(owned);
       expect(p.output()).toContain(apiUrl);
@@ -115,10 +115,17 @@ describe('the demo owns its data folder', () => {
     // status and plan ask the demo that owns the folder, with the demo's environment and targets.
     const shell = { ...exported, PORT: '0', METRICS_PORT: '0' };
     const status = start(['status'], shell);
+    const orphans = start(['orphans', '--scan', '-o', 'json'], shell);
     const plan = start(['plan'], shell);
     const planJson = start(['plan', '--json'], shell);
     expect(await status.exited, status.output()).toBe(0);
     expect(status.output()).toMatch(/^acme +org /m);
+    // orphans runs in the demo, with its database and the simulator's credentials.
+    expect(await orphans.exited, orphans.output()).toBe(0);
+    const listed = JSON.parse(orphans.output().slice(orphans.output().indexOf('{')));
+    expect(listed.scan).toMatchObject({ ok: true });
+    // The demo leaks one instance on purpose once acme is Ready; nothing else is an orphan.
+    for (const o of listed.orphans) expect(o.details.tags).toMatchObject({ 'molecule-demo-orphan': 'true' });
     // Exit 2 while the demo is still creating acme's resources, 0 once it has: both are right.
     expect([0, 2]).toContain(await plan.exited);
     expect(plan.output()).toMatch(/^Env: +MOLECULE_ENV=demo, PGlite /m);
