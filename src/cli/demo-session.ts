@@ -253,7 +253,9 @@ function printBanner(
   out();
   out('In another shell, this sets up the CLI, the AWS CLI and curl for this demo:');
   for (const line of exportBlock(i)) out(`  ${line}`);
-  out('Then:  npx molecule-operator status   (plan, too: both ask this demo, which owns the folder)');
+  out(
+    'Then:  npx molecule-operator status   (plan and orphans, too: they ask this demo, which owns the folder)',
+  );
   out('       aws ec2 describe-instances --filters Name=tag:ManagedBy,Values=molecule-operator');
   out('       curl -H "Authorization: Bearer $CP_ADMIN_API_TOKEN" $MOLECULE_API_URL/cp/orgs');
   out();
