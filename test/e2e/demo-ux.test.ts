@@ -65,7 +65,7 @@ async function call(base: string, method: string, path: string, body?: unknown) 
     headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
-  return { status: res.status, body: (await res.json()) as any };
+  return { status: res.status, body: (await res.json()) as { items: unknown[] } };
 }
 
 afterAll(() => {
