@@ -95,7 +95,7 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
       fail(listen.message, listen.hint);
       return 1;
     }
-    fail(describe(e));
+    fail(describe(e), hintFor(e));
     return 1;
   }
 }
@@ -109,6 +109,15 @@ function portClash(e: unknown): { message: string; hint: string } | undefined {
     message: `port ${err.port ?? '?'} (${setting}) is already in use`,
     hint: `stop what listens there, or choose another with ${setting} (0 picks a free one)`,
   };
+}
+
+/** What to do about the failures a newcomer meets first. */
+function hintFor(e: unknown): string | undefined {
+  for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
+    if ((c as Error).name === 'CredentialsProviderError')
+      return 'no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; for the demo, start it (plan, status and orphans ask it) or paste its export lines';
+  }
+  return undefined;
 }
 
 /** An unexpected error: its message and its causes, one line, without a stack trace. */

@@ -268,6 +268,15 @@ describe('habits', () => {
     );
   }, 120_000);
 
+  it('plan without AWS credentials says where credentials come from', async () => {
+    expect((await run(['migrate'], { DATABASE_URL: empty })).code).toBe(0);
+    // No instance metadata service to wait for: the SDK's chain ends at once.
+    const res = await run(['plan'], { DATABASE_URL: empty, AWS_EC2_METADATA_DISABLED: 'true' });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^molecule-operator plan: .*Could not load credentials/m);
+    expect(res.stderr).toContain('hint: no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID');
+  }, 60_000);
+
   it('a port in use is named by its setting', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'molecule-port-'));
     const held = createServer();
