@@ -256,6 +256,8 @@ export const ConfigSchema = z.object({
       return points as Failpoint[];
     }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `run` and `api`: one JSON object a line, or coloured lines for people; unset, pretty on a terminal. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
 });
 
 export type Config = z.output<typeof ConfigSchema>;

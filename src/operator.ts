@@ -427,12 +427,21 @@ async function planAll(
   env: string,
   planners: Reconciler[],
 ): Promise<PlanEntry[]> {
-  const [owners, slugs, inventory] = await Promise.all([
+  // One listing per target: a canary org's resources live in the canary account, and planned
+  // against the primary's listing they would all look missing.
+  const [owners, slugs, inventories] = await Promise.all([
     liveOwners(database.db),
     new DesiredStateRepository(database.db).liveOrgSlugs(),
-    Inventory.build(targets.portsFor(targets.primary), env),
+    Promise.all(
+      targets.all.map(async (t) => [t.name, await Inventory.build(targets.portsFor(t), env)] as const),
+    ).then((entries) => new Map<TargetName, Inventory>(entries)),
   ]);
   const orgOf = new Map(owners.workspaces.map((w) => [w.id, w.orgId]));
+  const targetOf = new Map(owners.orgs.map((o) => [o.id, o.target]));
+  const inventoryFor = (owner: OwnerRef) =>
+    inventories.get(
+      targetOf.get(owner.kind === 'org' ? owner.id : (orgOf.get(owner.id) ?? '')) ?? 'primary',
+    ) ?? inventories.get('primary')!;
   const refs: OwnerRef[] = [
     ...owners.orgs.map((o) => ({ kind: 'org' as const, id: o.id })),
     ...owners.workspaces.map((w) => ({ kind: 'workspace' as const, id: w.id })),
@@ -441,7 +450,7 @@ async function planAll(
   for (const owner of refs) {
     for (const r of planners) {
       if (!r.spec.owners.includes(owner.kind)) continue;
-      const planned = await r.plan(owner, inventory);
+      const planned = await r.plan(owner, inventoryFor(owner));
       if (!planned) continue;
       const a = planned.action;
       const detail =

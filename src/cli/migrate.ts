@@ -1,19 +1,19 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadConfig } from '../config.js';
-import { appliedMigrationCount as appliedCount, migrationsFolder } from '../db/client.js';
+import { appliedMigrationCount } from '../db/client.js';
 import { parseFlags } from './args.js';
-import { describeDatabase, openConfiguredDatabase } from './database.js';
+import { describeDatabase, explainDatabaseError, journalTags, openForCommand } from './database.js';
 import type { CliContext } from './types.js';
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   parseFlags(argv, {});
   const config = loadConfig(ctx.env);
-  const database = await openConfiguredDatabase(config);
+  const database = await openForCommand(config, { anySchema: true });
   try {
-    const before = await appliedCount(database);
-    await database.migrate();
-    const after = await appliedCount(database);
+    const before = await appliedMigrationCount(database);
+    await database.migrate().catch((e) => {
+      throw explainDatabaseError(e, config);
+    });
+    const after = await appliedMigrationCount(database);
     const tags = journalTags();
     ctx.stdout(`database: ${describeDatabase(config)}\n`);
     if (after === before) {
@@ -28,11 +28,4 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   } finally {
     await database.close();
   }
-}
-
-function journalTags(): string[] {
-  const journal = JSON.parse(readFileSync(join(migrationsFolder(), 'meta', '_journal.json'), 'utf8')) as {
-    entries: { tag: string }[];
-  };
-  return journal.entries.map((e) => e.tag);
 }

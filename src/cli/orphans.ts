@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import type { DestinationStream } from 'pino';
 import { RESOURCE_KINDS } from '../../controllers/index.js';
 import type { ScanResult } from '../../controllers/orphan.js';
@@ -10,8 +11,9 @@ import { OrphanLedger } from '../db/orphans.js';
 import { createLogger } from '../observability/logger.js';
 import { createOperator, operatorMetrics } from '../operator.js';
 import type { Clock } from '../runtime/clock.js';
-import { parseFlags } from './args.js';
-import { isMissingTable, openConfiguredDatabase } from './database.js';
+import { OUTPUT_OPTIONS, parseFlags, wantsJson } from './args.js';
+import { openForCommand } from './database.js';
+import { askDemo, liveDemo } from './lock.js';
 import { formatTable } from './table.js';
 import type { CliContext } from './types.js';
 
@@ -33,12 +35,26 @@ export async function runOrphansCommand(
   overrides: OrphansCommandOverrides = {},
 ): Promise<number> {
   const flags = parseFlags(argv, {
-    json: { type: 'boolean' },
+    ...OUTPUT_OPTIONS,
     scan: { type: 'boolean' },
     all: { type: 'boolean' },
   });
+  const json = wantsJson(flags);
   const config = loadConfig(ctx.env);
-  const database = overrides.database ?? (await openConfiguredDatabase(config));
+  // A live demo owns its embedded database: it runs the command and sends back what it printed.
+  const demo =
+    !config.DATABASE_URL && !overrides.database ? liveDemo(dirname(resolve(config.PGLITE_DIR))) : undefined;
+  if (demo) {
+    ctx.stderr(`molecule-operator orphans: asking the demo (pid ${demo.pid}) that owns ${demo.dataDir}\n`);
+    const answer = await askDemo<{ code: number; stdout: string; stderr: string }>(
+      demo,
+      `/orphans?args=${encodeURIComponent(JSON.stringify(argv))}`,
+    );
+    ctx.stdout(answer.stdout);
+    ctx.stderr(answer.stderr);
+    return answer.code;
+  }
+  const database = overrides.database ?? (await openForCommand(config));
   const now = () => overrides.clock?.now() ?? Date.now();
   try {
     let scan: ScanResult | undefined;
@@ -59,7 +75,7 @@ export async function runOrphansCommand(
       scan = await operator.scanner.scan();
     }
     const rows = await new OrphanLedger(database.db).listAll({ open: !flags.all });
-    if (flags.json) {
+    if (json) {
       ctx.stdout(
         `${JSON.stringify({ ...(scan ? { scan } : {}), orphans: rows.map(presentOrphan) }, null, 2)}\n`,
       );
@@ -68,10 +84,6 @@ export async function runOrphansCommand(
       ctx.stdout(formatOrphans(rows, now(), !!flags.all));
     }
     return scan && !scan.ok ? 1 : 0;
-  } catch (e) {
-    if (!isMissingTable(e)) throw e;
-    ctx.stderr('orphans: the database has no schema yet; run `molecule-operator migrate` first\n');
-    return 1;
   } finally {
     if (!overrides.database) await database.close();
   }

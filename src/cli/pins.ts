@@ -9,7 +9,7 @@ import {
 import { loadConfig } from '../config.js';
 import { type PinKey, PinRepository } from '../db/pins.js';
 import { amiRefusal, imageRefusal, regionRefusal, runtimeRefusal } from '../provisioning/pins.js';
-import { isMissingTable, openConfiguredDatabase } from './database.js';
+import { openForCommand } from './database.js';
 import { formatTable } from './table.js';
 import { type CliContext, UsageError } from './types.js';
 
@@ -128,13 +128,11 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       );
   }
 
-  const database = await openConfiguredDatabase(config);
+  // A live demo's folder is refused (its database is open in the demo), as is a database
+  // without the schema: the same checks and messages as every other command.
+  const database = await openForCommand(config);
   try {
     return await action(new PinRepository(database.db));
-  } catch (e) {
-    if (!isMissingTable(e)) throw e;
-    ctx.stderr('pins: the database has no schema yet; run `molecule-operator migrate` first\n');
-    return 1;
   } finally {
     await database.close();
   }

@@ -1,25 +1,28 @@
 import { loadConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
 import { createOperator } from '../operator.js';
-import { parseFlags } from './args.js';
-import { describeDatabase, openConfiguredDatabase } from './database.js';
+import { listening, logFormat, parseFlags } from './args.js';
+import { describeDatabase, openForCommand } from './database.js';
 import { waitForShutdownSignal } from './signals.js';
 import type { CliContext } from './types.js';
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const flags = parseFlags(argv, { migrate: { type: 'boolean' } });
   const config = loadConfig(ctx.env);
-  const logger = createLogger({ level: config.LOG_LEVEL, name: 'molecule-operator' });
+  const logger = createLogger({
+    level: config.LOG_LEVEL,
+    name: 'molecule-operator',
+    format: logFormat(config),
+  });
   const shutdown = waitForShutdownSignal();
-  const database = await openConfiguredDatabase(config);
+  const database = await openForCommand(config, { migrate: !!flags.migrate });
   try {
-    if (flags.migrate) {
-      await database.migrate();
-      logger.info({ database: describeDatabase(config) }, 'migrations applied');
-    }
+    if (flags.migrate) logger.info({ database: describeDatabase(config) }, 'migrations applied');
     const operator = createOperator({ config, database, logger });
     // Probes first: while the targets are being checked /healthz answers and /readyz says why not yet.
-    const probes = await operator.serveProbes(config.METRICS_PORT);
+    const probes = await listening('METRICS_PORT', config.METRICS_PORT, () =>
+      operator.serveProbes(config.METRICS_PORT),
+    );
     try {
       const started = operator.start();
       const first = await Promise.race([started.then(() => 'started' as const), shutdown.signal]);

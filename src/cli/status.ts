@@ -1,24 +1,49 @@
+import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadOrgViews, type OrgView } from '../api/present.js';
 import { loadConfig } from '../config.js';
 import { DesiredStateRepository, type OrgPageCursor } from '../db/desired.js';
-import { parseFlags } from './args.js';
-import { isMissingTable, openConfiguredDatabase } from './database.js';
+import { effectiveTier } from '../provisioning/tiers.js';
+import { OUTPUT_OPTIONS, parseCommand, wantsJson } from './args.js';
+import { openForCommand } from './database.js';
+import { askDemo, liveDemo } from './lock.js';
 import { waitForShutdownSignal } from './signals.js';
 import { formatTable } from './table.js';
-import type { CliContext } from './types.js';
+import { type CliContext, CliError } from './types.js';
 
 const WATCH_INTERVAL_MS = 2_000;
 const PAGE = 500;
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
-  const flags = parseFlags(argv, { json: { type: 'boolean' }, watch: { type: 'boolean' } });
+  const { values: flags, positionals } = parseCommand(
+    argv,
+    { ...OUTPUT_OPTIONS, watch: { type: 'boolean' } },
+    ['an org slug'],
+  );
+  const json = wantsJson(flags);
+  const [slug] = positionals;
   const config = loadConfig(ctx.env);
-  const database = await openConfiguredDatabase(config);
-  const desired = new DesiredStateRepository(database.db);
+  // A live demo owns its embedded database: ask it rather than open the folder a second time.
+  const demo = config.DATABASE_URL ? undefined : liveDemo(dirname(resolve(config.PGLITE_DIR)));
+  if (demo)
+    ctx.stderr(`molecule-operator status: asking the demo (pid ${demo.pid}) that owns ${demo.dataDir}\n`);
+  const database = demo ? undefined : await openForCommand(config);
+  const desired = database ? new DesiredStateRepository(database.db) : undefined;
   const render = async () => {
-    const views = await loadAllOrgs(desired);
-    return flags.json ? `${JSON.stringify(views, null, 2)}\n` : formatStatus(views);
+    const all = desired ? await loadAllOrgs(desired) : await askDemo<OrgView[]>(demo!, '/status');
+    if (!slug) return json ? `${JSON.stringify(all, null, 2)}\n` : formatStatus(all);
+    const org = all.find((o) => o.slug === slug);
+    if (!org)
+      throw new CliError(
+        `no org has the slug ${JSON.stringify(slug)}`,
+        'molecule-operator status lists them all',
+      );
+    // As GET /cp/orgs/{slug} answers.
+    if (json) return `${JSON.stringify(org, null, 2)}\n`;
+    const deleting = org.deletionRequestedAt
+      ? `\n${slug} is being deleted (requested ${org.deletionRequestedAt}): its resources are being removed, and the slug is free for a new org once that completes.\n`
+      : '';
+    return formatStatus([org]) + deleting;
   };
   try {
     if (!flags.watch) {
@@ -32,16 +57,12 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       await sleep(WATCH_INTERVAL_MS, undefined, { signal: shutdown.abort }).catch(() => {});
     }
     return 0;
-  } catch (e) {
-    if (!isMissingTable(e)) throw e;
-    ctx.stderr('status: the database has no schema yet; run `molecule-operator migrate` first\n');
-    return 1;
   } finally {
-    await database.close();
+    await database?.close();
   }
 }
 
-async function loadAllOrgs(desired: DesiredStateRepository): Promise<OrgView[]> {
+export async function loadAllOrgs(desired: DesiredStateRepository): Promise<OrgView[]> {
   const views: OrgView[] = [];
   let after: OrgPageCursor | undefined;
   for (;;) {
@@ -71,8 +92,8 @@ export function formatStatus(orgs: readonly OrgView[]): string {
       '',
       org.powerState,
       String(org.generation),
-      yesNo(org.status.ready),
-      org.status.reason,
+      yesNo(readyNow(org)),
+      reasonNow(org),
     ]);
     for (const ws of org.workspaces) {
       workspaces++;
@@ -81,16 +102,16 @@ export function formatStatus(orgs: readonly OrgView[]): string {
         'workspace',
         ws.id,
         ws.runtime,
-        String(ws.tier),
+        tierLabel(ws.tier),
         ws.powerState,
         String(ws.generation),
-        yesNo(ws.status.ready),
-        ws.status.reason,
+        yesNo(readyNow(ws)),
+        reasonNow(ws),
       ]);
     }
   }
-  const readyOrgs = orgs.filter((o) => o.status.ready).length;
-  const readyWorkspaces = orgs.flatMap((o) => o.workspaces).filter((w) => w.status.ready).length;
+  const readyOrgs = orgs.filter(readyNow).length;
+  const readyWorkspaces = orgs.flatMap((o) => o.workspaces).filter(readyNow).length;
   return (
     formatTable(['NAME', 'KIND', 'ID', 'RUNTIME', 'TIER', 'POWER', 'GEN', 'READY', 'REASON'], rows) +
     `\n${orgs.length} org${orgs.length === 1 ? '' : 's'} (${readyOrgs} ready), ` +
@@ -99,3 +120,25 @@ export function formatStatus(orgs: readonly OrgView[]): string {
 }
 
 const yesNo = (b: boolean) => (b ? 'yes' : 'no');
+
+interface Owner {
+  generation: number;
+  status: { ready: boolean; reason: string; conditions: { observedGeneration: number }[] };
+}
+
+/** The generation every controller has caught up with; a Ready from an older generation is not ready yet. */
+const observed = (o: Owner) => Math.min(...o.status.conditions.map((c) => c.observedGeneration));
+
+/** Ready for the current spec: every controller has reconciled this generation, as kubectl's READY. */
+export const readyNow = (o: Owner) => o.status.ready && observed(o) >= o.generation;
+
+const reasonNow = (o: Owner) =>
+  o.status.ready && !readyNow(o)
+    ? `Reconciling (generation ${o.generation}, observed ${observed(o)})`
+    : o.status.reason;
+
+/** The tier a workspace runs at: tiers clamp to those that exist (provisioning/tiers.ts). */
+export const tierLabel = (requested: number) => {
+  const runs = effectiveTier(requested);
+  return runs === requested ? String(requested) : `${runs} (asked ${requested})`;
+};

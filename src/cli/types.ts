@@ -26,3 +26,18 @@ export class UsageError extends Error {
     this.name = 'UsageError';
   }
 }
+
+/**
+ * A failure the user can act on: the dispatcher prints `<command>: <message>` and, when given,
+ * `hint: <hint>`, with no stack trace.
+ */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly hint?: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
@@ -35,10 +36,23 @@ export const REDACT_PATHS = [
   'headers.authorization',
 ];
 
+/**
+ * JSON lines for collectors, unless `format` is `pretty`: coloured, one readable line per entry on
+ * stdout (pino-pretty, loaded only then). Redaction happens before either.
+ */
 export function createLogger(
-  options: { level?: string; name?: string } = {},
+  options: { level?: string; name?: string; format?: 'json' | 'pretty' } = {},
   destination?: DestinationStream,
 ): Logger {
+  if (options.format === 'pretty' && !destination) {
+    const pretty = createRequire(import.meta.url)('pino-pretty') as (o: object) => DestinationStream;
+    destination = pretty({
+      sync: true,
+      colorize: process.stdout.isTTY === true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+    });
+  }
   return pino(
     {
       level: options.level ?? 'info',

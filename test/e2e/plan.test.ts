@@ -49,7 +49,7 @@ describe('molecule-operator plan', () => {
     expect(body).toMatchObject({ converged: true, changes: 0 });
     expect(body.actions).toHaveLength(6); // 4 org controllers + 2 workspace controllers
     expect(body.actions.every((a: { action: string }) => a.action === 'none')).toBe(true);
-    expect((await plan(false)).out).toMatch(/^No changes/);
+    expect((await plan(false)).out).toMatch(/^No changes/m);
 
     // Drift the cloud behind the operator's back, with the controllers stopped.
     await stack.stopOperator();
