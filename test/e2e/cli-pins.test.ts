@@ -108,7 +108,7 @@ describe.skipIf(!usingServer())('molecule-operator pins', () => {
 
     const bad = await pins('set', 'image', 'hermes', 'hermes:latest');
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/^pins: image "hermes:latest": must name its registry/);
+    expect(bad.stderr).toMatch(/^molecule-operator pins: image "hermes:latest": must name its registry/);
     expect(bad.stdout).toBe('');
   });
 

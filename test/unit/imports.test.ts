@@ -80,8 +80,8 @@ describe('what each command loads, at run time', () => {
     120_000,
   );
 
-  it('`demo` does (the trace sees a simulator module when one is loaded)', async () => {
-    const { code, loaded } = await loadedBy(['demo', '--no-such-flag']);
+  it('`sim` does (the trace sees a simulator module when one is loaded)', async () => {
+    const { code, loaded } = await loadedBy(['sim', '--no-such-flag']);
     expect(code).toBe(2);
     expect(loaded.filter((f) => f.startsWith('src/sim/')).length).toBeGreaterThan(5);
   }, 120_000);
