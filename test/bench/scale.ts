@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { benchArgs, log, runMain } from './lib/cli.js';
 import { createBenchDatabase } from './lib/db.js';
 import { callDelta, mutatingByOp, round, total } from './lib/measure.js';
+import { PHASES, type Phase } from './lib/phases.js';
 import { startRemoteSim } from './lib/remote-sim.js';
 import { type BenchResult, publish } from './lib/results.js';
 import { buildTemplate, cloneFleet } from './lib/seed.js';
@@ -43,7 +44,8 @@ function deployedNodeFlags(): string {
   const argv = line ? (JSON.parse(line.slice('ENTRYPOINT'.length)) as string[]) : [];
   return argv.slice(1, -1).join(' ');
 }
-const TARGET_CPU_S = 3;
+/** Issue 19: DESIGN §9 asked ≤ 3 s; an incremental resync is held to half that. */
+const TARGET_CPU_S = 1.5;
 
 type Report = {
   phase: string;
@@ -53,6 +55,8 @@ type Report = {
   peakRssMb: number;
   error?: string;
   heapUsedMb?: number;
+  /** CPU seconds of a measured resync by phase (lib/phases.ts); they add up to `cpuS`. */
+  phases?: Record<Phase, number>;
 };
 
 function childReports(child: ChildProcess) {
@@ -220,6 +224,11 @@ async function main() {
           target: `≤ ${TARGET_CPU_S} s`,
           met: resync.cpuS <= TARGET_CPU_S,
         },
+        ...PHASES.map((p) => ({
+          figure: `  of which ${p}`,
+          value: resync.phases?.[p] ?? 0,
+          unit: 's',
+        })),
         { figure: 'resync wall time', value: resync.wallS, unit: 's' },
         { figure: 'cloud calls per resync', value: total(calls) },
         {
@@ -246,6 +255,11 @@ async function main() {
           `${config.RECONCILE_CONCURRENCY}, pool 10); simulator in another process. Peak RSS over the whole life ` +
           `of the process (startup, first resync, measured resyncs): ${peak} MB; CPU of the first (cold) resync ` +
           `including startup ${first.cpuS} s; CPU of each measured resync ${measured.map((m) => m.cpuS).join(', ')} s.`,
+        'CPU by phase (lib/phases.ts): each 1 ms sample of a CPU profile of the resync is charged to the ' +
+          'nearest frame on its stack in src/cloud and the SDKs (listing), src/db and pg (database), or ' +
+          'src/runtime, controllers and src/provisioning (reconcile); the garbage collector is its own phase ' +
+          'and other is the rest (promise and timer plumbing, metrics); the process CPU is split in those ' +
+          `proportions. Median resync: ${PHASES.map((p) => `${p} ${resync.phases?.[p] ?? 0} s`).join(', ')}.`,
         `Node flags: ${nodeFlags.length ? nodeFlags.join(' ') : 'none'} (${flagsGiven ? 'given with --node-flags' : `the container image's ENTRYPOINT, ${DOCKERFILE}`}).`,
       ],
     };

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { openDatabase } from '../../../src/db/client.js';
 import type { SeedInfo } from '../../../src/sim/index.js';
 import { cpuSeconds, round, rssSampler } from './measure.js';
+import { type CpuProfile, cpuByPhase, splitCpu } from './phases.js';
 import { benchConfig, settleLeader, startBenchOperator } from './stack.js';
 
 interface Options {
@@ -43,12 +44,12 @@ async function main() {
     try {
       if (m.cmd === 'resync') {
         global.gc?.();
-        const session = options.cpuProfileDir ? new Session() : undefined;
-        if (session) {
-          session.connect();
-          await session.post('Profiler.enable');
-          await session.post('Profiler.start');
-        }
+        // Always profiled (1 ms samples): the profile splits the resync's CPU by phase.
+        const session = new Session();
+        session.connect();
+        await session.post('Profiler.enable');
+        await session.post('Profiler.setSamplingInterval', { interval: 1000 });
+        await session.post('Profiler.start');
         let heapSession: Session | undefined;
         if (options.allocationProfile) {
           heapSession = new Session();
@@ -64,21 +65,23 @@ async function main() {
         const w0 = performance.now();
         await op.operator.manager.resync('bench');
         await op.operator.manager.idle();
-        if (session) {
-          const { profile } = await session.post('Profiler.stop');
+        const cpuS = cpuSeconds(cpu0);
+        const { profile } = await session.post('Profiler.stop');
+        session.disconnect();
+        if (options.cpuProfileDir)
           writeFileSync(
-            join(options.cpuProfileDir!, `resync-${Date.now()}.cpuprofile`),
+            join(options.cpuProfileDir, `resync-${Date.now()}.cpuprofile`),
             JSON.stringify(profile),
           );
-          session.disconnect();
-        }
+        const phases = splitCpu(cpuS, cpuByPhase(profile as CpuProfile));
         if (heapSession) {
           const { profile } = await heapSession.post('HeapProfiler.stopSampling');
           writeFileSync(options.allocationProfile!, JSON.stringify(profile));
         }
         send({
           phase: 'resync',
-          cpuS: round(cpuSeconds(cpu0), 3),
+          cpuS: round(cpuS, 3),
+          phases,
           wallS: round((performance.now() - w0) / 1000),
           rssMb: round(process.memoryUsage.rss() / 2 ** 20, 1),
           peakRssMb: round(rss.peakMb(), 1),
