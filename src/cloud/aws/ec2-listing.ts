@@ -186,6 +186,13 @@ class PageReader {
     return true;
   }
 
+  /** When the element stepped onto is called `name`: reads its text (see {@link leaf}) and says true. */
+  at(name: Name): boolean {
+    if (!this.is(name)) return false;
+    this.leaf(name);
+    return true;
+  }
+
   /** Moves past the element stepped onto without reading it. */
   skip(): void {
     if (this.empty) return;
@@ -475,11 +482,9 @@ function readTags(r: PageReader, tags: Record<string, string>): void {
     let key: string | undefined;
     let value: string | undefined;
     while (r.child(E.item)) {
-      if (r.is(E.key)) {
-        r.leaf(E.key);
+      if (r.at(E.key)) {
         key = r.shared();
-      } else if (r.is(E.value)) {
-        r.leaf(E.value);
+      } else if (r.at(E.value)) {
         value = r.shared();
       } else r.skip();
     }
@@ -514,8 +519,7 @@ export function decodeInstancesPage(xml: Buffer | string): InstancePage {
                 }
             }
         }
-      } else if (r.is(E.nextToken)) {
-        r.leaf(E.nextToken);
+      } else if (r.at(E.nextToken)) {
         nextToken = r.text() || undefined;
       } else r.skip();
     }
@@ -542,29 +546,21 @@ function readInstance(r: PageReader): Instance {
   };
   if (r.empty) return instance;
   while (r.child(E.item)) {
-    if (r.is(E.instanceId)) {
-      r.leaf(E.instanceId);
+    if (r.at(E.instanceId)) {
       instance.id = r.text();
-    } else if (r.is(E.imageId)) {
-      r.leaf(E.imageId);
+    } else if (r.at(E.imageId)) {
       instance.imageId = r.shared();
     } else if (r.is(E.instanceState)) {
       if (r.empty) continue;
       while (r.child(E.instanceState)) {
-        if (!r.is(E.name)) r.skip();
-        else {
-          r.leaf(E.name);
-          instance.state = (r.shared() || 'pending') as InstanceState;
-        }
+        if (r.at(E.name)) instance.state = (r.shared() || 'pending') as InstanceState;
+        else r.skip();
       }
-    } else if (r.is(E.instanceType)) {
-      r.leaf(E.instanceType);
+    } else if (r.at(E.instanceType)) {
       instance.instanceType = r.shared();
-    } else if (r.is(E.subnetId)) {
-      r.leaf(E.subnetId);
+    } else if (r.at(E.subnetId)) {
       instance.subnetId = r.shared();
-    } else if (r.is(E.vpcId)) {
-      r.leaf(E.vpcId);
+    } else if (r.at(E.vpcId)) {
       instance.vpcId = r.shared();
     } else if (r.is(E.groupSet)) {
       if (r.empty) continue;
@@ -572,9 +568,8 @@ function readInstance(r: PageReader): Instance {
         if (!r.is(E.item) || r.empty) r.skip();
         else
           while (r.child(E.item)) {
-            if (!r.is(E.groupId)) r.skip();
+            if (!r.at(E.groupId)) r.skip();
             else {
-              r.leaf(E.groupId);
               const id = r.shared();
               if (id) instance.securityGroupIds.push(id);
             }
@@ -583,30 +578,23 @@ function readInstance(r: PageReader): Instance {
     } else if (r.is(E.iamInstanceProfile)) {
       if (r.empty) continue;
       while (r.child(E.iamInstanceProfile)) {
-        if (!r.is(E.arn)) r.skip();
-        else {
-          r.leaf(E.arn);
-          instance.iamInstanceProfileArn = r.shared();
-        }
+        if (r.at(E.arn)) instance.iamInstanceProfileArn = r.shared();
+        else r.skip();
       }
     } else if (r.is(E.metadataOptions)) {
       if (r.empty) continue;
       const metadata = { httpTokens: 'optional', hopLimit: 1 };
       while (r.child(E.metadataOptions)) {
-        if (r.is(E.httpTokens)) {
-          r.leaf(E.httpTokens);
+        if (r.at(E.httpTokens)) {
           metadata.httpTokens = r.shared();
-        } else if (r.is(E.httpPutResponseHopLimit)) {
-          r.leaf(E.httpPutResponseHopLimit);
+        } else if (r.at(E.httpPutResponseHopLimit)) {
           metadata.hopLimit = Number(r.shared()) || 1;
         } else r.skip();
       }
       instance.metadata = metadata;
-    } else if (r.is(E.clientToken)) {
-      r.leaf(E.clientToken);
+    } else if (r.at(E.clientToken)) {
       instance.clientToken = r.text() || undefined;
-    } else if (r.is(E.launchTime)) {
-      r.leaf(E.launchTime);
+    } else if (r.at(E.launchTime)) {
       instance.launchTime = r.time();
     } else if (r.is(E.tagSet)) {
       if (!r.empty) readTags(r, instance.tags);
@@ -635,8 +623,7 @@ export function decodeSecurityGroupsPage(xml: Buffer | string): SecurityGroupPag
           if (r.is(E.item)) groups.push(readGroup(r, sources));
           else r.skip();
         }
-      } else if (r.is(E.nextToken)) {
-        r.leaf(E.nextToken);
+      } else if (r.at(E.nextToken)) {
         nextToken = r.text() || undefined;
       } else r.skip();
     }
@@ -660,17 +647,13 @@ function readGroup(r: PageReader, sources: Sources): SecurityGroup {
   const group: SecurityGroup = { id: '', name: '', vpcId: undefined, description: '', ingress: [], tags: {} };
   if (r.empty) return group;
   while (r.child(E.item)) {
-    if (r.is(E.groupId)) {
-      r.leaf(E.groupId);
+    if (r.at(E.groupId)) {
       group.id = r.text();
-    } else if (r.is(E.groupName)) {
-      r.leaf(E.groupName);
+    } else if (r.at(E.groupName)) {
       group.name = r.text();
-    } else if (r.is(E.vpcId)) {
-      r.leaf(E.vpcId);
+    } else if (r.at(E.vpcId)) {
       group.vpcId = r.shared();
-    } else if (r.is(E.groupDescription)) {
-      r.leaf(E.groupDescription);
+    } else if (r.at(E.groupDescription)) {
       group.description = r.text();
     } else if (r.is(E.ipPermissions)) {
       if (r.empty) continue;
@@ -696,14 +679,11 @@ function readPermission(r: PageReader, sources: Sources, rules: IngressRule[]): 
   v6.length = 0;
   if (!r.empty) {
     while (r.child(E.item)) {
-      if (r.is(E.ipProtocol)) {
-        r.leaf(E.ipProtocol);
+      if (r.at(E.ipProtocol)) {
         protocol = r.shared() || '-1';
-      } else if (r.is(E.fromPort)) {
-        r.leaf(E.fromPort);
+      } else if (r.at(E.fromPort)) {
         fromPort = r.port();
-      } else if (r.is(E.toPort)) {
-        r.leaf(E.toPort);
+      } else if (r.at(E.toPort)) {
         toPort = r.port();
       } else if (r.is(E.ipRanges)) readSources(r, E.ipRanges, E.cidrIp, v4);
       else if (r.is(E.groups)) readSources(r, E.groups, E.groupId, pairs);
@@ -749,11 +729,9 @@ function readSources(r: PageReader, list: Name, field: Name, out: string[]): voi
     let description = '';
     if (!r.empty)
       while (r.child(E.item)) {
-        if (r.is(field)) {
-          r.leaf(field);
+        if (r.at(field)) {
           value = r.shared();
-        } else if (r.is(E.description)) {
-          r.leaf(E.description);
+        } else if (r.at(E.description)) {
           description = r.shared();
         } else r.skip();
       }
