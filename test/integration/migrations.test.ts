@@ -15,6 +15,7 @@ const TABLES = [
   'orgs',
   'orphans',
   'reconcile_status',
+  'rollout_resumes',
   'runtime_image_pins',
   'tenant_resources',
   'workspaces',

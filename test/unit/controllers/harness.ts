@@ -47,6 +47,7 @@ export const org = (over: Partial<Org> = {}): Org => ({
   isCanary: false,
   powerState: 'running',
   generation: 1,
+  redeployGeneration: 0,
   deletionRequestedAt: null,
   finalizers: [],
   purgedAt: null,
@@ -64,6 +65,7 @@ export const workspace = (over: Partial<Workspace> = {}): Workspace => ({
   tier: 4,
   powerState: 'running',
   generation: 1,
+  redeployGeneration: 0,
   deletionRequestedAt: null,
   finalizers: [],
   purgedAt: null,
@@ -222,6 +224,7 @@ function portsOf(cloud: Cloud): CloudPorts {
       putResourcePolicy: noop,
     },
     tagging: { getResources: noop },
+    ssm: { sendShellCommand: noop, listCommands: noop, getInvocation: noop },
     tunnels: {
       getConfiguration: async (id) => cloud.configs?.[id],
       getTunnelToken: async (id) => cloud.tunnelTokens?.[id] ?? `token-${id}`,
