@@ -14,6 +14,7 @@ import { registerOpenApi, registerOpenApiRoute, useZodSchemas } from './openapi.
 import { registerAdminRoutes } from './routes/admin.js';
 import { PROBE_PATHS, registerHealthRoutes } from './routes/health.js';
 import { registerOrgRoutes } from './routes/orgs.js';
+import { registerRolloutRoutes } from './routes/rollouts.js';
 import { registerWorkspaceRoutes } from './routes/workspaces.js';
 
 export interface ApiServerDeps {
@@ -124,6 +125,7 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
   registerOrgRoutes(api, ctx);
   registerWorkspaceRoutes(api, ctx);
   registerAdminRoutes(api, ctx);
+  registerRolloutRoutes(api, ctx);
   registerMethodNotAllowed(app, methodsByUrl);
 
   await app.ready();

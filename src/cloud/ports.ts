@@ -286,8 +286,12 @@ export interface SsmPort {
     comment: string;
     timeoutSeconds: number;
   }): Promise<string>;
-  /** Every command sent to the instance since `since` (all when absent), newest first, across pages. */
-  listCommands(instanceId: string, since?: Date): Promise<RunCommand[]>;
+  /**
+   * The command sent to the instance with this comment, looking through its commands newest
+   * first (page by page, stopping at the first match); undefined when none has it.
+   * NOTE: ListCommands cannot filter by comment.
+   */
+  findCommand(instanceId: string, comment: string): Promise<RunCommand | undefined>;
   /** NotFound (code `InvocationDoesNotExist`) for a moment right after the send. */
   getInvocation(commandId: string, instanceId: string): Promise<CommandInvocation>;
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ImageKind } from './images.js';
 
 /**
@@ -162,3 +163,80 @@ export function planRollouts(
 }
 
 const byId = (a: FleetMember, b: FleetMember) => a.id.localeCompare(b.id);
+
+/**
+ * What the redeploy controller keeps in its status row (`state`), and what the planner, the
+ * API and the metrics read back. Never a secret.
+ */
+export interface RedeployRecord {
+  /** The owner's instance's `Image` tag when last observed. */
+  image?: string;
+  /** The instance was stopped when last observed. */
+  stopped?: boolean;
+  /** The last redeploy that succeeded. */
+  deployed?: { generation: number; image: string; at: string };
+  /** The redeploy under way: its command once sent. */
+  attempt?: {
+    image: string;
+    generation: number;
+    try: number;
+    commandId?: string;
+    instanceId?: string;
+    sentAt?: string;
+  } | null;
+  /** The last failed try of the redeploy under way, kept until one succeeds. */
+  failure?: {
+    image: string;
+    generation: number;
+    try: number;
+    status: string;
+    responseCode: number;
+    stderrTail: string;
+    at: string;
+    retryAt: string;
+  } | null;
+  /** The comment of the next command to send (the create token). */
+  nextComment?: string;
+}
+
+/** Where an owner stands, from its record and what it should run. */
+export function phaseOf(
+  record: RedeployRecord | undefined,
+  want: { image: string; generation: number },
+): Pick<FleetMember, 'phase' | 'doneAt' | 'failedAt'> {
+  const failedAt =
+    record?.failure && record.failure.image === want.image ? Date.parse(record.failure.at) : undefined;
+  if (record?.attempt?.commandId) return { phase: 'in_flight', failedAt };
+  if (isDone(record, want))
+    return {
+      phase: 'done',
+      doneAt: record?.deployed?.image === want.image ? Date.parse(record.deployed.at) : undefined,
+    };
+  if (record?.stopped) return { phase: 'stopped', failedAt };
+  return { phase: failedAt === undefined ? 'pending' : 'failed', failedAt };
+}
+
+/** Runs the image, and has pulled it since the last explicit redeploy request. */
+export function isDone(
+  record: Pick<RedeployRecord, 'image' | 'deployed'> | undefined,
+  want: { image: string; generation: number },
+): boolean {
+  return record?.image === want.image && (record.deployed?.generation ?? 0) >= want.generation;
+}
+
+/** SSM's limit on a command's comment. */
+const COMMENT_MAX = 100;
+
+/**
+ * The comment of a redeploy command: owner, redeploy generation, try and image, so a restart
+ * finds a command it sent but did not record (DESIGN §11). An image too long to fit is named by
+ * its last path segment and a hash of the whole reference.
+ */
+export function redeployComment(ownerId: string, generation: number, attempt: number, image: string): string {
+  const head = `redeploy ${ownerId} g${generation}.${attempt} `;
+  if (head.length + image.length <= COMMENT_MAX) return head + image;
+  const hash = createHash('sha256').update(image).digest('hex').slice(0, 8);
+  const room = COMMENT_MAX - head.length - hash.length - 1;
+  const tail = image.slice(image.lastIndexOf('/') + 1).slice(-room);
+  return `${head}${tail}#${hash}`;
+}

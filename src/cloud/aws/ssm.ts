@@ -48,8 +48,7 @@ export class SsmAdapter implements SsmPort {
     return id;
   }
 
-  async listCommands(instanceId: string, since?: Date): Promise<RunCommand[]> {
-    const out: RunCommand[] = [];
+  async findCommand(instanceId: string, comment: string): Promise<RunCommand | undefined> {
     let token: string | undefined;
     do {
       const res = await call(
@@ -63,23 +62,22 @@ export class SsmAdapter implements SsmPort {
               InstanceId: instanceId,
               MaxResults: this.pageSize,
               NextToken: token,
-              ...(since ? { Filters: [{ key: 'InvokedAfter', value: since.toISOString() }] } : {}),
             }),
           ),
         translateAwsError,
       );
-      for (const c of res.Commands ?? [])
-        if (c.CommandId)
-          out.push({
-            id: c.CommandId,
-            comment: c.Comment ?? '',
-            instanceIds: c.InstanceIds ?? [],
-            requestedAt: c.RequestedDateTime,
-            status: c.Status ?? '',
-          });
+      const c = (res.Commands ?? []).find((x) => x.CommandId && x.Comment === comment);
+      if (c)
+        return {
+          id: c.CommandId!,
+          comment,
+          instanceIds: c.InstanceIds ?? [],
+          requestedAt: c.RequestedDateTime,
+          status: c.Status ?? '',
+        };
       token = res.NextToken || undefined;
     } while (token);
-    return out;
+    return undefined;
   }
 
   async getInvocation(commandId: string, instanceId: string): Promise<CommandInvocation> {

@@ -144,6 +144,7 @@ export async function decide(spec: ControllerSpec, g: Given): Promise<Decided> {
     Object.fromEntries(Object.entries(m ?? {}).map(([c, r]) => [c, status(c, { ownerId: owner.id, ...r })]));
   const self = rows(g.self);
   const input: DesiredInput = {
+    now: NOW,
     config: cfg,
     target: targetSettings(cfg)[0]!,
     owner,
@@ -224,7 +225,7 @@ function portsOf(cloud: Cloud): CloudPorts {
       putResourcePolicy: noop,
     },
     tagging: { getResources: noop },
-    ssm: { sendShellCommand: noop, listCommands: noop, getInvocation: noop },
+    ssm: { sendShellCommand: noop, findCommand: noop, getInvocation: noop },
     tunnels: {
       getConfiguration: async (id) => cloud.configs?.[id],
       getTunnelToken: async (id) => cloud.tunnelTokens?.[id] ?? `token-${id}`,
