@@ -47,7 +47,7 @@ describe('molecule-operator plan', () => {
     expect(converged.code).toBe(0);
     const body = JSON.parse(converged.out);
     expect(body).toMatchObject({ converged: true, changes: 0 });
-    expect(body.actions).toHaveLength(6); // 4 org controllers + 2 workspace controllers
+    expect(body.actions).toHaveLength(8); // 5 org controllers + 3 workspace controllers
     expect(body.actions.every((a: { action: string }) => a.action === 'none')).toBe(true);
     expect((await plan(false)).out).toMatch(/^No changes/);
 

@@ -2,57 +2,14 @@ import { z } from 'zod';
 import { redeploy } from '../../../controllers/index.js';
 import { PinsCache } from '../../db/pins.js';
 import { RolloutRepository } from '../../db/rollouts.js';
-import { planRollouts, ROLLOUT_PHASES } from '../../provisioning/rollout.js';
+import { planRollouts } from '../../provisioning/rollout.js';
 import { fleetOf, rolloutPolicy } from '../../runtime/rollouts.js';
 import type { App, RouteContext } from '../context.js';
 import { ApiError, notFound } from '../errors.js';
-import { errors } from '../responses.js';
+import { errors, RedeployAccepted, RolloutsView } from '../responses.js';
 import { SLUG_PATTERN, SlugParams } from '../schemas.js';
 
 const tags = ['admin'];
-
-const RedeployAccepted = z
-  .object({
-    requested: z.int().meta({ description: 'Owners whose redeploy generation was bumped' }),
-  })
-  .meta({
-    id: 'RedeployAccepted',
-    description: 'Redeploy requested: the same image is pulled again, canary orgs first (DESIGN §11)',
-  });
-
-const RolloutView = z
-  .object({
-    image: z.string(),
-    imageKind: z.enum(['tenant', 'workspace']),
-    stage: z.enum(['canary', 'soaking', 'rolling', 'paused', 'done']),
-    paused: z.boolean(),
-    failures: z
-      .int()
-      .meta({ description: 'Owners whose redeploy of the image failed since it was last resumed' }),
-    counts: z.object(Object.fromEntries(ROLLOUT_PHASES.map((p) => [p, z.int()])) as Record<string, z.ZodInt>),
-    soakEndsAt: z.iso.datetime().nullable(),
-    resumedAt: z.iso.datetime().nullable(),
-    failed: z
-      .array(
-        z.object({
-          ownerKind: z.enum(['org', 'workspace']),
-          ownerId: z.string(),
-          orgId: z.string(),
-          reason: z.string(),
-          message: z.string().meta({ description: 'The command status and the tail of its stderr' }),
-        }),
-      )
-      .meta({ description: 'Owners whose last redeploy of the image failed (at most 50)' }),
-  })
-  .meta({ id: 'Rollout', description: 'The rollout of one image' });
-
-const RolloutsView = z
-  .object({
-    policy: z.object({ canarySoakSeconds: z.number(), maxInFlight: z.int(), maxFailures: z.int() }),
-    inFlight: z.int(),
-    rollouts: z.array(RolloutView),
-  })
-  .meta({ id: 'Rollouts', description: 'Image rollouts: where each stands, what is paused' });
 
 /** `registry/name[:tag][@sha256:…]`, loosely: what a resume can name. */
 const IMAGE_REF =
