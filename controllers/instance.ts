@@ -4,7 +4,7 @@ import { desiredImage, TENANT_RUNTIME } from '../src/provisioning/images.js';
 import { bootstrapSecretName, workspaceBootstrapSecretName } from '../src/provisioning/names.js';
 import { ownerTags, TAG, tagDrift } from '../src/provisioning/tags.js';
 import { TENANT_VOLUME_GB, workspaceResources } from '../src/provisioning/tiers.js';
-import { bootScriptFingerprint, renderUserData } from '../src/provisioning/userdata.js';
+import { bootScriptFingerprint, renderUserData, type UserDataInput } from '../src/provisioning/userdata.js';
 import { absent, type Controller, type DesiredInput, type Observation } from '../src/runtime/controller.js';
 
 export { TENANT_RUNTIME };
@@ -179,10 +179,9 @@ export function createInstanceController(
 }
 
 function toDesired(input: DesiredInput): DesiredInstance {
-  const { config, target, org, workspace, pins } = input;
+  const { config, target, org, workspace } = input;
   const env = config.MOLECULE_ENV;
   const securityGroupId = input.self.securitygroup?.externalIds.groupId ?? target.sharedSecurityGroupId;
-  const runtime = workspace ? workspace.runtime : TENANT_RUNTIME;
   const size = workspace
     ? workspaceResources(workspace.tier, workspace.runtime)
     : { instanceType: config.EC2_INSTANCE_TYPE, volumeGb: TENANT_VOLUME_GB };
@@ -198,22 +197,11 @@ function toDesired(input: DesiredInput): DesiredInstance {
   if (securityGroupId) tags[TAG.sgId] = securityGroupId;
   const tunnelId = workspace ? undefined : input.self.tunnel?.externalIds.tunnelId;
   if (tunnelId) tags[TAG.tunnelId] = tunnelId;
-  const image = desiredImage(config, pins, org, workspace);
-  const boot = {
-    role: workspace ? ('workspace' as const) : ('tenant' as const),
-    env,
-    region: target.region,
-    orgId: org.id,
-    ...(workspace ? { workspaceId: workspace.id, runtime: workspace.runtime } : {}),
-    image,
-    // A workspace boots from the env-wide workspace secret, never from its tenant's bundle.
-    secretName: workspace ? workspaceBootstrapSecretName(env) : bootstrapSecretName(env, org.id),
-    cpBaseUrl: config.CP_BASE_URL,
-  };
+  const { image, boot, ami } = launchSettings(input);
   return {
     ownerId: workspace?.id ?? org.id,
     role: workspace ? 'workspace' : 'tenant',
-    imageId: pins.ami(runtime, target.region) ?? config.EC2_AMI,
+    imageId: ami,
     instanceType: size.instanceType,
     volumeGb: size.volumeGb,
     subnetId: target.subnetId ?? '',
@@ -235,6 +223,35 @@ function toDesired(input: DesiredInput): DesiredInstance {
     },
     // A stopped tenant stops its workspaces too.
     powerState: org.powerState === 'stopped' ? 'stopped' : (workspace?.powerState ?? org.powerState),
+  };
+}
+
+/**
+ * What a launch of this owner would use now: its AMI, container image and boot script. The
+ * redeploy controller compares a running instance against it (`Outdated`).
+ */
+export function launchSettings(input: DesiredInput): {
+  ami: string;
+  image: string | undefined;
+  boot: UserDataInput;
+} {
+  const { config, target, org, workspace, pins } = input;
+  const env = config.MOLECULE_ENV;
+  const image = desiredImage(config, pins, org, workspace);
+  return {
+    ami: pins.ami(workspace ? workspace.runtime : TENANT_RUNTIME, target.region) ?? config.EC2_AMI,
+    image,
+    boot: {
+      role: workspace ? 'workspace' : 'tenant',
+      env,
+      region: target.region,
+      orgId: org.id,
+      ...(workspace ? { workspaceId: workspace.id, runtime: workspace.runtime } : {}),
+      image,
+      // A workspace boots from the env-wide workspace secret, never from its tenant's bundle.
+      secretName: workspace ? workspaceBootstrapSecretName(env) : bootstrapSecretName(env, org.id),
+      cpBaseUrl: config.CP_BASE_URL,
+    },
   };
 }
 

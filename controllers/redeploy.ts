@@ -1,10 +1,10 @@
 import type { CloudPorts, CommandInvocation } from '../src/cloud/ports.js';
 import type { OwnerRef } from '../src/db/desired.js';
-import { desiredImage, type ImageKind } from '../src/provisioning/images.js';
+import type { ImageKind } from '../src/provisioning/images.js';
 import { bootstrapSecretName, workspaceBootstrapSecretName } from '../src/provisioning/names.js';
 import { isDone, type RedeployRecord, redeployComment } from '../src/provisioning/rollout.js';
 import { TAG } from '../src/provisioning/tags.js';
-import { renderRedeployCommand } from '../src/provisioning/userdata.js';
+import { bootScriptFingerprint, renderRedeployCommand } from '../src/provisioning/userdata.js';
 import {
   absent,
   type Controller,
@@ -13,6 +13,7 @@ import {
   type RolloutGate,
 } from '../src/runtime/controller.js';
 import { errorClassOf } from '../src/runtime/errors.js';
+import { launchSettings } from './instance.js';
 
 export interface DesiredRedeploy {
   owner: OwnerRef;
@@ -29,6 +30,10 @@ export interface DesiredRedeploy {
   gate: RolloutGate | undefined;
   /** The command's script (the boot script's container section), rendered when read. */
   readonly script: string;
+  /** The AMI a launch would use now. */
+  ami: string;
+  /** The fingerprint of the boot script a launch would use now, computed when read. */
+  readonly bootScript: string;
 }
 
 export interface ObservedRedeploy {
@@ -75,6 +80,9 @@ export function createRedeployController(
       record.image = instance.tags[TAG.image];
       record.stopped = instance.state === 'stopped';
       if (!d.image) {
+        const outdated = outdatedBy(d, instance);
+        record.outdated = outdated?.reason ?? null;
+        if (outdated) return ready(outdated.reason, outdated.message, record, ids);
         return ready('NoImage', 'no image is pinned for this runtime: nothing to redeploy', record, ids);
       }
       const want = { image: d.image, generation: d.generation };
@@ -169,6 +177,9 @@ export function createRedeployController(
       if (isDone(record, want)) {
         record.attempt = null;
         record.failure = null;
+        const outdated = outdatedBy(d, instance);
+        record.outdated = outdated?.reason ?? null;
+        if (outdated) return ready(outdated.reason, outdated.message, record, ids);
         return ready('Deployed', `runs ${d.image} (redeploy generation ${d.generation})`, record, ids);
       }
       if (instance.state === 'stopped')
@@ -280,10 +291,14 @@ export function createRedeployController(
 }
 
 function toDesired(input: DesiredInput): DesiredRedeploy {
-  const { config, target, org, workspace, pins } = input;
+  const { config, target, org, workspace } = input;
   const env = config.MOLECULE_ENV;
-  const image = desiredImage(config, pins, org, workspace);
+  const { image, ami, boot } = launchSettings(input);
   return {
+    ami,
+    get bootScript() {
+      return bootScriptFingerprint(boot);
+    },
     owner: input.owner,
     orgId: org.id,
     canary: org.isCanary,
@@ -307,6 +322,29 @@ function toDesired(input: DesiredInput): DesiredRedeploy {
       });
     },
   };
+}
+
+/**
+ * `Outdated` (DESIGN §11): a running instance whose AMI or boot script (its image aside, which
+ * redeploys change in place) differs from what a launch would use now. Reported, never applied:
+ * that would replace the instance's disk. Instances launched before the boot script was
+ * fingerprinted carry no `BootScript` tag and are not judged on it.
+ */
+function outdatedBy(
+  d: DesiredRedeploy,
+  instance: { imageId: string; state: string; tags: Record<string, string> },
+): { reason: 'AMIChanged' | 'BootScriptChanged'; message: string } | undefined {
+  if (instance.state !== 'running') return undefined;
+  const note = 'a new launch would use it; this instance is not replaced';
+  if (instance.imageId && instance.imageId !== d.ami)
+    return { reason: 'AMIChanged', message: `Outdated: AMI ${instance.imageId} → ${d.ami} (${note})` };
+  const boot = instance.tags[TAG.bootScript];
+  if (boot && boot !== d.bootScript)
+    return {
+      reason: 'BootScriptChanged',
+      message: `Outdated: boot script ${boot} → ${d.bootScript} (${note})`,
+    };
+  return undefined;
 }
 
 /** Polls a running command with backoff: often at first, then at most every 30 s. */

@@ -186,6 +186,10 @@ export function createOperator(options: OperatorOptions): Operator {
           rolloutRepository.resumes(),
           pins.get(),
         ]);
+        for (const reason of ['AMIChanged', 'BootScriptChanged'] as const)
+          metrics.outdatedInstances
+            .labels(reason)
+            .set(rows.filter((r) => r.record.outdated === reason).length);
         return { fleet: fleetOf(rows, config, current), resumes };
       },
     },

@@ -196,7 +196,9 @@ export interface RedeployRecord {
     retryAt: string;
   } | null;
   /** The comment of the next command to send (the create token). */
-  nextComment?: string;
+  nextComment?: string | null;
+  /** Why the running instance differs from a new launch (`Outdated`), if it does. */
+  outdated?: 'AMIChanged' | 'BootScriptChanged' | null;
 }
 
 /** Where an owner stands, from its record and what it should run. */

@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import type { RolloutRow } from '../db/rollouts.js';
+import type { RolloutRepository, RolloutRow } from '../db/rollouts.js';
 import { desiredImage } from '../provisioning/images.js';
 import {
   type FleetMember,
@@ -157,3 +157,52 @@ export class RolloutCoordinator implements RolloutGate {
     return out;
   }
 }
+
+/** The rollouts as the API and the CLI show them: per image, with the failed owners' conditions. */
+export async function loadRollouts(
+  repo: RolloutRepository,
+  pins: { get(): Pins | Promise<Pins> },
+  config: Config,
+  now: number,
+  /** The redeploy controller's name, as its status rows carry it (from the registry). */
+  controller: string,
+) {
+  const [rows, resumes, current] = await Promise.all([repo.fleet(controller), repo.resumes(), pins.get()]);
+  const fleet = fleetOf(rows, config, current);
+  const policy = rolloutPolicy(config);
+  const plan = planRollouts(fleet, policy, now, resumes);
+  const memberOf = new Map(fleet.map((m) => [m.id, m]));
+  return {
+    policy: {
+      canarySoakSeconds: policy.soakMs / 1000,
+      maxInFlight: policy.maxInFlight,
+      maxFailures: policy.maxFailures,
+    },
+    inFlight: plan.inFlight,
+    rollouts: plan.rollouts.map((r) => ({
+      image: r.image,
+      imageKind: r.imageKind,
+      stage: r.stage,
+      paused: r.paused,
+      failures: r.failures,
+      counts: r.counts,
+      soakEndsAt: r.soakEndsAt === undefined ? null : new Date(r.soakEndsAt).toISOString(),
+      resumedAt: resumes.has(r.image) ? new Date(resumes.get(r.image)!).toISOString() : null,
+      failed: rows
+        .filter((row) => {
+          const m = memberOf.get(row.ownerId);
+          return m?.image === r.image && m.failedAt !== undefined;
+        })
+        .slice(0, 50)
+        .map((row) => ({
+          ownerKind: row.ownerKind,
+          ownerId: row.ownerId,
+          orgId: row.orgId,
+          reason: row.reason,
+          message: row.message,
+        })),
+    })),
+  };
+}
+
+export type RolloutsReport = Awaited<ReturnType<typeof loadRollouts>>;

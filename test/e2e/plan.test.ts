@@ -72,7 +72,7 @@ describe('molecule-operator plan', () => {
     expect(wsInstance.detail).toContain(`${ws.id}-2`); // the next launch generation
     const tenant = actions.find((a) => a.ownerId === org.id && a.controller === 'instance')!;
     expect(tenant).toMatchObject({ action: 'update', diff: ['power: running → stopped'] });
-    expect(actions.filter((a) => a.action === 'none')).toHaveLength(4);
+    expect(actions.filter((a) => a.action === 'none')).toHaveLength(6);
     expect((await plan(false)).out).toContain('2 change(s) pending; nothing was executed.');
 
     // Plan executed nothing: the instance is still gone and the tenant still running.

@@ -1,5 +1,6 @@
 import { type Command, ListCommandsCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run as runRollout } from '../../src/cli/rollout.js';
 import { RolloutRepository } from '../../src/db/rollouts.js';
 import { StatusRepository } from '../../src/db/status.js';
 import { bootstrapSecretName } from '../../src/provisioning/names.js';
@@ -96,9 +97,10 @@ function wake(tenants: Tenant[]) {
   for (const t of tenants) stack.operator!.manager.enqueueOwner({ kind: 'org', id: t.id });
 }
 
-async function gauge(name: string): Promise<number> {
+async function gauge(name: string, labels = ''): Promise<number> {
   const text = await stack.metrics.registry.getSingleMetricAsString(name);
-  return Number(text.trim().split('\n').at(-1)!.split(' ').at(-1));
+  const line = text.split('\n').find((l) => l.startsWith(labels ? `${name}{${labels}}` : `${name} `));
+  return Number(line?.split(' ').at(-1));
 }
 
 async function redeployCondition(ownerId: string) {
@@ -207,6 +209,17 @@ describe('image rollouts', () => {
     expect(paused.failures).toBeGreaterThanOrEqual(2);
     expect(paused.failed[0].message).toMatch(/Failed \(exit 1\).*simulated failure/);
     await eventually(async () => (await gauge('molecule_rollout_paused')) === 1);
+    // The CLI shows the same, from the database.
+    let out = '';
+    const code = await runRollout(['status'], {
+      env: { DATABASE_URL: stack.tdb.url, TENANT_IMAGE: IMAGE_1, ROLLOUT_MAX_FAILURES: '2' },
+      stdout: (t) => (out += t),
+      stderr: () => {},
+    });
+    expect(code).toBe(0);
+    expect(out).toMatch(new RegExp(`${IMAGE_3.replace(/[.]/g, '\\.')}\\s+tenant\\s+paused`));
+    expect(out).toContain('Failed redeploys:');
+    expect(out).toMatch(/RedeployFailed: command Failed \(exit 1\)/);
     const sent = async () =>
       (await Promise.all(others.map((t) => commandsOn(t.instanceId)))).map(
         (c) => c.filter((x) => x.Comment?.endsWith(IMAGE_3)).length,
@@ -362,5 +375,32 @@ describe('image rollouts', () => {
       runtime: 'Bad Name',
     });
     expect(bad.status).toBe(400);
+  });
+});
+
+describe('outdated instances', () => {
+  it('reports a changed AMI on a running instance and replaces nothing', { timeout: 60_000 }, async () => {
+    const t = await tenant('ro-outdated');
+    const before = await cloud.liveInstances({ OrgID: t.id });
+    await stack.tdb.database.query(
+      `INSERT INTO ami_pins (runtime, region, ami_id) VALUES ('tenant', $1, $2)`,
+      [stack.sim.seed.region, 'ami-0123456789abcdef0'],
+    );
+    stack.operator!.manager.enqueueOwner({ kind: 'org', id: t.id });
+    const row = await eventually(async () => {
+      const r = await redeployCondition(t.id);
+      return r?.reason === 'AMIChanged' ? r : undefined;
+    });
+    expect(row.message).toMatch(/^Outdated: AMI ami-\w+ → ami-0123456789abcdef0/);
+    await eventually(
+      async () => (await gauge('molecule_outdated_instances', 'reason="AMIChanged"')) >= 1,
+      20_000,
+    );
+    const after = await cloud.liveInstances({ OrgID: t.id });
+    expect(after.map((i) => [i.InstanceId, i.State?.Name])).toEqual(
+      before.map((i) => [i.InstanceId, i.State?.Name]),
+    );
+    expect(await commandsOn(t.instanceId)).toEqual([]);
+    await stack.tdb.database.query(`DELETE FROM ami_pins`);
   });
 });

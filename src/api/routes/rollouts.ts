@@ -2,8 +2,7 @@ import { z } from 'zod';
 import { redeploy } from '../../../controllers/index.js';
 import { PinsCache } from '../../db/pins.js';
 import { RolloutRepository } from '../../db/rollouts.js';
-import { planRollouts } from '../../provisioning/rollout.js';
-import { fleetOf, rolloutPolicy } from '../../runtime/rollouts.js';
+import { fleetOf, loadRollouts } from '../../runtime/rollouts.js';
 import type { App, RouteContext } from '../context.js';
 import { ApiError, notFound } from '../errors.js';
 import { errors, RedeployAccepted, RolloutsView } from '../responses.js';
@@ -48,48 +47,7 @@ export function registerRolloutRoutes(app: App, { config, database, desired }: R
     [409, 'OrgDeleting: the org is being deleted'],
   );
 
-  const view = async () => {
-    const [rows, resumes, current] = await Promise.all([
-      repo.fleet(redeploy.name),
-      repo.resumes(),
-      pins.get(),
-    ]);
-    const fleet = fleetOf(rows, config, current);
-    const policy = rolloutPolicy(config);
-    const plan = planRollouts(fleet, policy, Date.now(), resumes);
-    const imageOf = new Map(fleet.map((m) => [m.id, m]));
-    return {
-      policy: {
-        canarySoakSeconds: policy.soakMs / 1000,
-        maxInFlight: policy.maxInFlight,
-        maxFailures: policy.maxFailures,
-      },
-      inFlight: plan.inFlight,
-      rollouts: plan.rollouts.map((r) => ({
-        image: r.image,
-        imageKind: r.imageKind,
-        stage: r.stage,
-        paused: r.paused,
-        failures: r.failures,
-        counts: r.counts,
-        soakEndsAt: r.soakEndsAt === undefined ? null : new Date(r.soakEndsAt).toISOString(),
-        resumedAt: resumes.has(r.image) ? new Date(resumes.get(r.image)!).toISOString() : null,
-        failed: rows
-          .filter((row) => {
-            const m = imageOf.get(row.ownerId);
-            return m?.image === r.image && m.failedAt !== undefined;
-          })
-          .slice(0, 50)
-          .map((row) => ({
-            ownerKind: row.ownerKind,
-            ownerId: row.ownerId,
-            orgId: row.orgId,
-            reason: row.reason,
-            message: row.message,
-          })),
-      })),
-    };
-  };
+  const view = () => loadRollouts(repo, pins, config, Date.now(), redeploy.name);
 
   app.post(
     '/cp/admin/tenants/:slug/redeploy',
