@@ -122,12 +122,39 @@ export function renderRedeployCommand(input: UserDataInput & { image: string }):
 }
 
 /**
- * What the boot script would be without its image (which redeploys change in place): a launch
- * that would use another boot script than a running instance's makes that instance `Outdated`.
+ * What the boot script would be without its image (which redeploys change in place) and its
+ * owner's ids: a launch that would use another boot script than a running instance's makes that
+ * instance `Outdated`. The same for every owner of a kind, so it is computed once per kind (every
+ * reconcile of every owner asks).
  */
 export function bootScriptFingerprint(input: UserDataInput): string {
-  return createHash('sha256')
-    .update(renderUserData({ ...input, image: input.image === undefined ? undefined : '<image>' }))
-    .digest('hex')
-    .slice(0, 16);
+  const secretTemplate = input.secretName.split(input.orgId).join('<org>');
+  const key = [
+    input.role,
+    input.env,
+    input.region,
+    input.cpBaseUrl,
+    secretTemplate,
+    input.image === undefined,
+  ].join('\u0000');
+  let hash = fingerprints.get(key);
+  if (hash === undefined) {
+    const template: UserDataInput = {
+      role: input.role,
+      env: input.env,
+      region: input.region,
+      orgId: '<org>',
+      ...(input.workspaceId === undefined ? {} : { workspaceId: '<workspace>' }),
+      ...(input.runtime === undefined ? {} : { runtime: '<runtime>' }),
+      image: input.image === undefined ? undefined : '<image>',
+      secretName: secretTemplate,
+      cpBaseUrl: input.cpBaseUrl,
+    };
+    hash = createHash('sha256').update(renderUserData(template)).digest('hex').slice(0, 16);
+    if (fingerprints.size > 1000) fingerprints.clear();
+    fingerprints.set(key, hash);
+  }
+  return hash;
 }
+
+const fingerprints = new Map<string, string>();

@@ -209,7 +209,7 @@ describe('IAM policy', () => {
         'ssm:resourceTag/ManagedBy': ownerTags({ env: 'x', orgId: 'o', orgSlug: 's', name: 'n' })[
           TAG.managedBy
         ],
-        'ssm:resourceTag/MOLECULE_ENV': '${MOLECULE_ENV}',
+        'ssm:resourceTag/MOLECULE_ENV': ENV,
       },
     });
     const readme = readText(join(DEPLOY, 'README.md'));

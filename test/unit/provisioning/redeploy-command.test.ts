@@ -77,6 +77,11 @@ describe('redeploy command', () => {
       bootScriptFingerprint({ ...tenant, cpBaseUrl: 'https://b' }),
     );
     expect(bootScriptFingerprint(tenant)).not.toBe(bootScriptFingerprint(workspace));
+    // Another owner of the same kind boots from the same script.
+    const other = '3f1c2a4e-0000-4000-8000-00000000000b';
+    expect(
+      bootScriptFingerprint({ ...tenant, orgId: other, secretName: bootstrapSecretName('prod', other) }),
+    ).toBe(bootScriptFingerprint(tenant));
   });
 });
 
