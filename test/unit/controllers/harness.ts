@@ -2,8 +2,10 @@ import type { Org, StatusRow, Workspace } from '../../../schema/index.js';
 import type { CloudView } from '../../../src/cloud/inventory.js';
 import type {
   CloudPorts,
+  CommandInvocation,
   DnsRecord,
   Instance,
+  RunCommand,
   SecretSummary,
   SecurityGroup,
   Tunnel,
@@ -12,7 +14,13 @@ import type {
 import { targetSettings } from '../../../src/cloud/targets.js';
 import type { Config } from '../../../src/config.js';
 import { TAG } from '../../../src/provisioning/tags.js';
-import type { ControllerSpec, DesiredInput, Observation } from '../../../src/runtime/controller.js';
+import type {
+  ControllerSpec,
+  DesiredInput,
+  Observation,
+  RolloutGate,
+} from '../../../src/runtime/controller.js';
+import { NotFoundError } from '../../../src/runtime/errors.js';
 import { type Action, decideAction } from '../../../src/runtime/reconciler.js';
 import { testConfig } from '../../fixtures/config.js';
 
@@ -108,6 +116,9 @@ export interface Cloud {
   configs?: Record<string, TunnelConfig>;
   records?: DnsRecord[];
   vpcCidr?: string;
+  /** SSM: commands by instance (newest first), and invocations by command id (absent: not visible yet). */
+  commands?: Record<string, RunCommand[]>;
+  invocations?: Record<string, CommandInvocation>;
 }
 
 export interface Given {
@@ -122,6 +133,9 @@ export interface Given {
   deleting?: boolean;
   /** Environment variables over the harness's own. */
   config?: Record<string, string>;
+  /** Image pins by runtime, AMI pins by runtime. */
+  pins?: { images?: Record<string, string>; amis?: Record<string, string> };
+  rollout?: RolloutGate;
 }
 
 export interface Decided {
@@ -152,8 +166,9 @@ export async function decide(spec: ControllerSpec, g: Given): Promise<Decided> {
     workspace: ws,
     self,
     org_: ws ? rows(g.org_) : self,
-    pins: { ami: () => undefined, image: () => undefined },
+    pins: { ami: (r) => g.pins?.amis?.[r], image: (r) => g.pins?.images?.[r] },
     enabled: new Set(['tunnel', 'secrets', 'securitygroup', 'instance']),
+    ...(g.rollout ? { rollout: g.rollout } : {}),
   };
   const client = spec.create(portsOf(cloud));
   const desired = client.desired(input);
@@ -225,7 +240,16 @@ function portsOf(cloud: Cloud): CloudPorts {
       putResourcePolicy: noop,
     },
     tagging: { getResources: noop },
-    ssm: { sendShellCommand: noop, findCommand: noop, getInvocation: noop },
+    ssm: {
+      sendShellCommand: noop,
+      findCommand: async (instanceId, comment) =>
+        (cloud.commands?.[instanceId] ?? []).find((c) => c.comment === comment),
+      getInvocation: async (commandId) => {
+        const inv = cloud.invocations?.[commandId];
+        if (!inv) throw new NotFoundError('ssm GetCommandInvocation: InvocationDoesNotExist');
+        return inv;
+      },
+    },
     tunnels: {
       getConfiguration: async (id) => cloud.configs?.[id],
       getTunnelToken: async (id) => cloud.tunnelTokens?.[id] ?? `token-${id}`,
