@@ -197,7 +197,8 @@ export function createOperator(options: OperatorOptions): Operator {
     clock,
     {
       maxAgeMs: Math.min(1_000, options.manager?.pollIntervalMs ?? 1_000),
-      retryMs: options.manager?.pollIntervalMs ?? 5_000,
+      // An owner waiting for a slot asks again this often: a slot is taken again soon after it frees.
+      retryMs: Math.min(1_000, options.manager?.pollIntervalMs ?? 1_000),
       onPlan: (plan) => {
         metrics.rolloutInstances.reset();
         for (const kind of ['tenant', 'workspace'])
