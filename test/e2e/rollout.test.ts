@@ -379,7 +379,7 @@ describe('image rollouts', () => {
 });
 
 describe('outdated instances', () => {
-  it('reports a changed AMI on a running instance and replaces nothing', { timeout: 60_000 }, async () => {
+  it('reports a changed AMI on a running instance and replaces nothing', { timeout: 120_000 }, async () => {
     const t = await tenant('ro-outdated');
     const before = await cloud.liveInstances({ OrgID: t.id });
     await stack.tdb.database.query(
@@ -394,7 +394,9 @@ describe('outdated instances', () => {
     expect(row.message).toMatch(/^Outdated: AMI ami-\w+ → ami-0123456789abcdef0/);
     await eventually(
       async () => (await gauge('molecule_outdated_instances', 'reason="AMIChanged"')) >= 1,
-      20_000,
+      // The gauges are refreshed every minute while no redeploy asks for an admission.
+      70_000,
+      250,
     );
     const after = await cloud.liveInstances({ OrgID: t.id });
     expect(after.map((i) => [i.InstanceId, i.State?.Name])).toEqual(
