@@ -92,7 +92,7 @@ describe('molecule-operator', () => {
   it('--help lists every subcommand', async () => {
     const res = await run(['--help']);
     expect(res.code).toBe(0);
-    for (const name of ['demo', 'run', 'api', 'migrate', 'plan', 'status', 'orphans', 'sim']) {
+    for (const name of ['demo', 'run', 'api', 'migrate', 'plan', 'status', 'orphans', 'rollout', 'sim']) {
       expect(res.stdout).toMatch(new RegExp(`^  ${name} +\\S`, 'm'));
     }
     expect(Object.keys(commands).sort()).toEqual([
@@ -101,6 +101,7 @@ describe('molecule-operator', () => {
       'migrate',
       'orphans',
       'plan',
+      'rollout',
       'run',
       'sim',
       'status',
