@@ -362,6 +362,7 @@ describe('image rollouts', () => {
     expect((await redeployCondition(ws[1]!.id))?.reason).toMatch(/CanarySoaking|WaitingForCanaries/);
     expect(await commandsOn(ws[1]!.instanceId)).toEqual([]);
     clock.offset += 10 * MIN;
+    for (const w of ws) stack.operator!.manager.enqueueOwner({ kind: 'workspace', id: w.id });
     for (const w of ws) {
       await eventually(async () => {
         const r = await redeployCondition(w.id);
