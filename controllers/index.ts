@@ -3,6 +3,7 @@ import { capabilities } from '../src/config.js';
 import type { ControllerSpec } from '../src/runtime/controller.js';
 import { ControllerRegistry } from '../src/runtime/registry.js';
 import { createInstanceController, instanceDisabledBecause } from './instance.js';
+import { createRedeployController } from './redeploy.js';
 import { createSecretsController } from './secrets.js';
 import { createSecurityGroupController, securityGroupDisabledBecause } from './securitygroup.js';
 import { createTunnelController } from './tunnel.js';
@@ -107,7 +108,24 @@ export const instance: ControllerSpec = {
   create: (ports) => createInstanceController(ports),
 };
 
-export const registry = new ControllerRegistry([tunnel, secrets, securitygroup, instance]);
+/**
+ * The container image on each instance (DESIGN §11): SSM Run Command redeploys, in the order
+ * the rollout planner gives. Keeps nothing of its own; its audit rows name the command.
+ */
+export const redeploy: ControllerSpec = {
+  name: 'redeploy',
+  kinds: [],
+  auditKind: 'ssm_command',
+  owners: ['org', 'workspace'],
+  waitsFor: () => [{ controller: instance, scope: 'self', label: 'Instance' }],
+  deleteAfter: () => [],
+  // A workspace's desired image is its runtime's pin: a pin change starts its rollout at once.
+  readsPins: true,
+  disabledBecause: (target) => instanceDisabledBecause(target),
+  create: (ports) => createRedeployController(ports),
+};
+
+export const registry = new ControllerRegistry([tunnel, secrets, securitygroup, instance, redeploy]);
 
 /** Every kind the orphan scan counts: what the controllers keep, and `other` for anything else tagged ours. */
 export const RESOURCE_KINDS: readonly ResourceKind[] = [...registry.kinds, OTHER_KIND];

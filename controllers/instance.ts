@@ -1,10 +1,11 @@
 import type { CloudPorts, Instance, InstanceState } from '../src/cloud/ports.js';
 import type { TargetSettings } from '../src/cloud/targets.js';
+import { desiredImage } from '../src/provisioning/images.js';
 import { bootstrapSecretName, workspaceBootstrapSecretName } from '../src/provisioning/names.js';
 import { TENANT_RUNTIME } from '../src/provisioning/runtimes.js';
 import { ownerTags, TAG, tagDrift } from '../src/provisioning/tags.js';
 import { TENANT_VOLUME_GB, workspaceResources } from '../src/provisioning/tiers.js';
-import { renderUserData } from '../src/provisioning/userdata.js';
+import { bootScriptFingerprint, renderUserData, type UserDataInput } from '../src/provisioning/userdata.js';
 import {
   absent,
   type Controller,
@@ -14,7 +15,7 @@ import {
 } from '../src/runtime/controller.js';
 import { errorCodeOf, NOT_YET_CONSISTENT } from '../src/runtime/errors.js';
 
-export { TENANT_RUNTIME } from '../src/provisioning/runtimes.js';
+export { TENANT_RUNTIME };
 
 export interface DesiredInstance {
   ownerId: string;
@@ -27,6 +28,13 @@ export interface DesiredInstance {
   profile: string;
   keyName: string | undefined;
   tags: Record<string, string>;
+  /** The container image it boots with (DESIGN §11), undefined when it runs none. */
+  image: string | undefined;
+  /**
+   * Tags set at launch only: `Image`, which the redeploy controller moves after a redeploy,
+   * and `BootScript`, the fingerprint of the boot script the instance was launched with.
+   */
+  launchTags: Record<string, string>;
   userData: string;
   powerState: 'running' | 'stopped';
 }
@@ -118,7 +126,7 @@ export function createInstanceController(
         ...(d.keyName ? { keyName: d.keyName } : {}),
         volumeSizeGb: d.volumeGb,
         userData: d.userData,
-        tags: d.tags,
+        tags: { ...d.tags, ...d.launchTags },
       });
       if (GONE.includes(instance.state)) {
         // The token was consumed by an instance that is gone (no longer visible to describe):
@@ -133,6 +141,7 @@ export function createInstanceController(
           imageId: d.imageId,
           volumeGb: d.volumeGb,
           clientToken: token,
+          ...(d.image ? { image: d.image } : {}),
         },
       };
     },
@@ -197,12 +206,9 @@ export function createInstanceController(
 }
 
 function toDesired(input: DesiredInput): DesiredInstance {
-  const { config, target, org, workspace, pins } = input;
+  const { config, target, org, workspace } = input;
   const env = config.MOLECULE_ENV;
   const securityGroupId = input.self.securitygroup?.externalIds.groupId ?? target.sharedSecurityGroupId;
-  const orgImage = org.isCanary ? (config.CANARY_TENANT_IMAGE ?? config.TENANT_IMAGE) : config.TENANT_IMAGE;
-  // A workspace runs its runtime's pinned image; the tenant the `tenant` pin.
-  const runtime = workspace ? workspace.runtime : TENANT_RUNTIME;
   const size = workspace
     ? workspaceResources(workspace.tier, workspace.runtime)
     : { instanceType: config.EC2_INSTANCE_TYPE, volumeGb: TENANT_VOLUME_GB };
@@ -218,11 +224,11 @@ function toDesired(input: DesiredInput): DesiredInstance {
   if (securityGroupId) tags[TAG.sgId] = securityGroupId;
   const tunnelId = workspace ? undefined : input.self.tunnel?.externalIds.tunnelId;
   if (tunnelId) tags[TAG.tunnelId] = tunnelId;
-  const image = pins.image(runtime) ?? orgImage;
+  const { image, boot, ami } = launchSettings(input);
   return {
     ownerId: workspace?.id ?? org.id,
     role: workspace ? 'workspace' : 'tenant',
-    imageId: pins.ami(runtime, target.region) ?? config.EC2_AMI,
+    imageId: ami,
     instanceType: size.instanceType,
     volumeGb: size.volumeGb,
     subnetId: target.subnetId ?? '',
@@ -231,22 +237,48 @@ function toDesired(input: DesiredInput): DesiredInstance {
     profile: (workspace ? (target.workspaceProfile ?? target.instanceProfile) : target.instanceProfile) ?? '',
     keyName: config.EC2_KEY_NAME,
     tags,
+    image,
     // Rendered when read (a launch), not on every reconcile of a running instance.
+    get launchTags() {
+      return {
+        ...(image ? { [TAG.image]: image } : {}),
+        [TAG.bootScript]: bootScriptFingerprint(boot),
+      };
+    },
     get userData() {
-      return renderUserData({
-        role: workspace ? 'workspace' : 'tenant',
-        env,
-        region: target.region,
-        orgId: org.id,
-        ...(workspace ? { workspaceId: workspace.id, runtime: workspace.runtime } : {}),
-        image,
-        // A workspace boots from the env-wide workspace secret, never from its tenant's bundle.
-        secretName: workspace ? workspaceBootstrapSecretName(env) : bootstrapSecretName(env, org.id),
-        cpBaseUrl: config.CP_BASE_URL,
-      });
+      return renderUserData(boot);
     },
     // A stopped tenant stops its workspaces too.
     powerState: org.powerState === 'stopped' ? 'stopped' : (workspace?.powerState ?? org.powerState),
+  };
+}
+
+/**
+ * What a launch of this owner would use now: its AMI, container image and boot script. The
+ * redeploy controller compares a running instance against it (`Outdated`).
+ */
+export function launchSettings(input: DesiredInput): {
+  ami: string;
+  image: string | undefined;
+  boot: UserDataInput;
+} {
+  const { config, target, org, workspace, pins } = input;
+  const env = config.MOLECULE_ENV;
+  const image = desiredImage(config, pins, org, workspace);
+  return {
+    ami: pins.ami(workspace ? workspace.runtime : TENANT_RUNTIME, target.region) ?? config.EC2_AMI,
+    image,
+    boot: {
+      role: workspace ? 'workspace' : 'tenant',
+      env,
+      region: target.region,
+      orgId: org.id,
+      ...(workspace ? { workspaceId: workspace.id, runtime: workspace.runtime } : {}),
+      image,
+      // A workspace boots from the env-wide workspace secret, never from its tenant's bundle.
+      secretName: workspace ? workspaceBootstrapSecretName(env) : bootstrapSecretName(env, org.id),
+      cpBaseUrl: config.CP_BASE_URL,
+    },
   };
 }
 

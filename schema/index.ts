@@ -44,6 +44,8 @@ export const orgs = pgTable(
     target: text('target', { enum: ['primary', 'canary'] })
       .notNull()
       .default('primary'),
+    /** Bumped by an explicit redeploy request (DESIGN §11): the same tag is pulled again. */
+    redeployGeneration: integer('redeploy_generation').notNull().default(0),
   },
   (t) => [
     uniqueIndex('orgs_live_slug_key').on(t.slug).where(sql`${t.purgedAt} IS NULL`),
@@ -73,6 +75,8 @@ export const workspaces = pgTable(
     finalizers: text('finalizers').array().notNull().default(sql`'{}'::text[]`),
     purgedAt: timestamp('purged_at', { withTimezone: true }),
     ...timestamps,
+    /** Bumped by an explicit redeploy request (DESIGN §11): the same tag is pulled again. */
+    redeployGeneration: integer('redeploy_generation').notNull().default(0),
   },
   (t) => [
     index('workspaces_org_idx').on(t.orgId),
@@ -189,6 +193,15 @@ export const pinChanges = pgTable(
     check('pin_changes_action', sql`${t.action} IN ('set', 'unset')`),
   ],
 );
+
+/**
+ * When a paused rollout of an image was resumed (POST /cp/admin/rollouts/resume): its failed
+ * redeploys from before count no more (DESIGN §11). Kept, so a pause survives a restart.
+ */
+export const rolloutResumes = pgTable('rollout_resumes', {
+  image: text('image').primaryKey(),
+  resumedAt: timestamp('resumed_at', { withTimezone: true }).notNull(),
+});
 
 /** Leader-election leases. `epoch` increases on every change of holder. */
 export const leases = pgTable('leases', {

@@ -205,6 +205,11 @@ export const ConfigSchema = z.object({
   ORPHAN_MAX_DELETIONS: int(10, 0, 1000),
   ORPHAN_MAX_FRACTION: z.coerce.number().min(0).max(1).default(0.2),
 
+  // Image rollouts (DESIGN §11): canaries first, then the rest after the soak, a few at a time.
+  ROLLOUT_CANARY_SOAK: duration('10m'),
+  ROLLOUT_MAX_IN_FLIGHT: int(5, 1, 1000),
+  ROLLOUT_MAX_FAILURES: int(3, 1, 1000),
+
   RECONCILE_CONCURRENCY: int(8, 1, 256),
   CREATE_GRACE: duration('30s'),
   // Leader election (client-go's defaults scaled to a Postgres row); shorter only in tests.

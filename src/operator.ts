@@ -1,4 +1,4 @@
-import { registry as controllerRegistry, METRIC_LABELS } from '../controllers/index.js';
+import { registry as controllerRegistry, METRIC_LABELS, redeploy } from '../controllers/index.js';
 import { createOrphanScanner, type OrphanScanner } from '../controllers/orphan.js';
 import { createWorkspaceBootstrap } from '../controllers/workspace-bootstrap.js';
 import { type CloudOptions, createTargets } from './cloud/index.js';
@@ -11,6 +11,7 @@ import { DesiredStateRepository, liveOwners, type OwnerRef } from './db/desired.
 import { fenceValid } from './db/fence.js';
 import { FinalizerRepository } from './db/finalizers.js';
 import { PinsCache } from './db/pins.js';
+import { RolloutRepository } from './db/rollouts.js';
 import { DesiredSnapshot } from './db/snapshot.js';
 import { StatusRepository } from './db/status.js';
 import type { Logger } from './observability/logger.js';
@@ -29,6 +30,7 @@ import { createFailpoints } from './runtime/failpoints.js';
 import { DeepCheckBudget, Manager, type ManagerOptions } from './runtime/manager.js';
 import { type Action, Reconciler, type ReconcilerDeps, type ReconcileTarget } from './runtime/reconciler.js';
 import type { ControllerRegistry } from './runtime/registry.js';
+import { fleetOf, RolloutCoordinator, rolloutPolicy } from './runtime/rollouts.js';
 
 /*
  * The composition root (kubebuilder's cmd/main.go, STYLE 13): the one place the operator is
@@ -174,6 +176,42 @@ export function createOperator(options: OperatorOptions): Operator {
   );
   const pins = new PinsCache(database.db, options.pinsTtlMs);
   const deepChecks = new DeepCheckBudget();
+  // The order of redeploys across the fleet (DESIGN §11), from what the redeploy controller records.
+  const rolloutRepository = new RolloutRepository(database.db);
+  const rollouts = new RolloutCoordinator(
+    {
+      load: async () => {
+        const [rows, resumes, current] = await Promise.all([
+          rolloutRepository.fleet(redeploy.name),
+          rolloutRepository.resumes(),
+          pins.get(),
+        ]);
+        for (const reason of ['AMIChanged', 'BootScriptChanged'] as const)
+          metrics.outdatedInstances
+            .labels(reason)
+            .set(rows.filter((r) => r.record.outdated === reason).length);
+        return { fleet: fleetOf(rows, config, current), resumes };
+      },
+    },
+    rolloutPolicy(config),
+    clock,
+    {
+      maxAgeMs: Math.min(1_000, options.manager?.pollIntervalMs ?? 1_000),
+      // An owner waiting for a slot asks again this often: a slot is taken again soon after it frees.
+      retryMs: Math.min(1_000, options.manager?.pollIntervalMs ?? 1_000),
+      onPlan: (plan) => {
+        metrics.rolloutInstances.reset();
+        for (const kind of ['tenant', 'workspace'])
+          for (const state of ['done', 'pending', 'in_flight', 'failed', 'stopped'] as const)
+            metrics.rolloutInstances
+              .labels(kind, state)
+              .set(
+                plan.rollouts.filter((r) => r.imageKind === kind).reduce((n, r) => n + r.counts[state], 0),
+              );
+        metrics.rolloutPaused.set(plan.rollouts.filter((r) => r.paused).length);
+      },
+    },
+  );
   const reconcilers = (
     hooks: Pick<
       ReconcilerDeps,
@@ -185,6 +223,7 @@ export function createOperator(options: OperatorOptions): Operator {
       | 'wake'
       | 'pollIntervalMs'
       | 'deepCheckBudget'
+      | 'rollout'
     >,
   ) => {
     const deps: ReconcilerDeps = {
@@ -244,9 +283,23 @@ export function createOperator(options: OperatorOptions): Operator {
       wake: (name, owner) => m.enqueue(name, owner, 'event'),
       pollIntervalMs: options.manager?.pollIntervalMs ?? 2_000,
       deepCheckBudget: deepChecks,
+      rollout: rollouts,
     }),
-    jobs: scanner.jobs(),
     onPinsChanged: () => pins.invalidate(),
+    jobs: [
+      ...scanner.jobs(),
+      // Keeps the rollout gauges current while nothing asks for an admission (a read of every
+      // owner's redeploy row: once a minute is enough for alerts that wait minutes).
+      {
+        name: 'rollout-status',
+        cron: '0 * * * * *',
+        run: async () => {
+          await rollouts
+            .refresh()
+            .catch((e) => logger.warn({ err: describeError(e) }, 'cannot read the rollout state'));
+        },
+      },
+    ],
     targetJobs: [
       {
         name: workspaceBootstrap.name,

@@ -217,6 +217,56 @@ export const ErrorBody = z
   .meta({ id: 'Error', description: 'Error: a stable code, a message for people, field errors' });
 
 /** Named components: every schema above with an `id`, by id. */
+/** Redeploys and rollouts (DESIGN §11). */
+export const RedeployAccepted = z
+  .object({
+    requested: z.int().meta({ description: 'Owners whose redeploy generation was bumped' }),
+  })
+  .meta({
+    id: 'RedeployAccepted',
+    description: 'Redeploy requested: the same image is pulled again, canary orgs first (DESIGN §11)',
+  });
+
+export const RolloutView = z
+  .object({
+    image: z.string(),
+    imageKind: z.enum(['tenant', 'workspace']),
+    stage: z.enum(['canary', 'soaking', 'rolling', 'paused', 'done']),
+    paused: z.boolean(),
+    failures: z
+      .int()
+      .meta({ description: 'Owners whose redeploy of the image failed since it was last resumed' }),
+    counts: z.object({
+      done: z.int(),
+      pending: z.int(),
+      in_flight: z.int(),
+      failed: z.int(),
+      stopped: z.int(),
+    }),
+    soakEndsAt: z.iso.datetime().nullable(),
+    resumedAt: z.iso.datetime().nullable(),
+    failed: z
+      .array(
+        z.object({
+          ownerKind: z.enum(['org', 'workspace']),
+          ownerId: z.string(),
+          orgId: z.string(),
+          reason: z.string(),
+          message: z.string().meta({ description: 'The command status and the tail of its stderr' }),
+        }),
+      )
+      .meta({ description: 'Owners whose last redeploy of the image failed (at most 50)' }),
+  })
+  .meta({ id: 'Rollout', description: 'The rollout of one image' });
+
+export const RolloutsView = z
+  .object({
+    policy: z.object({ canarySoakSeconds: z.number(), maxInFlight: z.int(), maxFailures: z.int() }),
+    inFlight: z.int(),
+    rollouts: z.array(RolloutView),
+  })
+  .meta({ id: 'Rollouts', description: 'Image rollouts: where each stands, what is paused' });
+
 export const COMPONENTS: Record<string, z.ZodType> = Object.fromEntries(
   [
     ConditionView,
@@ -235,6 +285,9 @@ export const COMPONENTS: Record<string, z.ZodType> = Object.fromEntries(
     PinRemoval,
     PinChangeView,
     PinChangePage,
+    RedeployAccepted,
+    RolloutView,
+    RolloutsView,
     ErrorBody,
   ].map((s) => [z.globalRegistry.get(s)!.id!, s]),
 );

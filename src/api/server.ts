@@ -16,6 +16,7 @@ import { registerAdminRoutes } from './routes/admin.js';
 import { PROBE_PATHS, registerHealthRoutes } from './routes/health.js';
 import { registerOrgRoutes } from './routes/orgs.js';
 import { registerPinRoutes } from './routes/pins.js';
+import { registerRolloutRoutes } from './routes/rollouts.js';
 import { registerWorkspaceRoutes } from './routes/workspaces.js';
 
 export interface ApiServerDeps {
@@ -128,6 +129,7 @@ export async function buildApiServer(deps: ApiServerDeps): Promise<FastifyInstan
   registerWorkspaceRoutes(api, ctx);
   registerAdminRoutes(api, ctx);
   registerPinRoutes(api, ctx);
+  registerRolloutRoutes(api, ctx);
   registerMethodNotAllowed(app, methodsByUrl);
 
   await app.ready();

@@ -133,6 +133,20 @@ export const commands: Record<string, Command> = {
     ].join('\n'),
     load: () => import('./pins.js').then((m): Run => m.run),
   },
+  rollout: {
+    summary: 'show image rollouts: stage, owners per state, failures, pause',
+    usage: [
+      'molecule-operator rollout status [-o json] [--watch]',
+      '',
+      'Reads the rollout state from the database, as GET /cp/admin/rollouts does: per image, its',
+      'stage (canary, soaking, rolling, paused, done), owners per state and the failed redeploys',
+      'with the command status and the tail of its stderr.',
+      '',
+      '  -o json, --output json, --json    print the same JSON as the API',
+      '  --watch   refresh every 2 s until Ctrl-C',
+    ].join('\n'),
+    load: () => import('./rollout.js').then((m): Run => m.run),
+  },
   sim: {
     summary: 'serve the AWS and Cloudflare simulator (default port 4566)',
     usage: [

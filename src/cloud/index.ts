@@ -1,6 +1,7 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { FinalizeRequestMiddleware, MetadataBearer } from '@aws-sdk/types';
 import Cloudflare from 'cloudflare';
@@ -10,6 +11,7 @@ import { AssumedRoleCredentials, EXPIRED_CREDENTIALS } from './aws/credentials.j
 import { Ec2Adapter } from './aws/ec2.js';
 import { translateAwsError } from './aws/errors.js';
 import { SecretsAdapter } from './aws/secrets.js';
+import { SsmAdapter } from './aws/ssm.js';
 import { TaggingAdapter } from './aws/tagging.js';
 import { CloudflareAdapter } from './cloudflare/adapter.js';
 import { type CallContext, READ_OPERATION } from './instrument.js';
@@ -84,6 +86,12 @@ export function createTargets(config: Config, options: CloudOptions = {}): Cloud
           ctx,
           small(options.pageSize),
         ),
+        // NOTE: SSM pages at most 50 items.
+        ssm: new SsmAdapter(
+          prepared(new SSMClient(client), guard, role),
+          ctx,
+          options.pageSize === undefined ? undefined : Math.min(options.pageSize, 50),
+        ),
       },
       cloudflare: createCloudflarePorts(config, { ...ctx, limiter: cloudflareLimiter }, guard, options),
       identify: async () => {
@@ -157,7 +165,7 @@ export function retryAfterMs(value: string | null, now = Date.now()): number {
 /** Secrets Manager and the Tagging API page at most 100 items. */
 const small = (n: number | undefined) => (n === undefined ? undefined : Math.min(n, 100));
 
-type AwsClient = EC2Client | SecretsManagerClient | ResourceGroupsTaggingAPIClient | STSClient;
+type AwsClient = EC2Client | SecretsManagerClient | ResourceGroupsTaggingAPIClient | STSClient | SSMClient;
 
 /**
  * Adds to an AWS client, per attempt (inside the retry middleware): the mutation guard, as the

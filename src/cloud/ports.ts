@@ -252,11 +252,56 @@ export interface DnsPort {
   deleteRecord(id: string): Promise<void>;
 }
 
+/** A Run Command as ListCommands reports it. */
+export interface RunCommand {
+  id: string;
+  comment: string;
+  instanceIds: string[];
+  requestedAt: Date | undefined;
+  /** Pending, InProgress, Success, Failed, Cancelled, TimedOut… */
+  status: string;
+}
+
+/** One command's run on one instance. */
+export interface CommandInvocation {
+  /** Pending, InProgress, Delayed, Success, Failed, Cancelled, TimedOut, Cancelling. */
+  status: string;
+  /** The script's exit status; -1 while it has not finished. */
+  responseCode: number;
+  /** The end of its standard error (never a secret: the command carries none). */
+  stderrTail: string;
+}
+
+/** Systems Manager Run Command: how a redeploy reaches a running instance (DESIGN §11). */
+export interface SsmPort {
+  /**
+   * Sends one `AWS-RunShellScript` command to one instance and returns its id. Not idempotent:
+   * callers look for an earlier send by its `comment` first ({@link listCommands}). Conflict
+   * (code `InvalidInstanceId`) when the instance is not running or not in this account.
+   */
+  sendShellCommand(input: {
+    instanceId: string;
+    script: string;
+    /** At most 100 characters; names what the command is for, so a restart can find it. */
+    comment: string;
+    timeoutSeconds: number;
+  }): Promise<string>;
+  /**
+   * The command sent to the instance with this comment, looking through its commands newest
+   * first (page by page, stopping at the first match); undefined when none has it.
+   * NOTE: ListCommands cannot filter by comment.
+   */
+  findCommand(instanceId: string, comment: string): Promise<RunCommand | undefined>;
+  /** NotFound (code `InvocationDoesNotExist`) for a moment right after the send. */
+  getInvocation(commandId: string, instanceId: string): Promise<CommandInvocation>;
+}
+
 /** The AWS side of one target (an account and region): its own clients and rate limits. */
 export interface AwsPorts {
   ec2: Ec2Port;
   secrets: SecretsPort;
   tagging: TaggingPort;
+  ssm: SsmPort;
 }
 
 /** Cloudflare: one account for every target. */

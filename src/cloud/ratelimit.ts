@@ -37,6 +37,8 @@ export const DEFAULT_BUCKETS = {
   'ec2-non-mutating': aws(100, 20),
   secretsmanager: aws(50, 50),
   tagging: aws(20, 10),
+  'ssm-send-command': aws(20, 10),
+  'ssm-read': aws(40, 20),
   // NOTE: Cloudflare blocks for the rest of a 5-minute window once 1200 calls were made in it.
   // Its rule itself, as a sliding window, admits every schedule the provider does: all of a cold
   // start's calls at once when they fit (a token bucket would pace them at ≤ 4/s, e.g. capacity

@@ -168,7 +168,30 @@ export function createMetrics(options: MetricsOptions = {}) {
       labelNames: ['controller'] as const,
       registers: r,
     }),
+    rolloutInstances: new Gauge({
+      name: 'molecule_rollout_instances',
+      help: 'Owners per image kind (tenant, workspace) and rollout state: done, pending, in_flight, failed, stopped (DESIGN §11)',
+      labelNames: ['image_kind', 'state'] as const,
+      registers: r,
+    }),
+    rolloutPaused: new Gauge({
+      name: 'molecule_rollout_paused',
+      help: 'Image rollouts paused after ROLLOUT_MAX_FAILURES failed redeploys, until POST /cp/admin/rollouts/resume',
+      registers: r,
+    }),
+    outdatedInstances: new Gauge({
+      name: 'molecule_outdated_instances',
+      help: 'Running instances whose AMI or boot script differs from what a launch would use now (never replaced in place)',
+      labelNames: ['reason'] as const,
+      registers: r,
+    }),
   };
+
+  for (const kind of ['tenant', 'workspace'])
+    for (const state of ['done', 'pending', 'in_flight', 'failed', 'stopped'])
+      m.rolloutInstances.labels(kind, state).set(0);
+  m.rolloutPaused.set(0);
+  for (const reason of ['AMIChanged', 'BootScriptChanged']) m.outdatedInstances.labels(reason).set(0);
 
   for (const controller of options.labels?.controllers ?? []) {
     for (const result of ['success', 'requeue', 'error', 'terminal'])

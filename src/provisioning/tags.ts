@@ -12,6 +12,10 @@ export const TAG = {
   sgId: 'SGID',
   tunnelId: 'TunnelID',
   name: 'Name',
+  /** The container image the instance runs (DESIGN §11): set at launch, moved by a redeploy. */
+  image: 'Image',
+  /** Fingerprint of the boot script (without its image) the instance was launched with. */
+  bootScript: 'BootScript',
   keep: 'molecule-keep',
 } as const;
 

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Boot scripts for tenant and workspace instances. They carry no secret (seed #113: the
  * plaintext user-data path was removed) and name only the secret the instance may read
@@ -18,7 +20,11 @@ export interface UserDataInput {
   orgId: string;
   workspaceId?: string;
   runtime?: string;
-  image: string;
+  /**
+   * The container image (DESIGN §11); undefined for a workspace whose runtime has no image pin:
+   * the host boots without a container and there is nothing to redeploy.
+   */
+  image: string | undefined;
   /** The secret this instance boots from: its org's bundle (tenant) or the workspace bootstrap secret. */
   secretName: string;
   cpBaseUrl: string;
@@ -38,7 +44,8 @@ const READ_SECRET = [
   '}',
 ];
 
-export function renderUserData(input: UserDataInput): string {
+/** The variables and the secret reader both the boot script and a redeploy start from. */
+function preamble(input: UserDataInput): string[] {
   const vars: [string, string][] = [
     ['MOLECULE_ROLE', input.role],
     ['MOLECULE_ENV', input.env],
@@ -46,29 +53,37 @@ export function renderUserData(input: UserDataInput): string {
     ['MOLECULE_ORG_ID', input.orgId],
     ['MOLECULE_WORKSPACE_ID', input.workspaceId ?? ''],
     ['MOLECULE_RUNTIME', input.runtime ?? ''],
-    ['MOLECULE_IMAGE', input.image],
+    ['MOLECULE_IMAGE', input.image ?? ''],
     ['MOLECULE_BOOTSTRAP_SECRET', input.secretName],
     ['CP_BASE_URL', input.cpBaseUrl],
   ];
-  const common = [
-    '#!/bin/bash',
+  return [
     'set -euo pipefail',
     ...vars.map(([k, v]) => `export ${k}=${shellQuote(v)}`),
     '# Secrets are read with the instance role; nothing secret is written to this script.',
     ...READ_SECRET,
     'install -d -m 0700 /etc/molecule',
   ];
+}
+
+/**
+ * The container section: read the secret, log in, pull the image and (re)create the
+ * container. The one source of the `docker run` arguments: the boot script runs it at first
+ * boot and a redeploy (SSM Run Command) runs it again with the new image, so a redeployed
+ * container is started exactly as a freshly launched one. The host reads its secret itself,
+ * as at boot: no secret is in the script or the command.
+ */
+function containerSection(input: UserDataInput): string[] {
+  // Pulled before the old container is removed: a failed pull leaves the running one alone.
+  const replace = ['docker pull "$MOLECULE_IMAGE"', 'docker rm -f molecule >/dev/null 2>&1 || true'];
   if (input.role === 'tenant')
     return [
-      ...common,
       '(umask 077; read_boot_secret > /etc/molecule/bootstrap.json)',
       'jq -r .ghcrPullToken /etc/molecule/bootstrap.json | docker login ghcr.io --username molecule --password-stdin',
-      'docker pull "$MOLECULE_IMAGE"',
+      ...replace,
       'docker run -d --restart=always --name molecule --env-file <(jq -r \'to_entries[] | "\\(.key)=\\(.value)"\' /etc/molecule/bootstrap.json) "$MOLECULE_IMAGE"',
-      '',
-    ].join('\n');
+    ];
   return [
-    ...common,
     '(umask 077; read_boot_secret > /etc/molecule/workspace-bootstrap.json)',
     'jq -r .ghcrPullToken /etc/molecule/workspace-bootstrap.json | docker login ghcr.io --username molecule --password-stdin',
     '# The identity document proves to the tenant which instance (and so which workspace) this is.',
@@ -76,7 +91,7 @@ export function renderUserData(input: UserDataInput): string {
     'curl -sf -H "X-aws-ec2-metadata-token: $imds_token" http://169.254.169.254/latest/dynamic/instance-identity/document > /etc/molecule/identity.json',
     'curl -sf -H "X-aws-ec2-metadata-token: $imds_token" http://169.254.169.254/latest/dynamic/instance-identity/pkcs7 > /etc/molecule/identity.pkcs7',
     'unset imds_token',
-    'docker pull "$MOLECULE_IMAGE"',
+    ...replace,
     '# Only what the agent needs: who it is and where the platform is. No tenant secret.',
     'docker run -d --restart=always --name molecule \\',
     '  -e MOLECULE_ORG_ID -e MOLECULE_WORKSPACE_ID -e MOLECULE_RUNTIME -e MOLECULE_ENV \\',
@@ -84,6 +99,62 @@ export function renderUserData(input: UserDataInput): string {
     '  -v /etc/molecule/identity.json:/etc/molecule/identity.json:ro \\',
     '  -v /etc/molecule/identity.pkcs7:/etc/molecule/identity.pkcs7:ro \\',
     '  "$MOLECULE_IMAGE"',
+  ];
+}
+
+export function renderUserData(input: UserDataInput): string {
+  return [
+    '#!/bin/bash',
+    ...preamble(input),
+    ...(input.image === undefined
+      ? ['# No image is pinned for this runtime: the host runs no container.']
+      : containerSection(input)),
     '',
   ].join('\n');
 }
+
+/**
+ * The redeploy command (SSM `AWS-RunShellScript`, one script): the boot script's container
+ * section with the new image. Never stops or reboots the host.
+ */
+export function renderRedeployCommand(input: UserDataInput & { image: string }): string {
+  return ['#!/bin/bash', ...preamble(input), ...containerSection(input), ''].join('\n');
+}
+
+/**
+ * What the boot script would be without its image (which redeploys change in place) and its
+ * owner's ids: a launch that would use another boot script than a running instance's makes that
+ * instance `Outdated`. The same for every owner of a kind, so it is computed once per kind (every
+ * reconcile of every owner asks).
+ */
+export function bootScriptFingerprint(input: UserDataInput): string {
+  const secretTemplate = input.secretName.split(input.orgId).join('<org>');
+  const key = [
+    input.role,
+    input.env,
+    input.region,
+    input.cpBaseUrl,
+    secretTemplate,
+    input.image === undefined,
+  ].join('\u0000');
+  let hash = fingerprints.get(key);
+  if (hash === undefined) {
+    const template: UserDataInput = {
+      role: input.role,
+      env: input.env,
+      region: input.region,
+      orgId: '<org>',
+      ...(input.workspaceId === undefined ? {} : { workspaceId: '<workspace>' }),
+      ...(input.runtime === undefined ? {} : { runtime: '<runtime>' }),
+      image: input.image === undefined ? undefined : '<image>',
+      secretName: secretTemplate,
+      cpBaseUrl: input.cpBaseUrl,
+    };
+    hash = createHash('sha256').update(renderUserData(template)).digest('hex').slice(0, 16);
+    if (fingerprints.size > 1000) fingerprints.clear();
+    fingerprints.set(key, hash);
+  }
+  return hash;
+}
+
+const fingerprints = new Map<string, string>();

@@ -51,6 +51,8 @@ export interface ControllerSpec<D = unknown, R = unknown> {
   readonly name: ControllerName;
   /** What it keeps, main kind first (the audit trail records that one). */
   readonly kinds: readonly OwnedKind[];
+  /** The kind its audit rows name when it keeps no resource of its own (a redeploy's command). */
+  readonly auditKind?: string;
   /** Owner kinds it keeps a resource for. */
   readonly owners: readonly OwnerKind[];
   /** What must be Ready before it creates. A function: specs refer to each other. */
@@ -91,6 +93,35 @@ export interface DesiredInput {
   pins: Pins;
   /** Which controllers run; a dependency on a disabled one is skipped and noted. */
   enabled: ReadonlySet<ControllerName>;
+  /** The reconciler's clock, read once per reconcile (ms). */
+  now: number;
+  /** Says when a redeploy may start (DESIGN §11); absent where nothing is gated (`plan`). */
+  rollout?: RolloutGate;
+}
+
+/** A redeploy an owner wants to start. */
+export interface RolloutRequest {
+  owner: OwnerRef;
+  orgId: string;
+  /** A canary org, or a workspace of one. */
+  canary: boolean;
+  imageKind: 'tenant' | 'workspace';
+  image: string;
+  /** When its last redeploy to this image failed (ms), if it did. */
+  failedAt?: number;
+}
+
+export type Admission =
+  | { admitted: true }
+  | { admitted: false; reason: string; message: string; retryAfterMs: number };
+
+/**
+ * The fleet-wide order of redeploys (canaries first, soak, in-flight limit, pause): asked by
+ * the redeploy controller right before it would send a command. An admission holds a slot
+ * until the controller's status records the command.
+ */
+export interface RolloutGate {
+  admit(request: RolloutRequest): Promise<Admission>;
 }
 
 export interface Pins {
@@ -108,6 +139,10 @@ export interface Observation<R = unknown> {
   diff: string[];
   /** Set while the resource is changing state by itself (instance pending): not ready, look again soon. */
   progressing?: string;
+  /** The condition reason while progressing (default `Progressing`). */
+  progressReason?: string;
+  /** When to look again while progressing (default: the poll interval). */
+  retryAfterMs?: number;
   /** Ids to record in status (instanceId, groupId, tunnelId…). */
   externalIds: Record<string, string>;
   /** Bookkeeping to persist in the status row (never a secret). */

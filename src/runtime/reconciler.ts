@@ -20,6 +20,7 @@ import type {
   Observation,
   ObserveContext,
   Pins,
+  RolloutGate,
 } from './controller.js';
 import { describeError, errorClassOf, FencedOutError, NotLeaderError, TerminalError } from './errors.js';
 import type { Failpoint } from './failpoints.js';
@@ -85,6 +86,8 @@ export interface ReconcilerDeps {
   finalizers: FinalizerRepository;
   /** AMI and image pins: a value while cached, a promise when they must be read. */
   pins: () => Pins | Promise<Pins>;
+  /** The order of redeploys across the fleet (absent in `plan`: nothing is started there). */
+  rollout?: RolloutGate;
   metrics: Metrics;
   logger: Logger;
   clock: Clock;
@@ -411,14 +414,14 @@ export class Reconciler {
     // 11: Changing state by itself (instance pending/stopping): not ready, look again soon.
     if (obs.progressing) {
       patch.ready = false;
-      patch.reason = 'Progressing';
+      patch.reason = obs.progressReason ?? 'Progressing';
       patch.message = obs.progressing;
       return {
         patch,
         adopted,
         addFinalizer,
         wakeDependents: false,
-        outcome: { result: 'requeue', afterMs: this.deps.pollIntervalMs },
+        outcome: { result: 'requeue', afterMs: obs.retryAfterMs ?? this.deps.pollIntervalMs },
       };
     }
 
@@ -649,6 +652,8 @@ export class Reconciler {
       org_: state.org_,
       pins,
       enabled: target.enabled,
+      now: this.deps.clock.now(),
+      ...(this.deps.rollout ? { rollout: this.deps.rollout } : {}),
     };
   }
 
@@ -817,7 +822,7 @@ export class Reconciler {
       ownerKind: state.owner.kind,
       ownerId: state.owner.id,
       orgId: state.org.id,
-      kind: this.spec.kinds[0]!.kind,
+      kind: this.spec.kinds[0]?.kind ?? this.spec.auditKind ?? 'other',
       externalId: firstId(obs.externalIds) ?? '',
       controller: this.name,
       action,

@@ -28,6 +28,7 @@ const SERVICE_PREFIX: Record<string, string> = {
   '@aws-sdk/client-secrets-manager': 'secretsmanager',
   '@aws-sdk/client-resource-groups-tagging-api': 'tag',
   '@aws-sdk/client-sts': 'sts',
+  '@aws-sdk/client-ssm': 'ssm',
 };
 
 /** Calls AWS answers whoever asks: no policy grants or could deny them. */
@@ -125,6 +126,7 @@ describe('IAM policy', () => {
       'src/cloud/aws/credentials.ts',
       'src/cloud/aws/ec2.ts',
       'src/cloud/aws/secrets.ts',
+      'src/cloud/aws/ssm.ts',
       'src/cloud/aws/tagging.ts',
       'src/cloud/index.ts',
     ]);
@@ -180,12 +182,38 @@ describe('IAM policy', () => {
   it('allows "*" only for reads that support no resource-level permissions', () => {
     for (const s of statements.filter((s) => list(s.Resource).includes('*'))) {
       for (const a of list(s.Action))
-        expect(a, s.Sid).toMatch(/^(ec2:Describe\w+|secretsmanager:ListSecrets|tag:GetResources)$/);
+        expect(a, s.Sid).toMatch(
+          /^(ec2:Describe\w+|secretsmanager:ListSecrets|tag:GetResources|ssm:ListCommands|ssm:GetCommandInvocation)$/,
+        );
     }
     for (const a of fromCode.actions) {
-      if (/^(ec2:Describe|secretsmanager:ListSecrets|tag:GetResources)/.test(a)) continue;
+      if (
+        /^(ec2:Describe|secretsmanager:ListSecrets|tag:GetResources|ssm:ListCommands|ssm:GetCommandInvocation)/.test(
+          a,
+        )
+      )
+        continue;
       for (const s of granting(a)) expect(list(s.Resource), `${a} in ${s.Sid}`).not.toContain('*');
     }
+  });
+
+  it('sends Run Commands only with AWS-RunShellScript, only to instances tagged as this env’s', () => {
+    const send = granting('ssm:SendCommand');
+    expect(send.flatMap((s) => list(s.Resource)).sort()).toEqual([
+      'arn:aws:ec2:*:*:instance/*',
+      'arn:aws:ssm:*::document/AWS-RunShellScript',
+    ]);
+    const onInstances = send.find((s) => list(s.Resource).includes('arn:aws:ec2:*:*:instance/*'))!;
+    expect(onInstances.Condition).toEqual({
+      StringEquals: {
+        'ssm:resourceTag/ManagedBy': ownerTags({ env: 'x', orgId: 'o', orgSlug: 's', name: 'n' })[
+          TAG.managedBy
+        ],
+        'ssm:resourceTag/MOLECULE_ENV': ENV,
+      },
+    });
+    const readme = readText(join(DEPLOY, 'README.md'));
+    expect(readme).toContain('AmazonSSMManagedInstanceCore');
   });
 
   it('lets EC2 mutations touch only instances, volumes and security groups tagged as this env’s', () => {

@@ -50,6 +50,7 @@ const RUNBOOKS = [
   'runbook-reconcile-errors',
   'runbook-orphan-scan-failing',
   'runbook-target-not-configured',
+  'runbook-rollout-paused',
 ];
 
 describe('alerting rules', () => {
@@ -77,6 +78,8 @@ describe('alerting rules', () => {
         'CloudflareLockedOut',
         'WorkqueueBacklog',
         'ControllerDisabled',
+        'RolloutPaused',
+        'RedeployFailuresRepeated',
       ]),
     );
     expect(new Set(alerts.map((a) => a.alert)).size).toBe(alerts.length);
@@ -329,5 +332,22 @@ const SCENARIOS: Scenario[] = [
     name: 'no replica scraped',
     series: [[`molecule_workqueue_depth{${A}, controller="tunnel"}`, '0x30']],
     checks: [{ alert: 'OperatorMetricsAbsent', want: [['{}', 1]] }],
+  },
+  {
+    name: 'a rollout paused on the leader; a standby with stale failures',
+    series: [
+      [`molecule_is_leader{${A}, target="primary"}`, '1x60'],
+      [`molecule_is_leader{${B}, target="primary"}`, '0x60'],
+      [`molecule_rollout_paused{${A}}`, '0x5 1x55'],
+      [`molecule_rollout_paused{${B}}`, '3x60'],
+      [`molecule_rollout_instances{${A}, image_kind="tenant", state="failed"}`, '2x60'],
+      [`molecule_rollout_instances{${A}, image_kind="workspace", state="failed"}`, '0x60'],
+      [`molecule_rollout_instances{${B}, image_kind="workspace", state="failed"}`, '9x60'],
+    ],
+    checks: [
+      { alert: 'RolloutPaused', at: '4m', want: [] },
+      { alert: 'RolloutPaused', at: '20m', want: [[`{${ns}}`, 1]] },
+      { alert: 'RedeployFailuresRepeated', at: '40m', want: [[`{image_kind="tenant", ${ns}}`, 2]] },
+    ],
   },
 ];

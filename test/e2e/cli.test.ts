@@ -92,7 +92,18 @@ describe('molecule-operator', () => {
   it('--help lists every subcommand', async () => {
     const res = await run(['--help']);
     expect(res.code).toBe(0);
-    for (const name of ['demo', 'run', 'api', 'migrate', 'plan', 'status', 'orphans', 'pins', 'sim']) {
+    for (const name of [
+      'demo',
+      'run',
+      'api',
+      'migrate',
+      'plan',
+      'status',
+      'orphans',
+      'pins',
+      'rollout',
+      'sim',
+    ]) {
       expect(res.stdout).toMatch(new RegExp(`^  ${name} +\\S`, 'm'));
     }
     expect(Object.keys(commands).sort()).toEqual([
@@ -102,6 +113,7 @@ describe('molecule-operator', () => {
       'orphans',
       'pins',
       'plan',
+      'rollout',
       'run',
       'sim',
       'status',

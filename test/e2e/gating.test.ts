@@ -30,6 +30,7 @@ describe('gating: missing Cloudflare settings', () => {
     }, 20_000);
     expect(ready.status.conditions.map((c: { controller: string }) => c.controller).sort()).toEqual([
       'instance',
+      'redeploy',
       'secrets',
       'securitygroup',
     ]);

@@ -47,7 +47,7 @@ describe('molecule-operator plan', () => {
     expect(converged.code).toBe(0);
     const body = JSON.parse(converged.out);
     expect(body).toMatchObject({ converged: true, changes: 0 });
-    expect(body.actions).toHaveLength(6); // 4 org controllers + 2 workspace controllers
+    expect(body.actions).toHaveLength(8); // 5 org controllers + 3 workspace controllers
     expect(body.actions.every((a: { action: string }) => a.action === 'none')).toBe(true);
     expect((await plan(false)).out).toMatch(/^No changes/m);
 
@@ -72,7 +72,7 @@ describe('molecule-operator plan', () => {
     expect(wsInstance.detail).toContain(`${ws.id}-2`); // the next launch generation
     const tenant = actions.find((a) => a.ownerId === org.id && a.controller === 'instance')!;
     expect(tenant).toMatchObject({ action: 'update', diff: ['power: running → stopped'] });
-    expect(actions.filter((a) => a.action === 'none')).toHaveLength(4);
+    expect(actions.filter((a) => a.action === 'none')).toHaveLength(6);
     expect((await plan(false)).out).toContain('2 change(s) pending; nothing was executed.');
 
     // Plan executed nothing: the instance is still gone and the tenant still running.

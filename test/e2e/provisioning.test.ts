@@ -53,6 +53,7 @@ describe('provisioning lifecycle', () => {
     const ready = await waitReady('acme');
     expect(ready.status.conditions.map((c: { controller: string }) => c.controller).sort()).toEqual([
       'instance',
+      'redeploy',
       'secrets',
       'securitygroup',
       'tunnel',

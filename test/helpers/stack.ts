@@ -8,6 +8,7 @@ import type { Config } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/observability/logger.js';
 import type { Metrics } from '../../src/observability/metrics.js';
 import { type Operator, type OperatorOptions, operatorMetrics, startOperator } from '../../src/operator.js';
+import type { Clock } from '../../src/runtime/clock.js';
 import { type SimOptions, type Simulator, startSimulator } from '../../src/sim/index.js';
 import { testConfig } from '../fixtures/config.js';
 import { SIM_CREDENTIALS, simEnv } from '../fixtures/sim.js';
@@ -46,6 +47,8 @@ export interface StackOptions {
   operator?: boolean;
   /** How long the operator caches pins (default 0: read on every reconcile). */
   pinsTtlMs?: number;
+  /** The operator's clock (default the system's). */
+  clock?: Clock;
 }
 
 /**
@@ -82,6 +85,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           'ec2-non-mutating',
           'secretsmanager',
           'tagging',
+          'ssm-send-command',
+          'ssm-read',
           'cloudflare',
         ].map((b) => [b, { capacity: 1000, refillPerSecond: 1000 }]),
       ),
@@ -116,6 +121,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         logger,
         cloud,
         pinsTtlMs: options.pinsTtlMs ?? 0,
+        ...(options.clock ? { clock: options.clock } : {}),
         manager: {
           pollIntervalMs: 50,
           lease: {

@@ -16,6 +16,7 @@ const TABLES = [
   'orphans',
   'pin_changes',
   'reconcile_status',
+  'rollout_resumes',
   'runtime_image_pins',
   'tenant_resources',
   'workspaces',

@@ -13,6 +13,7 @@ const NOT_FOUND = new Set([
   'InvalidGroupId.NotFound',
   'InvalidVpcID.NotFound',
   'ResourceNotFoundException',
+  'InvocationDoesNotExist',
 ]);
 
 const CONFLICT = new Set([
@@ -21,6 +22,8 @@ const CONFLICT = new Set([
   'IncorrectInstanceState',
   'IdempotentParameterMismatch',
   'ResourceExistsException',
+  // SSM: the instance is not running (or not reachable by the agent); a later attempt may work.
+  'InvalidInstanceId',
 ]);
 
 const THROTTLED = new Set([

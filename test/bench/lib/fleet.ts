@@ -1,3 +1,4 @@
+import { registry } from '../../../controllers/index.js';
 import type { Database } from '../../../src/db/client.js';
 import type { SimStateDump } from '../../../src/sim/index.js';
 
@@ -41,8 +42,9 @@ export async function createFleet(
   };
 }
 
-/** Status rows a converged fleet has: 4 per org (tunnel, secrets, securitygroup, instance), 2 per workspace. */
-export const expectedStatusRows = (orgs: number, workspaces: number) => orgs * 4 + workspaces * 2;
+/** Status rows a converged fleet has: one per controller that keeps something for the owner's kind. */
+export const expectedStatusRows = (orgs: number, workspaces: number) =>
+  orgs * registry.forOwner('org').length + workspaces * registry.forOwner('workspace').length;
 
 export async function readyRows(database: Database): Promise<{ ready: number; total: number }> {
   const [r] = await database.query<{ ready: number; total: number }>(

@@ -322,6 +322,7 @@ export async function cloneFleet(
         ) as StatusJson;
         const tunnelId = tunnel.external_ids.tunnelId;
         const d = secrets.desired({
+          now: Date.now(),
           config: target.config,
           target: targetSettings(target.config)[0]!,
           owner: { kind: 'org', id: orgId },

@@ -3,8 +3,10 @@ import type { Org, StatusRow, Workspace } from '../../../schema/index.js';
 import type { CloudView } from '../../../src/cloud/inventory.js';
 import type {
   CloudPorts,
+  CommandInvocation,
   DnsRecord,
   Instance,
+  RunCommand,
   SecretSummary,
   SecurityGroup,
   Tunnel,
@@ -13,7 +15,13 @@ import type {
 import { targetSettings } from '../../../src/cloud/targets.js';
 import type { Config } from '../../../src/config.js';
 import { TAG } from '../../../src/provisioning/tags.js';
-import type { ControllerSpec, DesiredInput, Observation } from '../../../src/runtime/controller.js';
+import type {
+  ControllerSpec,
+  DesiredInput,
+  Observation,
+  RolloutGate,
+} from '../../../src/runtime/controller.js';
+import { NotFoundError } from '../../../src/runtime/errors.js';
 import { type Action, decideAction } from '../../../src/runtime/reconciler.js';
 import { testConfig } from '../../fixtures/config.js';
 
@@ -48,6 +56,7 @@ export const org = (over: Partial<Org> = {}): Org => ({
   isCanary: false,
   powerState: 'running',
   generation: 1,
+  redeployGeneration: 0,
   deletionRequestedAt: null,
   finalizers: [],
   purgedAt: null,
@@ -65,6 +74,7 @@ export const workspace = (over: Partial<Workspace> = {}): Workspace => ({
   tier: 4,
   powerState: 'running',
   generation: 1,
+  redeployGeneration: 0,
   deletionRequestedAt: null,
   finalizers: [],
   purgedAt: null,
@@ -122,6 +132,9 @@ export interface Cloud {
   configs?: Record<string, TunnelConfig>;
   records?: DnsRecord[];
   vpcCidr?: string;
+  /** SSM: commands by instance (newest first), and invocations by command id (absent: not visible yet). */
+  commands?: Record<string, RunCommand[]>;
+  invocations?: Record<string, CommandInvocation>;
 }
 
 export interface Given {
@@ -136,6 +149,9 @@ export interface Given {
   deleting?: boolean;
   /** Environment variables over the harness's own. */
   config?: Record<string, string>;
+  /** Image pins by runtime, AMI pins by runtime. */
+  pins?: { images?: Record<string, string>; amis?: Record<string, string> };
+  rollout?: RolloutGate;
 }
 
 export interface Decided {
@@ -158,6 +174,7 @@ export async function decide(spec: ControllerSpec, g: Given): Promise<Decided> {
     Object.fromEntries(Object.entries(m ?? {}).map(([c, r]) => [c, status(c, { ownerId: owner.id, ...r })]));
   const self = rows(g.self);
   const input: DesiredInput = {
+    now: NOW,
     config: cfg,
     target: targetSettings(cfg)[0]!,
     owner,
@@ -165,8 +182,9 @@ export async function decide(spec: ControllerSpec, g: Given): Promise<Decided> {
     workspace: ws,
     self,
     org_: ws ? rows(g.org_) : self,
-    pins: { ami: () => undefined, image: () => undefined },
+    pins: { ami: (r) => g.pins?.amis?.[r], image: (r) => g.pins?.images?.[r] },
     enabled: new Set(registry.names),
+    ...(g.rollout ? { rollout: g.rollout } : {}),
   };
   const client = spec.create(portsOf(cloud));
   const desired = client.desired(input);
@@ -238,6 +256,16 @@ function portsOf(cloud: Cloud): CloudPorts {
       putResourcePolicy: noop,
     },
     tagging: { getResources: noop },
+    ssm: {
+      sendShellCommand: noop,
+      findCommand: async (instanceId, comment) =>
+        (cloud.commands?.[instanceId] ?? []).find((c) => c.comment === comment),
+      getInvocation: async (commandId) => {
+        const inv = cloud.invocations?.[commandId];
+        if (!inv) throw new NotFoundError('ssm GetCommandInvocation: InvocationDoesNotExist');
+        return inv;
+      },
+    },
     tunnels: {
       getConfiguration: async (id) => cloud.configs?.[id],
       getTunnelToken: async (id) => cloud.tunnelTokens?.[id] ?? `token-${id}`,
