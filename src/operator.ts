@@ -77,6 +77,8 @@ export interface Operator {
   readonly targets: CloudTargets;
   readonly manager: Manager;
   readonly scanner: OrphanScanner;
+  /** The fleet's rollouts (DESIGN §11): `refresh()` re-reads them and sets their gauges. */
+  readonly rollouts: RolloutCoordinator;
   /** Why each controller that does not run is off, per target (startup log, `/readyz`, CLI). */
   readonly disabled: ReadonlyMap<ControllerName, string>;
   start(): Promise<void>;
@@ -354,6 +356,7 @@ export function createOperator(options: OperatorOptions): Operator {
     targets,
     manager: m,
     scanner,
+    rollouts,
     disabled,
     start: async () => {
       for (const [controller, why] of disabled) logger.warn({ controller, why }, 'controller disabled');

@@ -97,6 +97,19 @@ function wake(tenants: Tenant[]) {
   for (const t of tenants) stack.operator!.manager.enqueueOwner({ kind: 'org', id: t.id });
 }
 
+/**
+ * Polls `check`, waking `tenants` before each look. A redeploy polls its command with a backoff
+ * that grows with the command's age on the injected clock, which the test jumps by minutes, while
+ * the requeue itself waits on the real clock: without the wake, a command sent just before a jump
+ * is looked at again only after the 30 s cap.
+ */
+function eventuallyWaking(tenants: Tenant[], check: () => Promise<boolean>, timeoutMs = 20_000) {
+  return eventually(async () => {
+    wake(tenants);
+    return check();
+  }, timeoutMs);
+}
+
 async function gauge(name: string, labels = ''): Promise<number> {
   const text = await stack.metrics.registry.getSingleMetricAsString(name);
   const line = text.split('\n').find((l) => l.startsWith(labels ? `${name}{${labels}}` : `${name} `));
@@ -173,7 +186,8 @@ describe('image rollouts', () => {
 
     // The soak passes (on the injected clock): the rest follow, two at a time.
     clock.offset += 10 * MIN;
-    for (const t of others) await eventually(async () => (await imageTag(t.instanceId)) === IMAGE_2, 20_000);
+    for (const t of others)
+      await eventuallyWaking(others, async () => (await imageTag(t.instanceId)) === IMAGE_2);
     for (const t of [canary, ...others]) {
       const sentTo = await commandsOn(t.instanceId);
       expect(sentTo.map((c) => c.Comment)).toEqual([redeployComment(t.id, 0, 1, IMAGE_2)]);
@@ -195,7 +209,7 @@ describe('image rollouts', () => {
     stack.sim.setFaults({ ssmFailedInstances: others.map((t) => t.instanceId) });
     await pinTenantImage(IMAGE_3);
     clock.offset += 10 * MIN; // the canary's soak
-    await eventually(async () => (await imageTag(canary.instanceId)) === IMAGE_3, 20_000);
+    await eventuallyWaking([canary], async () => (await imageTag(canary.instanceId)) === IMAGE_3);
     clock.offset += 10 * MIN;
     const rolloutOf = async () =>
       (await stack.api('GET', '/cp/admin/rollouts')).body.rollouts.find(
@@ -245,7 +259,8 @@ describe('image rollouts', () => {
     expect(resumed.body.rollouts.find((x: { image: string }) => x.image === IMAGE_3).paused).toBe(false);
     clock.offset += 30 * MIN; // the failed ones' retry backoff
     wake(others);
-    for (const t of others) await eventually(async () => (await imageTag(t.instanceId)) === IMAGE_3, 30_000);
+    for (const t of others)
+      await eventuallyWaking(others, async () => (await imageTag(t.instanceId)) === IMAGE_3, 30_000);
     const after = await sent();
     for (const [i, n] of after.entries()) expect(n).toBe(atPause[i]! + 1);
     await eventually(async () => (await gauge('molecule_rollout_paused')) === 0);
@@ -264,7 +279,7 @@ describe('image rollouts', () => {
     expect(row.message).toMatch(/stopped/);
     expect(await commandsOn(t.instanceId)).toHaveLength(before);
     expect((await stack.api('POST', `/cp/admin/tenants/${t.slug}/start`)).status).toBe(202);
-    await eventually(async () => (await redeployCondition(t.id))?.reason === 'Deployed', 20_000);
+    await eventuallyWaking([t], async () => (await redeployCondition(t.id))?.reason === 'Deployed');
     const after = await commandsOn(t.instanceId);
     expect(after).toHaveLength(before + 1);
     expect(after[0]!.Comment).toBe(redeployComment(t.id, 1, 1, IMAGE_3));
@@ -365,6 +380,7 @@ describe('image rollouts', () => {
     for (const w of ws) stack.operator!.manager.enqueueOwner({ kind: 'workspace', id: w.id });
     for (const w of ws) {
       await eventually(async () => {
+        for (const x of ws) stack.operator!.manager.enqueueOwner({ kind: 'workspace', id: x.id });
         const r = await redeployCondition(w.id);
         return r?.reason === 'Deployed' && r.message.includes('redeploy generation 1');
       }, 20_000);
@@ -393,12 +409,9 @@ describe('outdated instances', () => {
       return r?.reason === 'AMIChanged' ? r : undefined;
     });
     expect(row.message).toMatch(/^Outdated: AMI ami-\w+ → ami-0123456789abcdef0/);
-    await eventually(
-      async () => (await gauge('molecule_outdated_instances', 'reason="AMIChanged"')) >= 1,
-      // The gauges are refreshed every minute while no redeploy asks for an admission.
-      70_000,
-      250,
-    );
+    // The gauges are refreshed every minute while no redeploy asks for an admission: ask now.
+    await stack.operator!.rollouts.refresh();
+    expect(await gauge('molecule_outdated_instances', 'reason="AMIChanged"')).toBeGreaterThanOrEqual(1);
     const after = await cloud.liveInstances({ OrgID: t.id });
     expect(after.map((i) => [i.InstanceId, i.State?.Name])).toEqual(
       before.map((i) => [i.InstanceId, i.State?.Name]),
