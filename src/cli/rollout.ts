@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { redeploy } from '../../controllers/index.js';
 import { loadConfig } from '../config.js';
 import { PinsCache } from '../db/pins.js';
@@ -6,11 +5,9 @@ import { RolloutRepository } from '../db/rollouts.js';
 import { loadRollouts, type RolloutsReport } from '../runtime/rollouts.js';
 import { OUTPUT_OPTIONS, parseFlags, wantsJson } from './args.js';
 import { openForCommand } from './database.js';
-import { waitForShutdownSignal } from './signals.js';
 import { formatTable } from './table.js';
 import { type CliContext, UsageError } from './types.js';
-
-const WATCH_INTERVAL_MS = 2_000;
+import { showOrWatch } from './watch.js';
 
 /** `molecule-operator rollout status [-o json] [--watch]`: image rollouts, from the database. */
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
@@ -28,16 +25,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     return json ? `${JSON.stringify(report, null, 2)}\n` : formatRollouts(report);
   };
   try {
-    if (!flags.watch) {
-      ctx.stdout(await render());
-      return 0;
-    }
-    const shutdown = waitForShutdownSignal();
-    while (!shutdown.abort.aborted) {
-      ctx.stdout(`\x1b[2J\x1b[H${new Date().toISOString()}\n\n${await render()}`);
-      await sleep(WATCH_INTERVAL_MS, undefined, { signal: shutdown.abort }).catch(() => {});
-    }
-    return 0;
+    return await showOrWatch(ctx, !!flags.watch, render);
   } finally {
     await database.close();
   }

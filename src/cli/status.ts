@@ -1,5 +1,4 @@
 import { dirname, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadOrgViews, type OrgView } from '../api/present.js';
 import { loadConfig } from '../config.js';
 import { DesiredStateRepository, type OrgPageCursor } from '../db/desired.js';
@@ -7,11 +6,10 @@ import { effectiveTier } from '../provisioning/tiers.js';
 import { OUTPUT_OPTIONS, parseCommand, wantsJson } from './args.js';
 import { openForCommand } from './database.js';
 import { askDemo, liveDemo } from './lock.js';
-import { waitForShutdownSignal } from './signals.js';
 import { formatTable } from './table.js';
 import { type CliContext, CliError } from './types.js';
+import { showOrWatch } from './watch.js';
 
-const WATCH_INTERVAL_MS = 2_000;
 const PAGE = 500;
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
@@ -46,17 +44,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     return formatStatus([org]) + deleting;
   };
   try {
-    if (!flags.watch) {
-      ctx.stdout(await render());
-      return 0;
-    }
-    const shutdown = waitForShutdownSignal();
-    while (!shutdown.abort.aborted) {
-      // Clear the screen and home the cursor, then redraw.
-      ctx.stdout(`\x1b[2J\x1b[H${new Date().toISOString()}\n\n${await render()}`);
-      await sleep(WATCH_INTERVAL_MS, undefined, { signal: shutdown.abort }).catch(() => {});
-    }
-    return 0;
+    return await showOrWatch(ctx, !!flags.watch, render);
   } finally {
     await database?.close();
   }
