@@ -370,10 +370,13 @@ describe('image rollouts', () => {
     for (const w of ws) expect(await imageTag(w.instanceId)).toBe(RUNTIME_IMAGE);
     const res = await stack.api('POST', '/cp/admin/tenants/workspaces/redeploy-fleet', {});
     expect(res).toEqual({ status: 202, body: { requested: 2 } });
-    // The canary's workspace first; the other after the soak.
-    await eventually(async () =>
-      (await redeployCondition(ws[0]!.id))?.message.includes('redeploy generation 1'),
-    );
+    // The canary's workspace first, done before the clock moves (its soak starts when it
+    // succeeds); the other after the soak.
+    await eventually(async () => {
+      stack.operator!.manager.enqueueOwner({ kind: 'workspace', id: ws[0]!.id });
+      const r = await redeployCondition(ws[0]!.id);
+      return r?.reason === 'Deployed' && r.message.includes('redeploy generation 1');
+    }, 20_000);
     expect((await redeployCondition(ws[1]!.id))?.reason).toMatch(/CanarySoaking|WaitingForCanaries/);
     expect(await commandsOn(ws[1]!.instanceId)).toEqual([]);
     clock.offset += 10 * MIN;
