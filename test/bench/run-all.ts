@@ -3,8 +3,8 @@
  * prints the published table. `--smoke` runs tiny versions into a temporary directory: it only
  * proves the benchmarks still run, and fails only when one crashes, never on a missed target.
  *
- *   npm run bench            # full figures → test/bench/results/latest.{json,md}
- *   npm run bench:smoke      # seconds; for CI
+ *   npm run bench            # full figures → test/bench/results/latest.{json,md} (not rollout)
+ *   npm run bench:smoke      # seconds; for CI (rollout included)
  *   npx tsx test/bench/run-all.ts [--smoke] [--only resync,latency] [--out DIR]
  */
 import { spawn } from 'node:child_process';
@@ -15,7 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_RESULTS_DIR } from './lib/results.js';
 
-const BENCHES = ['resync', 'latency', 'convergence', 'scale'] as const;
+const BENCHES = ['resync', 'latency', 'convergence', 'scale', 'rollout'] as const;
+/** The full rollout takes minutes on its own: `npm run bench` leaves it out unless named in --only. */
+const SMOKE_ONLY = new Set<string>(['rollout']);
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
@@ -28,7 +30,7 @@ const { values } = parseArgs({
 const smoke = values.smoke === true;
 const out =
   values.out ?? (smoke ? mkdtempSync(join(tmpdir(), 'molecule-bench-smoke-')) : DEFAULT_RESULTS_DIR);
-const only = values.only ? values.only.split(',') : [...BENCHES];
+const only = values.only ? values.only.split(',') : BENCHES.filter((b) => smoke || !SMOKE_ONLY.has(b));
 
 function run(name: string): Promise<number> {
   const script = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));

@@ -17,7 +17,7 @@ export interface Figure {
 }
 
 export interface BenchResult {
-  name: 'resync' | 'latency' | 'convergence' | 'scale';
+  name: 'resync' | 'latency' | 'convergence' | 'scale' | 'rollout';
   title: string;
   command: string;
   startedAt: string;
@@ -44,7 +44,7 @@ export interface Machine {
   commit: string;
 }
 
-const ORDER: BenchResult['name'][] = ['resync', 'latency', 'convergence', 'scale'];
+const ORDER: BenchResult['name'][] = ['resync', 'latency', 'convergence', 'scale', 'rollout'];
 export const DEFAULT_RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'results');
 
 export function machine(postgres = 'unknown'): Machine {
