@@ -225,7 +225,7 @@ async function main() {
         `Simulator \`realistic\` at time scale ${scale} (${round(realS, 1)} s of wall time for the rollout); the operator's ` +
           `client buckets, poll interval, backoff and the soak (ROLLOUT_CANARY_SOAK = ${soakS} s simulated) are scaled by ${scale}; ` +
           `ROLLOUT_MAX_IN_FLIGHT = ${maxInFlight}. The redeploy controller's command polling (500 ms – 30 s by the command's age) ` +
-          `is not scaled: each real ms of it is ${scale} simulated ms.`,
+          `and the rollout coordinator's 5 s re-check of held owners are not scaled: each real ms of them is ${scale} simulated ms.`,
         `Lower bound: ${canaryWaves} canary wave(s) × ${commandS} s + ${soakS} s soak + ${otherWaves} wave(s) × ${commandS} s ` +
           `(command = SSM delivery ${d.ssmDelivery / 1000} s + run ${d.ssmRun / 1000} s).`,
         `Mutating non-SSM calls: ${JSON.stringify(mutatingNonSsm)} (the Image tag update is CreateTags).` +
