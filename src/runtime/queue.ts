@@ -35,6 +35,13 @@ const rank: Record<EnqueueReason, number> = { resync: 0, requeue: 1, retry: 2, e
 const LANE: Record<EnqueueReason, number> = { requeue: 0, retry: 0, event: 1, resync: 2 };
 
 /**
+ * A lane passed over this many times in a row while it had ready keys gets the next pick: work
+ * that keeps coming back (owners polling a command, a slot, a dependency) must not starve events
+ * or a resync behind it. A lower lane thus gets at least one pick in `PATIENCE + 1`.
+ */
+const PATIENCE = 8;
+
+/**
  * A per-controller work queue keyed by owner. A key is never handled by two workers at once;
  * keys added while queued coalesce; a key added while it is being handled runs once more
  * afterwards. Errors back off exponentially with jitter; success resets the backoff.
@@ -49,6 +56,8 @@ export class WorkQueue {
   /** Ready keys by lane (see {@link LANE}); a key may appear in several, the lane it is in counts. */
   private readonly lanes: string[][] = [[], [], []];
   private readonly laneOf = new Map<string, number>();
+  /** Picks each lane was passed over for while it had ready keys (see {@link PATIENCE}). */
+  private readonly passedOver: number[] = [0, 0, 0];
   private readonly queued = new Map<string, EnqueueReason>();
   private readonly delayed = new Map<string, { due: number; timer: Timer; reason: EnqueueReason }>();
   private readonly processing = new Set<string>();
@@ -168,6 +177,7 @@ export class WorkQueue {
     this.delayed.clear();
     this.queued.clear();
     for (const lane of this.lanes) lane.length = 0;
+    this.passedOver.fill(0);
     this.laneOf.clear();
     this.dirty.clear();
     this.notifyDrained();
@@ -204,14 +214,34 @@ export class WorkQueue {
   }
 
   private nextReady(): string | undefined {
+    // A lane passed over PATIENCE times goes first; else the first lane with a ready key.
+    let first = -1;
     for (let l = 0; l < this.lanes.length; l++) {
-      const lane = this.lanes[l]!;
-      while (lane.length > 0) {
-        const key = lane.shift()!;
-        if (this.laneOf.get(key) === l) return key;
+      if (!this.hasReady(l)) {
+        this.passedOver[l] = 0;
+        continue;
+      }
+      if (first < 0) first = l;
+      if (this.passedOver[l]! >= PATIENCE) {
+        first = l;
+        break;
       }
     }
-    return undefined;
+    if (first < 0) return undefined;
+    for (let l = 0; l < this.lanes.length; l++)
+      if (l === first) this.passedOver[l] = 0;
+      else if (l > first && this.lanes[l]!.length > 0) this.passedOver[l]!++;
+    return this.lanes[first]!.shift();
+  }
+
+  /** Drops the lane's stale entries (keys since moved up or handed out) off its head. */
+  private hasReady(l: number): boolean {
+    const lane = this.lanes[l]!;
+    while (lane.length > 0) {
+      if (this.laneOf.get(lane[0]!) === l) return true;
+      lane.shift();
+    }
+    return false;
   }
 
   /** Handles one key; never rejects. */

@@ -210,4 +210,27 @@ describe('work queue', () => {
     await q.drained();
     expect(runs).toBe(2);
   });
+  it('work that keeps coming back does not starve events or a resync', async () => {
+    // Owners polling (a command, a rollout slot) requeue at once, forever: with concurrency 1
+    // and strict lanes the event and the resync key would never be handed out.
+    const q = new WorkQueue({ concurrency: 1, clock: new ManualClock() });
+    const seen: string[] = [];
+    const pollers = ['p1', 'p2', 'p3'];
+    q.start(async (key) => {
+      seen.push(key);
+      if (pollers.includes(key) && seen.length < 200) return { result: 'requeue', afterMs: 0 };
+      return { result: 'success' };
+    });
+    for (const p of pollers) q.add(p, 'requeue');
+    q.add('event');
+    q.add('resync', 'resync');
+    await q.drained();
+    const at = (k: string) => seen.indexOf(k);
+    expect(at('event')).toBeGreaterThan(0);
+    expect(at('event')).toBeLessThanOrEqual(9);
+    expect(at('resync')).toBeGreaterThan(at('event'));
+    expect(at('resync')).toBeLessThanOrEqual(20);
+    // Each poller still ran again and again meanwhile.
+    expect(seen.slice(0, at('resync')).filter((k) => k === 'p1').length).toBeGreaterThanOrEqual(3);
+  });
 });
