@@ -120,6 +120,8 @@ export function createRedeployController(
           record.deployed = { generation: a.generation, image: a.image, at: new Date(d.now).toISOString() };
           record.attempt = null;
           record.failure = null;
+          // Its slot is free (and a last canary opens the soak): the rollout goes on at once.
+          d.gate?.finished(d.owner, { image: a.image, outcome: 'done', at: d.now });
           if (record.image !== a.image) {
             // The container runs the new image: the tag follows (update).
             return {
@@ -145,6 +147,12 @@ export function createRedeployController(
             retryAt: new Date(d.now + backoff).toISOString(),
           };
           record.attempt = { image: a.image, generation: a.generation, try: tries + 1 };
+          d.gate?.finished(d.owner, {
+            image: a.image,
+            outcome: 'failed',
+            at: d.now,
+            retryAt: d.now + backoff,
+          });
         }
       }
 

@@ -199,8 +199,12 @@ export function createOperator(options: OperatorOptions): Operator {
     clock,
     {
       maxAgeMs: Math.min(1_000, options.manager?.pollIntervalMs ?? 1_000),
-      // An owner waiting for a slot asks again this often: a slot is taken again soon after it frees.
-      retryMs: Math.min(1_000, options.manager?.pollIntervalMs ?? 1_000),
+      // Held owners are woken when they may go; this re-check is only a safety net.
+      recheckMs: 30 * (options.manager?.pollIntervalMs ?? 2_000),
+      wake: (owners) => {
+        if (!manager?.isLeader()) return;
+        for (const o of owners) manager.enqueue(redeploy.name, o, 'event');
+      },
       onPlan: (plan) => {
         metrics.rolloutInstances.reset();
         for (const kind of ['tenant', 'workspace'])
@@ -288,6 +292,7 @@ export function createOperator(options: OperatorOptions): Operator {
       rollout: rollouts,
     }),
     onPinsChanged: () => pins.invalidate(),
+    onRolloutResumed: () => rollouts.resumed(),
     jobs: [
       ...scanner.jobs(),
       // Keeps the rollout gauges current while nothing asks for an admission (a read of every
@@ -381,6 +386,7 @@ export function createOperator(options: OperatorOptions): Operator {
     },
     stop: async () => {
       starting.abort();
+      rollouts.close();
       await m.stop();
     },
     readiness,
@@ -396,6 +402,8 @@ export function createOperator(options: OperatorOptions): Operator {
         leads: () => true,
         wake: () => {},
         pollIntervalMs: 0,
+        // The rollout's order as it stands, without taking a slot.
+        rollout: { admit: (r) => rollouts.preview(r), finished: () => {} },
       });
       return planAll(database, targets, config.MOLECULE_ENV, planners);
     },

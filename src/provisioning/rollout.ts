@@ -33,6 +33,8 @@ export interface FleetMember {
   doneAt?: number | undefined;
   /** When its last redeploy to `image` failed (ms), kept until one succeeds. */
   failedAt?: number | undefined;
+  /** When that failed owner tries again (ms): until then it waits out its own backoff. */
+  retryAt?: number | undefined;
 }
 
 export interface RolloutPolicy {
@@ -131,6 +133,8 @@ export function planRollouts(
           reason: 'RolloutPaused',
           message: `the rollout of ${image} is paused after ${failures} failed redeploys: POST /cp/admin/rollouts/resume`,
         });
+      } else if (m.phase === 'failed' && m.retryAt !== undefined && m.retryAt > now) {
+        // Backing off after its failure (its own condition says so): it takes no slot meanwhile.
       } else if (m.canary || soaked) open.push(m);
       else if (!canariesDone)
         held.set(m.id, {
@@ -205,9 +209,9 @@ export interface RedeployRecord {
 export function phaseOf(
   record: RedeployRecord | undefined,
   want: { image: string; generation: number },
-): Pick<FleetMember, 'phase' | 'doneAt' | 'failedAt'> {
-  const failedAt =
-    record?.failure && record.failure.image === want.image ? Date.parse(record.failure.at) : undefined;
+): Pick<FleetMember, 'phase' | 'doneAt' | 'failedAt' | 'retryAt'> {
+  const failure = record?.failure && record.failure.image === want.image ? record.failure : undefined;
+  const failedAt = failure ? Date.parse(failure.at) : undefined;
   if (record?.attempt?.commandId) return { phase: 'in_flight', failedAt };
   if (isDone(record, want))
     return {
@@ -215,7 +219,8 @@ export function phaseOf(
       doneAt: record?.deployed?.image === want.image ? Date.parse(record.deployed.at) : undefined,
     };
   if (record?.stopped) return { phase: 'stopped', failedAt };
-  return { phase: failedAt === undefined ? 'pending' : 'failed', failedAt };
+  if (failedAt === undefined) return { phase: 'pending' };
+  return { phase: 'failed', failedAt, retryAt: Date.parse(failure!.retryAt) };
 }
 
 /** Runs the image, and has pulled it since the last explicit redeploy request. */

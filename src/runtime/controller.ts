@@ -118,11 +118,19 @@ export type Admission =
 /**
  * The fleet-wide order of redeploys (canaries first, soak, in-flight limit, pause): asked by
  * the redeploy controller right before it would send a command. An admission holds a slot
- * until the controller's status records the command.
+ * until the controller's status records the command. An owner held back is woken when it may
+ * go (a slot freed, the canaries done and soaked, a resume), not left to poll.
  */
 export interface RolloutGate {
   admit(request: RolloutRequest): Promise<Admission>;
+  /** An owner's command ended (seen by its reconcile, before the status row says so). */
+  finished(owner: OwnerRef, ended: RolloutEnd): void;
 }
+
+/** How a redeploy command ended. */
+export type RolloutEnd =
+  | { image: string; outcome: 'done'; at: number }
+  | { image: string; outcome: 'failed'; at: number; retryAt: number };
 
 export interface Pins {
   ami(runtime: string, region: string): string | undefined;

@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import type { OwnerRef } from '../db/desired.js';
 import type { RolloutRepository, RolloutRow } from '../db/rollouts.js';
 import { desiredImage } from '../provisioning/images.js';
 import {
@@ -8,8 +9,8 @@ import {
   type RolloutPlan,
   type RolloutPolicy,
 } from '../provisioning/rollout.js';
-import type { Clock } from './clock.js';
-import type { Admission, Pins, RolloutGate, RolloutRequest } from './controller.js';
+import type { Clock, Timer } from './clock.js';
+import type { Admission, Pins, RolloutEnd, RolloutGate, RolloutRequest } from './controller.js';
 
 /** The policy from the configuration. */
 export const rolloutPolicy = (config: Config): RolloutPolicy => ({
@@ -55,28 +56,49 @@ interface Snapshot {
   resumes: Map<string, number>;
 }
 
-/** An admission not yet seen in the records is dropped after this long (its reconcile died). */
+/** An admission or an ended command not yet seen in the records is dropped after this long. */
 const RESERVATION_MS = 120_000;
+
+export interface RolloutCoordinatorOptions {
+  /** Records younger than this are reused by an admission (default 1 s). */
+  maxAgeMs?: number;
+  /**
+   * How long a held owner waits before asking again when nothing wakes it (default 60 s): a
+   * safety net, since it is woken when it may go.
+   */
+  recheckMs?: number;
+  /** Queues owners that may start now (the redeploy controller's reconcile, as an event). */
+  wake?: (owners: OwnerRef[]) => void;
+  onPlan?: (plan: RolloutPlan) => void;
+}
 
 /**
  * The rollout gate of a running operator: the planner over the fleet as recorded (re-read at
- * most every `maxAgeMs`), plus the admissions it gave that the records do not show yet, so the
- * in-flight limit holds while commands are being sent. Admissions are decided one at a time.
+ * most every `maxAgeMs`), plus what its owners told it that the records do not show yet: the
+ * admissions it gave (so the in-flight limit holds while commands are being sent) and the
+ * commands that ended (so the next wave starts at once). Admissions are decided one at a time.
+ *
+ * Owners it holds back are not polled: whenever a command ends, the soak ends, or a rollout is
+ * resumed, it plans again and wakes the owners that may start now. At 1,000 tenants a rollout
+ * is ~1,000 owners waiting for slots; re-checking each every second cost a cloud read each and
+ * kept the work queue too busy to hand out the pin's events.
  */
 export class RolloutCoordinator implements RolloutGate {
   private snapshot: Snapshot | undefined;
   private readonly reserved = new Map<string, { image: string; at: number }>();
+  private readonly ended = new Map<string, RolloutEnd>();
+  /** Owners held back, by id: woken when the plan admits them. */
+  private readonly held = new Map<string, OwnerRef>();
   private queue: Promise<unknown> = Promise.resolve();
+  private replanQueued = false;
+  private timer: { at: number; handle: Timer } | undefined;
+  private closed = false;
 
   constructor(
     private readonly source: RolloutSource,
     private readonly policy: RolloutPolicy,
     private readonly clock: Clock,
-    private readonly options: {
-      maxAgeMs?: number;
-      retryMs?: number;
-      onPlan?: (plan: RolloutPlan) => void;
-    } = {},
+    private readonly options: RolloutCoordinatorOptions = {},
   ) {}
 
   admit(request: RolloutRequest): Promise<Admission> {
@@ -84,31 +106,111 @@ export class RolloutCoordinator implements RolloutGate {
       const snap = await this.fresh(false);
       const now = this.clock.now();
       const plan = planRollouts(this.overlay(snap.fleet, request), this.policy, now, snap.resumes);
-      const retryMs = this.options.retryMs ?? 5_000;
-      if (plan.admit.includes(request.owner.id)) {
-        this.reserved.set(request.owner.id, { image: request.image, at: now });
+      const id = request.owner.id;
+      if (plan.admit.includes(id)) {
+        this.held.delete(id);
+        this.reserved.set(id, { image: request.image, at: now });
         return { admitted: true };
       }
-      const hold = plan.held.get(request.owner.id) ?? {
+      this.held.set(id, request.owner);
+      const hold = plan.held.get(id) ?? {
         reason: 'WaitingForRolloutSlot' as const,
         message: 'waiting for the rollout',
       };
-      const until = 'until' in hold && hold.until !== undefined ? hold.until - now : retryMs;
+      if (hold.until !== undefined) this.wakeAt(hold.until);
+      const recheck = this.options.recheckMs ?? 60_000;
+      const until = hold.until === undefined ? recheck : hold.until - now;
       return {
         admitted: false,
         reason: hold.reason,
         message: hold.message,
-        retryAfterMs: Math.max(100, Math.min(retryMs, until)),
+        retryAfterMs: Math.max(100, Math.min(recheck, until)),
       };
     });
   }
 
-  /** The plan over freshly read records (metrics, the periodic refresh). */
-  refresh(): Promise<RolloutPlan> {
+  /** What {@link admit} would answer, reserving nothing and waking no one (`plan`). */
+  preview(request: RolloutRequest): Promise<Admission> {
     return this.serial(async () => {
-      const snap = await this.fresh(true);
-      return planRollouts(this.overlay(snap.fleet), this.policy, this.clock.now(), snap.resumes);
+      const snap = await this.fresh(false);
+      const now = this.clock.now();
+      const plan = planRollouts(this.overlay(snap.fleet, request), this.policy, now, snap.resumes);
+      if (plan.admit.includes(request.owner.id)) return { admitted: true };
+      const hold = plan.held.get(request.owner.id);
+      return {
+        admitted: false,
+        reason: hold?.reason ?? 'WaitingForRolloutSlot',
+        message: hold?.message ?? 'waiting for the rollout',
+        retryAfterMs: 0,
+      };
     });
+  }
+
+  finished(owner: OwnerRef, end: RolloutEnd): void {
+    this.ended.set(owner.id, end);
+    this.replan(false);
+  }
+
+  /** A rollout was resumed (or the records changed behind its back): plan on fresh records. */
+  resumed(): void {
+    this.replan(true);
+  }
+
+  /** The plan over freshly read records (metrics, the periodic refresh); wakes whom it admits. */
+  refresh(): Promise<RolloutPlan> {
+    return this.serial(async () => this.planAndWake(await this.fresh(true)));
+  }
+
+  /** Stops its timer and wakes no one any more (the operator stops). */
+  close(): void {
+    this.closed = true;
+    if (this.timer) this.clock.clearTimeout(this.timer.handle);
+    this.timer = undefined;
+  }
+
+  private replan(force: boolean): void {
+    if (this.closed || (this.replanQueued && !force)) return;
+    this.replanQueued = true;
+    void this.serial(async () => {
+      this.replanQueued = false;
+      if (!this.closed) this.planAndWake(await this.fresh(force));
+    }).catch(() => {
+      // The records could not be read: the held owners ask again after `recheckMs`.
+    });
+  }
+
+  /** Plans, wakes the owners it admits, and sets the timer for the next hold that ends by itself. */
+  private planAndWake(snap: Snapshot): RolloutPlan {
+    const now = this.clock.now();
+    const plan = planRollouts(this.overlay(snap.fleet), this.policy, now, snap.resumes);
+    if (this.closed) return plan;
+    const kindOf = new Map(snap.fleet.map((m) => [m.id, m.imageKind]));
+    const wake: OwnerRef[] = [];
+    for (const id of plan.admit) {
+      const owner = this.held.get(id) ?? ownerRef(id, kindOf.get(id));
+      this.held.delete(id);
+      if (owner) wake.push(owner);
+    }
+    if (wake.length > 0) this.options.wake?.(wake);
+    let next = Number.POSITIVE_INFINITY;
+    for (const hold of plan.held.values())
+      if (hold.until !== undefined && hold.until < next) next = hold.until;
+    if (Number.isFinite(next)) this.wakeAt(next);
+    return plan;
+  }
+
+  /** Plans again at `at` (ms), unless an earlier plan is already due. */
+  private wakeAt(at: number): void {
+    if (this.closed || (this.timer && this.timer.at <= at && this.timer.at > this.clock.now())) return;
+    if (this.timer) this.clock.clearTimeout(this.timer.handle);
+    const handle = this.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        this.replan(false);
+      },
+      Math.max(0, at - this.clock.now()),
+    );
+    this.timer = { at, handle };
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -129,21 +231,42 @@ export class RolloutCoordinator implements RolloutGate {
       const recorded = m && m.image === r.image && (m.phase === 'in_flight' || m.phase === 'done');
       if (recorded || !m || now - r.at > RESERVATION_MS) this.reserved.delete(id);
     }
+    for (const [id, e] of this.ended)
+      if (!this.endedShows(byId.get(id), e) || now - e.at > RESERVATION_MS) this.ended.delete(id);
     this.options.onPlan?.(planRollouts(this.overlay(fleet), this.policy, now, resumes));
     return this.snapshot;
   }
 
-  /** The records, with admissions given since counted in flight and the asking owner as it sees itself. */
+  /**
+   * Whether an ended command is news to the records: they still show it in flight, or show no
+   * command yet while its admission is reserved (records read before the send was recorded).
+   */
+  private endedShows(m: FleetMember | undefined, e: RolloutEnd): boolean {
+    if (!m || m.image !== e.image) return false;
+    if (m.phase === 'in_flight') return true;
+    const r = this.reserved.get(m.id);
+    return r !== undefined && r.image === m.image && (m.phase === 'pending' || m.phase === 'failed');
+  }
+
+  /**
+   * The records, with admissions given since counted in flight, commands that ended since as
+   * ended, and the asking owner as it sees itself.
+   */
   private overlay(fleet: FleetMember[], request?: RolloutRequest): FleetMember[] {
     const out: FleetMember[] = [];
     for (const m of fleet) {
       if (m.id === request?.owner.id) continue;
       const r = this.reserved.get(m.id);
-      out.push(
-        r && r.image === m.image && (m.phase === 'pending' || m.phase === 'failed')
-          ? { ...m, phase: 'in_flight' }
-          : m,
-      );
+      const e = this.ended.get(m.id);
+      if (e && this.endedShows(m, e))
+        out.push(
+          e.outcome === 'done'
+            ? { ...m, phase: 'done', doneAt: e.at, failedAt: undefined, retryAt: undefined }
+            : { ...m, phase: 'failed', failedAt: e.at, retryAt: e.retryAt },
+        );
+      else if (r && r.image === m.image && (m.phase === 'pending' || m.phase === 'failed'))
+        out.push({ ...m, phase: 'in_flight' });
+      else out.push(m);
     }
     if (request)
       out.push({
@@ -157,6 +280,10 @@ export class RolloutCoordinator implements RolloutGate {
     return out;
   }
 }
+
+/** The owner of a fleet member: an org runs the tenant image, a workspace its runtime's. */
+const ownerRef = (id: string, kind: FleetMember['imageKind'] | undefined): OwnerRef | undefined =>
+  kind === undefined ? undefined : { kind: kind === 'tenant' ? 'org' : 'workspace', id };
 
 /** The rollouts as the API and the CLI show them: per image, with the failed owners' conditions. */
 export async function loadRollouts(

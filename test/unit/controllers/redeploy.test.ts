@@ -172,6 +172,7 @@ const cases: Case[] = [
             message: 'waiting for 1 canary',
             retryAfterMs: 5_000,
           }),
+          finished: () => {},
         },
       },
     ),
