@@ -68,6 +68,8 @@ export interface ManagerOptions {
   resyncJitterMs?: number;
   /** Called on every replica when a pin changed, before its owners are queued (drops cached pins). */
   onPinsChanged?: () => void;
+  /** Called on the leader when a paused rollout was resumed (the owners it held may go). */
+  onRolloutResumed?: () => void;
 }
 
 /** What a resync hands a batch's reconciles: the cloud as listed, and the rows as read, for the batch. */
@@ -521,7 +523,10 @@ export class Manager {
   }
 
   private onNotify(payload: string): void {
-    let msg: { kind: 'org' | 'workspace'; id: string; op?: string } | PinNotification;
+    let msg:
+      | { kind: 'org' | 'workspace'; id: string; op?: string }
+      | PinNotification
+      | { kind: 'rollout'; image: string };
     try {
       msg = JSON.parse(payload);
     } catch {
@@ -535,6 +540,10 @@ export class Manager {
       return;
     }
     if (!this.isLeader()) return;
+    if (msg.kind === 'rollout') {
+      this.options.onRolloutResumed?.();
+      return;
+    }
     this.enqueueOwner({ kind: msg.kind, id: msg.id }, 'event');
     // An org's spec (power state, canary, deletion) shapes its workspaces' resources too.
     if (msg.kind === 'org' && msg.op === 'UPDATE') {
