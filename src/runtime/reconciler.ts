@@ -232,8 +232,13 @@ export class Reconciler {
     const decision = await this.decide(state, view, undefined, true);
     if (decision.kind === 'purge') return { action: decision.action, diff: [], note: 'nothing to delete' };
     const obs = decision.obs;
+    // Nothing to do but wait (a command running, a rollout holding it back): say for what.
+    const action: Action =
+      decision.action.type === 'none' && obs?.progressing
+        ? { type: 'wait', reason: obs.progressReason ?? 'Progressing', message: obs.progressing }
+        : decision.action;
     return {
-      action: decision.action,
+      action,
       diff: obs?.diff ?? [],
       ...(obs ? { externalIds: obs.externalIds } : {}),
     };

@@ -72,8 +72,12 @@ describe('molecule-operator plan', () => {
     expect(wsInstance.detail).toContain(`${ws.id}-2`); // the next launch generation
     const tenant = actions.find((a) => a.ownerId === org.id && a.controller === 'instance')!;
     expect(tenant).toMatchObject({ action: 'update', diff: ['power: running → stopped'] });
-    expect(actions.filter((a) => a.action === 'none')).toHaveLength(6);
-    expect((await plan(false)).out).toContain('2 change(s) pending; nothing was executed.');
+    // The workspace's redeploy waits for the instance the plan would launch, and says so.
+    expect(actions.filter((a) => a.action === 'wait')).toEqual([
+      expect.objectContaining({ ownerId: ws.id, controller: 'redeploy', detail: 'WaitingForInstance' }),
+    ]);
+    expect(actions.filter((a) => a.action === 'none')).toHaveLength(5);
+    expect((await plan(false)).out).toContain('3 change(s) pending; nothing was executed.');
 
     // Plan executed nothing: the instance is still gone and the tenant still running.
     expect(await cloud.liveInstances({ WorkspaceID: ws.id })).toHaveLength(0);
