@@ -18,7 +18,9 @@
  *     [--max-in-flight 20] [--time-scale 5] [--smoke] [--out DIR]
  */
 
+import { createWriteStream } from 'node:fs';
 import { PinRepository } from '../../src/db/pins.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { DURATIONS } from '../../src/sim/index.js';
 import { CANARY_ACCOUNT, CANARY_REGION, canaryEnv } from '../fixtures/sim.js';
 import { benchArgs, log, runMain } from './lib/cli.js';
@@ -74,6 +76,9 @@ async function main() {
     op = await startBenchOperator({
       config,
       database,
+      ...(process.env.BENCH_LOG
+        ? { logger: createLogger({ level: 'debug' }, createWriteStream(process.env.BENCH_LOG)) }
+        : {}),
       buckets: scaledBuckets(scale),
       manager: {
         pollIntervalMs: Math.max(1, Math.round(2_000 / scale)),

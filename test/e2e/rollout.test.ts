@@ -120,14 +120,13 @@ async function redeployCondition(ownerId: string) {
   return new StatusRepository(stack.tdb.database.db).get('redeploy', ownerId);
 }
 
-/** Sets the `tenant` image pin and wakes every owner (as a pin change through the API would). */
+/**
+ * Sets the `tenant` image pin through the API: its notification alone must reach every owner
+ * (nothing here resyncs or wakes them).
+ */
 async function pinTenantImage(image: string) {
-  await stack.tdb.database.query(
-    `INSERT INTO runtime_image_pins (runtime, image) VALUES ('tenant', $1)
-     ON CONFLICT (runtime) DO UPDATE SET image = EXCLUDED.image`,
-    [image],
-  );
-  await stack.operator!.manager.resync('test');
+  const res = await stack.api('PUT', '/cp/admin/pins/runtime-images/tenant', { image });
+  expect(res.status).toBeLessThan(300);
 }
 
 describe('image rollouts', () => {
@@ -183,6 +182,14 @@ describe('image rollouts', () => {
     });
     expect(held.ready).toBe(false);
     for (const t of others) expect(await commandsOn(t.instanceId)).toEqual([]);
+    // `plan` follows the same order: it would send nothing to the held owners (and takes no slot).
+    const planned = (await stack.operator!.plan()).filter((p) => p.controller === 'redeploy');
+    expect(planned.find((p) => p.owner.id === canary.id)).toMatchObject({ action: 'none' });
+    for (const t of others)
+      expect(planned.find((p) => p.owner.id === t.id)).toMatchObject({
+        action: 'wait',
+        detail: 'CanarySoaking',
+      });
 
     // The soak passes (on the injected clock): the rest follow, two at a time.
     clock.offset += 10 * MIN;
@@ -254,8 +261,15 @@ describe('image rollouts', () => {
     expect(bad.status).toBe(400);
     const unknown = await stack.api('POST', '/cp/admin/rollouts/resume', { image: 'ghcr.io/x/y:404' });
     expect(unknown.status).toBe(404);
+    // The resume is announced on the desired-state channel: the operator wakes the held owners.
+    const heard: { kind: string; image?: string }[] = [];
+    const sub = await stack.tdb.database.listen('molecule_desired', {
+      onMessage: (p) => heard.push(JSON.parse(p)),
+    });
     const resumed = await stack.api('POST', '/cp/admin/rollouts/resume', { image: IMAGE_3 });
     expect(resumed.status).toBe(200);
+    await eventually(async () => heard.some((m) => m.kind === 'rollout' && m.image === IMAGE_3), 5_000);
+    await sub.close();
     expect(resumed.body.rollouts.find((x: { image: string }) => x.image === IMAGE_3).paused).toBe(false);
     clock.offset += 30 * MIN; // the failed ones' retry backoff
     wake(others);
