@@ -47,6 +47,8 @@ const SIM_CREDENTIALS = { accessKeyId: 'AKIDMOLECULEDEMO', secretAccessKey: 'mol
 const DEMO_ORPHAN_TAG = 'molecule-demo-orphan';
 const DEMO_CANARY_ACCOUNT = '222222222222';
 const DEMO_CANARY_REGION = 'us-west-2';
+/** The tenant image the demo rolls out once the fleet is Ready. */
+const DEMO_ROLLOUT_IMAGE = 'ghcr.io/molecule-ai/platform-tenant:demo-2';
 
 /** The demo, once its folder is locked: loaded after the first line is out (it pulls in everything). */
 export async function runDemo(
@@ -88,6 +90,8 @@ export async function runDemo(
     RESYNC_CRON: '* * * * *',
     ORPHAN_SCAN_CRON: '* * * * *',
     CREATE_GRACE: '5s',
+    // The canary soak of the demo's image rollout: long enough to see, short enough to wait for.
+    ROLLOUT_CANARY_SOAK: '5s',
     ...generated,
     // The demo's database is its own (in the folder it locked) unless --database-url says otherwise:
     // a DATABASE_URL exported for other work would mix the demo's fleet into that database.
@@ -145,6 +149,7 @@ export async function runDemo(
         operator.manager.isLeader.bind(operator.manager),
         shutdown.abort,
       );
+      if (!shutdown.abort.aborted) await demonstrateRollout(api, out, dataDir, shutdown.abort);
       if (!shutdown.abort.aborted) {
         out();
         out(`The operator keeps running: try the API (see above), watch ${metricsUrl}, or Ctrl-C to stop.`);
@@ -547,4 +552,58 @@ async function demonstrateOrphan(
   out(
     '  molecule_orphan_resources{kind="ec2_instance"} now says so on /metrics; ORPHAN_POLICY=report only counts it.',
   );
+}
+
+/**
+ * Rolls a new tenant image out by SSM, as an operator would: a pin through the API, then the
+ * rollout as `GET /cp/admin/rollouts` reports it, stage by stage (the canary org in its own
+ * account first, the soak, then the rest). Once per data folder.
+ */
+async function demonstrateRollout(
+  api: Api,
+  out: (l?: string) => void,
+  dataDir: string,
+  abort: AbortSignal,
+): Promise<void> {
+  const marker = join(dataDir, 'rollout.json');
+  out();
+  if (existsSync(marker)) {
+    out(
+      `The image rollout ran in an earlier run: GET /cp/admin/rollouts (or molecule-operator rollout status) shows it.`,
+    );
+    return;
+  }
+  const pin = await api('PUT', '/cp/admin/pins/runtime-images/tenant', { image: DEMO_ROLLOUT_IMAGE });
+  if (pin.status >= 300) throw new Error(`PUT tenant image pin: ${pin.status} ${JSON.stringify(pin.body)}`);
+  out(`Rolling out a new tenant image: PUT /cp/admin/pins/runtime-images/tenant → ${DEMO_ROLLOUT_IMAGE}`);
+  out('  by SSM Run Command on each running instance (nothing is stopped or replaced), canary org first:');
+  const started = Date.now();
+  let last = '';
+  while (!abort.aborted && Date.now() - started < 120_000) {
+    const res = await api('GET', '/cp/admin/rollouts');
+    const r = (res.body?.rollouts ?? []).find((x: { image: string }) => x.image === DEMO_ROLLOUT_IMAGE);
+    if (r) {
+      const c = r.counts as Record<string, number>;
+      const total = Object.values(c).reduce((a, b) => a + b, 0);
+      const line =
+        r.stage === 'soaking'
+          ? `  soaking: the canary runs it; the others wait until ${r.soakEndsAt} (ROLLOUT_CANARY_SOAK)`
+          : r.stage === 'paused'
+            ? `  paused after ${r.failures} failed redeploys: POST /cp/admin/rollouts/resume`
+            : `  ${r.stage}: ${c.done} of ${total} tenants run it, ${c.in_flight} in flight`;
+      if (line !== last) out(line);
+      last = line;
+      if (r.stage === 'done' || r.stage === 'paused') break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  if (abort.aborted) return;
+  if (!last.includes('done')) {
+    out('  still rolling: molecule-operator rollout status --watch follows it.');
+    return;
+  }
+  out(
+    `Rollout done in ${((Date.now() - started) / 1000).toFixed(1)} s: each tenant instance's Image tag says ${DEMO_ROLLOUT_IMAGE}.`,
+  );
+  writeFileSync(marker, `${JSON.stringify({ image: DEMO_ROLLOUT_IMAGE, at: new Date().toISOString() })}\n`);
 }

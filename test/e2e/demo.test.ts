@@ -52,7 +52,13 @@ type DumpInstance = { state: string; tags: Record<string, string> | { key: strin
 interface SimDump {
   instances: DumpInstance[];
   tunnels: { name: string; deletedAt?: number | string | null }[];
-  partitions: { account: string; region: string; instances: DumpInstance[] }[];
+  commands?: { comment: string }[];
+  partitions: {
+    account: string;
+    region: string;
+    instances: DumpInstance[];
+    commands?: { comment: string }[];
+  }[];
 }
 
 const tagsOf = (t: SimDump['instances'][number]['tags']): Record<string, string> =>
@@ -72,13 +78,24 @@ describe('npm start (the demo)', () => {
       await waitFor(first, /globex .*\[canary: account 222222222222, us-west-2\]/);
       await waitFor(first, /All Ready in/);
       await waitFor(first, /Orphan scan: 1 ec2_instance orphaned/);
+      // The image rollout: the canary org (in its own account) first, the soak, then the rest.
+      await waitFor(first, /Rollout done in/);
+      expect(first.output()).toMatch(
+        /canary: 0 of 3 tenants run it[\s\S]*soaking[\s\S]*done: 3 of 3 tenants run it/,
+      );
 
-      const orgs = (await api(apiUrl, '/cp/orgs')).items as {
-        status: { ready: boolean };
-        workspaces: { status: { ready: boolean } }[];
-      }[];
-      expect(orgs).toHaveLength(3);
-      expect(orgs.every((o) => o.status.ready && o.workspaces.every((w) => w.status.ready))).toBe(true);
+      // The last redeploys' Ready rows follow their tag updates within moments.
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const orgs = (await api(apiUrl, '/cp/orgs')).items as {
+          status: { ready: boolean };
+          workspaces: { status: { ready: boolean } }[];
+        }[];
+        expect(orgs).toHaveLength(3);
+        if (orgs.every((o) => o.status.ready && o.workspaces.every((w) => w.status.ready))) break;
+        expect(Date.now()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 100));
+      }
       const metrics = await (await fetch(metricsUrl)).text();
       expect(metrics).toMatch(
         /^molecule_orphan_resources\{kind="ec2_instance",env="demo",target="primary"\} 1$/m,
@@ -97,6 +114,7 @@ describe('npm start (the demo)', () => {
       const simUrl = (await waitFor(second, /Simulator\s+(http:\/\/\S+)/))[1]!;
       await waitFor(second, /Resuming/);
       await waitFor(second, /All Ready in/);
+      await waitFor(second, /The image rollout ran in an earlier run/);
       const orgs = (await api(apiUrl, '/cp/orgs')).items as {
         id: string;
         slug: string;
@@ -123,6 +141,14 @@ describe('npm start (the demo)', () => {
           1,
         );
       }
+      // Every tenant runs the rolled-out image; the canary's command was sent in the canary account.
+      for (const t of live.filter((x) => x.Role === 'tenant' && x['molecule-demo-orphan'] !== 'true'))
+        expect(t.Image).toBe('ghcr.io/molecule-ai/platform-tenant:demo-2');
+      const canaryCommands = (canary?.commands ?? []).filter((c) => c.comment.endsWith(':demo-2'));
+      expect(canaryCommands.map((c) => c.comment)).toEqual([
+        expect.stringContaining(`redeploy ${globex.id} `),
+      ]);
+      expect((dump.commands ?? []).filter((c) => c.comment.endsWith(':demo-2'))).toHaveLength(2);
       // The orphan the first run leaked is still the only extra instance; nothing else was added.
       expect(live.filter((t) => t['molecule-demo-orphan'] === 'true')).toHaveLength(1);
       expect(live).toHaveLength(3 + 5 + 1);
