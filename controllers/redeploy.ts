@@ -11,6 +11,7 @@ import {
   type DesiredInput,
   type Observation,
   type RolloutGate,
+  type RolloutRequest,
 } from '../src/runtime/controller.js';
 import { errorClassOf } from '../src/runtime/errors.js';
 import { launchSettings } from './instance.js';
@@ -65,12 +66,73 @@ const RETRY_MAX_MS = 30 * 60_000;
 export function createRedeployController(
   deps: Pick<CloudPorts, 'ec2' | 'ssm'>,
 ): Controller<DesiredRedeploy, ObservedRedeploy> {
+  /**
+   * A command's invocation, or undefined while it is not visible yet: right after SendCommand it
+   * does not exist for a moment; only a long absence means the command was lost.
+   */
+  async function invocation(
+    commandId: string,
+    instanceId: string,
+    sentAt: number,
+    now: number,
+  ): Promise<CommandInvocation | undefined> {
+    try {
+      return await deps.ssm.getInvocation(commandId, instanceId);
+    } catch (e) {
+      if (errorClassOf(e) !== 'NotFound') throw e;
+      if (now - sentAt < INVISIBLE_MS) return undefined;
+      return { status: 'Undeliverable', responseCode: -1, stderrTail: 'the command never became visible' };
+    }
+  }
+
   return {
     desired: toDesired,
 
     async observe(d, ctx): Promise<Observation<ObservedRedeploy>> {
       if (ctx.deleting) return absent();
       const record: RedeployRecord = { ...((ctx.status?.state ?? {}) as RedeployRecord) };
+      // 0: A command in flight on a known instance is polled without describing the instance:
+      //    nothing about it matters until the command ends (halves the calls of a rollout).
+      const a0 = record.attempt;
+      let polled: CommandInvocation | undefined;
+      if (a0?.commandId && a0.instanceId && d.image) {
+        const sentAt = Date.parse(a0.sentAt ?? '') || d.now;
+        polled = await invocation(a0.commandId, a0.instanceId, sentAt, d.now);
+        if (!polled || !FINAL.has(polled.status))
+          return wait(
+            'Redeploying',
+            polled
+              ? `command ${a0.commandId} ${polled.status}: ${a0.image} (redeploy generation ${a0.generation})`
+              : `command ${a0.commandId} sent, not visible yet`,
+            record,
+            { instanceId: a0.instanceId, commandId: a0.commandId },
+            pollDelay(d.now - sentAt),
+          );
+      }
+      // 0b: Held back by the rollout (as its record stands)? Then say so without a cloud read:
+      //     a pin change wakes every owner, and most of a large fleet can only wait. An owner
+      //     never observed (a new launch, which runs the image already) is looked at first.
+      const f0 = record.failure;
+      const backingOff = f0 && f0.image === d.image && Date.parse(f0.retryAt) > d.now;
+      if (
+        d.gate &&
+        d.image &&
+        record.image !== undefined &&
+        !a0?.commandId &&
+        !ctx.status?.pending &&
+        !backingOff &&
+        !isDone(record, { image: d.image, generation: d.generation })
+      ) {
+        const look = await d.gate.preview(rolloutRequest(d, d.image, f0));
+        if (!look.admitted)
+          return wait(
+            look.reason,
+            look.message,
+            record,
+            d.instanceId ? { instanceId: d.instanceId } : {},
+            look.retryAfterMs,
+          );
+      }
       const all = await ctx.view.instances(d.owner, d.orgId);
       const live = all.filter((i) => i.state !== 'terminated' && i.state !== 'shutting-down');
       const instance = live.find((i) => i.id === d.instanceId) ?? live[0];
@@ -91,23 +153,15 @@ export function createRedeployController(
       const a = record.attempt;
       if (a?.commandId) {
         const sentAt = Date.parse(a.sentAt ?? '') || d.now;
-        let inv: CommandInvocation | undefined;
-        try {
-          inv = await deps.ssm.getInvocation(a.commandId, a.instanceId ?? instance.id);
-        } catch (e) {
-          // NOTE: right after SendCommand the invocation does not exist yet; only a long
-          // absence means the command was lost.
-          if (errorClassOf(e) !== 'NotFound') throw e;
-          if (d.now - sentAt < INVISIBLE_MS)
-            return wait(
-              'Redeploying',
-              `command ${a.commandId} sent, not visible yet`,
-              record,
-              { ...ids, commandId: a.commandId },
-              pollDelay(d.now - sentAt),
-            );
-          inv = { status: 'Undeliverable', responseCode: -1, stderrTail: 'the command never became visible' };
-        }
+        const inv = polled ?? (await invocation(a.commandId, a.instanceId ?? instance.id, sentAt, d.now));
+        if (!inv)
+          return wait(
+            'Redeploying',
+            `command ${a.commandId} sent, not visible yet`,
+            record,
+            { ...ids, commandId: a.commandId },
+            pollDelay(d.now - sentAt),
+          );
         if (!FINAL.has(inv.status))
           return wait(
             'Redeploying',
@@ -218,14 +272,7 @@ export function createRedeployController(
 
       // 5: The fleet's order: canaries first, the soak, the in-flight limit, a pause.
       if (d.gate) {
-        const admission = await d.gate.admit({
-          owner: d.owner,
-          orgId: d.orgId,
-          canary: d.canary,
-          imageKind: d.imageKind,
-          image: d.image,
-          ...(f && f.image === d.image ? { failedAt: Date.parse(f.at) } : {}),
-        });
+        const admission = await d.gate.admit(rolloutRequest(d, d.image, f));
         if (!admission.admitted)
           return wait(admission.reason, admission.message, record, ids, admission.retryAfterMs);
       }
@@ -353,6 +400,22 @@ function outdatedBy(
       message: `Outdated: boot script ${boot} → ${d.bootScript} (${note})`,
     };
   return undefined;
+}
+
+/** What the rollout gate is asked for an owner that would redeploy to `image`. */
+function rolloutRequest(
+  d: DesiredRedeploy,
+  image: string,
+  failure: RedeployRecord['failure'],
+): RolloutRequest {
+  return {
+    owner: d.owner,
+    orgId: d.orgId,
+    canary: d.canary,
+    imageKind: d.imageKind,
+    image,
+    ...(failure && failure.image === image ? { failedAt: Date.parse(failure.at) } : {}),
+  };
 }
 
 /** Polls a running command with backoff: often at first, then at most every 30 s. */

@@ -53,6 +53,8 @@ interface Case {
 
 const cases: Case[] = [
   {
+    // (The instance carries no BootScript tag, as one launched before boot scripts were
+    // fingerprinted: it is not judged Outdated on it.)
     reason: 'runs the desired image: nothing to do',
     given: given({ image: NEW }),
     want: { action: 'none', condition: 'Deployed' },
@@ -160,13 +162,14 @@ const cases: Case[] = [
     want: { action: 'adopt', condition: 'Redeploying', message: /adopted/ },
   },
   {
-    reason: 'the rollout holds it back (canaries first)',
+    reason: 'the rollout holds it back (canaries first), asked before any cloud read',
     given: given(
-      {},
+      { image: OLD },
       {
         cloud: { instances: [vm({}, { Image: OLD })] },
         rollout: {
-          admit: async () => ({
+          admit: async () => ({ admitted: true }),
+          preview: async () => ({
             admitted: false,
             reason: 'WaitingForCanaries',
             message: 'waiting for 1 canary',
@@ -177,6 +180,26 @@ const cases: Case[] = [
       },
     ),
     want: { action: 'none', condition: 'WaitingForCanaries' },
+  },
+  {
+    reason: 'the look said go, but the slot was taken by the time it asked: held',
+    given: given(
+      {},
+      {
+        cloud: { instances: [vm({}, { Image: OLD })] },
+        rollout: {
+          preview: async () => ({ admitted: true }),
+          admit: async () => ({
+            admitted: false,
+            reason: 'WaitingForRolloutSlot',
+            message: '20 redeploys are in flight',
+            retryAfterMs: 5_000,
+          }),
+          finished: () => {},
+        },
+      },
+    ),
+    want: { action: 'none', condition: 'WaitingForRolloutSlot' },
   },
   {
     reason: 'a workspace without an image pin: nothing to redeploy',
