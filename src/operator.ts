@@ -200,9 +200,10 @@ export function createOperator(options: OperatorOptions): Operator {
     {
       maxAgeMs: Math.min(1_000, options.manager?.pollIntervalMs ?? 1_000),
       // Held owners are woken when they may go; this re-check is only a safety net.
-      recheckMs: 30 * (options.manager?.pollIntervalMs ?? 2_000),
+      recheckMs: 300 * (options.manager?.pollIntervalMs ?? 2_000),
       wake: (owners) => {
         if (!manager?.isLeader()) return;
+        logger.debug({ owners: owners.length }, 'rollout: waking the owners that may start');
         for (const o of owners) manager.enqueue(redeploy.name, o, 'event');
       },
       onPlan: (plan) => {
@@ -403,7 +404,11 @@ export function createOperator(options: OperatorOptions): Operator {
         wake: () => {},
         pollIntervalMs: 0,
         // The rollout's order as it stands, without taking a slot.
-        rollout: { admit: (r) => rollouts.preview(r), finished: () => {} },
+        rollout: {
+          admit: (r) => rollouts.preview(r),
+          preview: (r) => rollouts.preview(r),
+          finished: () => {},
+        },
       });
       return planAll(database, targets, config.MOLECULE_ENV, planners);
     },

@@ -123,6 +123,8 @@ export type Admission =
  */
 export interface RolloutGate {
   admit(request: RolloutRequest): Promise<Admission>;
+  /** What `admit` would answer now, without taking a slot. */
+  preview(request: RolloutRequest): Promise<Admission>;
   /** An owner's command ended (seen by its reconcile, before the status row says so). */
   finished(owner: OwnerRef, ended: RolloutEnd): void;
 }

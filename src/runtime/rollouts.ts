@@ -58,14 +58,17 @@ interface Snapshot {
 
 /** An admission or an ended command not yet seen in the records is dropped after this long. */
 const RESERVATION_MS = 120_000;
+/**
+ * How long a held owner waits before asking again when nothing wakes it. Only a safety net (it
+ * is woken when it may go, and the periodic refresh wakes whom the plan admits): a held owner's
+ * look costs a cloud read, and a rollout of 1,000 tenants holds ~1,000 of them.
+ */
+const DEFAULT_RECHECK_MS = 10 * 60_000;
 
 export interface RolloutCoordinatorOptions {
   /** Records younger than this are reused by an admission (default 1 s). */
   maxAgeMs?: number;
-  /**
-   * How long a held owner waits before asking again when nothing wakes it (default 60 s): a
-   * safety net, since it is woken when it may go.
-   */
+  /** How long a held owner waits before asking again when nothing wakes it (default 10 min). */
   recheckMs?: number;
   /** Queues owners that may start now (the redeploy controller's reconcile, as an event). */
   wake?: (owners: OwnerRef[]) => void;
@@ -87,8 +90,11 @@ export class RolloutCoordinator implements RolloutGate {
   private snapshot: Snapshot | undefined;
   private readonly reserved = new Map<string, { image: string; at: number }>();
   private readonly ended = new Map<string, RolloutEnd>();
-  /** Owners held back, by id: woken when the plan admits them. */
-  private readonly held = new Map<string, OwnerRef>();
+  /**
+   * Owners held back, by id, with the reason they were given: woken when the plan admits them,
+   * or holds them for another reason (their condition would be stale: canaries done, soaking).
+   */
+  private readonly held = new Map<string, { owner: OwnerRef; reason: string }>();
   private queue: Promise<unknown> = Promise.resolve();
   private replanQueued = false;
   private timer: { at: number; handle: Timer } | undefined;
@@ -102,48 +108,40 @@ export class RolloutCoordinator implements RolloutGate {
   ) {}
 
   admit(request: RolloutRequest): Promise<Admission> {
-    return this.serial(async () => {
-      const snap = await this.fresh(false);
-      const now = this.clock.now();
-      const plan = planRollouts(this.overlay(snap.fleet, request), this.policy, now, snap.resumes);
-      const id = request.owner.id;
-      if (plan.admit.includes(id)) {
-        this.held.delete(id);
-        this.reserved.set(id, { image: request.image, at: now });
-        return { admitted: true };
-      }
-      this.held.set(id, request.owner);
-      const hold = plan.held.get(id) ?? {
-        reason: 'WaitingForRolloutSlot' as const,
-        message: 'waiting for the rollout',
-      };
-      if (hold.until !== undefined) this.wakeAt(hold.until);
-      const recheck = this.options.recheckMs ?? 60_000;
-      const until = hold.until === undefined ? recheck : hold.until - now;
-      return {
-        admitted: false,
-        reason: hold.reason,
-        message: hold.message,
-        retryAfterMs: Math.max(100, Math.min(recheck, until)),
-      };
-    });
+    return this.serial(() => this.ask(request, true));
   }
 
-  /** What {@link admit} would answer, reserving nothing and waking no one (`plan`). */
+  /** What {@link admit} would answer now, reserving no slot (`plan`, and a look before a describe). */
   preview(request: RolloutRequest): Promise<Admission> {
-    return this.serial(async () => {
-      const snap = await this.fresh(false);
-      const now = this.clock.now();
-      const plan = planRollouts(this.overlay(snap.fleet, request), this.policy, now, snap.resumes);
-      if (plan.admit.includes(request.owner.id)) return { admitted: true };
-      const hold = plan.held.get(request.owner.id);
-      return {
-        admitted: false,
-        reason: hold?.reason ?? 'WaitingForRolloutSlot',
-        message: hold?.message ?? 'waiting for the rollout',
-        retryAfterMs: 0,
-      };
-    });
+    return this.serial(() => this.ask(request, false));
+  }
+
+  private async ask(request: RolloutRequest, reserve: boolean): Promise<Admission> {
+    const snap = await this.fresh(false);
+    const now = this.clock.now();
+    const plan = planRollouts(this.overlay(snap.fleet, request), this.policy, now, snap.resumes);
+    const id = request.owner.id;
+    if (plan.admit.includes(id)) {
+      if (reserve) {
+        this.held.delete(id);
+        this.reserved.set(id, { image: request.image, at: now });
+      }
+      return { admitted: true };
+    }
+    const hold = plan.held.get(id) ?? {
+      reason: 'WaitingForRolloutSlot' as const,
+      message: 'waiting for the rollout',
+    };
+    this.held.set(id, { owner: request.owner, reason: hold.reason });
+    if (hold.until !== undefined) this.wakeAt(hold.until);
+    const recheck = this.options.recheckMs ?? DEFAULT_RECHECK_MS;
+    const until = hold.until === undefined ? recheck : hold.until - now;
+    return {
+      admitted: false,
+      reason: hold.reason,
+      message: hold.message,
+      retryAfterMs: Math.max(100, Math.min(recheck, until)),
+    };
   }
 
   finished(owner: OwnerRef, end: RolloutEnd): void {
@@ -187,9 +185,18 @@ export class RolloutCoordinator implements RolloutGate {
     const kindOf = new Map(snap.fleet.map((m) => [m.id, m.imageKind]));
     const wake: OwnerRef[] = [];
     for (const id of plan.admit) {
-      const owner = this.held.get(id) ?? ownerRef(id, kindOf.get(id));
+      const owner = this.held.get(id)?.owner ?? ownerRef(id, kindOf.get(id));
       this.held.delete(id);
       if (owner) wake.push(owner);
+    }
+    for (const [id, h] of this.held) {
+      const hold = plan.held.get(id);
+      if (!hold)
+        this.held.delete(id); // done, in flight or backing off: no longer ours to wake
+      else if (hold.reason !== h.reason) {
+        h.reason = hold.reason;
+        wake.push(h.owner);
+      }
     }
     if (wake.length > 0) this.options.wake?.(wake);
     let next = Number.POSITIVE_INFINITY;

@@ -191,10 +191,12 @@ describe('image rollouts', () => {
         detail: 'CanarySoaking',
       });
 
-    // The soak passes (on the injected clock): the rest follow, two at a time.
+    // The soak passes (on the injected clock, so the gate's timer for its end, set on the real
+    // one, is stood in for by the periodic refresh): the rest follow, two at a time, each woken
+    // by the gate when a slot frees (nothing else wakes them here).
     clock.offset += 10 * MIN;
-    for (const t of others)
-      await eventuallyWaking(others, async () => (await imageTag(t.instanceId)) === IMAGE_2);
+    await stack.operator!.rollouts.refresh();
+    for (const t of others) await eventually(async () => (await imageTag(t.instanceId)) === IMAGE_2);
     for (const t of [canary, ...others]) {
       const sentTo = await commandsOn(t.instanceId);
       expect(sentTo.map((c) => c.Comment)).toEqual([redeployComment(t.id, 0, 1, IMAGE_2)]);
@@ -217,7 +219,10 @@ describe('image rollouts', () => {
     await pinTenantImage(IMAGE_3);
     clock.offset += 10 * MIN; // the canary's soak
     await eventuallyWaking([canary], async () => (await imageTag(canary.instanceId)) === IMAGE_3);
+    // Recorded as deployed (the soak counts from the record) before the clock jumps past the soak.
+    await eventually(async () => (await redeployCondition(canary.id))?.message.includes(`runs ${IMAGE_3}`));
     clock.offset += 10 * MIN;
+    await stack.operator!.rollouts.refresh();
     const rolloutOf = async () =>
       (await stack.api('GET', '/cp/admin/rollouts')).body.rollouts.find(
         (x: { image: string }) => x.image === IMAGE_3,

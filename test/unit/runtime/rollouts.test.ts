@@ -67,29 +67,33 @@ describe('rollout coordinator', () => {
     expect(held).toMatchObject({ admitted: false, reason: 'WaitingForCanaries', retryAfterMs: 60_000 });
     expect(await gate.admit(ask(o2))).toMatchObject({ admitted: false });
 
-    // The canary's command ends (the record still says in flight): the soak starts, nobody goes yet.
+    // The canary's command ends (the record still says in flight): the soak starts, nobody goes
+    // yet; the held owners are woken only to say so (their condition would be stale).
     fleet[0] = { ...c1, phase: 'in_flight' };
     gate.finished({ kind: 'org', id: 'c1' }, { image: IMG, outcome: 'done', at: clock.now() });
     await settle();
-    expect(woken).toEqual([]);
+    expect(woken).toEqual(['o1', 'o2']);
     expect(await gate.admit(ask(o1))).toMatchObject({ reason: 'CanarySoaking', retryAfterMs: 60_000 });
+    expect(await gate.preview(ask(o2))).toMatchObject({ reason: 'CanarySoaking' });
+    woken.length = 0;
 
     // The record catches up; the soak ends on the clock: the plan's first owner is woken (one
     // slot) without anyone asking.
     fleet[0] = { ...c1, phase: 'done', doneAt: clock.now() };
     clock.advance(10 * MIN);
     await settle();
-    expect(woken).toEqual(['o1']);
+    // o1 may go; o2 now waits for a slot rather than for the soak.
+    expect(woken).toEqual(['o1', 'o2']);
     expect(await gate.admit(ask(o1))).toEqual({ admitted: true });
-    // o2 waits for the slot o1 holds.
     expect(await gate.admit(ask(o2))).toMatchObject({ reason: 'WaitingForRolloutSlot' });
+    woken.length = 0;
 
     // o1's command ends: o2 is woken at once.
     fleet[1] = { ...o1, phase: 'in_flight' };
     clock.advance(2_000);
     gate.finished({ kind: 'org', id: 'o1' }, { image: IMG, outcome: 'done', at: clock.now() });
     await settle();
-    expect(woken).toEqual(['o1', 'o2']);
+    expect(woken).toEqual(['o2']);
     expect(await gate.admit(ask(o2))).toEqual({ admitted: true });
   });
 
@@ -117,7 +121,8 @@ describe('rollout coordinator', () => {
     resumes.set(IMG, clock.now());
     gate.resumed();
     await settle();
-    expect(woken).toEqual(['o1']);
+    // o1 may retry (one slot); o3 is told it now waits for a slot.
+    expect(woken).toEqual(['o1', 'o3']);
   });
 
   it('a preview reserves no slot and wakes no one; a closed gate sets no timer', async () => {
