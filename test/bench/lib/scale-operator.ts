@@ -4,7 +4,7 @@
  * `{cmd: 'resync'}` runs one full resync and reports; `{cmd: 'stop'}` reports the peak RSS and
  * exits. Production settings: default client buckets, concurrency, pool size, poll interval.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { openDatabase } from '../../../src/db/client.js';
@@ -68,11 +68,13 @@ async function main() {
         const cpuS = cpuSeconds(cpu0);
         const { profile } = await session.post('Profiler.stop');
         session.disconnect();
-        if (options.cpuProfileDir)
+        if (options.cpuProfileDir) {
+          mkdirSync(options.cpuProfileDir, { recursive: true });
           writeFileSync(
             join(options.cpuProfileDir, `resync-${Date.now()}.cpuprofile`),
             JSON.stringify(profile),
           );
+        }
         const phases = splitCpu(cpuS, cpuByPhase(profile as CpuProfile));
         if (heapSession) {
           const { profile } = await heapSession.post('HeapProfiler.stopSampling');
