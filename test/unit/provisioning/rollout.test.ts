@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { type FleetMember, planRollouts, type RolloutPolicy } from '../../../src/provisioning/rollout.js';
+import { ROLLOUT_IMAGE as IMG, fleetMember as m } from '../../fixtures/rollout.js';
 
-const IMG = 'ghcr.io/m/platform:2';
 const MIN = 60_000;
 const NOW = 100 * MIN;
 const policy: RolloutPolicy = { soakMs: 10 * MIN, maxInFlight: 2, maxFailures: 2 };
-
-/** A fleet member with overrides (canary `c*`, others `o*`). */
-const m = (id: string, over: Partial<FleetMember> = {}): FleetMember => ({
-  id,
-  canary: id.startsWith('c'),
-  imageKind: 'tenant',
-  image: IMG,
-  phase: 'pending',
-  ...over,
-});
 
 interface Case {
   reason: string;

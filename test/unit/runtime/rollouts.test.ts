@@ -4,28 +4,19 @@ import type { FleetMember, RolloutPolicy } from '../../../src/provisioning/rollo
 import { ManualClock } from '../../../src/runtime/clock.js';
 import type { RolloutRequest } from '../../../src/runtime/controller.js';
 import { RolloutCoordinator } from '../../../src/runtime/rollouts.js';
+import { ROLLOUT_IMAGE as IMG, fleetMember as member } from '../../fixtures/rollout.js';
 
 /**
  * The rollout gate of a running operator over a recorded fleet (the source is the port to the
  * database): owners it holds back are woken when they may go, not left to poll.
  */
 
-const IMG = 'ghcr.io/m/platform:2';
 const MIN = 60_000;
 const policy: RolloutPolicy = { soakMs: 10 * MIN, maxInFlight: 1, maxFailures: 2 };
 const settle = async () => {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 };
 
-/** A canary `c*` or other owner, as its redeploy row records it. */
-const member = (id: string, over: Partial<FleetMember> = {}): FleetMember => ({
-  id,
-  canary: id.startsWith('c'),
-  imageKind: 'tenant',
-  image: IMG,
-  phase: 'pending',
-  ...over,
-});
 const ask = (m: FleetMember): RolloutRequest => ({
   owner: { kind: 'org', id: m.id },
   orgId: m.id,
