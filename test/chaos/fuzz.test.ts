@@ -443,6 +443,17 @@ function toBytes(r: FuzzRequest): Buffer {
   return payload ? Buffer.concat([head, payload]) : head;
 }
 
+/** Waits (with a deadline) until two reads of the tables 150 ms apart agree. */
+async function quiet(): Promise<void> {
+  let last = JSON.stringify(await snapshotTables(tdb.database));
+  for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 150));
+    const now = JSON.stringify(await snapshotTables(tdb.database));
+    if (now === last) return;
+    last = now;
+  }
+}
+
 // --- the property --------------------------------------------------------------------------
 
 describe('hostile input', () => {
@@ -453,6 +464,7 @@ describe('hostile input', () => {
     let noAnswer = 0;
     let accepted = 0;
     let rejectedWrites = 0;
+    let pipelined = 0;
     await fc.assert(
       fc.asyncProperty(request, async (r) => {
         const before = await snapshotTables(tdb.database);
@@ -464,6 +476,16 @@ describe('hostile input', () => {
           noAnswer++; // the HTTP parser hung up on garbage: fine, as long as nothing changed
         } else if (status < 400) {
           accepted++;
+          return;
+        }
+        // Bytes past Content-Length are a second, pipelined request: the parser may answer its
+        // garbage with a 400 (and hang up) before the first request's handler has answered, so
+        // the status read first need not be the first request's. No write can be pinned on it.
+        if (r.body !== undefined && r.lengthLie < 0) {
+          pipelined++;
+          expect(res?.body ?? '').not.toContain(TEST_TOKEN);
+          // Its handler may still be writing: let it finish before the next request's snapshot.
+          await quiet();
           return;
         }
         const after = await snapshotTables(tdb.database);
@@ -489,8 +511,9 @@ describe('hostile input', () => {
       seed: SEED,
       requests: RUNS,
       accepted,
-      rejected: RUNS - accepted - noAnswer,
+      rejected: RUNS - accepted - noAnswer - pipelined,
       connectionClosedWithoutAnswer: noAnswer,
+      pipelinedUnattributed: pipelined,
       byStatus: Object.fromEntries([...statuses].sort(([a], [b]) => a - b)),
       serverErrors: 0,
       rowsWrittenByRejectedRequests: rejectedWrites,
