@@ -95,9 +95,26 @@ export interface SecurityGroupFilter {
   vpcId?: string;
 }
 
+/**
+ * A listing's pages as they arrived, not yet read: a resync that finds the digest as it was
+ * when it last read them (and found nothing to do) need not read them again.
+ */
+export interface RawListing<T> {
+  /**
+   * SHA-256 of the pages less their request ids and page tokens: the same digest, the same
+   * objects in the same order. Undefined when the pages could not be read so; it may also be
+   * cleared by {@link items}, which checks what the digest was taken of.
+   */
+  readonly digest: string | undefined;
+  /** The objects (what the describe call returns), read from the pages kept. */
+  items(): Promise<T[]>;
+}
+
 export interface Ec2Port {
   /** All instances matching the filter, across pages. Recently terminated ones are included unless filtered by state. */
   describeInstances(filter: InstanceFilter): Promise<Instance[]>;
+  /** {@link describeInstances}, its pages kept undecoded with their digest (absent: a port that cannot). */
+  describeInstancePages?(filter: InstanceFilter): Promise<RawListing<Instance>>;
   /**
    * Launches one instance. Idempotent on `clientToken`: a replay returns the instance the
    * first call created (whatever its state). Same token, other parameters → TerminalError.
@@ -117,6 +134,8 @@ export interface Ec2Port {
   tagResources(ids: string[], tags: Tags): Promise<void>;
 
   describeSecurityGroups(filter: SecurityGroupFilter): Promise<SecurityGroup[]>;
+  /** {@link describeSecurityGroups}, its pages kept undecoded with their digest. */
+  describeSecurityGroupPages?(filter: SecurityGroupFilter): Promise<RawListing<SecurityGroup>>;
   /** Creates a group with no ingress and the default egress. Conflict (code `InvalidGroup.Duplicate`) when the name exists in the VPC. */
   createSecurityGroup(input: {
     name: string;

@@ -1,17 +1,26 @@
 import {
   AuthorizeSecurityGroupIngressCommand,
   CreateSecurityGroupCommand,
+  CreateTagsCommand,
   EC2Client,
   RunInstancesCommand,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
+import {
+  CreateSecretCommand,
+  DeleteSecretCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ec2Adapter } from '../../src/cloud/aws/ec2.js';
 import {
   decodeInstancesPage,
   decodeSecurityGroupsPage,
+  pageParts,
   UnsupportedXml,
 } from '../../src/cloud/aws/ec2-listing.js';
+import { decodeListSecretsPage, SecretsAdapter } from '../../src/cloud/aws/secrets.js';
 import { unlimited } from '../../src/cloud/ratelimit.js';
 import { type Simulator, startSimulator } from '../../src/sim/index.js';
 import { SIM_CREDENTIALS } from '../helpers/stack.js';
@@ -123,6 +132,159 @@ describe('EC2 listings decoded from the XML equal the SDK path', () => {
     expect(await adapter(true, 1000).describeSecurityGroups(filter)).toEqual(
       await adapter(false, 1000).describeSecurityGroups(filter),
     );
+  });
+});
+
+describe('raw listings: pages kept undecoded, with a digest of what they list', () => {
+  it.each([5, 1000])(
+    'give what the describe calls give, and the same digest while nothing changes (page size %i)',
+    async (pageSize) => {
+      const ec2 = adapter(true, pageSize);
+      const [instances, groups] = [
+        await ec2.describeInstancePages({ tags: OURS }),
+        await ec2.describeSecurityGroupPages({ tags: OURS }),
+      ];
+      expect(await instances.items()).toEqual(await ec2.describeInstances({ tags: OURS }));
+      expect(await groups.items()).toEqual(await ec2.describeSecurityGroups({ tags: OURS }));
+      expect(await instances.items()).toHaveLength(12); // every page followed
+      expect(instances.digest).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+      // Another call has other request ids (and page tokens): the same digest.
+      expect((await ec2.describeInstancePages({ tags: OURS })).digest).toBe(instances.digest);
+      expect((await ec2.describeSecurityGroupPages({ tags: OURS })).digest).toBe(groups.digest);
+      expect(instances.digest).not.toBe(groups.digest);
+    },
+  );
+
+  it('change their digest when any object changes', async () => {
+    const ec2 = adapter(true, 5);
+    const before = await ec2.describeInstancePages({ tags: OURS });
+    const [last] = (await before.items()).slice(-1);
+    await client.send(
+      new CreateTagsCommand({ Resources: [last!.id], Tags: [{ Key: 'N', Value: 'changed' }] }),
+    );
+    const after = await ec2.describeInstancePages({ tags: OURS });
+    expect(after.digest).not.toBe(before.digest);
+    await client.send(
+      new CreateTagsCommand({ Resources: [last!.id], Tags: [{ Key: 'N', Value: last!.tags.N! }] }),
+    );
+    expect((await ec2.describeInstancePages({ tags: OURS })).digest).toBe(before.digest);
+  });
+});
+
+describe('ListSecrets pages decoded from the JSON equal the SDK path', () => {
+  it.each([2, 100])('page size %i', async (pageSize) => {
+    const secrets = new SecretsManagerClient({
+      endpoint: sim.url,
+      region: sim.seed.region,
+      credentials: SIM_CREDENTIALS,
+      maxAttempts: 1,
+    });
+    const prefix = `listing/${pageSize}/`;
+    for (let i = 0; i < 5; i++)
+      await secrets.send(
+        new CreateSecretCommand({
+          Name: `${prefix}s${i}`,
+          SecretString: `{"n":${i}}`,
+          Tags:
+            i === 0
+              ? []
+              : [
+                  { Key: 'ManagedBy', Value: 'molecule-operator' },
+                  { Key: 'Odd', Value: `a&b "${i}" 🐢` },
+                ],
+        }),
+      );
+    await secrets.send(new PutSecretValueCommand({ SecretId: `${prefix}s1`, SecretString: '{"n":"again"}' }));
+    await secrets.send(new DeleteSecretCommand({ SecretId: `${prefix}s2`, RecoveryWindowInDays: 7 }));
+    const ctx = { limiter: unlimited, target: 'primary' };
+    const fast = await new SecretsAdapter(secrets, ctx, pageSize, true).listSecrets(prefix);
+    const sdk = await new SecretsAdapter(secrets, ctx, pageSize, false).listSecrets(prefix);
+    secrets.destroy();
+    expect(fast).toHaveLength(5);
+    expect(fast).toEqual(sdk);
+    expect(fast.find((s) => s.name.endsWith('s2'))?.deletedDate).toBeInstanceOf(Date);
+    expect(fast.find((s) => s.name.endsWith('s3'))?.tags.Odd).toBe('a&b "3" 🐢');
+  });
+
+  it('leaves to the SDK a page it does not expect', () => {
+    for (const body of [
+      'not json',
+      '[]',
+      '{"SecretList":{}}',
+      '{"SecretList":[{"DeletedDate":"soon"}]}',
+      '{"SecretList":[{"Tags":[{"Value":"x"}]}]}',
+    ])
+      expect(decodeListSecretsPage(Buffer.from(body))).toBeUndefined();
+    expect(
+      decodeListSecretsPage(
+        Buffer.from('{"SecretList":[{"Name":"n","DeletedDate":1700000000.1234}],"NextToken":"t"}'),
+      ),
+    ).toEqual({
+      secrets: [
+        {
+          arn: '',
+          name: 'n',
+          tags: {},
+          currentVersionId: undefined,
+          deletedDate: new Date(1700000000123),
+          lastChangedDate: undefined,
+        },
+      ],
+      nextToken: 't',
+    });
+  });
+});
+
+describe('pageParts', () => {
+  const page = (token: string) =>
+    `<?xml version="1.0" encoding="UTF-8"?>\n<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">\n` +
+    `  <requestId>REQ-${token}</requestId>\n  <reservationSet><item><reservationId>r-1</reservationId></item></reservationSet>\n` +
+    (token ? `  <nextToken>${token}</nextToken>\n` : '') +
+    '</DescribeInstancesResponse>\n';
+  const joined = (parts: Buffer[]) => Buffer.concat(parts).toString();
+
+  it('leaves the request id and the token out, wherever the chunks were cut', () => {
+    const bytes = Buffer.from(page('tok&amp;1'));
+    const whole = pageParts([bytes], 'reservationSet')!;
+    expect(whole.token).toBe('tok&1');
+    expect(joined(whole.content)).not.toMatch(/REQ|tok/);
+    expect(joined(whole.content)).toContain('<reservationId>r-1</reservationId>');
+    expect(joined(pageParts([Buffer.from(page('other'))], 'reservationSet')!.content)).toBe(
+      joined(whole.content),
+    );
+    for (let a = 1; a < bytes.length - 1; a += 7)
+      for (const b of [a + 1, a + 13, bytes.length - 3]) {
+        if (b <= a || b >= bytes.length) continue;
+        const cut = pageParts(
+          [bytes.subarray(0, a), bytes.subarray(a, b), bytes.subarray(b)],
+          'reservationSet',
+        )!;
+        expect(cut.token).toBe('tok&1');
+        expect(joined(cut.content)).toBe(joined(whole.content));
+      }
+    const last = pageParts([Buffer.from(page(''))], 'reservationSet')!;
+    expect(last.token).toBeUndefined();
+    expect(joined(last.content)).toContain('<reservationId>r-1</reservationId>');
+    expect(joined(last.content)).not.toMatch(/REQ/);
+  });
+
+  it('concludes nothing from a page laid out otherwise', () => {
+    const odd = [
+      page('t').replace('<requestId>', '<!-- c --><requestId>'), // something before the request id
+      page('t')
+        .replace('<nextToken>t</nextToken>', '')
+        .replace('<reservationSet>', '<nextToken>t</nextToken><reservationSet>'),
+      page('t').replace('</reservationSet>', '</reservationSet><extra/>'),
+      page('t').replaceAll('reservationSet', 'securityGroupInfo'),
+      '<DescribeInstancesResponse/>',
+    ];
+    for (const xml of odd) expect(pageParts([Buffer.from(xml)], 'reservationSet')).toBeUndefined();
+    expect(
+      pageParts(
+        [Buffer.from(page('t').replaceAll('reservationSet', 'securityGroupInfo'))],
+        'securityGroupInfo',
+      ),
+    ).toBeDefined();
   });
 });
 

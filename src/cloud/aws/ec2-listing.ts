@@ -739,8 +739,8 @@ function readSources(r: PageReader, list: Name, field: Name, out: string[]): voi
   }
 }
 
-/** The SDK command (DescribeInstances or DescribeSecurityGroups) whose responses are read here. */
-interface ListingCommand {
+/** The SDK command (DescribeInstances, DescribeSecurityGroups, ListSecrets) whose responses are read here. */
+export interface ListingCommand {
   readonly middlewareStack: unknown;
 }
 
@@ -755,10 +755,15 @@ interface DeserializeStack {
 }
 
 /**
- * Has `decode` read the body of the command's successful responses; returns a function giving
- * the last decoded page, or undefined when the SDK's deserializer must be used for it.
+ * Has `take` read the body of the command's successful responses: it returns what it made of
+ * the bytes, or undefined to leave them to the SDK's deserializer. What the SDK deserializes
+ * instead is `empty`, an empty response of the operation in its protocol.
  */
-export function decodeWith<T>(command: ListingCommand, decode: (xml: Buffer) => T): () => T | undefined {
+export function readBodies<T>(
+  command: ListingCommand,
+  take: (raw: Buffer) => T | undefined,
+  empty = '<Response/>',
+): () => T | undefined {
   let page: T | undefined;
   (command.middlewareStack as unknown as DeserializeStack).add(
     (next) => async (args) => {
@@ -769,17 +774,173 @@ export function decodeWith<T>(command: ListingCommand, decode: (xml: Buffer) => 
       const chunks: Buffer[] = [];
       for await (const chunk of response.body) chunks.push(chunk as Buffer);
       const raw = Buffer.concat(chunks);
-      try {
-        page = decode(raw);
-        // The SDK still deserializes something: an empty response of the same operation.
-        response.body = Readable.from([Buffer.from('<Response/>')]);
-      } catch (e) {
-        if (!(e instanceof UnsupportedXml)) throw e;
-        response.body = Readable.from([raw]);
-      }
+      page = take(raw);
+      // The SDK still deserializes something: an empty response of the same operation.
+      response.body = Readable.from([page === undefined ? raw : Buffer.from(empty)]);
       return result;
     },
     { step: 'deserialize', priority: 'low', name: 'moleculeListingDecoder' },
   );
   return () => page;
+}
+
+/**
+ * Has `decode` read the body of the command's successful responses; returns a function giving
+ * the last decoded page, or undefined when the SDK's deserializer must be used for it.
+ */
+export function decodeWith<T>(command: ListingCommand, decode: (xml: Buffer) => T): () => T | undefined {
+  return readBodies(command, (raw) => {
+    try {
+      return decode(raw);
+    } catch (e) {
+      if (!(e instanceof UnsupportedXml)) throw e;
+      return undefined;
+    }
+  });
+}
+
+/** Keeps the body of the command's successful response as it came, in the chunks it came in. */
+export function keepBody(command: ListingCommand): () => Buffer[] | undefined {
+  let chunks: Buffer[] | undefined;
+  (command.middlewareStack as unknown as DeserializeStack).add(
+    (next) => async (args) => {
+      chunks = undefined;
+      const result = await next(args);
+      const response = result.response as { statusCode?: number; body?: unknown };
+      if (response.statusCode !== 200 || !(response.body instanceof Readable)) return result;
+      const kept: Buffer[] = [];
+      for await (const chunk of response.body) kept.push(chunk as Buffer);
+      chunks = kept;
+      response.body = Readable.from([Buffer.from('<Response/>')]);
+      return result;
+    },
+    { step: 'deserialize', priority: 'low', name: 'moleculeListingKeeper' },
+  );
+  return () => chunks;
+}
+
+/** The listing element of each page decoded here. */
+export type ListingSet = 'reservationSet' | 'securityGroupInfo';
+
+const HEAD = 4096;
+const TAIL = 8192;
+const REQUEST_ID = Buffer.from('<requestId>');
+const REQUEST_ID_END = Buffer.from('</requestId>');
+const NEXT_TOKEN = Buffer.from('<nextToken>');
+const NEXT_TOKEN_END = Buffer.from('</nextToken>');
+
+/** The first bytes of a page (at least `n` of them, when it has that many). */
+function head(chunks: Buffer[], n: number): Buffer {
+  if (chunks[0]!.length >= n || chunks.length === 1) return chunks[0]!;
+  const some: Buffer[] = [];
+  let size = 0;
+  for (const c of chunks) {
+    some.push(c);
+    size += c.length;
+    if (size >= n) break;
+  }
+  return Buffer.concat(some);
+}
+
+/** The last bytes of a page (at least `n`, when it has that many), and where they start in it. */
+function tail(chunks: Buffer[], n: number): { bytes: Buffer; at: number } {
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  const last = chunks[chunks.length - 1]!;
+  if (last.length >= n || chunks.length === 1) return { bytes: last, at: total - last.length };
+  const some: Buffer[] = [];
+  let size = 0;
+  for (let i = chunks.length - 1; i >= 0 && size < n; i--) {
+    some.unshift(chunks[i]!);
+    size += chunks[i]!.length;
+  }
+  return { bytes: Buffer.concat(some), at: total - size };
+}
+
+const isSpace = (c: number | undefined) => c === SPACE || c === TAB || c === LF || c === CR;
+
+/** Whether `b` has `word` at `at`. */
+function has(b: Buffer, at: number, word: Buffer | string): boolean {
+  const w = typeof word === 'string' ? Buffer.from(word) : word;
+  return at >= 0 && at + w.length <= b.length && b.compare(w, 0, w.length, at, at + w.length) === 0;
+}
+
+/**
+ * A raw listing page (in the chunks it came in), split for a digest of what it lists. EC2's
+ * listing responses are `<root><requestId/><set>…</set>[<nextToken/>]</root>`: the request id
+ * and the page token differ from call to call while the objects listed stay the same, so
+ * `content` is the page less those two; `token` is the next page's. Only the page's first and
+ * last few kilobytes are read. Undefined when the page is not laid out so (then nothing is
+ * concluded from its bytes).
+ */
+export function pageParts(
+  chunks: Buffer[],
+  set: ListingSet,
+): { content: Buffer[]; token: string | undefined } | undefined {
+  if (chunks.length === 0) return undefined;
+  // Head: [<?xml …?>] <root …> <requestId>…</requestId> <set
+  const h = head(chunks, HEAD);
+  let i = 0;
+  while (isSpace(h[i])) i++;
+  if (has(h, i, '<?')) {
+    i = h.indexOf('?>', i);
+    if (i === -1) return undefined;
+    i += 2;
+  }
+  while (isSpace(h[i])) i++;
+  if (h[i] !== LT || h[i + 1] === SLASH || h[i + 1] === BANG || h[i + 1] === QUESTION) return undefined;
+  i = h.indexOf(GT, i);
+  if (i === -1 || h[i - 1] === SLASH) return undefined;
+  i++;
+  while (isSpace(h[i])) i++;
+  if (!has(h, i, REQUEST_ID)) return undefined;
+  const idStart = i;
+  i = h.indexOf(REQUEST_ID_END, i);
+  if (i === -1) return undefined;
+  const idEnd = i + REQUEST_ID_END.length;
+  i = idEnd;
+  while (isSpace(h[i])) i++;
+  if (!has(h, i, `<${set}`) || !(h[i + set.length + 1] === GT || h[i + set.length + 1] === SLASH))
+    return undefined;
+
+  // Tail: </set> or <set/>, [<nextToken>…</nextToken>] </root>
+  const { bytes: t, at } = tail(chunks, TAIL);
+  let j = t.length - 1;
+  while (isSpace(t[j])) j--;
+  if (t[j] !== GT) return undefined;
+  const rootClose = t.lastIndexOf('</', j);
+  if (rootClose === -1) return undefined;
+  j = rootClose - 1;
+  while (isSpace(t[j])) j--;
+  let token: string | undefined;
+  let tokenSpan: [number, number] | undefined;
+  if (has(t, j - NEXT_TOKEN_END.length + 1, NEXT_TOKEN_END)) {
+    const open = t.lastIndexOf(NEXT_TOKEN, j);
+    if (open === -1) return undefined;
+    const text = t.toString('utf8', open + NEXT_TOKEN.length, j - NEXT_TOKEN_END.length + 1);
+    token = text.trim() === '' ? undefined : decodeText(text);
+    tokenSpan = [at + open, at + j + 1];
+    j = open - 1;
+    while (isSpace(t[j])) j--;
+  }
+  const closes = has(t, j - set.length - 2, `</${set}>`) || has(t, j - set.length - 2, `<${set}/>`);
+  if (!closes) return undefined;
+
+  // Everything but the request id and the token, without copying.
+  const cuts: [number, number][] = [[idStart, idEnd]];
+  if (tokenSpan) cuts.push(tokenSpan);
+  const content: Buffer[] = [];
+  let offset = 0;
+  for (const c of chunks) {
+    const end = offset + c.length;
+    let from = offset;
+    for (const [cutStart, cutEnd] of cuts) {
+      if (cutEnd <= from || cutStart >= end) continue;
+      if (cutStart > from) content.push(c.subarray(from - offset, cutStart - offset));
+      from = Math.max(from, cutEnd);
+    }
+    if (from < end) content.push(c.subarray(from - offset));
+    offset = end;
+  }
+  return { content, token };
 }

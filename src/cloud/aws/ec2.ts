@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   AuthorizeSecurityGroupIngressCommand,
   CreateSecurityGroupCommand,
@@ -37,13 +38,22 @@ import {
   type InstanceFilter,
   type InstanceState,
   type LaunchInput,
+  type RawListing,
   type SecurityGroup,
   type SecurityGroupFilter,
   type TagIn,
   type Tags,
 } from '../ports.js';
 import type { BucketName } from '../ratelimit.js';
-import { decodeInstancesPage, decodeSecurityGroupsPage, decodeWith } from './ec2-listing.js';
+import {
+  decodeInstancesPage,
+  decodeSecurityGroupsPage,
+  decodeWith,
+  keepBody,
+  type ListingSet,
+  pageParts,
+  UnsupportedXml,
+} from './ec2-listing.js';
 import { translateAwsError } from './errors.js';
 
 /** EC2's largest page: a steady-state listing costs one call per thousand objects. */
@@ -55,6 +65,8 @@ const IMDS = { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint:
 export class Ec2Adapter implements Ec2Port {
   /** Root device name per AMI: the root volume can only be sized under the image's own device name. */
   private readonly rootDevices = new Map<string, string>();
+  /** A page's token was once read wrong from its raw bytes: raw listings give no digest any more. */
+  private pagesMisread = false;
 
   constructor(
     private readonly client: EC2Client,
@@ -89,9 +101,7 @@ export class Ec2Adapter implements Ec2Port {
   }
 
   async describeInstances(filter: InstanceFilter): Promise<Instance[]> {
-    const filters: Filter[] = tagFilters(filter.tags, filter.tagIn);
-    if (filter.states) filters.push({ Name: 'instance-state-name', Values: filter.states });
-    if (filter.clientToken) filters.push({ Name: 'client-token', Values: [filter.clientToken] });
+    const filters = instanceFilters(filter);
     const out: Instance[] = [];
     let token: string | undefined;
     do {
@@ -203,10 +213,102 @@ export class Ec2Adapter implements Ec2Port {
     );
   }
 
+  async describeInstancePages(filter: InstanceFilter): Promise<RawListing<Instance>> {
+    const filters = instanceFilters(filter);
+    return this.rawListing(
+      'DescribeInstances',
+      'reservationSet',
+      (token) =>
+        new DescribeInstancesCommand({ Filters: filters, MaxResults: this.pageSize, NextToken: token }),
+      (page) => {
+        const { instances, nextToken } = decodeInstancesPage(page);
+        return { items: instances, nextToken };
+      },
+      () => this.describeInstances(filter),
+    );
+  }
+
+  async describeSecurityGroupPages(filter: SecurityGroupFilter): Promise<RawListing<SecurityGroup>> {
+    const filters = groupFilters(filter);
+    return this.rawListing(
+      'DescribeSecurityGroups',
+      'securityGroupInfo',
+      (token) =>
+        new DescribeSecurityGroupsCommand({ Filters: filters, MaxResults: this.pageSize, NextToken: token }),
+      (page) => {
+        const { groups, nextToken } = decodeSecurityGroupsPage(page);
+        return { items: groups, nextToken };
+      },
+      () => this.describeSecurityGroups(filter),
+    );
+  }
+
+  /**
+   * Every page of a listing as it came, with the digest of what they list (ports.ts
+   * RawListing): hashing the bytes costs a small fraction of decoding them. Pages are followed by
+   * the token read from their last bytes (ec2-listing.ts pageParts); decoding checks it against
+   * the token the decoder reads, and a difference clears the digest, here and from then on.
+   * A page this reader does not handle is listed again through the SDK (`again`).
+   */
+  private async rawListing<T>(
+    operation: 'DescribeInstances' | 'DescribeSecurityGroups',
+    set: ListingSet,
+    command: (token: string | undefined) => DescribeInstancesCommand | DescribeSecurityGroupsCommand,
+    decode: (page: Buffer) => { items: T[]; nextToken: string | undefined },
+    again: () => Promise<T[]>,
+  ): Promise<RawListing<T>> {
+    const hash = createHash('sha256');
+    const pages: { chunks: Buffer[]; token: string | undefined }[] = [];
+    let known = !this.pagesMisread;
+    let token: string | undefined;
+    do {
+      const c = command(token);
+      const body = keepBody(c);
+      await this.send(operation, 'ec2-non-mutating', () => this.client.send(c as DescribeInstancesCommand));
+      const chunks = body();
+      if (!chunks) throw new TransientError(`ec2 ${operation}: a successful response without a body`);
+      const parts = pageParts(chunks, set);
+      if (parts) for (const part of parts.content) hash.update(part);
+      else {
+        known = false;
+        try {
+          token = decode(Buffer.concat(chunks)).nextToken;
+        } catch (e) {
+          if (!(e instanceof UnsupportedXml)) throw e;
+          const items = await again();
+          return { digest: undefined, items: async () => items };
+        }
+      }
+      if (parts) token = parts.token;
+      pages.push({ chunks, token });
+    } while (token);
+    const digest = hash.digest('base64');
+    const listing: { digest: string | undefined; items(): Promise<T[]> } = {
+      digest: known ? digest : undefined,
+      items: async () => {
+        const out: T[] = [];
+        try {
+          for (const p of pages) {
+            const page = decode(Buffer.concat(p.chunks));
+            if (page.nextToken !== p.token) {
+              this.pagesMisread = true;
+              listing.digest = undefined;
+              throw new UnsupportedXml('a page token read from the raw page differs from the decoded one');
+            }
+            for (const item of page.items) out.push(item);
+          }
+        } catch (e) {
+          if (!(e instanceof UnsupportedXml)) throw e;
+          return again();
+        }
+        return out;
+      },
+    };
+    return listing;
+  }
+
   async describeSecurityGroups(filter: SecurityGroupFilter): Promise<SecurityGroup[]> {
-    const filters: Filter[] = tagFilters(filter.tags ?? {}, filter.tagIn);
-    if (filter.names) filters.push({ Name: 'group-name', Values: filter.names });
-    if (filter.vpcId) filters.push({ Name: 'vpc-id', Values: [filter.vpcId] });
+    const filters = groupFilters(filter);
     const out: SecurityGroup[] = [];
     let token: string | undefined;
     do {
@@ -311,6 +413,20 @@ function tagFilters(tags: Tags, tagIn?: TagIn): Filter[] {
   const values = filters.reduce((n, f) => n + f.Values.length, 0);
   if (values > EC2_MAX_FILTER_VALUES)
     throw new TerminalError(`${values} filter values in one call; EC2 accepts ${EC2_MAX_FILTER_VALUES}`);
+  return filters;
+}
+
+function instanceFilters(filter: InstanceFilter): Filter[] {
+  const filters: Filter[] = tagFilters(filter.tags, filter.tagIn);
+  if (filter.states) filters.push({ Name: 'instance-state-name', Values: filter.states });
+  if (filter.clientToken) filters.push({ Name: 'client-token', Values: [filter.clientToken] });
+  return filters;
+}
+
+function groupFilters(filter: SecurityGroupFilter): Filter[] {
+  const filters: Filter[] = tagFilters(filter.tags ?? {}, filter.tagIn);
+  if (filter.names) filters.push({ Name: 'group-name', Values: filter.names });
+  if (filter.vpcId) filters.push({ Name: 'vpc-id', Values: [filter.vpcId] });
   return filters;
 }
 

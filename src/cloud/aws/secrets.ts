@@ -16,6 +16,7 @@ import { isConflict, isNotFound } from '../../runtime/errors.js';
 import { type CallContext, call } from '../instrument.js';
 import type { SecretSummary, SecretsPort, Tags } from '../ports.js';
 import { fromTags, toTags } from './ec2.js';
+import { readBodies } from './ec2-listing.js';
 import { translateAwsError } from './errors.js';
 
 export class SecretsAdapter implements SecretsPort {
@@ -23,6 +24,8 @@ export class SecretsAdapter implements SecretsPort {
     private readonly client: SecretsManagerClient,
     private readonly ctx: CallContext,
     private readonly pageSize = 100,
+    /** Read ListSecrets pages with {@link decodeListSecretsPage} instead of the SDK's deserializer (tests compare both). */
+    private readonly decodeListings = true,
   ) {}
 
   private send<T>(operation: string, fn: () => Promise<T>): Promise<T> {
@@ -33,19 +36,22 @@ export class SecretsAdapter implements SecretsPort {
     const out: SecretSummary[] = [];
     let token: string | undefined;
     do {
-      const res = await this.send('ListSecrets', () =>
-        this.client.send(
-          new ListSecretsCommand({
-            Filters: [{ Key: 'name', Values: [prefix] }],
-            IncludePlannedDeletion: true,
-            MaxResults: this.pageSize,
-            NextToken: token,
-          }),
-        ),
-      );
+      const command = new ListSecretsCommand({
+        Filters: [{ Key: 'name', Values: [prefix] }],
+        IncludePlannedDeletion: true,
+        MaxResults: this.pageSize,
+        NextToken: token,
+      });
+      const decoded = this.decodeListings
+        ? readBodies(command, decodeListSecretsPage, '{}')
+        : () => undefined;
+      const res = await this.send('ListSecrets', () => this.client.send(command));
+      const page = decoded();
       // NOTE: the name filter is a prefix match; keep only exact prefix hits (case-sensitive).
-      for (const s of res.SecretList ?? []) if (s.Name?.startsWith(prefix)) out.push(toSummary(s));
-      token = res.NextToken || undefined;
+      if (page) {
+        for (const s of page.secrets) if (s.name.startsWith(prefix)) out.push(s);
+      } else for (const s of res.SecretList ?? []) if (s.Name?.startsWith(prefix)) out.push(toSummary(s));
+      token = page ? page.nextToken : res.NextToken || undefined;
     } while (token);
     return out;
   }
@@ -129,6 +135,78 @@ export class SecretsAdapter implements SecretsPort {
       this.client.send(new TagResourceCommand({ SecretId: name, Tags: toTags(tags) })),
     );
   }
+}
+
+/**
+ * A ListSecrets page (AWS JSON 1.1) → our summaries, by JSON.parse and a copy of the few fields
+ * kept: at 10,000 orgs a resync lists 10,000 secrets, and the SDK's schema-driven deserializer
+ * cost several times more, in CPU and garbage, than the parse. The same fields and the same
+ * conversions as {@link toSummary} after the SDK (timestamps are epoch seconds, to the
+ * millisecond). Anything unexpected gives undefined: the SDK reads that page.
+ */
+export function decodeListSecretsPage(
+  raw: Buffer,
+): { secrets: SecretSummary[]; nextToken: string | undefined } | undefined {
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!isObject(body)) return undefined;
+  const list = body.SecretList ?? [];
+  const next = body.NextToken;
+  if (!Array.isArray(list) || (next !== undefined && next !== null && typeof next !== 'string'))
+    return undefined;
+  const secrets: SecretSummary[] = [];
+  for (const e of list) {
+    if (!isObject(e)) return undefined;
+    const tags: Tags = {};
+    if (e.Tags !== undefined && e.Tags !== null) {
+      if (!Array.isArray(e.Tags)) return undefined;
+      for (const t of e.Tags) {
+        if (!isObject(t) || typeof t.Key !== 'string') return undefined;
+        tags[t.Key] = typeof t.Value === 'string' ? t.Value : '';
+      }
+    }
+    let current: string | undefined;
+    const stages = e.SecretVersionsToStages;
+    if (stages !== undefined && stages !== null) {
+      if (!isObject(stages)) return undefined;
+      for (const [id, s] of Object.entries(stages))
+        if (Array.isArray(s) && s.includes('AWSCURRENT')) {
+          current = id;
+          break;
+        }
+    }
+    const deletedDate = epoch(e.DeletedDate);
+    const lastChangedDate = epoch(e.LastChangedDate);
+    if (deletedDate === null || lastChangedDate === null) return undefined;
+    if (
+      (e.ARN !== undefined && typeof e.ARN !== 'string') ||
+      (e.Name !== undefined && typeof e.Name !== 'string')
+    )
+      return undefined;
+    secrets.push({
+      arn: (e.ARN as string | undefined) ?? '',
+      name: (e.Name as string | undefined) ?? '',
+      tags,
+      currentVersionId: current,
+      deletedDate,
+      lastChangedDate,
+    });
+  }
+  return { secrets, nextToken: typeof next === 'string' && next !== '' ? next : undefined };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** An epoch-seconds timestamp as the SDK reads it; null when it is not one. */
+function epoch(v: unknown): Date | undefined | null {
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+  return Number.isFinite(n) ? new Date(Math.round(n * 1000)) : null;
 }
 
 function toSummary(s: SecretListEntry): SecretSummary {
