@@ -184,6 +184,8 @@ async function readPin(tx: Db, key: PinKey): Promise<PinValue | undefined> {
  */
 export class PinsCache {
   private cached: { at: number; pins: Pins } | undefined;
+  /** What each set of pins read holds, as a string (see {@link fingerprint}). */
+  private readonly fingerprints = new WeakMap<Pins, string>();
   /** Bumped by every invalidation: a read that started before one is not kept. */
   private version = 0;
 
@@ -196,6 +198,15 @@ export class PinsCache {
   get(): Pins | Promise<Pins> {
     if (this.cached && Date.now() - this.cached.at < this.ttlMs) return this.cached.pins;
     return this.load();
+  }
+
+  /**
+   * The pins {@link get} gives now, as a string that differs whenever they do (a resync
+   * compares it with the one its last reconciles read).
+   */
+  async fingerprint(): Promise<string> {
+    const pins = await this.get();
+    return this.fingerprints.get(pins) ?? '';
   }
 
   /** Forgets the cached pins: the next {@link get} reads them again. */
@@ -217,6 +228,7 @@ export class PinsCache {
       ami: (runtime, region) => ami.get(`${runtime}/${region}`),
       image: (runtime) => image.get(runtime),
     };
+    this.fingerprints.set(pins, JSON.stringify([[...ami].sort(), [...image].sort()]));
     if (version === this.version) this.cached = { at: now, pins };
     return pins;
   }

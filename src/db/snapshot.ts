@@ -14,27 +14,52 @@ const ORG = jsonRow(orgs);
 const WORKSPACE = jsonRow(workspaces);
 const STATUS = jsonRow(reconcileStatus);
 
+const OWNED = 'owned AS (SELECT * FROM workspaces WHERE org_id = ANY((SELECT ids FROM ids)::uuid[]))';
+
+/**
+ * SHA-256 of every row of the orgs (`ids`), of all their workspaces (`owned`) and of the status
+ * rows of both, whole and in a fixed order: any write to any of them changes it (rows carry
+ * `updated_at`). Computed by the server; the operator receives 44 characters.
+ */
+const ROWS_DIGEST = `
+  encode(sha256(convert_to(concat_ws('|',
+    coalesce((SELECT string_agg(o::text, ',' ORDER BY o.id) FROM orgs o
+      WHERE o.id = ANY((SELECT ids FROM ids)::uuid[])), ''),
+    coalesce((SELECT string_agg(w::text, ',' ORDER BY w.id) FROM owned w), ''),
+    coalesce((SELECT string_agg(s::text, ',' ORDER BY s.owner_id, s.controller) FROM reconcile_status s
+      WHERE s.owner_id = ANY((SELECT ids FROM ids)::uuid[] || ARRAY(SELECT id FROM owned))), '')
+  ), 'UTF8')), 'base64')`;
+
 // One statement: the three sets are read at one instant, and each arrives as one JSON array
 // (see rows.ts). Status rows are those of the orgs and of the live workspaces read here.
-// `orgIds` is the SQL of the uuid[] of orgs to read.
-const loadSql = (orgIds: string) => `
+// `orgIds` is the SQL of the uuid[] of orgs to read; `digest` adds the rows' digest, taken in
+// the same statement.
+const loadSql = (orgIds: string, digest: boolean) => `
   WITH ids AS (SELECT ${orgIds} AS ids),
   live AS (
     SELECT * FROM workspaces WHERE org_id = ANY((SELECT ids FROM ids)::uuid[]) AND purged_at IS NULL
-  )
+  )${digest ? `, ${OWNED}` : ''}
   SELECT
     (SELECT json_agg(${ORG.sql}) FROM orgs WHERE id = ANY((SELECT ids FROM ids)::uuid[])) AS orgs,
     (SELECT json_agg(${WORKSPACE.sql} ORDER BY created_at, id) FROM live) AS workspaces,
     (SELECT json_agg(${STATUS.sql}) FROM reconcile_status
-      WHERE owner_id = ANY((SELECT ids FROM ids)::uuid[] || ARRAY(SELECT id FROM live))) AS status`;
+      WHERE owner_id = ANY((SELECT ids FROM ids)::uuid[] || ARRAY(SELECT id FROM live))) AS status
+    ${digest ? `, ${ROWS_DIGEST} AS digest` : ''}`;
 
-const LOAD = loadSql('$1::uuid[]');
+const LOAD = loadSql('$1::uuid[]', true);
+const DIGEST = `WITH ids AS (SELECT $1::uuid[] AS ids), ${OWNED} SELECT ${ROWS_DIGEST} AS digest`;
 /** The org of one owner ($1 its kind, $2 its id): the org itself, or the workspace's org. */
 const LOAD_OWNER = loadSql(
   "ARRAY[CASE WHEN $1 = 'org' THEN $2::uuid ELSE (SELECT org_id FROM workspaces WHERE id = $2::uuid) END]",
+  false,
 );
 
-type LoadRow = { orgs: unknown[][] | null; workspaces: unknown[][] | null; status: unknown[][] | null };
+type LoadRow = {
+  orgs: unknown[][] | null;
+  workspaces: unknown[][] | null;
+  status: unknown[][] | null;
+  digest?: string;
+};
 
 /**
  * The desired rows and status rows of a batch of orgs (with their live workspaces), read in
@@ -50,7 +75,16 @@ export class DesiredSnapshot {
   private readonly workspacesByOrg = new Map<string, Workspace[]>();
   private readonly statusByOwner = new Map<string, StatusRow[]>();
 
-  private constructor(o: Org[], w: Workspace[], s: StatusRow[]) {
+  /**
+   * @param digest of the rows read, when read for a batch of orgs ({@link rowsDigest}), from
+   *   the same statement (so of these very rows)
+   */
+  private constructor(
+    o: Org[],
+    w: Workspace[],
+    s: StatusRow[],
+    readonly digest?: string,
+  ) {
     for (const org of o) this.orgsById.set(org.id, org);
     for (const ws of w) {
       this.workspacesById.set(ws.id, ws);
@@ -70,8 +104,18 @@ export class DesiredSnapshot {
    * SQL (rows.ts): a resync reads every row, and drizzle's mapping was most of its CPU.
    */
   static async load(database: Database, orgIds: string[]): Promise<DesiredSnapshot> {
-    if (orgIds.length === 0) return new DesiredSnapshot([], [], []);
+    if (orgIds.length === 0) return new DesiredSnapshot([], [], [], '');
     return DesiredSnapshot.from(await database.query<LoadRow>(LOAD, [orgIds]));
+  }
+
+  /**
+   * What {@link load} would find for these orgs, as a digest of their rows (and of all their
+   * workspaces' and status rows): equal to a snapshot's `digest` when nothing was written since.
+   */
+  static async rowsDigest(database: Database, orgIds: string[]): Promise<string> {
+    if (orgIds.length === 0) return '';
+    const [row] = await database.query<{ digest: string }>(DIGEST, [orgIds]);
+    return row!.digest;
   }
 
   /**
@@ -88,6 +132,7 @@ export class DesiredSnapshot {
       (rows?.orgs ?? []).map(ORG.decode),
       (rows?.workspaces ?? []).map(WORKSPACE.decode),
       (rows?.status ?? []).map(STATUS.decode),
+      rows?.digest,
     );
   }
 
