@@ -36,6 +36,7 @@ export const tunnel: ControllerSpec = {
     },
   ],
   owners: ['org'],
+  deepChecks: true,
   waitsFor: () => [],
   deleteAfter: () => [{ controller: secrets, scope: 'self', label: 'Secret' }],
   disabledBecause: (_target, ports, config) =>

@@ -297,6 +297,7 @@ export function createOperator(options: OperatorOptions): Operator {
       rollout: rollouts,
     }),
     onPinsChanged: () => pins.invalidate(),
+    inputs: () => pins.fingerprint(),
     onRolloutResumed: () => rollouts.resumed(),
     jobs: [
       ...scanner.jobs(),
@@ -503,7 +504,7 @@ async function planAll(
   // One listing per target: a canary org's resources live in the canary account, and planned
   // against the primary's listing they would all look missing.
   const [owners, slugs, inventories] = await Promise.all([
-    liveOwners(database.db),
+    liveOwners(database),
     new DesiredStateRepository(database.db).liveOrgSlugs(),
     Promise.all(
       targets.all.map(async (t) => [t.name, await Inventory.build(targets.portsFor(t), env)] as const),

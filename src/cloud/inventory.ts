@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { OwnerRef } from '../db/desired.js';
 import {
   dnsCommentMarker,
@@ -15,6 +16,8 @@ import {
   type DnsRecord,
   EC2_MAX_FILTER_VALUES,
   type Instance,
+  type InstanceFilter,
+  type RawListing,
   type ResourceKind,
   type SecretSummary,
   type SecurityGroup,
@@ -193,16 +196,101 @@ export class FleetInventory {
    * listing by batch costs about as many calls as listing everything at once.
    */
   async forOrgs(orgIds: string[]): Promise<Inventory> {
+    return (await this.listOrgs(orgIds)).inventory();
+  }
+
+  /**
+   * {@link forOrgs} in two steps: the listing's pages are fetched now, with a digest of what
+   * they list; they are decoded into an inventory only when asked. `digest` is undefined when
+   * the EC2 port cannot keep pages (then nothing may be concluded from it).
+   */
+  async listOrgs(orgIds: string[]): Promise<OrgsListing> {
     if (orgIds.length > MAX_ORGS_PER_LISTING)
       throw new RangeError(`${orgIds.length} orgs in one listing; at most ${MAX_ORGS_PER_LISTING}`);
-    if (orgIds.length === 0) return new Inventory(this, { instances: [], securityGroups: [] });
+    const none: RawListing<never> = { digest: '', items: async () => [] };
+    if (orgIds.length === 0)
+      return {
+        digest: 'none',
+        inventory: async () => new Inventory(this, { instances: [], securityGroups: [] }),
+      };
     const filter = { tags: ownershipTags(this.env), tagIn: { key: TAG.orgId, values: orgIds } };
+    const ec2 = this.ports.ec2;
+    if (!ec2.describeInstancePages || !ec2.describeSecurityGroupPages) {
+      const inventory = this.forEc2(filter);
+      return { digest: undefined, inventory: () => inventory };
+    }
+    const [instances, securityGroups] = await Promise.all([
+      wanted(this.scope, 'ec2_instance') ? ec2.describeInstancePages(filter) : none,
+      wanted(this.scope, 'security_group') ? ec2.describeSecurityGroupPages(filter) : none,
+    ]);
+    return {
+      get digest() {
+        const [i, g] = [instances.digest, securityGroups.digest];
+        return i === undefined || g === undefined ? undefined : `${i}/${g}`;
+      },
+      inventory: async () => {
+        const [i, g] = await Promise.all([instances.items(), securityGroups.items()]);
+        return new Inventory(this, { instances: i, securityGroups: g });
+      },
+    };
+  }
+
+  private async forEc2(filter: InstanceFilter): Promise<Inventory> {
     const [instances, securityGroups] = await Promise.all([
       wanted(this.scope, 'ec2_instance') ? this.ports.ec2.describeInstances(filter) : [],
       wanted(this.scope, 'security_group') ? this.ports.ec2.describeSecurityGroups(filter) : [],
     ]);
     return new Inventory(this, { instances, securityGroups });
   }
+
+  /**
+   * A digest of these orgs' secrets, tunnels and DNS records as listed: it changes when any of
+   * them does (a resync compares it with the one of its last reconciles).
+   */
+  entriesDigest(orgIds: readonly string[]): string {
+    if (!this.entries) this.entries = this.digestEntries();
+    const hash = createHash('sha256');
+    for (const id of orgIds) hash.update(`${id}:${this.entries.get(id) ?? ''};`);
+    return hash.digest('base64');
+  }
+
+  /** A digest of each org's entries, of their JSON (every field: whatever a controller reads is in it). */
+  private entries: Map<string, string> | undefined;
+
+  private digestEntries(): Map<string, string> {
+    const byOrg = new Map<string, unknown[]>();
+    const add = (orgId: string | undefined, kind: string, o: unknown) => {
+      if (!orgId) return;
+      push(byOrg, orgId, kind);
+      byOrg.get(orgId)!.push(o);
+    };
+    for (const x of this.all.secrets) add(orgIdFromSecretName(this.env, x.name), 's', x);
+    for (const x of this.all.tunnels) add(orgIdFromTunnelName(this.env, x.name), 't', x);
+    for (const x of this.all.dnsRecords) add(orgIdFromDnsComment(this.env, x.comment), 'd', x);
+    // Each JSON is hashed as soon as it is made: the strings die young, none lives through the resync.
+    const digests = new Map<string, string>();
+    for (const [orgId, list] of byOrg) {
+      const hash = createHash('sha256');
+      for (const e of list) hash.update(typeof e === 'string' ? e : JSON.stringify(e));
+      digests.set(orgId, hash.digest('base64'));
+    }
+    return digests;
+  }
+
+  /**
+   * An inventory of the fleet-wide listing alone, for owners whose instances and groups were
+   * not listed: those are read live from `ec2` if anything asks.
+   */
+  unlisted(ec2: CloudView): Inventory {
+    return new Inventory(this, { instances: [], securityGroups: [] }, ec2);
+  }
+}
+
+/** One batch's EC2 listing, fetched but not yet decoded (see {@link FleetInventory.listOrgs}). */
+export interface OrgsListing {
+  /** Of the pages (ports.ts RawListing): read it again after {@link inventory}, which may clear it. */
+  readonly digest: string | undefined;
+  inventory(): Promise<Inventory>;
 }
 
 /** Orgs whose EC2 resources one listing call can ask for: EC2's 200 filter values, less the ownership tags. */
@@ -221,9 +309,13 @@ export class Inventory implements CloudView {
   private readonly groupsByName = new Map<string, SecurityGroup[]>();
   readonly counts: InventoryCounts;
 
+  /**
+   * @param unlisted where instances and groups are read instead, when they were not listed
+   */
   constructor(
     private readonly fleet: FleetInventory,
     ec2: Ec2Resources,
+    private readonly unlisted?: CloudView,
   ) {
     for (const i of ec2.instances) {
       const key = i.tags[TAG.workspaceId]
@@ -254,11 +346,13 @@ export class Inventory implements CloudView {
     return new Inventory(fleet, { instances, securityGroups });
   }
 
-  async instances(owner: OwnerRef) {
+  async instances(owner: OwnerRef, orgId: string) {
+    if (this.unlisted) return this.unlisted.instances(owner, orgId);
     return this.instancesByOwner.get(`${owner.kind}:${owner.id}`) ?? [];
   }
 
   async securityGroups(name: string) {
+    if (this.unlisted) return this.unlisted.securityGroups(name);
     return this.groupsByName.get(name.toLowerCase()) ?? [];
   }
 

@@ -132,6 +132,12 @@ export function createMetrics(options: MetricsOptions = {}) {
       labelNames: ['service', 'operation', 'target'] as const,
       registers: r,
     }),
+    resyncBatches: new Counter({
+      name: 'molecule_resync_batches_total',
+      help: 'Batches of orgs a resync went through: reconciled, or skipped because everything its reconciles read was as when they last found nothing to do',
+      labelNames: ['target', 'result'] as const,
+      registers: r,
+    }),
     driftCorrections: new Counter({
       name: 'molecule_drift_corrections_total',
       help: 'Out-of-band changes the controllers corrected',

@@ -71,6 +71,11 @@ export interface ControllerSpec<D = unknown, R = unknown> {
    */
   readonly readsPins?: boolean;
   /**
+   * It reads, in turn, what no listing shows (a tunnel's configuration: DeepCheckBudget): a
+   * resync that skips an unchanged batch still queues the batch's owners whose turn it is.
+   */
+  readonly deepChecks?: boolean;
+  /**
    * Why it cannot run in this target with this configuration (a sentence naming what to set),
    * or undefined. A disabled controller stays registered: deletion ordering still counts it.
    */

@@ -4,6 +4,7 @@ import {
   FleetInventory,
   type Inventory,
   type ListingScope,
+  LiveView,
   listCloudflare,
   MAX_ORGS_PER_LISTING,
 } from '../cloud/inventory.js';
@@ -19,6 +20,7 @@ import { DesiredSnapshot } from '../db/snapshot.js';
 import { StatusRepository } from '../db/status.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { type BatchRecord, batchInputs, ResyncBatches } from './batches.js';
 import { type Clock, systemClock } from './clock.js';
 import type { ControllerName } from './controller.js';
 import { describeError, NotLeaderError } from './errors.js';
@@ -70,12 +72,19 @@ export interface ManagerOptions {
   onPinsChanged?: () => void;
   /** Called on the leader when a paused rollout was resumed (the owners it held may go). */
   onRolloutResumed?: () => void;
+  /**
+   * What every reconcile reads besides the rows and the cloud (the pins), as a string that
+   * changes when it does. Without it every resync reconciles every owner.
+   */
+  inputs?: () => Promise<string>;
 }
 
 /** What a resync hands a batch's reconciles: the cloud as listed, and the rows as read, for the batch. */
 export interface ResyncSnapshot {
   inventory: Inventory;
   desired?: DesiredSnapshot;
+  /** The batch's record: told how each reconcile queued with this snapshot ended. */
+  batch?: BatchRecord;
 }
 
 interface Controlled {
@@ -122,6 +131,8 @@ export class Manager {
   /** Campaigning for leases (between start and stop). */
   running = false;
   private lastResyncAt: number | undefined;
+  /** Each led target's batches as the last resync worked them off (runtime/batches.ts). */
+  private readonly batches = new Map<TargetName, ResyncBatches>();
   private readonly holder: string;
   private readonly leaseGroup: string;
   private readonly leases: LeaseRepository;
@@ -333,8 +344,10 @@ export class Manager {
   ): void {
     const c = this.controlled.get(name);
     if (!c?.reconciler.spec.owners.includes(kind)) return;
-    if (snapshot) c.snapshots.set(key, snapshot);
-    else c.snapshots.delete(key);
+    if (snapshot) {
+      c.snapshots.set(key, snapshot);
+      snapshot.batch?.expect();
+    } else c.snapshots.delete(key);
     c.queue.add(key, reason);
   }
 
@@ -365,9 +378,10 @@ export class Manager {
     const scope: ListingScope = { kinds: this.options.kinds };
     try {
       // Cloudflare is one account for every target: listed once.
-      const [owners, cloudflare] = await Promise.all([
-        liveOwners(database.db),
+      const [owners, cloudflare, inputs] = await Promise.all([
+        liveOwners(database),
         listCloudflare(targets.cloudflare, env, scope),
+        this.options.inputs?.(),
       ]);
       // Each target this replica leads, listed on its own: another replica may lead the others.
       const led = targets.all.filter((t) => this.isLeader(t.name));
@@ -408,12 +422,14 @@ export class Manager {
         'resync started',
       );
       await this.refreshStuckDeletions();
-      const listed = { instances: 0, securityGroups: 0 };
+      const listed = { instances: 0, securityGroups: 0, batches: 0, skipped: 0 };
       const byOrg = workspacesByOrg(owners.workspaces);
       for (const { target, fleet } of fleets) {
-        const n = await this.queueInBatches(target, orgsIn(target, owners.orgs), byOrg, fleet);
+        const n = await this.queueInBatches(target, orgsIn(target, owners.orgs), byOrg, fleet, inputs);
         listed.instances += n.instances;
         listed.securityGroups += n.securityGroups;
+        listed.batches += n.batches;
+        listed.skipped += n.skipped;
       }
       // Orgs placed in a target this operator is not configured for answer to the primary's
       // leader: their reconciles only say so (TargetNotConfigured), from fresh rows.
@@ -443,46 +459,103 @@ export class Manager {
   /**
    * Queues every owner, org by org with its workspaces, in batches that each carry a snapshot of
    * their rows and an inventory of their instances and groups (see {@link RESYNC_BATCH_ORGS}).
-   * Returns how many instances and groups were listed.
+   * A batch whose inputs are as they were when its reconciles last all found nothing to do is
+   * not decoded or queued (runtime/batches.ts); its owners due for a deep check this resync are
+   * still queued for the controllers that make one. `inputs` undefined: no batch is skipped.
    */
   private async queueInBatches(
     target: Target,
     orgIds: string[],
     byOrg: Map<string, string[]>,
     fleet: FleetInventory,
-  ): Promise<{ instances: number; securityGroups: number }> {
-    const batches: string[][] = [];
-    for (let i = 0; i < orgIds.length; i += RESYNC_BATCH_ORGS)
-      batches.push(orgIds.slice(i, i + RESYNC_BATCH_ORGS));
+    inputs: string | undefined,
+  ): Promise<{ instances: number; securityGroups: number; batches: number; skipped: number }> {
+    const { database, deepChecks, metrics } = this.options;
+    const book = this.batches.get(target.name) ?? new ResyncBatches();
+    this.batches.set(target.name, book);
+    const batches = book.plan(orgIds.sort(), RESYNC_BATCH_ORGS);
     const stillLeading = () => !this.stopping && this.isLeader(target.name);
-    const load = async (ids: string[]): Promise<ResyncSnapshot> => {
-      const [desired, inventory] = await Promise.all([
-        DesiredSnapshot.load(this.options.database, ids),
-        fleet.forOrgs(ids),
+    type Loaded = { snapshot: ResyncSnapshot; skipped?: undefined } | { skipped: BatchRecord };
+    const load = async (ids: string[]): Promise<Loaded> => {
+      const entries = fleet.entriesDigest(ids);
+      const compare = inputs !== undefined && book.known(ids);
+      const [rows, listing] = await Promise.all([
+        compare ? DesiredSnapshot.rowsDigest(database, ids) : undefined,
+        fleet.listOrgs(ids),
       ]);
-      return { desired, inventory };
+      const listed = listing.digest;
+      if (inputs !== undefined && rows !== undefined && listed !== undefined) {
+        const record = book.steady(ids, batchInputs(ids, [rows, listed, entries, inputs]));
+        if (record) return { skipped: record };
+      }
+      const [desired, inventory] = await Promise.all([
+        DesiredSnapshot.load(database, ids),
+        listing.inventory(),
+      ]);
+      // The digests of what was decoded and read (decoding may have found the listing's unsure).
+      const decoded = listing.digest;
+      const batch =
+        inputs !== undefined && decoded !== undefined && desired.digest !== undefined
+          ? book.begin(ids, batchInputs(ids, [desired.digest, decoded, entries, inputs]), inventory.counts)
+          : undefined;
+      return { snapshot: { desired, inventory, batch } };
     };
-    const listed = { instances: 0, securityGroups: 0 };
+    const deepCheckers = [...this.controlled].filter(([, c]) => c.reconciler.spec.deepChecks).map(([n]) => n);
+    const live = new LiveView(
+      this.options.targets.portsFor(target),
+      this.options.config.MOLECULE_ENV,
+      target.vpcId,
+    );
+    const result = { instances: 0, securityGroups: 0, batches: batches.length, skipped: 0 };
     let next = batches.length > 0 ? load(batches[0]!) : undefined;
     for (let b = 0; b < batches.length && next; b++) {
-      const snapshot = await next;
+      const loaded = await next;
       // Read and list the next batch while this one is worked off.
       next = b + 1 < batches.length ? load(batches[b + 1]!) : undefined;
       next?.catch(() => {}); // awaited (and reported) on the next turn
-      if (!stillLeading()) return listed;
-      listed.instances += snapshot.inventory.counts.instances;
-      listed.securityGroups += snapshot.inventory.counts.securityGroups;
+      if (!stillLeading()) return result;
+      const ids = batches[b]!;
       let keys = 0;
-      for (const id of batches[b]!) {
-        const ws = byOrg.get(id) ?? [];
-        byOrg.delete(id);
-        this.enqueueOwner({ kind: 'org', id }, 'resync', snapshot);
-        for (const w of ws) this.enqueueOwner({ kind: 'workspace', id: w }, 'resync', snapshot);
-        keys += 1 + ws.length;
+      if (loaded.skipped) {
+        result.skipped++;
+        result.instances += loaded.skipped.counts.instances;
+        result.securityGroups += loaded.skipped.counts.securityGroups;
+        metrics.resyncBatches.labels(target.name, 'skipped').inc();
+        // What no listing shows is still checked, owner by owner in turn, from fresh rows.
+        const due: OwnerRef[] = [];
+        const orgs: string[] = [];
+        for (const id of ids) {
+          const before = due.length;
+          if (deepChecks.due(id)) due.push({ kind: 'org', id });
+          for (const w of byOrg.get(id) ?? []) if (deepChecks.due(w)) due.push({ kind: 'workspace', id: w });
+          if (due.length > before) orgs.push(id);
+          byOrg.delete(id);
+        }
+        if (due.length > 0 && deepCheckers.length > 0) {
+          const snapshot: ResyncSnapshot = {
+            desired: await DesiredSnapshot.load(database, orgs),
+            inventory: fleet.unlisted(live),
+          };
+          for (const owner of due)
+            for (const name of deepCheckers) this.enqueue(name, owner, 'resync', snapshot);
+          keys += due.length;
+        }
+      } else {
+        const { snapshot } = loaded;
+        result.instances += snapshot.inventory.counts.instances;
+        result.securityGroups += snapshot.inventory.counts.securityGroups;
+        metrics.resyncBatches.labels(target.name, 'reconciled').inc();
+        for (const id of ids) {
+          const ws = byOrg.get(id) ?? [];
+          byOrg.delete(id);
+          this.enqueueOwner({ kind: 'org', id }, 'resync', snapshot);
+          for (const w of ws) this.enqueueOwner({ kind: 'workspace', id: w }, 'resync', snapshot);
+          keys += 1 + ws.length;
+        }
       }
-      await this.queuedAtMost(Math.floor(keys / 2), stillLeading);
+      if (keys > 0) await this.queuedAtMost(Math.floor(keys / 2), stillLeading);
     }
-    return listed;
+    return result;
   }
 
   /** Waits until the queues together hold at most `n` keys (or `go()` turns false). */
@@ -581,6 +654,7 @@ export class Manager {
 
   private startedLeading(target: TargetName, epoch: number): void {
     this.options.metrics.isLeader.labels(target).set(1);
+    this.batches.get(target)?.forget(); // a new term sees every owner
     const first = this.ledTargets().length === 1;
     this.log.info({ target, epoch, holder: this.electors.get(target)!.holder }, 'became leader');
     if (first) {
@@ -591,6 +665,7 @@ export class Manager {
           if (!this.isLeader()) return { result: 'success' };
           // An owner whose target another replica leads is left to it (the reconciler checks).
           const outcome = await c.reconciler.reconcile(ownerOf(key), snapshot?.inventory, snapshot?.desired);
+          snapshot?.batch?.ended(outcome);
           this.log.debug({ controller: name, key, result: outcome.result }, 'reconciled');
           return outcome;
         });
@@ -601,6 +676,7 @@ export class Manager {
 
   private stoppedLeading(target: TargetName): void {
     this.options.metrics.isLeader.labels(target).set(0);
+    this.batches.get(target)?.forget();
     this.log.warn(
       { target, holder: this.electors.get(target)!.holder },
       'stopped leading; reconciling paused',
@@ -667,8 +743,13 @@ export class DeepCheckBudget {
     this.remaining = this.period === 1 ? Number.POSITIVE_INFINITY : Math.ceil(budget * 1.5);
   }
 
+  /** Whether it is this owner's turn this round (budget aside). */
+  due(key: string): boolean {
+    return this.period === 1 || hashOf(key) % this.period === this.round % this.period;
+  }
+
   take(key: string): boolean {
-    if (this.period > 1 && hashOf(key) % this.period !== this.round % this.period) return false;
+    if (!this.due(key)) return false;
     if (this.remaining <= 0) return false;
     this.remaining--;
     return true;

@@ -4,7 +4,11 @@ import { type Clock, systemClock, type Timer } from './clock.js';
 export type EnqueueReason = 'event' | 'resync' | 'retry' | 'requeue';
 
 export type Outcome =
-  | { result: 'success' }
+  /**
+   * `steady`: decided from a resync's rows and listing, with nothing to write and nothing to do;
+   * the same rows and listing would be decided the same way (runtime/batches.ts).
+   */
+  | { result: 'success'; steady?: boolean }
   | { result: 'requeue'; afterMs: number }
   | { result: 'error' }
   | { result: 'terminal' };

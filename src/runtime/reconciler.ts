@@ -274,7 +274,10 @@ export class Reconciler {
         view = undefined; // live
         continue;
       }
-      return this.carryOut(decision, run);
+      const outcome = await this.carryOut(decision, run);
+      // Nothing written (the rows are still the snapshot's) and nothing left to do.
+      if (state.fromSnapshot && view?.source === 'inventory' && outcome.result === 'success') return STEADY;
+      return outcome;
     }
   }
 
@@ -916,6 +919,8 @@ export function decideAction(
   }
   return state.status?.pending ? { type: 'adopt' } : { type: 'none' };
 }
+
+const STEADY: Outcome = { result: 'success', steady: true };
 
 function settled(
   patch: StatusPatch | undefined,

@@ -246,7 +246,7 @@ async function main() {
     log(BENCH, 'measuring the naive baseline (each owner observed separately)');
     op = await startBenchOperator({ config, database, buckets: liftedBuckets() });
     await settleLeader(op.operator);
-    const live = await liveOwners(database.db);
+    const live = await liveOwners(database);
     const naiveManager = op.operator.manager;
     const naive = await measure(bdb, sim, async () => {
       for (const o of live.orgs) naiveManager.enqueueOwner({ kind: 'org', id: o.id }, 'event');

@@ -92,19 +92,19 @@ describe('FleetInventory.forOrgs', () => {
     expect(batch.counts.instances).toBe(8);
     expect(batch.counts.securityGroups).toBe(8);
     for (const o of orgs.slice(0, 4)) {
-      const [tenant] = await batch.instances({ kind: 'org', id: o.orgId });
+      const [tenant] = await batch.instances({ kind: 'org', id: o.orgId }, o.orgId);
       expect(tenant?.tags).toMatchObject({ OrgID: o.orgId, Role: 'tenant', MOLECULE_ENV: ENV });
-      const [ws] = await batch.instances({ kind: 'workspace', id: o.wsId });
+      const [ws] = await batch.instances({ kind: 'workspace', id: o.wsId }, o.orgId);
       expect(ws?.tags).toMatchObject({ OrgID: o.orgId, WorkspaceID: o.wsId });
       expect(await batch.securityGroups(tenantSecurityGroupName(ENV, o.orgId))).toHaveLength(1);
       expect(await batch.securityGroups(workspaceSecurityGroupName(ENV, o.wsId))).toHaveLength(1);
     }
     // Orgs outside the batch, and the other env's resources, are not in it.
     for (const o of [...orgs.slice(4), foreignEnv]) {
-      expect(await batch.instances({ kind: 'workspace', id: o.wsId })).toEqual([]);
+      expect(await batch.instances({ kind: 'workspace', id: o.wsId }, o.orgId)).toEqual([]);
       expect(await batch.securityGroups(workspaceSecurityGroupName(ENV, o.wsId))).toEqual([]);
     }
-    expect(await batch.instances({ kind: 'org', id: orgs[5]!.orgId })).toEqual([]);
+    expect(await batch.instances({ kind: 'org', id: orgs[5]!.orgId }, orgs[5]!.orgId)).toEqual([]);
 
     // The whole-env inventory (`plan`) holds the union.
     const all = await Inventory.build(ports, ENV);
@@ -118,7 +118,7 @@ describe('FleetInventory.forOrgs', () => {
     const ids = [o.orgId, ...Array.from({ length: MAX_ORGS_PER_LISTING - 1 }, () => randomUUID())];
     sim.resetCalls();
     const batch = await fleet.forOrgs(ids);
-    expect(await batch.instances({ kind: 'workspace', id: o.wsId })).toHaveLength(1);
+    expect(await batch.instances({ kind: 'workspace', id: o.wsId }, o.orgId)).toHaveLength(1);
     expect(describeCalls()).toBe(2); // one page each: two instances and two groups
 
     sim.resetCalls();
