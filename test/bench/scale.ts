@@ -4,7 +4,7 @@
  *
  * Three processes: this one seeds and measures; the simulator runs in a child (its memory is
  * not the operator's); the operator runs in another child with production settings and
- * reports its own CPU (process.cpuUsage) and peak RSS (sampled every 25 ms and getrusage).
+ * reports its own CPU (process.cpuUsage) and peak RSS (getrusage's high-water mark).
  *
  * Seeding 40,000 owners through the operator would take tens of minutes, so the fleet is
  * cloned from a template the real operator converged (lib/seed.ts documents the method). The

@@ -37,17 +37,13 @@ export function mutatingByOp(log: CallRecord[]): Record<string, number> {
   return out;
 }
 
-/** Samples this process's RSS every `everyMs` and keeps the peak (also from getrusage). */
-export function rssSampler(everyMs = 50) {
-  let peak = process.memoryUsage.rss();
-  const t = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage.rss());
-  }, everyMs);
-  t.unref();
-  return {
-    peakMb: () => Math.max(peak, process.memoryUsage.rss()) / 2 ** 20,
-    stop: () => clearInterval(t),
-  };
+/**
+ * This process's peak RSS so far, as the kernel keeps it (getrusage's high-water mark): exact,
+ * where sampling misses what rises and falls between samples, and free (a sampler reading
+ * /proc every few milliseconds cost the measured process several percent of its CPU).
+ */
+export function peakRssMb(): number {
+  return process.resourceUsage().maxRSS / 1024;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -9,7 +9,7 @@ import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { openDatabase } from '../../../src/db/client.js';
 import type { SeedInfo } from '../../../src/sim/index.js';
-import { cpuSeconds, round, rssSampler } from './measure.js';
+import { cpuSeconds, peakRssMb, round } from './measure.js';
 import { type CpuProfile, cpuByPhase, splitCpu } from './phases.js';
 import { benchConfig, settleLeader, startBenchOperator } from './stack.js';
 
@@ -26,7 +26,6 @@ const send = (m: unknown) => process.send!(m);
 const options = JSON.parse(process.argv[2]!) as Options;
 
 async function main() {
-  const rss = rssSampler(25);
   const cpuStart = process.cpuUsage();
   const t0 = performance.now();
   const database = await openDatabase({ DATABASE_URL: options.databaseUrl, PGLITE_DIR: '' });
@@ -38,7 +37,7 @@ async function main() {
     cpuS: round(cpuSeconds(cpuStart)),
     wallS: round((performance.now() - t0) / 1000),
     rssMb: round(process.memoryUsage.rss() / 2 ** 20, 1),
-    peakRssMb: round(rss.peakMb(), 1),
+    peakRssMb: round(peakRssMb(), 1),
   });
   process.on('message', async (m: { cmd: string }) => {
     try {
@@ -86,16 +85,15 @@ async function main() {
           phases,
           wallS: round((performance.now() - w0) / 1000),
           rssMb: round(process.memoryUsage.rss() / 2 ** 20, 1),
-          peakRssMb: round(rss.peakMb(), 1),
+          peakRssMb: round(peakRssMb(), 1),
           heapUsedMb: round(process.memoryUsage().heapUsed / 2 ** 20, 1),
         });
       } else if (m.cmd === 'stop') {
         await op.stop();
         await database.close();
-        rss.stop();
         send({
           phase: 'stopped',
-          peakRssMb: round(Math.max(rss.peakMb(), process.resourceUsage().maxRSS / 1024), 1),
+          peakRssMb: round(peakRssMb(), 1),
           cpuS: round(cpuSeconds(cpuStart)),
         });
         process.exit(0);
