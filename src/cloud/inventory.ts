@@ -177,16 +177,19 @@ export class FleetInventory {
   static async list(
     ports: CloudPorts,
     env: string,
-    options: ListingScope & { cloudflare?: CloudflareResources } = {},
+    options: ListingScope & { cloudflare?: CloudflareResources; previous?: FleetInventory } = {},
   ): Promise<FleetInventory> {
     const [secrets, cloudflare] = await Promise.all([
       wanted(options, 'secret') ? ports.secrets.listSecrets(secretNamePrefix(env)) : [],
       options.cloudflare ?? listCloudflare(cloudflareOf(ports), env, options),
     ]);
-    return new FleetInventory(ports, env, options, {
+    // The scope alone: `options` also holds the previous listing, which must not be kept.
+    const fleet = new FleetInventory(ports, env, { kinds: options.kinds }, {
       secrets: secrets.filter((s) => orgIdFromSecretName(env, s.name)),
       ...cloudflare,
     });
+    fleet.previous = options.previous?.env === env ? options.previous : undefined;
+    return fleet;
   }
 
   /**
@@ -248,33 +251,47 @@ export class FleetInventory {
    * them does (a resync compares it with the one of its last reconciles).
    */
   entriesDigest(orgIds: readonly string[]): string {
-    if (!this.entries) this.entries = this.digestEntries();
+    if (!this.entries) this.digestEntries();
+    const entries = this.entries!;
     const hash = createHash('sha256');
-    for (const id of orgIds) hash.update(`${id}:${this.entries.get(id) ?? ''};`);
+    for (const id of orgIds) hash.update(`${id}:${entries.get(id) ?? ''};`);
     return hash.digest('base64');
   }
 
+  /** Each org's entries, in listing order: a kind letter, then the object. */
+  private groups: Map<string, unknown[]> | undefined;
   /** A digest of each org's entries, of their JSON (every field: whatever a controller reads is in it). */
   private entries: Map<string, string> | undefined;
+  /** The last resync's listing, whose digests are reused for orgs whose entries are unchanged. */
+  private previous: FleetInventory | undefined;
 
-  private digestEntries(): Map<string, string> {
-    const byOrg = new Map<string, unknown[]>();
+  private digestEntries(): void {
+    const groups = new Map<string, unknown[]>();
     const add = (orgId: string | undefined, kind: string, o: unknown) => {
       if (!orgId) return;
-      push(byOrg, orgId, kind);
-      byOrg.get(orgId)!.push(o);
+      push(groups, orgId, kind);
+      groups.get(orgId)!.push(o);
     };
     for (const x of this.all.secrets) add(orgIdFromSecretName(this.env, x.name), 's', x);
     for (const x of this.all.tunnels) add(orgIdFromTunnelName(this.env, x.name), 't', x);
     for (const x of this.all.dnsRecords) add(orgIdFromDnsComment(this.env, x.comment), 'd', x);
-    // Each JSON is hashed as soon as it is made: the strings die young, none lives through the resync.
+    const before = this.previous;
+    this.previous = undefined; // one resync back, no further
     const digests = new Map<string, string>();
-    for (const [orgId, list] of byOrg) {
+    for (const [orgId, list] of groups) {
+      const was = before?.groups?.get(orgId);
+      const known = was && sameEntries(was, list) ? before!.entries!.get(orgId) : undefined;
+      if (known !== undefined) {
+        digests.set(orgId, known);
+        continue;
+      }
+      // Each JSON is hashed as soon as it is made: the strings die young.
       const hash = createHash('sha256');
       for (const e of list) hash.update(typeof e === 'string' ? e : JSON.stringify(e));
       digests.set(orgId, hash.digest('base64'));
     }
-    return digests;
+    this.groups = groups;
+    this.entries = digests;
   }
 
   /**
@@ -367,6 +384,27 @@ export class Inventory implements CloudView {
   async dnsRecords(name: string) {
     return this.fleet.recordsByName.get(name) ?? [];
   }
+}
+
+/** Whether two orgs' entries are the same objects field for field (as JSON would tell, cheaper). */
+function sameEntries(a: unknown[], b: unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
+  return true;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof Date || b instanceof Date)
+    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const keys = Object.keys(x);
+  if (keys.length !== Object.keys(y).length) return false;
+  for (const k of keys) if (!(k in y) || !sameValue(x[k], y[k])) return false;
+  return true;
 }
 
 const cloudflareOf = (ports: CloudPorts): CloudflarePorts | undefined =>

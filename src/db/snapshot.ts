@@ -47,7 +47,13 @@ const loadSql = (orgIds: string, digest: boolean) => `
     ${digest ? `, ${ROWS_DIGEST} AS digest` : ''}`;
 
 const LOAD = loadSql('$1::uuid[]', true);
-const DIGEST = `WITH ids AS (SELECT $1::uuid[] AS ids), ${OWNED} SELECT ${ROWS_DIGEST} AS digest`;
+/** The digest of each batch ($1 the org ids, $2 each one's batch number): one statement for a whole resync. */
+const DIGESTS = `
+  WITH batches AS (
+    SELECT n, array_agg(org_id) AS ids FROM unnest($1::uuid[], $2::int[]) AS t(org_id, n) GROUP BY n
+  )
+  SELECT b.n, d.digest FROM batches b,
+    LATERAL (WITH ids AS (SELECT b.ids AS ids), ${OWNED} SELECT ${ROWS_DIGEST} AS digest) d`;
 /** The org of one owner ($1 its kind, $2 its id): the org itself, or the workspace's org. */
 const LOAD_OWNER = loadSql(
   "ARRAY[CASE WHEN $1 = 'org' THEN $2::uuid ELSE (SELECT org_id FROM workspaces WHERE id = $2::uuid) END]",
@@ -109,13 +115,18 @@ export class DesiredSnapshot {
   }
 
   /**
-   * What {@link load} would find for these orgs, as a digest of their rows (and of all their
-   * workspaces' and status rows): equal to a snapshot's `digest` when nothing was written since.
+   * What {@link load} would find for each batch of orgs, as a digest of their rows (and of all
+   * their workspaces' and status rows), in one statement: equal to the `digest` of a snapshot of
+   * the batch when nothing was written since.
    */
-  static async rowsDigest(database: Database, orgIds: string[]): Promise<string> {
-    if (orgIds.length === 0) return '';
-    const [row] = await database.query<{ digest: string }>(DIGEST, [orgIds]);
-    return row!.digest;
+  static async rowsDigests(database: Database, batches: readonly (readonly string[])[]): Promise<string[]> {
+    const ids = batches.flat();
+    const numbers = batches.flatMap((b, n) => b.map(() => n));
+    const out = batches.map(() => '');
+    if (ids.length === 0) return out;
+    for (const row of await database.query<{ n: number; digest: string }>(DIGESTS, [ids, numbers]))
+      out[row.n] = row.digest;
+    return out;
   }
 
   /**

@@ -31,25 +31,34 @@ export const dnsCommentMarker = (env: string) => `molecule-operator env=${env} `
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 
+/** One compiled pattern per env and kind: a resync asks for tens of thousands of names. */
+const patterns = new Map<string, RegExp>();
+function pattern(kind: string, env: string, source: (env: string) => string): RegExp {
+  const key = `${kind}\u0000${env}`;
+  let re = patterns.get(key);
+  if (!re) {
+    re = new RegExp(source(escapeRegExp(env)));
+    patterns.set(key, re);
+  }
+  return re;
+}
+
 /** The org id in one of our tunnel names for this env, if it is one. */
 export function orgIdFromTunnelName(env: string, name: string): string | undefined {
-  const m = new RegExp(`^molecule-${escapeRegExp(env)}-(${UUID})$`).exec(name);
-  return m?.[1];
+  return pattern('tunnel', env, (e) => `^molecule-${e}-(${UUID})$`).exec(name)?.[1];
 }
 
 /** The org id in one of our bootstrap secret names for this env (the name may carry the ARN's suffix). */
 export function orgIdFromSecretName(env: string, name: string): string | undefined {
-  const m = new RegExp(`^molecule/${escapeRegExp(env)}/tenant/(${UUID})/bootstrap`).exec(name);
-  return m?.[1];
+  return pattern('secret', env, (e) => `^molecule/${e}/tenant/(${UUID})/bootstrap`).exec(name)?.[1];
 }
 
 /** The org id in one of our DNS record comments for this env. */
 export function orgIdFromDnsComment(env: string, comment: string | undefined): string | undefined {
   if (!comment) return undefined;
-  const m = new RegExp(`^molecule-operator env=${escapeRegExp(env)} org=(${UUID})( ${KEEP_MARK})?$`).exec(
+  return pattern('dns', env, (e) => `^molecule-operator env=${e} org=(${UUID})( ${KEEP_MARK})?$`).exec(
     comment,
-  );
-  return m?.[1];
+  )?.[1];
 }
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

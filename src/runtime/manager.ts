@@ -133,6 +133,8 @@ export class Manager {
   private lastResyncAt: number | undefined;
   /** Each led target's batches as the last resync worked them off (runtime/batches.ts). */
   private readonly batches = new Map<TargetName, ResyncBatches>();
+  /** Each led target's last fleet-wide listing (its per-org digests are reused where nothing changed). */
+  private readonly fleets = new Map<TargetName, FleetInventory>();
   private readonly holder: string;
   private readonly leaseGroup: string;
   private readonly leases: LeaseRepository;
@@ -386,10 +388,16 @@ export class Manager {
       // Each target this replica leads, listed on its own: another replica may lead the others.
       const led = targets.all.filter((t) => this.isLeader(t.name));
       const fleets = await Promise.all(
-        led.map(async (t) => ({
-          target: t,
-          fleet: await FleetInventory.list(targets.portsFor(t), env, { ...scope, cloudflare }),
-        })),
+        led.map(async (t) => {
+          const previous = this.fleets.get(t.name);
+          const fleet = await FleetInventory.list(targets.portsFor(t), env, {
+            ...scope,
+            cloudflare,
+            previous,
+          });
+          this.fleets.set(t.name, fleet);
+          return { target: t, fleet };
+        }),
       );
       await Promise.all(
         led.flatMap((t) =>
@@ -476,13 +484,14 @@ export class Manager {
     const batches = book.plan(orgIds.sort(), RESYNC_BATCH_ORGS);
     const stillLeading = () => !this.stopping && this.isLeader(target.name);
     type Loaded = { snapshot: ResyncSnapshot; skipped?: undefined } | { skipped: BatchRecord };
+    // The rows of every batch that was steady last time, digested in one statement.
+    const known = inputs === undefined ? [] : batches.filter((b) => book.known(b));
+    const digests = await DesiredSnapshot.rowsDigests(database, known);
+    const rowsOf = new Map(known.map((b, i) => [b, digests[i]!]));
     const load = async (ids: string[]): Promise<Loaded> => {
       const entries = fleet.entriesDigest(ids);
-      const compare = inputs !== undefined && book.known(ids);
-      const [rows, listing] = await Promise.all([
-        compare ? DesiredSnapshot.rowsDigest(database, ids) : undefined,
-        fleet.listOrgs(ids),
-      ]);
+      const rows = rowsOf.get(ids);
+      const listing = await fleet.listOrgs(ids);
       const listed = listing.digest;
       if (inputs !== undefined && rows !== undefined && listed !== undefined) {
         const record = book.steady(ids, batchInputs(ids, [rows, listed, entries, inputs]));
@@ -507,6 +516,9 @@ export class Manager {
       target.vpcId,
     );
     const result = { instances: 0, securityGroups: 0, batches: batches.length, skipped: 0 };
+    /** Owners of skipped batches due for a deep check, and their orgs. */
+    const due: OwnerRef[] = [];
+    const dueOrgs: string[] = [];
     let next = batches.length > 0 ? load(batches[0]!) : undefined;
     for (let b = 0; b < batches.length && next; b++) {
       const loaded = await next;
@@ -521,24 +533,12 @@ export class Manager {
         result.instances += loaded.skipped.counts.instances;
         result.securityGroups += loaded.skipped.counts.securityGroups;
         metrics.resyncBatches.labels(target.name, 'skipped').inc();
-        // What no listing shows is still checked, owner by owner in turn, from fresh rows.
-        const due: OwnerRef[] = [];
-        const orgs: string[] = [];
         for (const id of ids) {
           const before = due.length;
           if (deepChecks.due(id)) due.push({ kind: 'org', id });
           for (const w of byOrg.get(id) ?? []) if (deepChecks.due(w)) due.push({ kind: 'workspace', id: w });
-          if (due.length > before) orgs.push(id);
+          if (due.length > before) dueOrgs.push(id);
           byOrg.delete(id);
-        }
-        if (due.length > 0 && deepCheckers.length > 0) {
-          const snapshot: ResyncSnapshot = {
-            desired: await DesiredSnapshot.load(database, orgs),
-            inventory: fleet.unlisted(live),
-          };
-          for (const owner of due)
-            for (const name of deepCheckers) this.enqueue(name, owner, 'resync', snapshot);
-          keys += due.length;
         }
       } else {
         const { snapshot } = loaded;
@@ -554,6 +554,15 @@ export class Manager {
         }
       }
       if (keys > 0) await this.queuedAtMost(Math.floor(keys / 2), stillLeading);
+    }
+    // What no listing shows is still checked in skipped batches, owner by owner in turn, on the
+    // rows as they are now (one read for all of them).
+    if (due.length > 0 && deepCheckers.length > 0 && stillLeading()) {
+      const snapshot: ResyncSnapshot = {
+        desired: await DesiredSnapshot.load(database, dueOrgs),
+        inventory: fleet.unlisted(live),
+      };
+      for (const owner of due) for (const name of deepCheckers) this.enqueue(name, owner, 'resync', snapshot);
     }
     return result;
   }
@@ -677,6 +686,7 @@ export class Manager {
   private stoppedLeading(target: TargetName): void {
     this.options.metrics.isLeader.labels(target).set(0);
     this.batches.get(target)?.forget();
+    this.fleets.delete(target);
     this.log.warn(
       { target, holder: this.electors.get(target)!.holder },
       'stopped leading; reconciling paused',

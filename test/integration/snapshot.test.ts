@@ -333,3 +333,34 @@ describe('DesiredSnapshot.load', () => {
     }
   });
 });
+
+describe('digests of a batch of orgs’ rows', () => {
+  it('are those of the snapshot loaded, change with any write to the batch, and only to it', async () => {
+    const db = tdb.database;
+    const OTHER = [ORG.outside];
+    const digests = () => DesiredSnapshot.rowsDigests(db, [BATCH, OTHER]);
+    const [batch, other] = await digests();
+    expect(batch).toBe((await DesiredSnapshot.load(db, BATCH)).digest);
+    expect(other).toBe((await DesiredSnapshot.load(db, OTHER)).digest);
+    expect(batch).not.toBe(other);
+    expect(await DesiredSnapshot.rowsDigests(db, [])).toEqual([]);
+    // Unchanged while nothing is written, whatever the order of the ids.
+    expect(await DesiredSnapshot.rowsDigests(db, [[...BATCH].reverse(), OTHER])).toEqual([batch, other]);
+
+    const writes = [
+      [`UPDATE orgs SET name = name || '.' WHERE id = $1`, ORG.bare],
+      // A purged workspace's row counts too (a reconcile never reads it, but it is the org's).
+      [`UPDATE workspaces SET name = name || '.' WHERE id = $1`, WS.purged],
+      [`UPDATE reconcile_status SET message = message || '.' WHERE owner_id = $1`, WS.first],
+    ] as const;
+    let last = batch;
+    for (const [sql, id] of writes) {
+      await db.query(sql, [id]);
+      const [now, otherNow] = await digests();
+      expect(now).not.toBe(last);
+      expect(otherNow).toBe(other);
+      expect(now).toBe((await DesiredSnapshot.load(db, BATCH)).digest);
+      last = now!;
+    }
+  });
+});
