@@ -184,10 +184,15 @@ export class FleetInventory {
       options.cloudflare ?? listCloudflare(cloudflareOf(ports), env, options),
     ]);
     // The scope alone: `options` also holds the previous listing, which must not be kept.
-    const fleet = new FleetInventory(ports, env, { kinds: options.kinds }, {
-      secrets: secrets.filter((s) => orgIdFromSecretName(env, s.name)),
-      ...cloudflare,
-    });
+    const fleet = new FleetInventory(
+      ports,
+      env,
+      { kinds: options.kinds },
+      {
+        secrets: secrets.filter((s) => orgIdFromSecretName(env, s.name)),
+        ...cloudflare,
+      },
+    );
     fleet.previous = options.previous?.env === env ? options.previous : undefined;
     return fleet;
   }
@@ -266,6 +271,19 @@ export class FleetInventory {
   private previous: FleetInventory | undefined;
 
   private digestEntries(): void {
+    const before = this.previous;
+    this.previous = undefined; // one resync back, no further
+    // Most resyncs list exactly what the last one did: then every org's digest stands.
+    if (
+      before?.entries &&
+      sameEntries(before.all.secrets, this.all.secrets) &&
+      sameEntries(before.all.tunnels, this.all.tunnels) &&
+      sameEntries(before.all.dnsRecords, this.all.dnsRecords)
+    ) {
+      this.groups = before.groups;
+      this.entries = before.entries;
+      return;
+    }
     const groups = new Map<string, unknown[]>();
     const add = (orgId: string | undefined, kind: string, o: unknown) => {
       if (!orgId) return;
@@ -275,8 +293,6 @@ export class FleetInventory {
     for (const x of this.all.secrets) add(orgIdFromSecretName(this.env, x.name), 's', x);
     for (const x of this.all.tunnels) add(orgIdFromTunnelName(this.env, x.name), 't', x);
     for (const x of this.all.dnsRecords) add(orgIdFromDnsComment(this.env, x.comment), 'd', x);
-    const before = this.previous;
-    this.previous = undefined; // one resync back, no further
     const digests = new Map<string, string>();
     for (const [orgId, list] of groups) {
       const was = before?.groups?.get(orgId);

@@ -510,6 +510,9 @@ export class Manager {
       return { snapshot: { desired, inventory, batch } };
     };
     const deepCheckers = [...this.controlled].filter(([, c]) => c.reconciler.spec.deepChecks).map(([n]) => n);
+    const owns = (kind: OwnerRef['kind']) =>
+      deepCheckers.some((n) => this.controlled.get(n)!.reconciler.spec.owners.includes(kind));
+    const checks = { org: owns('org'), workspace: owns('workspace') };
     const live = new LiveView(
       this.options.targets.portsFor(target),
       this.options.config.MOLECULE_ENV,
@@ -535,8 +538,10 @@ export class Manager {
         metrics.resyncBatches.labels(target.name, 'skipped').inc();
         for (const id of ids) {
           const before = due.length;
-          if (deepChecks.due(id)) due.push({ kind: 'org', id });
-          for (const w of byOrg.get(id) ?? []) if (deepChecks.due(w)) due.push({ kind: 'workspace', id: w });
+          if (checks.org && deepChecks.due(id)) due.push({ kind: 'org', id });
+          if (checks.workspace)
+            for (const w of byOrg.get(id) ?? [])
+              if (deepChecks.due(w)) due.push({ kind: 'workspace', id: w });
           if (due.length > before) dueOrgs.push(id);
           byOrg.delete(id);
         }
