@@ -755,13 +755,13 @@ interface DeserializeStack {
 }
 
 /**
- * Has `take` read the body of the command's successful responses: it returns what it made of
- * the bytes, or undefined to leave them to the SDK's deserializer. What the SDK deserializes
- * instead is `empty`, an empty response of the operation in its protocol.
+ * Has `take` read the body of the command's successful responses, in the chunks it came in: it
+ * returns what it made of them, or undefined to leave them to the SDK's deserializer. What the
+ * SDK deserializes instead is `empty`, an empty response of the operation in its protocol.
  */
 export function readBodies<T>(
   command: ListingCommand,
-  take: (raw: Buffer) => T | undefined,
+  take: (chunks: Buffer[]) => T | undefined,
   empty = '<Response/>',
 ): () => T | undefined {
   let page: T | undefined;
@@ -773,10 +773,9 @@ export function readBodies<T>(
       if (response.statusCode !== 200 || !(response.body instanceof Readable)) return result;
       const chunks: Buffer[] = [];
       for await (const chunk of response.body) chunks.push(chunk as Buffer);
-      const raw = Buffer.concat(chunks);
-      page = take(raw);
+      page = take(chunks);
       // The SDK still deserializes something: an empty response of the same operation.
-      response.body = Readable.from([page === undefined ? raw : Buffer.from(empty)]);
+      response.body = Readable.from(page === undefined ? chunks : [Buffer.from(empty)]);
       return result;
     },
     { step: 'deserialize', priority: 'low', name: 'moleculeListingDecoder' },
@@ -789,9 +788,9 @@ export function readBodies<T>(
  * the last decoded page, or undefined when the SDK's deserializer must be used for it.
  */
 export function decodeWith<T>(command: ListingCommand, decode: (xml: Buffer) => T): () => T | undefined {
-  return readBodies(command, (raw) => {
+  return readBodies(command, (chunks) => {
     try {
-      return decode(raw);
+      return decode(Buffer.concat(chunks));
     } catch (e) {
       if (!(e instanceof UnsupportedXml)) throw e;
       return undefined;
@@ -801,22 +800,7 @@ export function decodeWith<T>(command: ListingCommand, decode: (xml: Buffer) => 
 
 /** Keeps the body of the command's successful response as it came, in the chunks it came in. */
 export function keepBody(command: ListingCommand): () => Buffer[] | undefined {
-  let chunks: Buffer[] | undefined;
-  (command.middlewareStack as unknown as DeserializeStack).add(
-    (next) => async (args) => {
-      chunks = undefined;
-      const result = await next(args);
-      const response = result.response as { statusCode?: number; body?: unknown };
-      if (response.statusCode !== 200 || !(response.body instanceof Readable)) return result;
-      const kept: Buffer[] = [];
-      for await (const chunk of response.body) kept.push(chunk as Buffer);
-      chunks = kept;
-      response.body = Readable.from([Buffer.from('<Response/>')]);
-      return result;
-    },
-    { step: 'deserialize', priority: 'low', name: 'moleculeListingKeeper' },
-  );
-  return () => chunks;
+  return readBodies(command, (chunks) => chunks);
 }
 
 /** The listing element of each page decoded here. */

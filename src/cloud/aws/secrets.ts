@@ -43,7 +43,7 @@ export class SecretsAdapter implements SecretsPort {
         NextToken: token,
       });
       const decoded = this.decodeListings
-        ? readBodies(command, decodeListSecretsPage, '{}')
+        ? readBodies(command, (chunks) => decodeListSecretsPage(Buffer.concat(chunks)), '{}')
         : () => undefined;
       const res = await this.send('ListSecrets', () => this.client.send(command));
       const page = decoded();
