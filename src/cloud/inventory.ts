@@ -210,9 +210,11 @@ export class FleetInventory {
   /**
    * {@link forOrgs} in two steps: the listing's pages are fetched now, with a digest of what
    * they list; they are decoded into an inventory only when asked. `digest` is undefined when
-   * the EC2 port cannot keep pages (then nothing may be concluded from it).
+   * the EC2 port cannot keep pages (then nothing may be concluded from it). `keep: false` is for
+   * a caller that expects the digest unchanged: the pages are let go, and an inventory asked for
+   * all the same lists again.
    */
-  async listOrgs(orgIds: string[]): Promise<OrgsListing> {
+  async listOrgs(orgIds: string[], options: { keep?: boolean } = {}): Promise<OrgsListing> {
     if (orgIds.length > MAX_ORGS_PER_LISTING)
       throw new RangeError(`${orgIds.length} orgs in one listing; at most ${MAX_ORGS_PER_LISTING}`);
     const none: RawListing<never> = { digest: '', items: async () => [] };
@@ -228,8 +230,8 @@ export class FleetInventory {
       return { digest: undefined, inventory: () => inventory };
     }
     const [instances, securityGroups] = await Promise.all([
-      wanted(this.scope, 'ec2_instance') ? ec2.describeInstancePages(filter) : none,
-      wanted(this.scope, 'security_group') ? ec2.describeSecurityGroupPages(filter) : none,
+      wanted(this.scope, 'ec2_instance') ? ec2.describeInstancePages(filter, options) : none,
+      wanted(this.scope, 'security_group') ? ec2.describeSecurityGroupPages(filter, options) : none,
     ]);
     return {
       get digest() {

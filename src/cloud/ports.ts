@@ -113,8 +113,12 @@ export interface RawListing<T> {
 export interface Ec2Port {
   /** All instances matching the filter, across pages. Recently terminated ones are included unless filtered by state. */
   describeInstances(filter: InstanceFilter): Promise<Instance[]>;
-  /** {@link describeInstances}, its pages kept undecoded with their digest (absent: a port that cannot). */
-  describeInstancePages?(filter: InstanceFilter): Promise<RawListing<Instance>>;
+  /**
+   * {@link describeInstances}, its pages kept undecoded with their digest (absent: a port that
+   * cannot). `keep: false`: only the digest is kept, the pages are let go at once (they die
+   * young), and {@link RawListing.items} lists again.
+   */
+  describeInstancePages?(filter: InstanceFilter, options?: { keep?: boolean }): Promise<RawListing<Instance>>;
   /**
    * Launches one instance. Idempotent on `clientToken`: a replay returns the instance the
    * first call created (whatever its state). Same token, other parameters → TerminalError.
@@ -135,7 +139,10 @@ export interface Ec2Port {
 
   describeSecurityGroups(filter: SecurityGroupFilter): Promise<SecurityGroup[]>;
   /** {@link describeSecurityGroups}, its pages kept undecoded with their digest. */
-  describeSecurityGroupPages?(filter: SecurityGroupFilter): Promise<RawListing<SecurityGroup>>;
+  describeSecurityGroupPages?(
+    filter: SecurityGroupFilter,
+    options?: { keep?: boolean },
+  ): Promise<RawListing<SecurityGroup>>;
   /** Creates a group with no ingress and the default egress. Conflict (code `InvalidGroup.Duplicate`) when the name exists in the VPC. */
   createSecurityGroup(input: {
     name: string;

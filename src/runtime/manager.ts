@@ -491,7 +491,10 @@ export class Manager {
     const load = async (ids: string[]): Promise<Loaded> => {
       const entries = fleet.entriesDigest(ids);
       const rows = rowsOf.get(ids);
-      const listing = await fleet.listOrgs(ids);
+      // A batch that was steady is expected to be skipped: its pages are let go once hashed
+      // (kept, megabytes of them outlived young collections and drove most old-generation ones),
+      // and listed again in the rare case it changed.
+      const listing = await fleet.listOrgs(ids, { keep: rows === undefined });
       const listed = listing.digest;
       if (inputs !== undefined && rows !== undefined && listed !== undefined) {
         const record = book.steady(ids, batchInputs(ids, [rows, listed, entries, inputs]));

@@ -213,9 +213,13 @@ export class Ec2Adapter implements Ec2Port {
     );
   }
 
-  async describeInstancePages(filter: InstanceFilter): Promise<RawListing<Instance>> {
+  async describeInstancePages(
+    filter: InstanceFilter,
+    options: { keep?: boolean } = {},
+  ): Promise<RawListing<Instance>> {
     const filters = instanceFilters(filter);
     return this.rawListing(
+      options.keep ?? true,
       'DescribeInstances',
       'reservationSet',
       (token) =>
@@ -228,9 +232,13 @@ export class Ec2Adapter implements Ec2Port {
     );
   }
 
-  async describeSecurityGroupPages(filter: SecurityGroupFilter): Promise<RawListing<SecurityGroup>> {
+  async describeSecurityGroupPages(
+    filter: SecurityGroupFilter,
+    options: { keep?: boolean } = {},
+  ): Promise<RawListing<SecurityGroup>> {
     const filters = groupFilters(filter);
     return this.rawListing(
+      options.keep ?? true,
       'DescribeSecurityGroups',
       'securityGroupInfo',
       (token) =>
@@ -248,9 +256,13 @@ export class Ec2Adapter implements Ec2Port {
    * RawListing): hashing the bytes costs a small fraction of decoding them. Pages are followed by
    * the token read from their last bytes (ec2-listing.ts pageParts); decoding checks it against
    * the token the decoder reads, and a difference clears the digest, here and from then on.
-   * A page this reader does not handle is listed again through the SDK (`again`).
+   * A page this reader does not handle is listed again through the SDK (`again`), as is the
+   * whole listing when its pages were not kept (`keep` false: a caller that expects the digest
+   * unchanged lets them go at once, so that megabytes of pages never outlive a young-generation
+   * collection).
    */
   private async rawListing<T>(
+    keep: boolean,
     operation: 'DescribeInstances' | 'DescribeSecurityGroups',
     set: ListingSet,
     command: (token: string | undefined) => DescribeInstancesCommand | DescribeSecurityGroupsCommand,
@@ -280,12 +292,13 @@ export class Ec2Adapter implements Ec2Port {
         }
       }
       if (parts) token = parts.token;
-      pages.push({ chunks, token });
+      pages.push({ chunks: keep ? chunks : [], token });
     } while (token);
     const digest = hash.digest('base64');
     const listing: { digest: string | undefined; items(): Promise<T[]> } = {
       digest: known ? digest : undefined,
       items: async () => {
+        if (!keep) return again();
         const out: T[] = [];
         try {
           for (const p of pages) {
