@@ -183,17 +183,23 @@ export class FleetInventory {
       wanted(options, 'secret') ? ports.secrets.listSecrets(secretNamePrefix(env)) : [],
       options.cloudflare ?? listCloudflare(cloudflareOf(ports), env, options),
     ]);
+    const all: FleetResources = {
+      secrets: secrets.filter((s) => orgIdFromSecretName(env, s.name)),
+      ...cloudflare,
+    };
+    const previous = options.previous?.env === env ? options.previous : undefined;
+    // Most resyncs list exactly what the last one did: then the last listing, its indexes and
+    // digests stand, and what was just decoded dies young.
+    if (
+      previous &&
+      sameEntries(previous.all.secrets, all.secrets) &&
+      sameEntries(previous.all.tunnels, all.tunnels) &&
+      sameEntries(previous.all.dnsRecords, all.dnsRecords)
+    )
+      return previous;
     // The scope alone: `options` also holds the previous listing, which must not be kept.
-    const fleet = new FleetInventory(
-      ports,
-      env,
-      { kinds: options.kinds },
-      {
-        secrets: secrets.filter((s) => orgIdFromSecretName(env, s.name)),
-        ...cloudflare,
-      },
-    );
-    fleet.previous = options.previous?.env === env ? options.previous : undefined;
+    const fleet = new FleetInventory(ports, env, { kinds: options.kinds }, all);
+    fleet.previous = previous;
     return fleet;
   }
 
@@ -275,17 +281,6 @@ export class FleetInventory {
   private digestEntries(): void {
     const before = this.previous;
     this.previous = undefined; // one resync back, no further
-    // Most resyncs list exactly what the last one did: then every org's digest stands.
-    if (
-      before?.entries &&
-      sameEntries(before.all.secrets, this.all.secrets) &&
-      sameEntries(before.all.tunnels, this.all.tunnels) &&
-      sameEntries(before.all.dnsRecords, this.all.dnsRecords)
-    ) {
-      this.groups = before.groups;
-      this.entries = before.entries;
-      return;
-    }
     const groups = new Map<string, unknown[]>();
     const add = (orgId: string | undefined, kind: string, o: unknown) => {
       if (!orgId) return;
