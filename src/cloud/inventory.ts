@@ -10,6 +10,7 @@ import {
 } from '../provisioning/names.js';
 import { ownershipTags, TAG } from '../provisioning/tags.js';
 import { isNotFound } from '../runtime/errors.js';
+import { sameJson } from '../runtime/json.js';
 import {
   type CloudflarePorts,
   type CloudPorts,
@@ -399,24 +400,10 @@ export class Inventory implements CloudView {
   }
 }
 
-/** Whether two orgs' entries are the same objects field for field (as JSON would tell, cheaper). */
+/** Whether two lists of entries are equal as JSON (so their digests would be). */
 function sameEntries(a: unknown[], b: unknown[]): boolean {
   if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
-  return true;
-}
-
-function sameValue(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (a instanceof Date || b instanceof Date)
-    return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
-  const keys = Object.keys(x);
-  if (keys.length !== Object.keys(y).length) return false;
-  for (const k of keys) if (!(k in y) || !sameValue(x[k], y[k])) return false;
+  for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
   return true;
 }
 

@@ -24,6 +24,7 @@ import type {
 } from './controller.js';
 import { describeError, errorClassOf, FencedOutError, NotLeaderError, TerminalError } from './errors.js';
 import type { Failpoint } from './failpoints.js';
+import { sameJson } from './json.js';
 import type { Outcome } from './queue.js';
 import type { ControllerRegistry, RegisteredController } from './registry.js';
 
@@ -1008,29 +1009,4 @@ export function statusChanged(cur: StatusRow, patch: StatusPatch): boolean {
   // Clearing a recorded error is a change too.
   if ('lastError' in patch && (cur.lastError ?? null) !== (patch.lastError ?? null)) return true;
   return false;
-}
-
-/**
- * Equality as the database stores it: jsonb keeps no key order and JSON drops undefined members.
- * (Compared field by field rather than through JSON.stringify: every reconcile asks.)
- */
-export function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (a instanceof Date || b instanceof Date) return JSON.stringify(a) === JSON.stringify(b);
-  if (Array.isArray(a) || Array.isArray(b)) {
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameJson(a[i] ?? null, b[i] ?? null)) return false;
-    return true;
-  }
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
-  let n = 0;
-  for (const k in x) {
-    if (x[k] === undefined) continue;
-    n++;
-    if (y[k] === undefined || !sameJson(x[k], y[k])) return false;
-  }
-  for (const k in y) if (y[k] !== undefined) n--;
-  return n === 0;
 }
