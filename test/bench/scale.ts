@@ -55,6 +55,8 @@ type Report = {
   peakRssMb: number;
   error?: string;
   heapUsedMb?: number;
+  /** CPU seconds of the profiler's own thread during a measured resync (left out of `cpuS`). */
+  profilerCpuS?: number;
   /** CPU seconds of a measured resync by phase (lib/phases.ts); they add up to `cpuS`. */
   phases?: Record<Phase, number>;
 };
@@ -186,7 +188,7 @@ async function main() {
         [startRow!.at],
       );
       measured.push({ ...report, calls, statusRowsRewritten: rewrittenRow!.n });
-      log(BENCH, `measured resync ${i + 1}/${resyncs}: ${JSON.stringify(report)}`);
+      log(BENCH, `measured resync ${i + 1}/${resyncs}: ${JSON.stringify(report)}, ${total(calls)} calls`);
     }
     const resync = [...measured].sort((a, b) => a.cpuS - b.cpuS)[Math.floor((measured.length - 1) / 2)]!;
     const calls = resync.calls;
@@ -255,6 +257,9 @@ async function main() {
           `${config.RECONCILE_CONCURRENCY}, pool 10); simulator in another process. Peak RSS over the whole life ` +
           `of the process (startup, first resync, measured resyncs): ${peak} MB; CPU of the first (cold) resync ` +
           `including startup ${first.cpuS} s; CPU of each measured resync ${measured.map((m) => m.cpuS).join(', ')} s.`,
+        'CPU of a resync: the operator process (process.cpuUsage, every thread, user and system) less the ' +
+          "CPU profiler's own sampling thread (v8:ProfEvntProc, read from /proc: " +
+          `${measured.map((m) => m.profilerCpuS ?? 0).join(', ')} s), which the bench adds and production does not run.`,
         'CPU by phase (lib/phases.ts): each 1 ms sample of a CPU profile of the resync is charged to the ' +
           'nearest frame on its stack in src/cloud and the SDKs (listing), src/db and pg (database), or ' +
           'src/runtime, controllers and src/provisioning (reconcile); the garbage collector is its own phase ' +
