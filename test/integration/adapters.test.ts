@@ -259,6 +259,75 @@ describe('pagination', () => {
   });
 });
 
+describe('fleet-wide listings read again only the pages that changed', () => {
+  it('an unchanged page gives the last objects; every change out of band is read', async () => {
+    const tunnels: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      await ports.secrets.createSecret({
+        name: `molecule/test/tenant/m${i}`,
+        value: '{}',
+        tags: { ManagedBy: 'molecule-operator' },
+        token: `m${i}`.padEnd(32, 'x'),
+        description: '',
+      });
+      const t = await ports.tunnels!.createTunnel(`molecule-test-memo-${i}`);
+      tunnels.push(t.id);
+      await ports.dns!.createRecord({
+        name: `m${i}.moleculesai.app`,
+        content: `${t.id}.cfargotunnel.com`,
+        proxied: true,
+        comment: 'molecule-memo',
+      });
+    }
+    const list = () =>
+      Promise.all([
+        ports.secrets.listSecrets('molecule/test/'),
+        ports.tunnels!.listTunnels({ namePrefix: 'molecule-test-memo-' }),
+        ports.dns!.listRecords({ commentContains: 'molecule-memo' }),
+      ]);
+    const [s1, t1, d1] = await list();
+    const [s2, t2, d2] = await list();
+    // Pages of 5: nothing changed, so every object is the one listed before.
+    for (const [a, b] of [
+      [s1, s2],
+      [t1, t2],
+      [d1, d2],
+    ] as const) {
+      expect(b).toHaveLength(7);
+      for (let i = 0; i < b.length; i++) expect(b[i]).toBe(a[i]);
+    }
+
+    // Out of band, one object on each listing's second page.
+    const lastSecret = s1[6]!.name; // newest first
+    await ports.secrets.tagSecret(lastSecret, { Drift: 'yes' });
+    await ports.tunnels!.deleteTunnel(tunnels[6]!);
+    const record = d1.find((r) => r.name === 'm6.moleculesai.app')!;
+    await ports.dns!.updateRecord(record.id, {
+      name: record.name,
+      content: 'elsewhere.example.com',
+      proxied: true,
+      comment: 'molecule-memo',
+    });
+    const [s3, t3, d3] = await list();
+    expect(s3.find((s) => s.name === lastSecret)?.tags.Drift).toBe('yes');
+    expect(t3.map((t) => t.id)).toEqual(tunnels.slice(0, 6));
+    expect(d3.find((r) => r.id === record.id)?.content).toBe('elsewhere.example.com');
+    // The first pages did not change: their objects are still the first listing's. (Not the
+    // tunnels': a page tells the total count, so a deletion changes every page.)
+    for (const [a, b] of [
+      [s1, s3],
+      [d1, d3],
+    ] as const)
+      for (let i = 0; i < 5; i++) expect(b[i]).toBe(a[i]);
+    expect(t3).toEqual(t1.slice(0, 6));
+    expect(t3[0]).not.toBe(t1[0]);
+    // A lookup by name is read as it comes, never from a listing's pages.
+    const [byName] = await ports.tunnels!.listTunnels({ name: 'molecule-test-memo-0' });
+    expect(byName).toEqual(t1[0]);
+    expect(byName).not.toBe(t1[0]);
+  });
+});
+
 describe('client-side rate limiting', () => {
   it('keeps a burst under the provider bucket: no throttles with the limiter, many without it', async () => {
     // Measured in simulated time: the limiter and the simulator read one clock, which moves only

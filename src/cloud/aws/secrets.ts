@@ -14,12 +14,15 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { isConflict, isNotFound } from '../../runtime/errors.js';
 import { type CallContext, call } from '../instrument.js';
+import { PageMemo } from '../pages.js';
 import type { SecretSummary, SecretsPort, Tags } from '../ports.js';
 import { fromTags, toTags } from './ec2.js';
 import { readBodies } from './ec2-listing.js';
 import { translateAwsError } from './errors.js';
 
 export class SecretsAdapter implements SecretsPort {
+  private readonly pages = new PageMemo<ListSecretsPage>();
+
   constructor(
     private readonly client: SecretsManagerClient,
     private readonly ctx: CallContext,
@@ -34,6 +37,8 @@ export class SecretsAdapter implements SecretsPort {
 
   async listSecrets(prefix: string): Promise<SecretSummary[]> {
     const out: SecretSummary[] = [];
+    // A page as it was last time is not decoded again (cloud/pages.ts).
+    const pages = this.decodeListings ? this.pages.begin(prefix) : undefined;
     let token: string | undefined;
     do {
       const command = new ListSecretsCommand({
@@ -42,8 +47,13 @@ export class SecretsAdapter implements SecretsPort {
         MaxResults: this.pageSize,
         NextToken: token,
       });
-      const decoded = this.decodeListings
-        ? readBodies(command, (chunks) => decodeListSecretsPage(Buffer.concat(chunks)), '{}')
+      const request = token ?? '';
+      const decoded = pages
+        ? readBodies(
+            command,
+            (chunks) => pages.read(request, chunks, () => decodeListSecretsPage(Buffer.concat(chunks))),
+            '{}',
+          )
         : () => undefined;
       const res = await this.send('ListSecrets', () => this.client.send(command));
       const page = decoded();
@@ -53,6 +63,7 @@ export class SecretsAdapter implements SecretsPort {
       } else for (const s of res.SecretList ?? []) if (s.Name?.startsWith(prefix)) out.push(toSummary(s));
       token = page ? page.nextToken : res.NextToken || undefined;
     } while (token);
+    pages?.end();
     return out;
   }
 
@@ -137,6 +148,11 @@ export class SecretsAdapter implements SecretsPort {
   }
 }
 
+export interface ListSecretsPage {
+  secrets: SecretSummary[];
+  nextToken: string | undefined;
+}
+
 /**
  * A ListSecrets page (AWS JSON 1.1) → our summaries, by JSON.parse and a copy of the few fields
  * kept: at 10,000 orgs a resync lists 10,000 secrets, and the SDK's schema-driven deserializer
@@ -144,9 +160,7 @@ export class SecretsAdapter implements SecretsPort {
  * conversions as {@link toSummary} after the SDK (timestamps are epoch seconds, to the
  * millisecond). Anything unexpected gives undefined: the SDK reads that page.
  */
-export function decodeListSecretsPage(
-  raw: Buffer,
-): { secrets: SecretSummary[]; nextToken: string | undefined } | undefined {
+export function decodeListSecretsPage(raw: Buffer): ListSecretsPage | undefined {
   let body: unknown;
   try {
     body = JSON.parse(raw.toString('utf8'));

@@ -8,6 +8,7 @@ import {
   TransientError,
 } from '../../runtime/errors.js';
 import { type CallContext, call } from '../instrument.js';
+import { PageMemo } from '../pages.js';
 import type { DnsPort, DnsRecord, IngressConfigRule, Tunnel, TunnelConfig, TunnelPort } from '../ports.js';
 
 const PER_PAGE = 1000;
@@ -47,6 +48,8 @@ export interface CloudflareTarget {
 }
 
 export class CloudflareAdapter implements TunnelPort, DnsPort {
+  private readonly pages = new PageMemo<ListPage<unknown>>();
+
   constructor(
     private readonly client: Cloudflare,
     private readonly target: CloudflareTarget,
@@ -63,38 +66,56 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
    * until one comes back empty; a page shorter than the `per_page` the server says it used is
    * already the last, so that extra call is saved (half the calls of a lookup by name). Without
    * `result_info` the SDK's rule applies.
+   *
+   * The SDK makes each request (auth, retries, errors); the body is read here (`take` picks and
+   * maps the items of a page), and a fleet-wide listing (`memo`, its key) remembers its pages:
+   * one that comes back byte for byte is not parsed again (cloud/pages.ts). A body that is not
+   * a list envelope fails the listing (a page that cannot be read is not an empty one).
    */
-  private async all<T>(operation: string, first: () => Promise<CfPage<T>>): Promise<T[]> {
+  private async all<T>(
+    operation: string,
+    request: (page: number) => { asResponse(): Promise<Response> },
+    take: (items: unknown[]) => T[],
+    memo?: string,
+  ): Promise<T[]> {
+    const pages = memo === undefined ? undefined : this.pages.begin(`${operation} ${memo}`);
     const out: T[] = [];
-    let page = await this.send(operation, first);
-    for (;;) {
-      const items = page.getPaginatedItems();
-      out.push(...items);
-      const perPage = page.result_info?.per_page;
-      if ((typeof perPage === 'number' && perPage > 0 && items.length < perPage) || !page.hasNextPage())
-        return out;
-      const current = page;
-      page = await this.send(operation, () => current.getNextPage());
+    for (let n = 1; ; n++) {
+      const page = await this.send(operation, async () => {
+        const body = Buffer.from(await (await request(n).asResponse()).arrayBuffer());
+        const decode = () => decodeListPage(body, take);
+        // A listing's memo holds only pages of its own `take` (its key names the listing).
+        const read = (pages ? pages.read(String(n), [body], decode) : decode()) as ListPage<T> | undefined;
+        if (!read) throw new TransientError(`cloudflare ${operation}: page ${n} is not a list of results`);
+        return read;
+      });
+      for (const item of page.items) out.push(item);
+      if (!page.more) break;
     }
+    pages?.end();
+    return out;
   }
 
   async listTunnels(filter: { name?: string; namePrefix?: string }): Promise<Tunnel[]> {
-    const tunnels = await this.all(
+    return this.all(
       'ListTunnels',
-      () =>
+      (page) =>
         this.client.zeroTrust.tunnels.cloudflared.list({
           account_id: this.target.accountId,
           is_deleted: false,
           per_page: this.perPage,
+          page,
           ...(filter.name ? { name: filter.name } : {}),
           ...(filter.namePrefix ? { include_prefix: filter.namePrefix } : {}),
-        }) as unknown as Promise<CfPage<RawTunnel>>,
+        }),
+      (items) =>
+        (items as RawTunnel[])
+          .filter((t) => !t.deleted_at)
+          .filter((t) => (filter.name ? t.name === filter.name : true))
+          .filter((t) => (filter.namePrefix ? (t.name ?? '').startsWith(filter.namePrefix) : true))
+          .map(toTunnel),
+      filter.name === undefined ? `prefix ${filter.namePrefix ?? ''}` : undefined,
     );
-    return tunnels
-      .filter((t) => !t.deleted_at)
-      .filter((t) => (filter.name ? t.name === filter.name : true))
-      .filter((t) => (filter.namePrefix ? (t.name ?? '').startsWith(filter.namePrefix) : true))
-      .map(toTunnel);
   }
 
   async createTunnel(name: string): Promise<Tunnel> {
@@ -184,20 +205,23 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
   }
 
   async listRecords(filter: { name?: string; commentContains?: string }): Promise<DnsRecord[]> {
-    const records = await this.all(
+    return this.all(
       'ListDnsRecords',
-      () =>
+      (page) =>
         this.client.dns.records.list({
           zone_id: this.target.zoneId,
           per_page: this.perPage,
+          page,
           ...(filter.name ? { name: { exact: filter.name } } : {}),
           ...(filter.commentContains ? { comment: { contains: filter.commentContains } } : {}),
-        }) as unknown as Promise<CfPage<RawRecord>>,
+        }),
+      (items) =>
+        (items as RawRecord[])
+          .filter((r) => (filter.name ? r.name === filter.name : true))
+          .filter((r) => (filter.commentContains ? (r.comment ?? '').includes(filter.commentContains) : true))
+          .map(toRecord),
+      filter.name === undefined ? `comment ${filter.commentContains ?? ''}` : undefined,
     );
-    return records
-      .filter((r) => (filter.name ? r.name === filter.name : true))
-      .filter((r) => (filter.commentContains ? (r.comment ?? '').includes(filter.commentContains) : true))
-      .map(toRecord);
   }
 
   async createRecord(input: {
@@ -235,11 +259,35 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
   }
 }
 
-interface CfPage<T> {
-  result_info?: { per_page?: number };
-  getPaginatedItems(): T[];
-  hasNextPage(): boolean;
-  getNextPage(): Promise<CfPage<T>>;
+/** One page of a list as {@link CloudflareAdapter.all} keeps it. */
+interface ListPage<T> {
+  items: T[];
+  /** Whether another page may follow (the SDK's rule, less the empty page after a short one). */
+  more: boolean;
+}
+
+/** A V4 list envelope → its page, or undefined when the body is not one. */
+export function decodeListPage<T>(body: Buffer, take: (items: unknown[]) => T[]): ListPage<T> | undefined {
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof envelope !== 'object' || envelope === null) return undefined;
+  const {
+    result,
+    result_info: info,
+    success,
+  } = envelope as {
+    result?: unknown;
+    result_info?: { per_page?: unknown };
+    success?: unknown;
+  };
+  if (success === false || !Array.isArray(result)) return undefined;
+  const perPage = info?.per_page;
+  const short = typeof perPage === 'number' && perPage > 0 && result.length < perPage;
+  return { items: take(result), more: result.length > 0 && !short };
 }
 
 interface RawTunnel {
