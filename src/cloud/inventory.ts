@@ -267,9 +267,10 @@ export class FleetInventory {
   entriesDigest(orgIds: readonly string[]): string {
     if (!this.entries) this.digestEntries();
     const entries = this.entries!;
-    const hash = createHash('sha256');
-    for (const id of orgIds) hash.update(`${id}:${entries.get(id) ?? ''};`);
-    return hash.digest('base64');
+    // One update of the batch's text: an update per org cost more than the hashing.
+    let text = '';
+    for (const id of orgIds) text += `${id}:${entries.get(id) ?? ''};`;
+    return createHash('sha256').update(text).digest('base64');
   }
 
   /** Each org's entries, in listing order: a kind letter, then the object. */
