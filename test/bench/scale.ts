@@ -191,6 +191,9 @@ async function main() {
       log(BENCH, `measured resync ${i + 1}/${resyncs}: ${JSON.stringify(report)}, ${total(calls)} calls`);
     }
     const resync = [...measured].sort((a, b) => a.cpuS - b.cpuS)[Math.floor((measured.length - 1) / 2)]!;
+    child.send({ cmd: 'rollout-refresh' });
+    const rolloutRefresh = await next();
+    log(BENCH, `rollout gauges refreshed: ${JSON.stringify(rolloutRefresh)}`);
     const calls = resync.calls;
     const rewritten = resync.statusRowsRewritten;
     child.send({ cmd: 'stop' });
@@ -232,6 +235,7 @@ async function main() {
           unit: 's',
         })),
         { figure: 'resync wall time', value: resync.wallS, unit: 's' },
+        { figure: 'rollout gauges refresh CPU (once a minute)', value: rolloutRefresh.cpuS, unit: 's' },
         { figure: 'cloud calls per resync', value: total(calls) },
         {
           figure: 'mutating calls (every resync)',
@@ -244,6 +248,7 @@ async function main() {
         firstResync: first,
         measuredResync: resync,
         measuredResyncs: measured.map(({ calls: _calls, ...r }) => r),
+        rolloutRefresh,
         mutating,
         firstResyncMutating: firstMutating,
         stopped,
