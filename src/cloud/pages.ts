@@ -7,9 +7,6 @@ export function bytesDigest(chunks: readonly Uint8Array[]): string {
   return hash.digest('base64');
 }
 
-/** Listings remembered at once: a handful of fleet-wide listings, never lookups. */
-const MAX_LISTINGS = 8;
-
 interface Remembered<T> {
   digest: string;
   value: T;
@@ -24,18 +21,22 @@ interface Remembered<T> {
  * milliseconds and tens of megabytes of garbage each time.
  *
  * Bytes equal, decoding equal: nothing is concluded from anything but the bytes, so a page
- * that changed in any way (an object, its order, a page token) is decoded.
+ * that changed in any way (an object, its order, a count) is decoded. Callers remember
+ * fleet-wide listings only, never lookups.
  */
 export class PageMemo<T> {
   private readonly listings = new Map<string, Map<string, Remembered<T>>>();
 
+  /** `limit`: how many listings (keys) are remembered at once, the most recent ones. */
+  constructor(private readonly limit = 4) {}
+
   /** Starts a run of `listing` (the same key for the same question, e.g. its filter). */
-  begin(listing: string): PageReader<T> {
-    return new PageReader(this.listings.get(listing), (pages) => {
+  begin(listing: string): ListingRun<T> {
+    return new ListingRun(this.listings.get(listing), (pages) => {
       this.listings.delete(listing);
       this.listings.set(listing, pages);
       for (const key of this.listings.keys()) {
-        if (this.listings.size <= MAX_LISTINGS) break;
+        if (this.listings.size <= this.limit) break;
         this.listings.delete(key);
       }
     });
@@ -43,7 +44,7 @@ export class PageMemo<T> {
 }
 
 /** One run of a listing: {@link read} each page, then {@link end} once every page was read. */
-export class PageReader<T> {
+export class ListingRun<T> {
   private readonly pages = new Map<string, Remembered<T>>();
 
   constructor(
@@ -53,8 +54,9 @@ export class PageReader<T> {
 
   /**
    * The page asked for by `request` (what identifies it within the listing: its page number or
-   * token), from its bytes: decoded by `decode` unless they are the last run's. `decode` may
-   * answer undefined (a page it cannot read): nothing is remembered then.
+   * its place), from `chunks`, the bytes its content is judged by: decoded by `decode` unless
+   * they are the last run's. `decode` may answer undefined (a page it cannot read): nothing is
+   * remembered then.
    */
   read(request: string, chunks: readonly Uint8Array[], decode: () => T | undefined): T | undefined {
     const digest = bytesDigest(chunks);

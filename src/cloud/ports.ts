@@ -172,7 +172,10 @@ export interface SecretSummary {
 }
 
 export interface SecretsPort {
-  /** Every secret whose name starts with `prefix`, including those scheduled for deletion. */
+  /**
+   * Every secret whose name starts with `prefix`, including those scheduled for deletion. The
+   * objects may be the very ones an earlier listing returned (cloud/pages.ts): read-only.
+   */
   listSecrets(prefix: string): Promise<SecretSummary[]>;
   /** NotFound when no secret (live or scheduled for deletion) has this name. */
   describeSecret(name: string): Promise<SecretSummary>;
@@ -238,7 +241,10 @@ export interface TunnelConfig {
 }
 
 export interface TunnelPort {
-  /** Live (not deleted) tunnels, by exact name or by name prefix. */
+  /**
+   * Live (not deleted) tunnels, by exact name or by name prefix. The objects may be the very
+   * ones an earlier listing returned (cloud/pages.ts): read-only.
+   */
   listTunnels(filter: { name?: string; namePrefix?: string }): Promise<Tunnel[]>;
   /** Remotely managed tunnel. Conflict (code `1013`) when a live tunnel has this name. */
   createTunnel(name: string): Promise<Tunnel>;
@@ -261,7 +267,10 @@ export interface DnsRecord {
 }
 
 export interface DnsPort {
-  /** Records by exact name, or whose comment contains a string. */
+  /**
+   * Records by exact name, or whose comment contains a string. The objects may be the very
+   * ones an earlier listing returned (cloud/pages.ts): read-only.
+   */
   listRecords(filter: { name?: string; commentContains?: string }): Promise<DnsRecord[]>;
   /** Conflict (code `81053`) when a record already exists for the name. */
   createRecord(input: {

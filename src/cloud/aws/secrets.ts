@@ -14,14 +14,18 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { isConflict, isNotFound } from '../../runtime/errors.js';
 import { type CallContext, call } from '../instrument.js';
-import { PageMemo } from '../pages.js';
+import { type ListingRun, PageMemo } from '../pages.js';
 import type { SecretSummary, SecretsPort, Tags } from '../ports.js';
 import { fromTags, toTags } from './ec2.js';
 import { readBodies } from './ec2-listing.js';
 import { translateAwsError } from './errors.js';
 
 export class SecretsAdapter implements SecretsPort {
-  private readonly pages = new PageMemo<ListSecretsPage>();
+  /**
+   * The secrets of the last listings' pages (cloud/pages.ts): two listings, the resync's and
+   * the orphan scan's (a wider prefix).
+   */
+  private readonly pages = new PageMemo<SecretSummary[]>(2);
 
   constructor(
     private readonly client: SecretsManagerClient,
@@ -38,8 +42,9 @@ export class SecretsAdapter implements SecretsPort {
   async listSecrets(prefix: string): Promise<SecretSummary[]> {
     const out: SecretSummary[] = [];
     // A page as it was last time is not decoded again (cloud/pages.ts).
-    const pages = this.decodeListings ? this.pages.begin(prefix) : undefined;
+    const run = this.decodeListings ? this.pages.begin(prefix) : undefined;
     let token: string | undefined;
+    let place = 0;
     do {
       const command = new ListSecretsCommand({
         Filters: [{ Key: 'name', Values: [prefix] }],
@@ -47,13 +52,9 @@ export class SecretsAdapter implements SecretsPort {
         MaxResults: this.pageSize,
         NextToken: token,
       });
-      const request = token ?? '';
-      const decoded = pages
-        ? readBodies(
-            command,
-            (chunks) => pages.read(request, chunks, () => decodeListSecretsPage(Buffer.concat(chunks))),
-            '{}',
-          )
+      const at = String(place++);
+      const decoded = run
+        ? readBodies(command, (chunks) => readListSecretsPage(run, at, Buffer.concat(chunks)), '{}')
         : () => undefined;
       const res = await this.send('ListSecrets', () => this.client.send(command));
       const page = decoded();
@@ -63,7 +64,7 @@ export class SecretsAdapter implements SecretsPort {
       } else for (const s of res.SecretList ?? []) if (s.Name?.startsWith(prefix)) out.push(toSummary(s));
       token = page ? page.nextToken : res.NextToken || undefined;
     } while (token);
-    pages?.end();
+    run?.end();
     return out;
   }
 
@@ -146,6 +147,50 @@ export class SecretsAdapter implements SecretsPort {
       this.client.send(new TagResourceCommand({ SecretId: name, Tags: toTags(tags) })),
     );
   }
+}
+
+/**
+ * A ListSecrets page read through a listing's memo: its secrets are the last run's when its
+ * bytes, less its page token, are; the token is always this response's own (tokens may differ
+ * from one call to the next for the same page). Decoded here when the token cannot be told
+ * apart from the rest (see {@link splitNextToken}), or is not the one the decoder reads.
+ */
+export function readListSecretsPage(
+  run: ListingRun<SecretSummary[]>,
+  place: string,
+  body: Buffer,
+): ListSecretsPage | undefined {
+  const parts = splitNextToken(body);
+  if (!parts) return decodeListSecretsPage(body);
+  const secrets = run.read(place, parts.content, () => {
+    const page = decodeListSecretsPage(body);
+    return page && page.nextToken === parts.token ? page.secrets : undefined;
+  });
+  return secrets ? { secrets, nextToken: parts.token } : decodeListSecretsPage(body);
+}
+
+const NEXT_TOKEN_KEY = Buffer.from('"NextToken"');
+const NEXT_TOKEN_STRING = Buffer.from('"NextToken":"');
+const QUOTE = 0x22;
+
+/**
+ * A ListSecrets body cut around its page token's value: the bytes that say what the page
+ * holds, and the token (undefined on the last page). Undefined when the token is not written
+ * the one way read here (`"NextToken":"…"`, once, no escapes): the caller decodes the page
+ * then. In JSON the key's quotes cannot be a string's content (those are escaped), so a match
+ * is the key itself.
+ */
+export function splitNextToken(body: Buffer): { content: Buffer[]; token: string | undefined } | undefined {
+  const at = body.lastIndexOf(NEXT_TOKEN_KEY);
+  if (at < 0) return { content: [body], token: undefined };
+  if (body.indexOf(NEXT_TOKEN_KEY) !== at) return undefined;
+  if (!body.subarray(at, at + NEXT_TOKEN_STRING.length).equals(NEXT_TOKEN_STRING)) return undefined;
+  const start = at + NEXT_TOKEN_STRING.length;
+  const end = body.indexOf(QUOTE, start);
+  if (end < 0) return undefined;
+  const token = body.toString('utf8', start, end);
+  if (token.includes('\\')) return undefined;
+  return { content: [body.subarray(0, start), body.subarray(end)], token: token === '' ? undefined : token };
 }
 
 export interface ListSecretsPage {

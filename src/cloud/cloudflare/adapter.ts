@@ -48,7 +48,9 @@ export interface CloudflareTarget {
 }
 
 export class CloudflareAdapter implements TunnelPort, DnsPort {
-  private readonly pages = new PageMemo<ListPage<unknown>>();
+  /** The fleet-wide listings' pages (cloud/pages.ts): one listing of each. */
+  private readonly tunnelPages = new PageMemo<ListPage<Tunnel>>(1);
+  private readonly recordPages = new PageMemo<ListPage<DnsRecord>>(1);
 
   constructor(
     private readonly client: Cloudflare,
@@ -68,31 +70,35 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
    * `result_info` the SDK's rule applies.
    *
    * The SDK makes each request (auth, retries, errors); the body is read here (`take` picks and
-   * maps the items of a page), and a fleet-wide listing (`memo`, its key) remembers its pages:
-   * one that comes back byte for byte is not parsed again (cloud/pages.ts). A body that is not
-   * a list envelope fails the listing (a page that cannot be read is not an empty one).
+   * maps the items of a page), and a fleet-wide listing (`memo`: its pages and its key)
+   * remembers its pages: one that comes back byte for byte is not parsed again
+   * (cloud/pages.ts). A body that is not a list envelope fails the listing (a page that cannot
+   * be read is not an empty one).
    */
   private async all<T>(
     operation: string,
     request: (page: number) => { asResponse(): Promise<Response> },
     take: (items: unknown[]) => T[],
-    memo?: string,
+    memo?: { pages: PageMemo<ListPage<T>>; key: string },
   ): Promise<T[]> {
-    const pages = memo === undefined ? undefined : this.pages.begin(`${operation} ${memo}`);
+    const run = memo?.pages.begin(memo.key);
     const out: T[] = [];
     for (let n = 1; ; n++) {
       const page = await this.send(operation, async () => {
         const body = Buffer.from(await (await request(n).asResponse()).arrayBuffer());
         const decode = () => decodeListPage(body, take);
-        // A listing's memo holds only pages of its own `take` (its key names the listing).
-        const read = (pages ? pages.read(String(n), [body], decode) : decode()) as ListPage<T> | undefined;
-        if (!read) throw new TransientError(`cloudflare ${operation}: page ${n} is not a list of results`);
+        const read = run ? run.read(String(n), [body], decode) : decode();
+        if (!read)
+          throw new TransientError(`cloudflare ${operation}: page ${n} is not a list of results`, {
+            service: 'cloudflare',
+            operation,
+          });
         return read;
       });
       for (const item of page.items) out.push(item);
       if (!page.more) break;
     }
-    pages?.end();
+    run?.end();
     return out;
   }
 
@@ -114,7 +120,7 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
           .filter((t) => (filter.name ? t.name === filter.name : true))
           .filter((t) => (filter.namePrefix ? (t.name ?? '').startsWith(filter.namePrefix) : true))
           .map(toTunnel),
-      filter.name === undefined ? `prefix ${filter.namePrefix ?? ''}` : undefined,
+      filter.name === undefined ? { pages: this.tunnelPages, key: filter.namePrefix ?? '' } : undefined,
     );
   }
 
@@ -220,7 +226,7 @@ export class CloudflareAdapter implements TunnelPort, DnsPort {
           .filter((r) => (filter.name ? r.name === filter.name : true))
           .filter((r) => (filter.commentContains ? (r.comment ?? '').includes(filter.commentContains) : true))
           .map(toRecord),
-      filter.name === undefined ? `comment ${filter.commentContains ?? ''}` : undefined,
+      filter.name === undefined ? { pages: this.recordPages, key: filter.commentContains ?? '' } : undefined,
     );
   }
 

@@ -7,6 +7,9 @@ export function cpuSeconds(since?: NodeJS.CpuUsage): number {
   return (u.user + u.system) / 1e6;
 }
 
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS_PER_S = 100;
+
 /**
  * CPU seconds (user + system) this process's threads named `name` have used in their lives, from
  * /proc (Linux; 0 elsewhere). The bench uses it to leave the V8 profiler's own thread
@@ -35,8 +38,6 @@ export function threadCpuSeconds(name: string): number {
   }
   return ticks / CLOCK_TICKS_PER_S;
 }
-/** USER_HZ: 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS_PER_S = 100;
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;

@@ -63,6 +63,7 @@ async function main() {
             includeObjectsCollectedByMinorGC: true,
           } as never);
         }
+        const profiler0 = threadCpuSeconds(PROFILER_THREAD);
         const cpu0 = process.cpuUsage();
         const w0 = performance.now();
         await op.operator.manager.resync('bench');
@@ -70,7 +71,7 @@ async function main() {
         // The profiler's sampling thread is the bench's, not the operator's: left out (it cost
         // 0.1-0.2 s per resync at 1 ms samples). Its in-thread cost (taking each sample) stays in.
         const processCpuS = cpuSeconds(cpu0);
-        const profilerCpuS = threadCpuSeconds(PROFILER_THREAD);
+        const profilerCpuS = threadCpuSeconds(PROFILER_THREAD) - profiler0;
         const cpuS = Math.max(0, processCpuS - profilerCpuS);
         const { profile } = await session.post('Profiler.stop');
         session.disconnect();

@@ -1,7 +1,9 @@
 import Cloudflare from 'cloudflare';
 import { describe, expect, it } from 'vitest';
+import { readListSecretsPage, splitNextToken } from '../../../src/cloud/aws/secrets.js';
 import { CloudflareAdapter, decodeListPage } from '../../../src/cloud/cloudflare/adapter.js';
 import { bytesDigest, PageMemo } from '../../../src/cloud/pages.js';
+import type { SecretSummary } from '../../../src/cloud/ports.js';
 import { unlimited } from '../../../src/cloud/ratelimit.js';
 import { TransientError } from '../../../src/runtime/errors.js';
 
@@ -50,20 +52,83 @@ describe('PageMemo: a page is decoded again only when its bytes changed', () => 
     expect(decoded).toBe(true);
   });
 
-  it('keeps listings apart, and only the last few of them', () => {
+  it('keeps listings apart', () => {
     const memo = new PageMemo<string>();
-    for (let i = 0; i < 20; i++) {
+    for (const name of ['a', 'b']) {
+      const run = memo.begin(name);
+      run.read('1', bytes('same'), () => `from ${name}`);
+      run.end();
+    }
+    expect(memo.begin('a').read('1', bytes('same'), () => 'again')).toBe('from a');
+    expect(memo.begin('b').read('1', bytes('same'), () => 'again')).toBe('from b');
+  });
+
+  it('remembers the last `limit` listings, no more', () => {
+    const memo = new PageMemo<string>(3);
+    for (let i = 0; i < 4; i++) {
       const run = memo.begin(`listing ${i}`);
       run.read('1', bytes('same'), () => `from ${i}`);
       run.end();
     }
-    expect(memo.begin('listing 19').read('1', bytes('same'), () => 'again')).toBe('from 19');
+    for (let i = 1; i < 4; i++)
+      expect(memo.begin(`listing ${i}`).read('1', bytes('same'), () => 'again')).toBe(`from ${i}`);
     expect(memo.begin('listing 0').read('1', bytes('same'), () => 'again')).toBe('again');
   });
 
   it('digests the bytes, not how they were cut', () => {
     expect(bytesDigest([Buffer.from('ab'), Buffer.from('c')])).toBe(bytesDigest([Buffer.from('abc')]));
     expect(bytesDigest([Buffer.from('abc')])).not.toBe(bytesDigest([Buffer.from('abd')]));
+  });
+});
+
+describe('ListSecrets pages: judged by their content, less the page token', () => {
+  const body = (names: string[], token?: string) =>
+    Buffer.from(
+      JSON.stringify({
+        SecretList: names.map((Name) => ({ Name, ARN: `arn:${Name}`, Tags: [{ Key: 'k', Value: 'v' }] })),
+        ...(token === undefined ? {} : { NextToken: token }),
+      }),
+    );
+
+  it('cuts the token out, or gives up on any other way of writing it', () => {
+    const whole = body(['a']);
+    expect(splitNextToken(whole)).toEqual({ content: [whole], token: undefined });
+    const cut = splitNextToken(body(['a'], 'tok+/='))!;
+    expect(cut.token).toBe('tok+/=');
+    expect(Buffer.concat(cut.content).toString()).toBe(body(['a'], '').toString());
+    expect(splitNextToken(body(['a'], ''))?.token).toBeUndefined();
+    for (const odd of [
+      '{"SecretList":[],"NextToken": "t"}',
+      '{"SecretList":[],"NextToken":null}',
+      '{"SecretList":[],"NextToken":"t\\u0041"}',
+      '{"NextToken":"t","SecretList":[],"NextToken":"u"}',
+      // A tag value ending in an escaped quote and the key's name: the key is found twice.
+      '{"SecretList":[{"Tags":[{"Key":"x","Value":"\\"NextToken"}]}],"NextToken":"t"}',
+      '{"SecretList":[],"NextToken":"t',
+    ])
+      expect(splitNextToken(Buffer.from(odd)), odd).toBeUndefined();
+  });
+
+  it('gives back the last secrets under another token, and always the token just read', () => {
+    const memo = new PageMemo<SecretSummary[]>();
+    const first = memo.begin('molecule/');
+    const a = readListSecretsPage(first, '0', body(['a', 'b'], 'token-1'))!;
+    first.end();
+    expect(a.nextToken).toBe('token-1');
+    expect(a.secrets.map((s) => s.name)).toEqual(['a', 'b']);
+
+    const second = memo.begin('molecule/');
+    const again = readListSecretsPage(second, '0', body(['a', 'b'], 'token-2'))!;
+    expect(again.secrets).toBe(a.secrets);
+    expect(again.nextToken).toBe('token-2');
+    const last = readListSecretsPage(second, '0', body(['a', 'b']))!;
+    expect(last.nextToken).toBeUndefined(); // the last page now: not the remembered token
+    second.end();
+
+    const third = memo.begin('molecule/');
+    const changed = readListSecretsPage(third, '0', body(['a', 'c'], 'token-3'))!;
+    expect(changed.secrets.map((s) => s.name)).toEqual(['a', 'c']);
+    expect(changed.nextToken).toBe('token-3');
   });
 });
 
